@@ -1,0 +1,36 @@
+# Two entry points: `make test` and `make rehearse`. Both set up everything they need,
+# system packages included, on a fresh Debian machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ENV_FILE ?= .env.sim
+PYTEST_ARGS ?=
+
+.PHONY: all setup system venv lint test rehearse clean
+
+all: test
+
+system:
+	@bash scripts/install-system-deps
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+setup: system venv
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+rehearse: setup
+	$(VENV)/bin/iot-bridge sim up --env-file $(ENV_FILE)
+
+clean:
+	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,63 @@
+"""The `iot-bridge` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bridge import __version__
+from bridge.config import CloudSettings, Settings, redacted
+from bridge.logging import configure_logging
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(no_args_is_help=True, help="Live migration of an AWS IoT fleet to Azure IoT Hub.")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect the resolved settings.")
+sim_app = typer.Typer(no_args_is_help=True, help="Local stand-ins for AWS IoT Core and IoT Hub.")
+app.add_typer(config_app, name="config")
+app.add_typer(sim_app, name="sim")
+
+EnvFile = Annotated[
+    Path | None,
+    typer.Option("--env-file", help="dotenv file with the cloud connection settings."),
+]
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@config_app.command("show")
+def config_show(env_file: EnvFile = None) -> None:
+    """Print the resolved settings with every secret redacted."""
+    cloud = CloudSettings(_env_file=env_file)
+    settings = Settings(_env_file=env_file)
+    typer.echo(json.dumps({"cloud": redacted(cloud), "bridge": redacted(settings)}, indent=2))
+
+
+@sim_app.command("up")
+def sim_up(
+    env_file: Annotated[
+        Path, typer.Option("--env-file", help="Where to write the settings for the stand-ins.")
+    ] = Path(".env.sim"),
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir", help="Working directory for certificates and logs."),
+    ] = None,
+) -> None:
+    """Start the local stand-ins in the foreground until Ctrl-C, and write their settings."""
+    from bridge.sim.stack import run_until_interrupted  # noqa: PLC0415 - heavy imports, only here
+
+    configure_logging()
+    asyncio.run(run_until_interrupted(env_file=env_file, state_dir=state_dir))
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app()

@@ -1,0 +1,86 @@
+"""Every Prometheus metric the bridge exports, declared in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["SIDES", "Metrics"]
+
+NAMESPACE = "bridge"
+SIDES = ("aws", "azure")
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The bridge's metrics, bound to one registry so tests can use a fresh one."""
+
+    registry: CollectorRegistry
+    events_received: Counter
+    events_applied: Counter
+    errors: Counter
+    retries: Counter
+    throttles: Counter
+    devices: Gauge
+    event_lag: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        """Declare every metric on `registry` (a new one when omitted)."""
+        registry = registry if registry is not None else CollectorRegistry()
+        metrics = cls(
+            registry=registry,
+            events_received=Counter(
+                "events_received_total",
+                "Events received, by side and kind.",
+                ["side", "kind"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            events_applied=Counter(
+                "events_applied_total",
+                "Events applied to the other side, by kind and outcome.",
+                ["kind", "outcome"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            errors=Counter(
+                "errors_total",
+                "Errors, by side and reason.",
+                ["side", "reason"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            retries=Counter(
+                "retries_total",
+                "Retried calls, by side and operation.",
+                ["side", "operation"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            throttles=Counter(
+                "throttles_total",
+                "Throttled answers (429/503), by side and operation class.",
+                ["side", "operation"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            devices=Gauge(
+                "devices",
+                "Devices per migration state.",
+                ["state"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            event_lag=Histogram(
+                "event_lag_seconds",
+                "Time from an AWS change to its Azure write.",
+                namespace=NAMESPACE,
+                registry=registry,
+                buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            ),
+        )
+        for side in SIDES:
+            metrics.errors.labels(side=side, reason="unexpected")
+        return metrics
