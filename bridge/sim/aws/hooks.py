@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import threading
 
 __all__ = ["BackendHooks", "Call"]
 
@@ -55,7 +57,8 @@ class BackendHooks:
 
     def original(self, method: str) -> Callable[..., Any]:
         """The unwrapped method, for glue that must bypass its own hooks."""
-        return self._originals.get(method, getattr(self.backend, method))
+        found: Callable[..., Any] = self._originals.get(method) or getattr(self.backend, method)
+        return found
 
     def unwrap_all(self) -> None:
         """Restore every wrapped method."""
