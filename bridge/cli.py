@@ -58,6 +58,46 @@ def sim_up(
     asyncio.run(run_until_interrupted(env_file=env_file, state_dir=state_dir))
 
 
+@app.command("discover")
+def discover_cmd(
+    env_file: EnvFile = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Inventory JSON to write.")] = Path(
+        "inventory.json"
+    ),
+    concurrency: Annotated[int, typer.Option(min=1, max=512, help="Requests in flight.")] = 32,
+    rate_scale: Annotated[
+        float,
+        typer.Option(
+            help="Multiplies the per-API request budgets; 0 disables them (stand-ins only)."
+        ),
+    ] = 1.0,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted run from its journal.")
+    ] = True,
+    shadows: Annotated[bool, typer.Option(help="Read classic and named shadows.")] = True,
+) -> None:
+    """Read the AWS IoT estate into a versioned inventory JSON."""
+    from bridge.discover import DiscoveryOptions, discover  # noqa: PLC0415 - heavy imports
+    from bridge.progress import progress_reporter  # noqa: PLC0415
+
+    configure_logging()
+    cloud = CloudSettings(_env_file=env_file)
+    with progress_reporter() as progress:
+        options = DiscoveryOptions(
+            concurrency=concurrency,
+            rate_scale=rate_scale,
+            resume=resume,
+            shadows=shadows,
+            progress=progress,
+        )
+        inventory = asyncio.run(discover(cloud, output, options))
+    typer.echo(
+        f"{len(inventory.things)} things, {len(inventory.thing_groups)} groups, "
+        f"{len(inventory.certificates)} certificates, {len(inventory.findings)} findings "
+        f"-> {output}"
+    )
+
+
 def main() -> None:
     """Entry point of the console script."""
     app()

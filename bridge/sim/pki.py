@@ -8,7 +8,6 @@ RSA key generation would dominate set-up time. Every client the project targets
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,6 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from bridge.x509 import der_sha256, thumbprints  # re-exported for the stand-ins
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -187,15 +188,3 @@ def self_signed(common_name: str) -> IssuedCertificate:
     """A self-signed client certificate, as a device maker might register without a CA."""
     ca = CertificateAuthority.create(common_name)
     return IssuedCertificate(ca.cert_pem, _key_pem(ca.key))
-
-
-def der_sha256(cert_pem: str) -> str:
-    """SHA-256 of the certificate's DER, lower-case hex: AWS IoT's certificate id."""
-    der = x509.load_pem_x509_certificate(cert_pem.encode()).public_bytes(serialization.Encoding.DER)
-    return hashlib.sha256(der).hexdigest()
-
-
-def thumbprints(cert_pem: str) -> tuple[str, str]:
-    """(SHA-1, SHA-256) thumbprints of the DER, upper-case hex, as IoT Hub stores them."""
-    der = x509.load_pem_x509_certificate(cert_pem.encode()).public_bytes(serialization.Encoding.DER)
-    return hashlib.sha1(der).hexdigest().upper(), hashlib.sha256(der).hexdigest().upper()  # noqa: S324 - IoT Hub's own format

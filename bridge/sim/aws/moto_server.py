@@ -6,6 +6,7 @@ call `reset()` between uses.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -32,6 +33,8 @@ class MotoServer:
 
     def start(self) -> None:
         """Start serving; the backends are fresh."""
+        # werkzeug logs every request at INFO; the stand-in logs what matters itself.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.reset()
         self._server.start()
 

@@ -7,6 +7,8 @@
 - A deleted thing leaves its groups (moto keeps it listed as a member).
 - A thing group with a missing parent is refused with ResourceNotFound (moto fails with
   an internal error) and the hierarchy depth is capped at 7, as AWS does.
+- ListCACertificates exists (moto answers "not implemented", which clients retry), and
+  DescribeCertificate says which registered CA issued a certificate.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
+from moto.core.responses import ActionResult
 from moto.iot.exceptions import (
     InvalidRequestException,
     ResourceNotFoundException,
     VersionConflictException,
 )
+from moto.iot.models import FakeCertificate
 from moto.iot.responses import IoTResponse
 from moto.utilities.utils import get_partition
 
@@ -30,6 +34,36 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_GROUP_DEPTH", "ThingRules"]
 
+
+_MOTO_DESCRIPTION = FakeCertificate.to_description_dict
+
+
+def _describe_certificate(cert: Any) -> dict[str, Any]:
+    """DescribeCertificate's description, with the fields moto leaves out."""
+    description: dict[str, Any] = _MOTO_DESCRIPTION(cert)
+    description["caCertificateId"] = cert.ca_certificate_id
+    description["certificateMode"] = "DEFAULT"
+    return description
+
+
+def _list_ca_certificates(response: Any) -> ActionResult:
+    """ListCACertificates, as moto's IoTResponse would have it (one page)."""
+    cas = response.iot_backend.ca_certificates.values()
+    return ActionResult(
+        {
+            "certificates": [
+                {
+                    "certificateArn": ca.arn,
+                    "certificateId": ca.certificate_id,
+                    "status": ca.status,
+                    "creationDate": ca.creation_date,
+                }
+                for ca in cas
+            ]
+        }
+    )
+
+
 MAX_GROUP_DEPTH = 7
 
 
@@ -38,7 +72,8 @@ class ThingRules:
 
     def __init__(self, *, moto: MotoServer) -> None:
         self._moto = moto
-        self._patched: dict[str, Callable[..., Any]] = {}
+        self._patched: dict[str, Callable[..., Any] | None] = {}
+        self._description: Callable[..., Any] | None = None
 
     def install(self) -> None:
         """Wrap the backend and the two response handlers that carry `expectedVersion`."""
@@ -50,14 +85,25 @@ class ThingRules:
         hooks.after("delete_thing", self._leave_groups)
         hooks.before("create_thing_group", self._check_parent)
         for name in ("update_thing", "delete_thing"):
-            self._patched[name] = getattr(IoTResponse, name)
-            setattr(IoTResponse, name, self._expecting_version(self._patched[name]))
+            handler = getattr(IoTResponse, name)
+            self._patched[name] = handler
+            setattr(IoTResponse, name, self._expecting_version(handler))
+        self._patched["list_ca_certificates"] = getattr(IoTResponse, "list_ca_certificates", None)
+        self._description = FakeCertificate.to_description_dict
+        FakeCertificate.to_description_dict = _describe_certificate
+        IoTResponse.list_ca_certificates = _list_ca_certificates
 
     def uninstall(self) -> None:
         """Restore moto's response handlers (they are class attributes, shared process-wide)."""
         for name, original in self._patched.items():
-            setattr(IoTResponse, name, original)
+            if original is None:
+                delattr(IoTResponse, name)
+            else:
+                setattr(IoTResponse, name, original)
         self._patched.clear()
+        if self._description is not None:
+            FakeCertificate.to_description_dict = self._description
+            self._description = None
 
     def describe_thing(self, thing_name: str) -> Any:
         """DescribeThing in constant time: the registry is keyed by ARN, derived from the name."""

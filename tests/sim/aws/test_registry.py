@@ -43,7 +43,7 @@ def moto() -> Iterator[tuple[MotoServer, Captured]]:
         server.stop()
 
 
-def client(server: MotoServer, service: str = "iot"):  # type: ignore[no-untyped-def]
+def client(server: MotoServer, service: str = "iot"):
     return boto3.client(
         service,
         endpoint_url=server.endpoint_url,
@@ -60,10 +60,16 @@ def test_thing_version_increments_and_expected_version_is_enforced(moto) -> None
     iot.create_thing(thingName="t1", attributePayload={"attributes": {"a": "1"}})
     assert iot.describe_thing(thingName="t1")["version"] == 1
     iot.update_thing(thingName="t1", attributePayload={"attributes": {"a": "2"}})
-    iot.update_thing(thingName="t1", attributePayload={"attributes": {"b": "3"}, "merge": True}, expectedVersion=2)
+    iot.update_thing(
+        thingName="t1",
+        attributePayload={"attributes": {"b": "3"}, "merge": True},
+        expectedVersion=2,
+    )
     assert iot.describe_thing(thingName="t1")["version"] == 3
     with pytest.raises(botocore.exceptions.ClientError) as info:
-        iot.update_thing(thingName="t1", attributePayload={"attributes": {"a": "x"}}, expectedVersion=1)
+        iot.update_thing(
+            thingName="t1", attributePayload={"attributes": {"a": "x"}}, expectedVersion=1
+        )
     assert info.value.response["Error"]["Code"] == "VersionConflictException"
     with pytest.raises(botocore.exceptions.ClientError):
         iot.delete_thing(thingName="t1", expectedVersion=2)
@@ -71,7 +77,10 @@ def test_thing_version_increments_and_expected_version_is_enforced(moto) -> None
     iot.delete_thing(thingName="t1", expectedVersion=3)
     events = [body for topic, body in captured if topic.startswith("$aws/events/thing/t1/")]
     assert [(e["operation"], e["versionNumber"]) for e in events] == [
-        ("CREATED", 1), ("UPDATED", 2), ("UPDATED", 3), ("DELETED", 3)
+        ("CREATED", 1),
+        ("UPDATED", 2),
+        ("UPDATED", 3),
+        ("DELETED", 3),
     ]
     assert events[2]["attributes"] == {"a": "2", "b": "3"}
     assert {"eventId", "timestamp", "accountId", "thingId", "thingName"} <= events[0].keys()
@@ -80,13 +89,17 @@ def test_thing_version_increments_and_expected_version_is_enforced(moto) -> None
 def test_thing_type_events_and_associations(moto) -> None:
     server, captured = moto
     iot = client(server)
-    iot.create_thing_type(thingTypeName="sensor", thingTypeProperties={"searchableAttributes": ["model"]})
+    iot.create_thing_type(
+        thingTypeName="sensor", thingTypeProperties={"searchableAttributes": ["model"]}
+    )
     iot.create_thing_type(thingTypeName="gateway")
     iot.create_thing(thingName="t1", thingTypeName="sensor")
     iot.update_thing(thingName="t1", thingTypeName="gateway")
     iot.update_thing(thingName="t1", removeThingType=True)
     iot.deprecate_thing_type(thingTypeName="sensor")
-    assert captured.last("$aws/events/thingType/sensor/created")["searchableAttributes"] == ["model"]
+    assert captured.last("$aws/events/thingType/sensor/created")["searchableAttributes"] == [
+        "model"
+    ]
     assert captured.last("$aws/events/thingType/sensor/updated")["isDeprecated"] is True
     associations = [
         (topic.rsplit("/", 1)[1], body["operation"])
@@ -94,7 +107,10 @@ def test_thing_type_events_and_associations(moto) -> None:
         if topic.startswith("$aws/events/thingTypeAssociation/thing/t1/")
     ]
     assert associations == [
-        ("sensor", "ADDED"), ("sensor", "REMOVED"), ("gateway", "ADDED"), ("gateway", "REMOVED")
+        ("sensor", "ADDED"),
+        ("sensor", "REMOVED"),
+        ("gateway", "ADDED"),
+        ("gateway", "REMOVED"),
     ]
     assert captured.last("$aws/events/thing/t1/updated")["thingTypeName"] is None
 
@@ -108,12 +124,22 @@ def test_group_hierarchy_and_membership_events(moto) -> None:
     iot.create_thing(thingName="t1")
     iot.add_thing_to_thing_group(thingGroupName="Floor1", thingName="t1")
     iot.add_thing_to_thing_group(thingGroupName="Floor1", thingName="t1")  # no change, no event
-    iot.update_thing_groups_for_thing(thingName="t1", thingGroupsToAdd=["USA"], thingGroupsToRemove=["Floor1"])
+    iot.update_thing_groups_for_thing(
+        thingName="t1", thingGroupsToAdd=["USA"], thingGroupsToRemove=["Floor1"]
+    )
     floor = captured.last("$aws/events/thingGroup/Floor1/created")
     assert floor["parentGroupName"] == "NewYork"
-    assert [g["groupArn"].rsplit("/", 1)[1] for g in floor["rootToParentThingGroups"]] == ["USA", "NewYork"]
-    assert "$aws/events/thingGroupHierarchy/thingGroup/NewYork/childThingGroup/Floor1/added" in captured.topics()
-    memberships = [t for t in captured.topics() if t.startswith("$aws/events/thingGroupMembership/")]
+    assert [g["groupArn"].rsplit("/", 1)[1] for g in floor["rootToParentThingGroups"]] == [
+        "USA",
+        "NewYork",
+    ]
+    assert (
+        "$aws/events/thingGroupHierarchy/thingGroup/NewYork/childThingGroup/Floor1/added"
+        in captured.topics()
+    )
+    memberships = [
+        t for t in captured.topics() if t.startswith("$aws/events/thingGroupMembership/")
+    ]
     assert memberships == [
         "$aws/events/thingGroupMembership/thingGroup/Floor1/thing/t1/added",
         "$aws/events/thingGroupMembership/thingGroup/USA/thing/t1/added",
@@ -155,7 +181,9 @@ def test_shadow_rest_calls_fire_mqtt_topics(moto) -> None:
     server, captured = moto
     iot, data = client(server), client(server, "iot-data")
     iot.create_thing(thingName="lamp")
-    data.update_thing_shadow(thingName="lamp", payload=json.dumps({"state": {"desired": {"on": True}}}))
+    data.update_thing_shadow(
+        thingName="lamp", payload=json.dumps({"state": {"desired": {"on": True}}})
+    )
     data.update_thing_shadow(
         thingName="lamp", shadowName="cfg", payload=json.dumps({"state": {"reported": {"v": 1}}})
     )

@@ -1,0 +1,63 @@
+"""An append-only journal of what discovery has read, so an interrupted run can resume.
+
+Each line is one JSON record `{"kind": ..., "key": ..., "value": ...}`. A crash can
+leave the last line half-written: it is ignored on reading.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["Journal"]
+
+
+class Journal:
+    """Records finished units of work and tells which ones are already done."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done: dict[str, dict[str, Any]] = defaultdict(dict)
+        self._file: IO[str] | None = None
+
+    def load(self) -> int:
+        """Read an existing journal; return how many records it held."""
+        if not self.path.exists():
+            return 0
+        count = 0
+        with self.path.open() as lines:
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line from a crash
+                self.done[record["kind"]][record["key"]] = record["value"]
+                count += 1
+        return count
+
+    def open(self, *, fresh: bool) -> None:
+        """Open for appending; `fresh` discards what an earlier run recorded."""
+        if fresh:
+            self.done.clear()
+        self._file = self.path.open("w" if fresh else "a")
+
+    def record(self, kind: str, key: str, value: Any) -> None:
+        """Remember one finished unit (flushed, so a kill loses at most the unit in flight)."""
+        self.done[kind][key] = value
+        if self._file is not None:
+            self._file.write(json.dumps({"kind": kind, "key": key, "value": value}, default=str))
+            self._file.write("\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def remove(self) -> None:
+        """Delete the journal after a complete run."""
+        self.close()
+        self.path.unlink(missing_ok=True)

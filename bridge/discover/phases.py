@@ -1,0 +1,379 @@
+"""One reader per kind of resource; each returns inventory models and journals its work."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+
+from bridge.discover.aws import Gone
+from bridge.inventory.models import (
+    CaCertificate,
+    Certificate,
+    Job,
+    Policy,
+    Shadow,
+    Thing,
+    ThingGroup,
+    ThingType,
+    TopicRule,
+)
+from bridge.x509 import describe, thumbprints
+
+if TYPE_CHECKING:
+    from bridge.discover.crawler import Context
+
+M = TypeVar("M", bound=BaseModel)
+_AWS_ISSUERS = ("Amazon Web Services", "AWS IoT device CA")
+
+
+async def _whole(
+    ctx: Context, name: str, model: type[M], read: Callable[[], Awaitable[list[M]]]
+) -> list[M]:
+    """A small collection, read in one go and journaled as a whole."""
+    done = ctx.journal.done["phase"].get(name)
+    if done is not None:
+        return [model.model_validate(item) for item in done]
+    items = await read()
+    ctx.journal.record("phase", name, [item.model_dump(mode="json") for item in items])
+    return items
+
+
+async def endpoint(ctx: Context) -> str:
+    """The account's ATS data endpoint."""
+    answer = await ctx.iot.call("describe_endpoint", endpointType="iot:Data-ATS")
+    return str(answer["endpointAddress"])
+
+
+async def indexing(ctx: Context) -> bool:
+    """Whether fleet indexing is on for things."""
+    answer = await ctx.iot.call("get_indexing_configuration")
+    mode = answer.get("thingIndexingConfiguration", {}).get("thingIndexingMode", "OFF")
+    return bool(mode != "OFF")
+
+
+async def thing_types(ctx: Context) -> list[ThingType]:
+    """Every thing type, with its deprecation state."""
+
+    async def read() -> list[ThingType]:
+        found = []
+        async for item in ctx.iot.pages("list_thing_types", "thingTypes"):
+            props, meta = item.get("thingTypeProperties", {}), item.get("thingTypeMetadata", {})
+            found.append(
+                ThingType(
+                    name=item["thingTypeName"],
+                    arn=item.get("thingTypeArn"),
+                    description=props.get("thingTypeDescription"),
+                    searchable_attributes=props.get("searchableAttributes", []),
+                    deprecated=bool(meta.get("deprecated")),
+                    deprecation_date=meta.get("deprecationDate"),
+                )
+            )
+            ctx.advance("thing types")
+        return found
+
+    return await _whole(ctx, "thing_types", ThingType, read)
+
+
+async def policies(ctx: Context) -> list[Policy]:
+    """Every policy with its default document and the principals it is attached to."""
+
+    async def read() -> list[Policy]:
+        found = []
+        async for item in ctx.iot.pages("list_policies", "policies"):
+            name = item["policyName"]
+            detail = await ctx.iot.call("get_policy", policyName=name)
+            text = detail.get("policyDocument", "")
+            try:
+                document: dict[str, Any] | str = json.loads(text)
+            except ValueError:
+                document = text
+                ctx.finding("warning", "PolicyNotJson", "policy document is not JSON", name)
+            targets = [
+                t
+                async for t in ctx.iot.pages("list_targets_for_policy", "targets", policyName=name)
+            ]
+            found.append(
+                Policy(
+                    name=name,
+                    arn=item.get("policyArn"),
+                    default_version_id=detail.get("defaultVersionId"),
+                    document=document,
+                    targets=targets,
+                )
+            )
+            ctx.advance("policies")
+        return found
+
+    return await _whole(ctx, "policies", Policy, read)
+
+
+async def ca_certificates(ctx: Context) -> list[CaCertificate]:
+    """Every CA certificate registered with AWS IoT."""
+
+    async def read() -> list[CaCertificate]:
+        found = []
+        async for item in ctx.iot.pages("list_ca_certificates", "certificates"):
+            answer = await ctx.iot.call(
+                "describe_ca_certificate", certificateId=item["certificateId"]
+            )
+            desc = answer["certificateDescription"]
+            found.append(
+                CaCertificate(
+                    certificate_id=desc["certificateId"],
+                    arn=desc["certificateArn"],
+                    status=desc["status"],
+                    pem=desc["certificatePem"],
+                    auto_registration=desc.get("autoRegistrationStatus"),
+                    subject=describe(desc["certificatePem"])[0],
+                )
+            )
+        return found
+
+    return await _whole(ctx, "ca_certificates", CaCertificate, read)
+
+
+async def rules(ctx: Context) -> list[TopicRule]:
+    """Every topic rule with its SQL and actions."""
+
+    async def read() -> list[TopicRule]:
+        found = []
+        async for item in ctx.iot.pages("list_topic_rules", "rules"):
+            answer = await ctx.iot.call("get_topic_rule", ruleName=item["ruleName"])
+            rule = answer["rule"]
+            found.append(
+                TopicRule(
+                    name=rule["ruleName"],
+                    arn=answer.get("ruleArn"),
+                    sql=rule["sql"],
+                    sql_version=rule.get("awsIotSqlVersion"),
+                    description=rule.get("description"),
+                    disabled=bool(rule.get("ruleDisabled")),
+                    actions=rule.get("actions", []),
+                    error_action=rule.get("errorAction"),
+                )
+            )
+        return found
+
+    return await _whole(ctx, "rules", TopicRule, read)
+
+
+async def jobs(ctx: Context) -> list[Job]:
+    """Every job with its targets and document."""
+
+    async def read() -> list[Job]:
+        found = []
+        async for item in ctx.iot.pages("list_jobs", "jobs"):
+            job = (await ctx.iot.call("describe_job", jobId=item["jobId"]))["job"]
+            document = (await ctx.iot.call("get_job_document", jobId=item["jobId"])).get("document")
+            found.append(
+                Job(
+                    job_id=job["jobId"],
+                    arn=job.get("jobArn"),
+                    status=job["status"],
+                    target_selection=job.get("targetSelection"),
+                    targets=job.get("targets", []),
+                    document=document,
+                    description=job.get("description"),
+                )
+            )
+        return found
+
+    return await _whole(ctx, "jobs", Job, read)
+
+
+async def thing_groups(ctx: Context) -> list[ThingGroup]:
+    """Every thing group with parent, root-to-group path, attributes and direct members."""
+    names = [item["groupName"] async for item in ctx.iot.pages("list_thing_groups", "thingGroups")]
+    done = ctx.journal.done["group"]
+
+    async def read(name: str) -> None:
+        if name in done:
+            return
+        try:
+            detail = await ctx.iot.call("describe_thing_group", thingGroupName=name)
+            members = [
+                t
+                async for t in ctx.iot.pages(
+                    "list_things_in_thing_group", "things", thingGroupName=name
+                )
+            ]
+        except Gone:
+            ctx.finding(
+                "info", "DeletedDuringScan", "thing group deleted while discovery ran", name
+            )
+            return
+        meta = detail.get("thingGroupMetadata", {})
+        props = detail.get("thingGroupProperties", {})
+        lineage = [g["groupName"] for g in meta.get("rootToParentThingGroups", [])]
+        group = ThingGroup(
+            name=name,
+            arn=detail.get("thingGroupArn"),
+            group_id=detail.get("thingGroupId"),
+            parent=meta.get("parentGroupName"),
+            path=[*lineage, name],
+            description=props.get("thingGroupDescription"),
+            attributes=props.get("attributePayload", {}).get("attributes", {}),
+            version=detail.get("version"),
+            dynamic=bool(detail.get("queryString")),
+            query_string=detail.get("queryString"),
+            things=sorted(members),
+        )
+        ctx.journal.record("group", name, group.model_dump(mode="json"))
+        ctx.advance("thing groups", len(names))
+
+    await ctx.pool(names, read)
+    return [ThingGroup.model_validate(done[name]) for name in names if name in done]
+
+
+async def _shadow(ctx: Context, thing: str, name: str | None) -> Shadow | None:
+    kwargs = {"thingName": thing, **({"shadowName": name} if name else {})}
+    try:
+        answer = await ctx.data.call("get_thing_shadow", **kwargs)
+    except Gone:
+        return None
+    raw = await answer["payload"].read()
+    try:
+        doc = json.loads(raw)
+        state = doc.get("state", {})
+        return Shadow(
+            name=name,
+            version=doc["version"],
+            desired=state.get("desired"),
+            reported=state.get("reported"),
+            size_bytes=len(
+                json.dumps({k: v for k, v in state.items() if k != "delta"}, separators=(",", ":"))
+            ),
+        )
+    except (ValueError, KeyError, AttributeError):
+        ctx.finding(
+            "warning",
+            "ShadowUnreadable",
+            f"shadow {name or 'classic'} is not a shadow document",
+            thing,
+        )
+        return None
+
+
+async def _named_shadows(ctx: Context, thing: str) -> list[str]:
+    names: list[str] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"thingName": thing, "pageSize": 100}
+        if token:
+            kwargs["nextToken"] = token
+        page = await ctx.data.call("list_named_shadows_for_thing", **kwargs)
+        names.extend(page.get("results", []))
+        token = page.get("nextToken")
+        if not token:
+            return names
+
+
+async def things(ctx: Context, groups: list[ThingGroup]) -> list[Thing]:
+    """Every thing with its groups, attached principals and shadows."""
+    listed = [item async for item in ctx.iot.pages("list_things", "things")]
+    memberships: dict[str, list[str]] = defaultdict(list)
+    for group in groups:
+        for member in group.things:
+            memberships[member].append(group.name)
+    done = ctx.journal.done["thing"]
+
+    async def read(item: dict[str, Any]) -> None:
+        name = item["thingName"]
+        if name in done:
+            return
+        try:
+            principals = [
+                p
+                async for p in ctx.iot.pages("list_thing_principals", "principals", thingName=name)
+            ]
+            shadows: list[Shadow] = []
+            if ctx.options.shadows:
+                for shadow_name in [None, *await _named_shadows(ctx, name)]:
+                    shadow = await _shadow(ctx, name, shadow_name)
+                    if shadow is not None:
+                        shadows.append(shadow)
+        except Gone:
+            ctx.finding("info", "DeletedDuringScan", "thing deleted while discovery ran", name)
+            return
+        thing = Thing(
+            name=name,
+            arn=item.get("thingArn"),
+            thing_type=item.get("thingTypeName"),
+            attributes=item.get("attributes", {}),
+            version=item.get("version"),
+            groups=sorted(memberships.get(name, [])),
+            principals=sorted(principals),
+            shadows=shadows,
+        )
+        ctx.journal.record("thing", name, thing.model_dump(mode="json"))
+        ctx.advance("things", len(listed))
+
+    await ctx.pool(listed, read)
+    return [Thing.model_validate(done[i["thingName"]]) for i in listed if i["thingName"] in done]
+
+
+async def certificates(
+    ctx: Context, found_things: list[Thing], found_policies: list[Policy]
+) -> list[Certificate]:
+    """Every certificate with PEM, thumbprints, issuer kind, things and policies."""
+    listed = [item async for item in ctx.iot.pages("list_certificates", "certificates")]
+    things_of: dict[str, list[str]] = defaultdict(list)
+    for thing in found_things:
+        for principal in thing.principals:
+            things_of[principal].append(thing.name)
+    policies_of: dict[str, list[str]] = defaultdict(list)
+    for policy in found_policies:
+        for target in policy.targets:
+            policies_of[target].append(policy.name)
+    done = ctx.journal.done["certificate"]
+
+    async def read(item: dict[str, Any]) -> None:
+        cert_id = item["certificateId"]
+        if cert_id in done:
+            return
+        try:
+            desc = (await ctx.iot.call("describe_certificate", certificateId=cert_id))[
+                "certificateDescription"
+            ]
+        except Gone:
+            ctx.finding(
+                "info", "DeletedDuringScan", "certificate deleted while discovery ran", cert_id
+            )
+            return
+        pem = desc["certificatePem"]
+        subject, issuer, not_after = describe(pem)
+        sha1, sha256 = thumbprints(pem)
+        arn = desc["certificateArn"]
+        if desc.get("caCertificateId"):
+            kind = "registered-ca"
+        elif any(marker in issuer for marker in _AWS_ISSUERS):
+            kind = "aws"
+        else:
+            kind = "registered-without-ca"
+        cert = Certificate(
+            certificate_id=cert_id,
+            arn=arn,
+            status=desc["status"],
+            pem=pem,
+            ca_certificate_id=desc.get("caCertificateId"),
+            issuer=kind,
+            sha1_thumbprint=sha1,
+            sha256_thumbprint=sha256,
+            subject=subject,
+            not_after=not_after,
+            things=sorted(things_of.get(arn, [])),
+            policies=sorted(policies_of.get(arn, [])),
+        )
+        ctx.journal.record("certificate", cert_id, cert.model_dump(mode="json"))
+        ctx.advance("certificates", len(listed))
+
+    await ctx.pool(listed, read)
+    return [
+        Certificate.model_validate(done[i["certificateId"]])
+        for i in listed
+        if i["certificateId"] in done
+    ]
