@@ -14,35 +14,23 @@ from pydantic import SecretStr
 from bridge.config import CloudSettings
 from bridge.discover import DiscoveryOptions, discover
 from bridge.inventory.models import Inventory
-from bridge.sim.aws.certs import CertificateRegistry
 from bridge.sim.aws.moto_server import MotoServer
-from bridge.sim.aws.shadows import ShadowService
-from bridge.sim.aws.things import ThingRules
+from bridge.sim.estate import EstateSpec, build_estate
 from bridge.sim.pki import CertificateAuthority, self_signed, thumbprints
+from tests.standins import ControlPlane, control_plane
 
 REGION = "us-west-2"
 
 
 @pytest.fixture
-def server() -> Iterator[MotoServer]:
-    moto = MotoServer(region=REGION)
-    moto.start()
-    rules = ThingRules(moto=moto)
-    rules.install()
-    ShadowService(moto=moto, publish=lambda _t, _p: None).install()
-    # AWS-issued certificates come from the stand-in's device CA, as in `iot-bridge sim up`.
-    certs = CertificateRegistry(
-        moto=moto,
-        device_ca=CertificateAuthority.create("Stand-in AWS IoT device CA"),
-        apply=lambda _p, _c: None,
-    )
-    certs.install()
-    try:
-        yield moto
-    finally:
-        certs.uninstall()
-        rules.uninstall()
-        moto.stop()
+def plane() -> Iterator[ControlPlane]:
+    with control_plane(REGION) as plane:
+        yield plane
+
+
+@pytest.fixture
+def server(plane: ControlPlane) -> MotoServer:
+    return plane.moto
 
 
 def cloud_for(server: MotoServer) -> CloudSettings:
@@ -65,7 +53,7 @@ def clients(server: MotoServer):
     return boto3.client("iot", **kwargs), boto3.client("iot-data", **kwargs)
 
 
-def build_estate(server: MotoServer, things: int = 12) -> dict[str, str]:
+def build_small_estate(server: MotoServer, things: int = 12) -> dict[str, str]:
     """A small estate with every kind of resource; returns thing -> certificate PEM."""
     iot, data = clients(server)
     iot.create_thing_type(
@@ -145,15 +133,13 @@ def build_estate(server: MotoServer, things: int = 12) -> dict[str, str]:
 
 
 async def test_inventory_holds_every_field_of_the_estate(server, tmp_path: Path) -> None:
-    pems = build_estate(server)
+    pems = build_small_estate(server)
     output = tmp_path / "inventory.json"
     inventory = await discover(cloud_for(server), output, DiscoveryOptions(rate_scale=0))
     assert Inventory.model_validate_json(output.read_text()) == inventory
     assert inventory.schema_version == "1.0"
     assert inventory.data_endpoint
-    assert inventory.data_endpoint.endswith(
-        f"-ats.iot.{REGION}.amazonaws.com"
-    )
+    assert inventory.data_endpoint.endswith(f"-ats.iot.{REGION}.amazonaws.com")
     assert {t.name: t.deprecated for t in inventory.thing_types} == {
         "temp-sensor": False,
         "legacy": True,
@@ -196,7 +182,7 @@ async def test_inventory_holds_every_field_of_the_estate(server, tmp_path: Path)
 async def test_interrupted_discovery_resumes_without_reading_everything_again(
     server, tmp_path: Path
 ) -> None:
-    build_estate(server, things=20)
+    build_small_estate(server, things=20)
     output = tmp_path / "inventory.json"
 
     class StopDiscoveryError(Exception):
@@ -230,7 +216,7 @@ async def test_interrupted_discovery_resumes_without_reading_everything_again(
 
 
 async def test_failures_become_findings_and_discovery_goes_on(server, tmp_path: Path) -> None:
-    build_estate(server, things=6)
+    build_small_estate(server, things=6)
 
     def deny(_call: object) -> None:
         error = JsonRESTError("AccessDeniedException", "not allowed to list rules")
@@ -252,3 +238,25 @@ async def test_failures_become_findings_and_discovery_goes_on(server, tmp_path: 
     assert inventory.rules == []
     assert "sensor-002" not in {t.name for t in inventory.things}
     assert len(inventory.things) == 5
+
+
+async def test_realistic_estate_is_discovered_whole(plane: ControlPlane, tmp_path: Path) -> None:
+    estate = build_estate(plane.moto, plane.shadows, EstateSpec(things=40, legacy_things=3))
+    inventory = await discover(
+        cloud_for(plane.moto), tmp_path / "inv.json", DiscoveryOptions(rate_scale=0)
+    )
+    assert len(inventory.things) == 43
+    groups = {g.name: g for g in inventory.thing_groups}
+    assert groups["new-york-site-1"].path == ["AMER", "USA", "New York", "new-york-site-1"]
+    assert {t.name: t.deprecated for t in inventory.thing_types}["legacy-sensor"] is True
+    by_arn = {c.arn: c for c in inventory.certificates}
+    for thing in inventory.things:
+        device = estate.devices[thing.name]
+        (arn,) = thing.principals
+        assert by_arn[arn].sha256_thumbprint == thumbprints(device.certificate_pem)[1]
+        assert thing.groups == [device.site]
+    issuers = {c.issuer for c in inventory.certificates}
+    assert issuers == {"aws", "registered-ca"}
+    assert {r.name for r in inventory.rules} >= {"temperature_to_timestream", "power_to_timestream"}
+    named = [t for t in inventory.things if any(s.name == "config" for s in t.shadows)]
+    assert 0 < len(named) < 43

@@ -97,6 +97,10 @@ class ShadowService:
             shadow = self._shadows.get((thing_name, shadow_name))
             return None if shadow is None or shadow.deleted else shadow.document()
 
+    def apply_update(self, thing_name: str, shadow_name: str | None, request: dict[str, Any]) -> None:
+        """Update a shadow from the stand-in's own code (estate builders, tests)."""
+        self._update(thing_name, shadow_name, parse_request(json.dumps(request)))
+
     async def handle(self, topic: str, payload: bytes) -> None:
         """Serve one request published by a device on a shadow topic."""
         parts = topic.split("/")

@@ -3,59 +3,28 @@
 import json
 from collections.abc import Iterator
 
-import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
 
 from bridge.sim.aws.moto_server import MotoServer
-from bridge.sim.aws.registry_events import RegistryEvents
-from bridge.sim.aws.shadows import ShadowService
-from bridge.sim.aws.things import ThingRules
+from tests.standins import ControlPlane, control_plane
 
 REGION = "eu-west-1"
 
 
-class Captured(list[tuple[str, dict[str, object]]]):
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.append((topic, json.loads(payload)))
-
-    def topics(self) -> list[str]:
-        return [topic for topic, _ in self]
-
-    def last(self, topic: str) -> dict[str, object]:
-        return next(body for t, body in reversed(self) if t == topic)
-
-
 @pytest.fixture
-def moto() -> Iterator[tuple[MotoServer, Captured]]:
-    server = MotoServer(region=REGION)
-    server.start()
-    captured = Captured()
-    rules = ThingRules(moto=server)
-    rules.install()
-    RegistryEvents(moto=server, publish=captured.publish).install()
-    ShadowService(moto=server, publish=captured.publish).install()
-    try:
-        yield server, captured
-    finally:
-        rules.uninstall()
-        server.stop()
+def moto() -> Iterator[ControlPlane]:
+    with control_plane(REGION) as plane:
+        yield plane
 
 
 def client(server: MotoServer, service: str = "iot"):
-    return boto3.client(
-        service,
-        endpoint_url=server.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=botocore.config.Config(retries={"max_attempts": 1}),
-    )
+    return ControlPlane(server, None, None).client(service)  # type: ignore[arg-type]
 
 
 def test_thing_version_increments_and_expected_version_is_enforced(moto) -> None:
-    server, captured = moto
+    server, captured = moto.moto, moto.captured
     iot = client(server)
     iot.create_thing(thingName="t1", attributePayload={"attributes": {"a": "1"}})
     assert iot.describe_thing(thingName="t1")["version"] == 1
@@ -75,7 +44,9 @@ def test_thing_version_increments_and_expected_version_is_enforced(moto) -> None
         iot.delete_thing(thingName="t1", expectedVersion=2)
     assert iot.describe_thing(thingName="t1")["attributes"] == {"a": "2", "b": "3"}
     iot.delete_thing(thingName="t1", expectedVersion=3)
-    events = [body for topic, body in captured if topic.startswith("$aws/events/thing/t1/")]
+    events = [
+        body for topic, body in captured.messages if topic.startswith("$aws/events/thing/t1/")
+    ]
     assert [(e["operation"], e["versionNumber"]) for e in events] == [
         ("CREATED", 1),
         ("UPDATED", 2),
@@ -87,7 +58,7 @@ def test_thing_version_increments_and_expected_version_is_enforced(moto) -> None
 
 
 def test_thing_type_events_and_associations(moto) -> None:
-    server, captured = moto
+    server, captured = moto.moto, moto.captured
     iot = client(server)
     iot.create_thing_type(
         thingTypeName="sensor", thingTypeProperties={"searchableAttributes": ["model"]}
@@ -103,7 +74,7 @@ def test_thing_type_events_and_associations(moto) -> None:
     assert captured.last("$aws/events/thingType/sensor/updated")["isDeprecated"] is True
     associations = [
         (topic.rsplit("/", 1)[1], body["operation"])
-        for topic, body in captured
+        for topic, body in captured.messages
         if topic.startswith("$aws/events/thingTypeAssociation/thing/t1/")
     ]
     assert associations == [
@@ -116,7 +87,7 @@ def test_thing_type_events_and_associations(moto) -> None:
 
 
 def test_group_hierarchy_and_membership_events(moto) -> None:
-    server, captured = moto
+    server, captured = moto.moto, moto.captured
     iot = client(server)
     iot.create_thing_group(thingGroupName="USA")
     iot.create_thing_group(thingGroupName="NewYork", parentGroupName="USA")
@@ -151,7 +122,7 @@ def test_group_hierarchy_and_membership_events(moto) -> None:
 
 
 def test_missing_parent_and_too_deep_hierarchy_are_refused(moto) -> None:
-    server, _ = moto
+    server = moto.moto
     iot = client(server)
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
         iot.create_thing_group(thingGroupName="orphan", parentGroupName="nope")
@@ -168,7 +139,7 @@ def test_missing_parent_and_too_deep_hierarchy_are_refused(moto) -> None:
 
 
 def test_deleted_thing_leaves_its_groups(moto) -> None:
-    server, _ = moto
+    server = moto.moto
     iot = client(server)
     iot.create_thing_group(thingGroupName="g")
     iot.create_thing(thingName="t1")
@@ -178,7 +149,7 @@ def test_deleted_thing_leaves_its_groups(moto) -> None:
 
 
 def test_shadow_rest_calls_fire_mqtt_topics(moto) -> None:
-    server, captured = moto
+    server, captured = moto.moto, moto.captured
     iot, data = client(server), client(server, "iot-data")
     iot.create_thing(thingName="lamp")
     data.update_thing_shadow(

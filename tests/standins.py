@@ -1,0 +1,77 @@
+"""The AWS stand-in's control plane without the broker: moto plus the glue, for fast tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.config
+
+from bridge.sim.aws.certs import CertificateRegistry
+from bridge.sim.aws.moto_server import MotoServer
+from bridge.sim.aws.registry_events import RegistryEvents
+from bridge.sim.aws.shadows import ShadowService
+from bridge.sim.aws.things import ThingRules
+from bridge.sim.pki import CertificateAuthority
+
+
+@dataclass
+class Captured:
+    """Every message the glue published, in order."""
+
+    messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.messages.append((topic, json.loads(payload)))
+
+    def topics(self) -> list[str]:
+        return [topic for topic, _ in self.messages]
+
+    def last(self, topic: str) -> dict[str, Any]:
+        return next(body for t, body in reversed(self.messages) if t == topic)
+
+
+@dataclass
+class ControlPlane:
+    moto: MotoServer
+    shadows: ShadowService
+    captured: Captured
+
+    def client(self, service: str = "iot") -> Any:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.moto.endpoint_url,
+            region_name=self.moto.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=botocore.config.Config(retries={"max_attempts": 1}),
+        )
+
+
+@contextlib.contextmanager
+def control_plane(region: str = "us-east-1") -> Iterator[ControlPlane]:
+    """moto with thing rules, registry events, shadows and AWS-style certificates."""
+    moto = MotoServer(region=region)
+    moto.start()
+    captured = Captured()
+    rules = ThingRules(moto=moto)
+    rules.install()
+    RegistryEvents(moto=moto, publish=captured.publish).install()
+    shadows = ShadowService(moto=moto, publish=captured.publish)
+    shadows.install()
+    certs = CertificateRegistry(
+        moto=moto,
+        device_ca=CertificateAuthority.create("Stand-in AWS IoT device CA"),
+        apply=lambda _principals, _cas: None,
+    )
+    certs.install()
+    try:
+        yield ControlPlane(moto, shadows, captured)
+    finally:
+        certs.uninstall()
+        rules.uninstall()
+        moto.stop()
