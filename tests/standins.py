@@ -11,12 +11,9 @@ from typing import Any
 import boto3
 import botocore.config
 
-from bridge.sim.aws.certs import CertificateRegistry
+from bridge.sim.aws.control_plane import control_plane as sim_control_plane
 from bridge.sim.aws.moto_server import MotoServer
-from bridge.sim.aws.registry_events import RegistryEvents
 from bridge.sim.aws.shadows import ShadowService
-from bridge.sim.aws.things import ThingRules
-from bridge.sim.pki import CertificateAuthority
 
 
 @dataclass
@@ -55,23 +52,6 @@ class ControlPlane:
 @contextlib.contextmanager
 def control_plane(region: str = "us-east-1") -> Iterator[ControlPlane]:
     """moto with thing rules, registry events, shadows and AWS-style certificates."""
-    moto = MotoServer(region=region)
-    moto.start()
     captured = Captured()
-    rules = ThingRules(moto=moto)
-    rules.install()
-    RegistryEvents(moto=moto, publish=captured.publish).install()
-    shadows = ShadowService(moto=moto, publish=captured.publish)
-    shadows.install()
-    certs = CertificateRegistry(
-        moto=moto,
-        device_ca=CertificateAuthority.create("Stand-in AWS IoT device CA"),
-        apply=lambda _principals, _cas: None,
-    )
-    certs.install()
-    try:
-        yield ControlPlane(moto, shadows, captured)
-    finally:
-        certs.uninstall()
-        rules.uninstall()
-        moto.stop()
+    with sim_control_plane(region, publish=captured.publish) as plane:
+        yield ControlPlane(plane.moto, plane.shadows, captured)

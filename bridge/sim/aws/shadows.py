@@ -73,6 +73,7 @@ class ShadowService:
         self._moto = moto
         self._publish = publish
         self._shadows: dict[tuple[str, str | None], Shadow] = {}
+        self._named: dict[str, set[str]] = {}  # thing -> named shadows ever created
 
     def install(self) -> None:
         """Take over moto's iot-data shadow calls."""
@@ -87,8 +88,8 @@ class ShadowService:
         with self._moto.lock:
             return sorted(
                 name
-                for (thing, name), shadow in self._shadows.items()
-                if thing == thing_name and name is not None and not shadow.deleted
+                for name in self._named.get(thing_name, ())
+                if not self._shadows[thing_name, name].deleted
             )
 
     def get(self, thing_name: str, shadow_name: str | None = None) -> dict[str, Any] | None:
@@ -97,7 +98,9 @@ class ShadowService:
             shadow = self._shadows.get((thing_name, shadow_name))
             return None if shadow is None or shadow.deleted else shadow.document()
 
-    def apply_update(self, thing_name: str, shadow_name: str | None, request: dict[str, Any]) -> None:
+    def apply_update(
+        self, thing_name: str, shadow_name: str | None, request: dict[str, Any]
+    ) -> None:
         """Update a shadow from the stand-in's own code (estate builders, tests)."""
         self._update(thing_name, shadow_name, parse_request(json.dumps(request)))
 
@@ -169,6 +172,8 @@ class ShadowService:
     ) -> dict[str, Any]:
         with self._moto.lock:
             shadow = self._shadows.setdefault((thing, shadow_name), Shadow())
+            if shadow_name is not None:
+                self._named.setdefault(thing, set()).add(shadow_name)
             result = shadow.update(request)
             prefix = self._topic(thing, shadow_name)
             # Published under the lock so concurrent updates reach MQTT in version order.

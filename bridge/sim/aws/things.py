@@ -7,6 +7,8 @@
 - A deleted thing leaves its groups (moto keeps it listed as a member).
 - A thing group with a missing parent is refused with ResourceNotFound (moto fails with
   an internal error) and the hierarchy depth is capped at 7, as AWS does.
+- DescribeCertificate, ListThingPrincipals and ListThings pages cost what they return,
+  not a scan of the whole registry (moto's are linear per call, quadratic per estate).
 - ListCACertificates exists (moto answers "not implemented", which clients retry), and
   DescribeCertificate says which registered CA issued a certificate.
 """
@@ -74,12 +76,22 @@ class ThingRules:
         self._moto = moto
         self._patched: dict[str, Callable[..., Any] | None] = {}
         self._description: Callable[..., Any] | None = None
+        self._principals: dict[str, list[str]] | None = None
+        self._order: dict[str, int] | None = None
+        self._arns: list[str] = []
 
     def install(self) -> None:
         """Wrap the backend and the two response handlers that carry `expectedVersion`."""
         backend = self._moto.iot
         backend.describe_thing = self.describe_thing
+        backend.describe_certificate = self.describe_certificate
+        backend.list_thing_principals = self.list_thing_principals
+        backend.list_things = self.list_things
         hooks = self._moto.iot_hooks
+        for method in ("attach_thing_principal", "detach_thing_principal", "delete_thing"):
+            hooks.after(method, self._forget_principals)
+        for method in ("create_thing", "delete_thing"):
+            hooks.after(method, self._forget_order)
         hooks.after("update_thing", self._bump_version)
         hooks.before("delete_thing", self._remember_arn)
         hooks.after("delete_thing", self._leave_groups)
@@ -114,6 +126,60 @@ class ThingRules:
         if thing is None:
             raise ResourceNotFoundException
         return thing
+
+    def describe_certificate(self, certificate_id: str) -> Any:
+        """DescribeCertificate by id in constant time."""
+        cert = self._moto.iot.certificates.get(certificate_id)
+        if cert is None:
+            raise ResourceNotFoundException
+        return cert
+
+    def list_thing_principals(self, thing_name: str) -> list[str]:
+        """Principal ARNs attached to a thing, from an index rebuilt only after changes."""
+        self.describe_thing(thing_name)
+        if self._principals is None:
+            index: dict[str, list[str]] = {}
+            for principal_arn, name in self._moto.iot.principal_things:
+                index.setdefault(name, []).append(principal_arn)
+            self._principals = index
+        return list(self._principals.get(thing_name, []))
+
+    def _forget_principals(self, _call: Call) -> None:
+        self._principals = None
+
+    def _forget_order(self, _call: Call) -> None:
+        self._order = None
+
+    def list_things(
+        self,
+        attribute_name: str | None = None,
+        attribute_value: str | None = None,
+        thing_type_name: str | None = None,
+        max_results: int = 50,
+        token: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """ListThings, one page: the token is the ARN of the last thing returned."""
+        things = self._moto.iot.things
+        if self._order is None:
+            self._arns = list(things)
+            self._order = {arn: position for position, arn in enumerate(self._arns)}
+        arns = self._arns
+        start = self._order.get(token, -1) + 1 if token else 0
+        page: list[dict[str, Any]] = []
+        position = start
+        for position in range(start, len(arns)):
+            thing = things[arns[position]]
+            if thing_type_name and (
+                thing.thing_type is None or thing.thing_type.thing_type_name != thing_type_name
+            ):
+                continue
+            if attribute_name and thing.attributes.get(attribute_name) != attribute_value:
+                continue
+            page.append(thing.to_dict())
+            if len(page) == max_results:
+                break
+        more = position + 1 < len(arns) and len(page) == max_results
+        return page, arns[position] if more else None
 
     def _expecting_version(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         lock = self._moto.lock

@@ -178,3 +178,26 @@ def test_shadow_rest_calls_fire_mqtt_topics(moto) -> None:
     with pytest.raises(botocore.exceptions.ClientError) as info:
         data.update_thing_shadow(thingName="lamp", payload=b"{not json")
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_list_things_pages_through_every_thing_once(moto) -> None:
+    iot = moto.client()
+    iot.create_thing_type(thingTypeName="x")
+    for i in range(130):
+        iot.create_thing(thingName=f"t{i:03d}", **({"thingTypeName": "x"} if i % 2 else {}))
+    names = [
+        thing["thingName"]
+        for page in iot.get_paginator("list_things").paginate(PaginationConfig={"PageSize": 25})
+        for thing in page["things"]
+    ]
+    assert names == [f"t{i:03d}" for i in range(130)]
+    typed = [
+        thing["thingName"]
+        for page in iot.get_paginator("list_things").paginate(
+            thingTypeName="x", PaginationConfig={"PageSize": 20}
+        )
+        for thing in page["things"]
+    ]
+    assert typed == [f"t{i:03d}" for i in range(1, 130, 2)]
+    iot.delete_thing(thingName="t005")
+    assert len(iot.list_things(maxResults=200)["things"]) == 129

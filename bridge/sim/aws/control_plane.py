@@ -1,0 +1,54 @@
+"""The stand-in's control plane alone (moto and its glue, no broker), for tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from bridge.sim.aws.certs import CertificateRegistry
+from bridge.sim.aws.moto_server import MotoServer
+from bridge.sim.aws.registry_events import RegistryEvents
+from bridge.sim.aws.shadows import ShadowService
+from bridge.sim.aws.things import ThingRules
+from bridge.sim.pki import CertificateAuthority
+
+__all__ = ["ControlPlane", "control_plane"]
+
+Publish = Callable[[str, bytes], None]
+
+
+@dataclass
+class ControlPlane:
+    """moto with the stand-in's registry rules, events, shadows and certificates."""
+
+    moto: MotoServer
+    shadows: ShadowService
+    certificates: CertificateRegistry
+
+
+@contextlib.contextmanager
+def control_plane(
+    region: str = "us-east-1", *, publish: Publish | None = None
+) -> Iterator[ControlPlane]:
+    """Start moto with the glue installed; `publish` receives what would go to MQTT."""
+    sink: Publish = publish or (lambda _topic, _payload: None)
+    moto = MotoServer(region=region)
+    moto.start()
+    rules = ThingRules(moto=moto)
+    rules.install()
+    RegistryEvents(moto=moto, publish=sink).install()
+    shadows = ShadowService(moto=moto, publish=sink)
+    shadows.install()
+    certs = CertificateRegistry(
+        moto=moto,
+        device_ca=CertificateAuthority.create("Stand-in AWS IoT device CA"),
+        apply=lambda _principals, _cas: None,
+    )
+    certs.install()
+    try:
+        yield ControlPlane(moto, shadows, certs)
+    finally:
+        certs.uninstall()
+        rules.uninstall()
+        moto.stop()
