@@ -43,7 +43,9 @@ def test_null_deletes_a_field_and_a_whole_section() -> None:
 
 
 def test_delta_only_for_desired_fields_that_differ() -> None:
-    assert compute_delta({"a": 1, "b": {"x": 1, "y": 2}}, {"a": 1, "b": {"x": 1}}) == {"b": {"y": 2}}
+    assert compute_delta({"a": 1, "b": {"x": 1, "y": 2}}, {"a": 1, "b": {"x": 1}}) == {
+        "b": {"y": 2}
+    }
     assert compute_delta({"list": [1, 2]}, {"list": [1]}) == {"list": [1, 2]}
 
 
@@ -79,7 +81,11 @@ def test_delete_keeps_version_for_the_next_update() -> None:
         (b'{"state": 5}', 400, "State node must be an object"),
         (b'{"state": {"foo": {}}}', 400, "Invalid state node: 'foo'"),
         (b'{"state": {"desired": 3}}', 400, "Desired node must be an object"),
-        (b'{"state": {"desired": {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}}}', 400, "nesting"),
+        (
+            b'{"state": {"desired": {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}}}',
+            400,
+            "nesting",
+        ),
         (b'{"state": {}, "version": "x"}', 400, "Invalid version"),
         (b"\xff\xfe", 415, "UTF-8"),
     ],
