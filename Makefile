@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ENV_FILE ?= .env.sim
 PYTEST_ARGS ?=
 
-.PHONY: all setup system venv lint test rehearse clean
+.PHONY: all setup system venv azurite lint test rehearse clean
 
 all: test
 
@@ -20,7 +20,14 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-setup: system venv
+# Azurite (Azure Storage emulator) comes from npm, pinned by tools/azurite/package-lock.json.
+tools/azurite/node_modules/.installed: tools/azurite/package-lock.json
+	npm ci --prefix tools/azurite --no-audit --no-fund --loglevel=error
+	touch $@
+
+azurite: tools/azurite/node_modules/.installed
+
+setup: system venv azurite
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -33,4 +40,4 @@ rehearse: setup
 	$(VENV)/bin/iot-bridge sim up --env-file $(ENV_FILE)
 
 clean:
-	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache tools/azurite/node_modules
