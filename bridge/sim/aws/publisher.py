@@ -1,0 +1,119 @@
+"""The stand-in's own MQTT client on the broker's plain listener.
+
+Glue code publishes from moto's server threads and from asyncio; `publish()` is
+thread-safe, never blocks, and keeps call order. Messages wait in memory while the broker
+is down and go out, in order, once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+
+import aiomqtt
+
+from bridge.logging import get_logger
+
+__all__ = ["GlueClient"]
+
+Handler = Callable[[str, bytes], Awaitable[None]]
+log = get_logger("sim.aws.glue")
+_BACKOFF_MAX_S = 2.0
+
+
+class GlueClient:
+    """Publishes glue messages and feeds device requests to their handlers."""
+
+    def __init__(self, *, host: str, port: int, identifier: str = "aws-standin-glue") -> None:
+        self._host = host
+        self._port = port
+        self._identifier = identifier
+        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._routes: list[tuple[str, Handler]] = []
+        self._connected = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def route(self, filters: Iterable[str], handler: Handler) -> None:
+        """Send messages matching any of `filters` to `handler`, one at a time, in order."""
+        self._routes.extend((f, handler) for f in filters)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Queue a QoS 1 message; callable from any thread."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("GlueClient.run() has not started")
+        loop.call_soon_threadsafe(self._enqueue, topic, payload)
+
+    def _enqueue(self, topic: str, payload: bytes) -> None:
+        self._outbox.append((topic, payload))
+        self._idle.clear()
+        self._wakeup.set()
+
+    def bind_loop(self) -> None:
+        """Remember the running loop so other threads can publish."""
+        self._loop = asyncio.get_running_loop()
+
+    async def wait_connected(self, timeout: float = 10) -> None:
+        """Wait until the client has connected and subscribed."""
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    async def run(self) -> None:
+        """Connect, subscribe, publish and dispatch until cancelled; reconnect on failure."""
+        self.bind_loop()
+        attempt = 0
+        while True:
+            try:
+                # A persistent session keeps device requests queued across broker restarts.
+                async with aiomqtt.Client(
+                    self._host,
+                    self._port,
+                    identifier=self._identifier,
+                    clean_session=False,
+                    max_inflight_messages=1000,
+                ) as client:
+                    for topic_filter, _ in self._routes:
+                        await client.subscribe(topic_filter, qos=1)
+                    attempt = 0
+                    self._connected.set()
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._send(client), name="sim.aws.glue.send")
+                        group.create_task(self._receive(client), name="sim.aws.glue.receive")
+            except* aiomqtt.MqttError as errors:
+                self._connected.clear()
+                attempt += 1
+                delay = min(_BACKOFF_MAX_S, 0.05 * 2**attempt) * random.uniform(0.5, 1)  # noqa: S311
+                log.warning(
+                    "sim.aws.glue_disconnected", error=str(errors.exceptions[0]), retry_in=delay
+                )
+                await asyncio.sleep(delay)
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        while True:
+            while self._outbox:
+                topic, payload = self._outbox[0]
+                await client.publish(topic, payload, qos=1)
+                self._outbox.popleft()  # only once the broker has it
+            self._idle.set()
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            topic = message.topic.value
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            for topic_filter, handler in self._routes:
+                if message.topic.matches(topic_filter):
+                    try:
+                        await handler(topic, payload)
+                    except Exception:
+                        log.exception("sim.aws.glue_handler_failed", topic=topic)
+                    break
+
+    async def drain(self) -> None:
+        """Wait until every queued message has been handed to the broker."""
+        await self._idle.wait()

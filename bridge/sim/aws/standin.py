@@ -1,0 +1,213 @@
+"""The AWS IoT Core stand-in: moto, mosquitto and the glue between them, as one object.
+
+    async with AwsStandIn(workdir=path) as aws:
+        env = aws.env()   # AWS_ENDPOINT_URL, AWS_IOT_DATA_ENDPOINT, certificates, ...
+
+moto's state is process-wide: run one stand-in per process at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any, Self
+
+from moto.iot.models import FakeEndpoint
+
+from bridge.logging import get_logger
+from bridge.sim.aws.broker import MosquittoBroker
+from bridge.sim.aws.certs import CertificateRegistry
+from bridge.sim.aws.jobs import JobsEngine
+from bridge.sim.aws.moto_server import MotoServer
+from bridge.sim.aws.publisher import GlueClient
+from bridge.sim.aws.registry_events import RegistryEvents
+from bridge.sim.aws.shadows import ShadowService
+from bridge.sim.aws.things import ThingRules
+from bridge.sim.pki import CertificateAuthority
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
+
+__all__ = ["BRIDGE_CLIENT_ID_PREFIX", "AwsStandIn", "bridge_policy"]
+
+log = get_logger("sim.aws")
+BRIDGE_CLIENT_ID_PREFIX = "iot-bridge"
+ACCESS_KEY_ID = "AKIASTANDIN00000000"  # moto accepts any credentials; these are placeholders
+SECRET_ACCESS_KEY = "standin-secret-access-key"  # noqa: S105 - not a secret: moto ignores it
+
+
+def bridge_policy(region: str, account: str) -> dict[str, Any]:
+    """The least-privilege IoT policy the bridge's own certificate needs on AWS."""
+    arn = f"arn:aws:iot:{region}:{account}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "iot:Connect",
+                "Resource": f"{arn}:client/{BRIDGE_CLIENT_ID_PREFIX}*",
+            },
+            {
+                # Registry and presence events, shadows, job events and device telemetry.
+                "Effect": "Allow",
+                "Action": ["iot:Subscribe"],
+                "Resource": f"{arn}:topicfilter/*",
+            },
+            {"Effect": "Allow", "Action": ["iot:Receive"], "Resource": f"{arn}:topic/*"},
+            {
+                # After cutover the bridge writes what a device reports on Azure back to
+                # its AWS shadow; it publishes nothing else.
+                "Effect": "Allow",
+                "Action": "iot:Publish",
+                "Resource": [
+                    f"{arn}:topic/$aws/things/*/shadow/update",
+                    f"{arn}:topic/$aws/things/*/shadow/name/*/update",
+                    f"{arn}:topic/$aws/things/*/shadow/get",
+                    f"{arn}:topic/$aws/things/*/shadow/name/*/get",
+                ],
+            },
+        ],
+    }
+
+
+class AwsStandIn:
+    """moto (control plane and shadow REST), mosquitto (mutual-TLS MQTT) and the glue."""
+
+    def __init__(
+        self, *, workdir: Path, region: str = "us-east-1", host: str = "127.0.0.1"
+    ) -> None:
+        self.workdir = workdir
+        self.region = region
+        self.host = host
+        self.moto = MotoServer(region=region, host=host)
+        self.root_ca = CertificateAuthority.create("Stand-in Amazon Root CA 1")
+        self.device_ca = CertificateAuthority.create("Stand-in AWS IoT device CA")
+        self.endpoint_address = f"{secrets.token_hex(7)}-ats.iot.{region}.amazonaws.com"
+        self.broker: MosquittoBroker | None = None
+        self.glue: GlueClient | None = None
+        self.shadows: ShadowService | None = None
+        self.jobs: JobsEngine | None = None
+        self._rules: ThingRules | None = None
+        self._certs: CertificateRegistry | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.bridge_cert_path = workdir / "bridge" / "bridge.crt"
+        self.bridge_key_path = workdir / "bridge" / "bridge.key"
+        self.root_ca_path = workdir / "bridge" / "AmazonRootCA1.pem"
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stop()
+
+    async def _start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # moto's werkzeug server logs every request at INFO; keep the console readable.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server_cert = self.root_ca.issue_server("localhost", self.host, self.endpoint_address)
+        self.broker = MosquittoBroker(
+            workdir=self.workdir / "mosquitto",
+            server_cert=server_cert,
+            trust_pems=[self.device_ca.cert_pem],
+            host=self.host,
+            region=self.region,
+            account_id=self.moto.account_id,
+        )
+        await self._stack.enter_async_context(self.broker)
+        self.glue = GlueClient(host=self.host, port=self.broker.plain_port)
+        self.glue.bind_loop()
+        publish = self.glue.publish
+        await asyncio.to_thread(self.moto.start)
+        self._rules = ThingRules(moto=self.moto)
+        self._rules.install()  # first: events must see the bumped version
+        RegistryEvents(moto=self.moto, publish=publish).install()
+        self.shadows = ShadowService(moto=self.moto, publish=publish)
+        self.shadows.install()
+        self.glue.route(self.shadows.SUBSCRIPTIONS, self.shadows.handle)
+        self.jobs = JobsEngine(moto=self.moto, publish=publish)
+        self.jobs.install()
+        self.glue.route(JobsEngine.SUBSCRIPTIONS, self.jobs.handle)
+        self.moto.iot.describe_endpoint = self._describe_endpoint
+        self._certs = CertificateRegistry(
+            moto=self.moto, device_ca=self.device_ca, apply=self.broker.set_principals
+        )
+        self._certs.install()
+        self._tasks.append(asyncio.create_task(self.glue.run(), name="sim.aws.glue"))
+        self._tasks.append(asyncio.create_task(self.jobs.run(), name="sim.aws.jobs"))
+        await self.glue.wait_connected()
+        self._create_bridge_identity()
+        log.info(
+            "sim.aws.started",
+            endpoint_url=self.moto.endpoint_url,
+            data_endpoint=self.data_endpoint,
+            region=self.region,
+        )
+
+    def _describe_endpoint(self, endpoint_type: str) -> Any:
+        endpoint = FakeEndpoint(endpoint_type, self.region)  # validates the type like AWS
+        if endpoint_type in ("iot:Data-ATS", "iot:Data"):
+            endpoint.endpoint = self.endpoint_address
+        return endpoint
+
+    def _create_bridge_identity(self) -> None:
+        backend = self.moto.iot
+        cert, keys = backend.create_keys_and_certificate(set_as_active=True)
+        backend.create_policy(
+            policy_name="iot-bridge",
+            policy_document=json.dumps(bridge_policy(self.region, self.moto.account_id)),
+        )
+        backend.attach_policy(policy_name="iot-bridge", target=cert.arn)
+        self.bridge_cert_path.parent.mkdir(parents=True, exist_ok=True)
+        self.bridge_cert_path.write_text(cert.certificate_pem)
+        self.bridge_key_path.touch(mode=0o600)
+        self.bridge_key_path.write_text(keys["PrivateKey"])
+        self.root_ca_path.write_text(self.root_ca.cert_pem)
+
+    async def _stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._certs is not None:
+            self._certs.uninstall()
+        if self._rules is not None:
+            self._rules.uninstall()
+        with contextlib.suppress(AssertionError):  # never started
+            await asyncio.to_thread(self.moto.stop)
+        await self._stack.aclose()
+
+    @property
+    def data_endpoint(self) -> str:
+        """host:port of the mutual-TLS MQTT listener."""
+        assert self.broker is not None
+        return f"{self.host}:{self.broker.tls_port}"
+
+    def env(self) -> dict[str, str]:
+        """The settings clients need, under the names the bridge reads for real AWS."""
+        return {
+            "AWS_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+            "AWS_ENDPOINT_URL": self.moto.endpoint_url,
+            "AWS_IOT_DATA_ENDPOINT": self.data_endpoint,
+            "AWS_IOT_ROOT_CA": str(self.root_ca_path),
+            "AWS_IOT_BRIDGE_CERT": str(self.bridge_cert_path),
+            "AWS_IOT_BRIDGE_KEY": str(self.bridge_key_path),
+        }

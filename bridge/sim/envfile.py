@@ -1,0 +1,31 @@
+"""dotenv files for the stand-ins' settings."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+__all__ = ["write_env_file"]
+
+
+def _quote(value: str) -> str:
+    if value and all(c.isalnum() or c in "-_./:@+,%" for c in value):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def write_env_file(path: Path, values: Mapping[str, str], *, header: str = "") -> None:
+    """Write `values` as KEY=VALUE lines, readable only by the owner (it holds keys)."""
+    lines = [f"# {line}" for line in header.splitlines()]
+    lines += [f"{key}={_quote(value)}" for key, value in values.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    tmp.replace(path)
