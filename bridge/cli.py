@@ -50,12 +50,16 @@ def sim_up(
         Path | None,
         typer.Option("--state-dir", help="Working directory for certificates and logs."),
     ] = None,
+    things: Annotated[
+        int,
+        typer.Option(min=0, help="Build a realistic estate of this many things in the stand-in."),
+    ] = 0,
 ) -> None:
     """Start the local stand-ins in the foreground until Ctrl-C, and write their settings."""
     from bridge.sim.stack import run_until_interrupted  # noqa: PLC0415 - heavy imports, only here
 
     configure_logging()
-    asyncio.run(run_until_interrupted(env_file=env_file, state_dir=state_dir))
+    asyncio.run(run_until_interrupted(env_file=env_file, state_dir=state_dir, things=things))
 
 
 @app.command("discover")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from bridge.logging import get_logger
 from bridge.sim.aws.standin import AwsStandIn
 from bridge.sim.envfile import write_env_file
+from bridge.sim.estate import EstateSpec, build_estate
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -29,8 +30,15 @@ class SimStack:
         self.aws = aws
 
     def env(self) -> dict[str, str]:
-        """Every setting, under the names the bridge reads for the real clouds."""
-        return dict(self.aws.env())
+        """Every setting, under the names the bridge reads for the real clouds.
+
+        SIM_* names exist only for the stand-ins (plain listeners for tools).
+        """
+        assert self.aws.broker is not None
+        return {
+            **self.aws.env(),
+            "SIM_AWS_MQTT_PLAIN": f"{self.aws.host}:{self.aws.broker.plain_port}",
+        }
 
 
 @contextlib.asynccontextmanager
@@ -40,7 +48,15 @@ async def sim_stack(state_dir: Path, *, region: str = "us-east-1") -> AsyncItera
         yield SimStack(aws)
 
 
-async def run_until_interrupted(*, env_file: Path, state_dir: Path | None) -> None:
+async def _populate(stack: SimStack, things: int) -> None:
+    aws = stack.aws
+    assert aws.shadows is not None
+    log.info("sim.estate_building", things=things)
+    estate = await asyncio.to_thread(build_estate, aws.moto, aws.shadows, EstateSpec(things=things))
+    log.info("sim.estate_built", things=len(estate.devices), groups=len(estate.groups))
+
+
+async def run_until_interrupted(*, env_file: Path, state_dir: Path | None, things: int = 0) -> None:
     """Run the stand-ins in the foreground until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -50,6 +66,8 @@ async def run_until_interrupted(*, env_file: Path, state_dir: Path | None) -> No
         if state_dir is None:
             state_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="iot-sim-")))
         async with sim_stack(state_dir) as stack:
+            if things:
+                await _populate(stack, things)
             env = stack.env()
             write_env_file(
                 env_file, env, header="Written by `iot-bridge sim up`; valid while it runs."
