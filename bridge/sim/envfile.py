@@ -9,7 +9,12 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-__all__ = ["write_env_file"]
+__all__ = ["is_secret", "write_env_file"]
+
+
+def is_secret(name: str) -> bool:
+    """Whether a setting holds a key (secret keys and connection strings): never shown."""
+    return any(marker in name for marker in ("SECRET", "CONNECTION_STRING", "PASSWORD"))
 
 
 def _quote(value: str) -> str:

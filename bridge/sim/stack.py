@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 from bridge.logging import get_logger
 from bridge.sim.aws.standin import AwsStandIn
-from bridge.sim.envfile import write_env_file
+from bridge.sim.envfile import is_secret, write_env_file
 from bridge.sim.estate import EstateSpec, build_estate
+from bridge.sim.iothub.emulator import IotHubEmulator
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -26,8 +27,9 @@ log = get_logger("sim")
 class SimStack:
     """The running stand-ins."""
 
-    def __init__(self, aws: AwsStandIn) -> None:
+    def __init__(self, aws: AwsStandIn, iothub: IotHubEmulator) -> None:
         self.aws = aws
+        self.iothub = iothub
 
     def env(self) -> dict[str, str]:
         """Every setting, under the names the bridge reads for the real clouds.
@@ -37,6 +39,7 @@ class SimStack:
         assert self.aws.broker is not None
         return {
             **self.aws.env(),
+            **self.iothub.env(),
             "SIM_AWS_MQTT_PLAIN": f"{self.aws.host}:{self.aws.broker.plain_port}",
         }
 
@@ -44,8 +47,11 @@ class SimStack:
 @contextlib.asynccontextmanager
 async def sim_stack(state_dir: Path, *, region: str = "us-east-1") -> AsyncIterator[SimStack]:
     """Start every stand-in under `state_dir` and stop them on exit."""
-    async with AwsStandIn(workdir=state_dir / "aws", region=region) as aws:
-        yield SimStack(aws)
+    async with (
+        AwsStandIn(workdir=state_dir / "aws", region=region) as aws,
+        IotHubEmulator(workdir=state_dir / "iothub") as iothub,
+    ):
+        yield SimStack(aws, iothub)
 
 
 async def _populate(stack: SimStack, things: int) -> None:
@@ -75,7 +81,7 @@ async def run_until_interrupted(*, env_file: Path, state_dir: Path | None, thing
             width = max(map(len, env))
             print(f"stand-ins are up; settings written to {env_file}", file=sys.stderr)  # noqa: T201
             for key, value in env.items():
-                shown = "**********" if "SECRET" in key or "KEY=" in value else value
+                shown = "**********" if is_secret(key) else value
                 print(f"  {key:<{width}}  {shown}", file=sys.stderr)  # noqa: T201
             print("press Ctrl-C to stop", file=sys.stderr)  # noqa: T201
             await stop.wait()

@@ -1,6 +1,7 @@
 """`iot-bridge sim up` as an operator runs it: a child process, an env file, Ctrl-C."""
 
 import asyncio
+import re
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +18,10 @@ REQUIRED = {
     "AWS_IOT_ROOT_CA",
     "AWS_IOT_BRIDGE_CERT",
     "AWS_IOT_BRIDGE_KEY",
+    "IOTHUB_CONNECTION_STRING",
+    "IOTHUB_EVENTHUB_CONNECTION_STRING",
+    "IOTHUB_ROOT_CA",
+    "AZURE_STORAGE_CONNECTION_STRING",
 }
 
 
@@ -52,5 +57,7 @@ async def test_sim_up_writes_settings_serves_them_and_stops_on_ctrl_c(tmp_path: 
         output = await asyncio.wait_for(process.stdout.read(), 30)  # type: ignore[union-attr]
         code = await asyncio.wait_for(process.wait(), 30)
     assert code == 0, output.decode()
-    assert b"SECRET_ACCESS_KEY  **********" in output
+    assert re.search(rb"AWS_SECRET_ACCESS_KEY\s+\*{10}", output)
+    assert re.search(rb"IOTHUB_CONNECTION_STRING\s+\*{10}", output)
     assert b"standin-secret-access-key" not in output
+    assert b"SharedAccessKey=" not in output, "connection strings hold keys: never printed"

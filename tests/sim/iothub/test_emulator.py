@@ -1,0 +1,97 @@
+"""The assembled emulator, reached only through its settings, with Microsoft's SDKs."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.eventhub.aio import EventHubConsumerClient
+from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
+from azure.iot.hub import IoTHubRegistryManager
+from azure.storage.blob.aio import BlobServiceClient
+
+from bridge.sim.iothub.emulator import IotHubEmulator
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[IotHubEmulator]:
+    async with IotHubEmulator(workdir=tmp_path / "hub") as emulator:
+        yield emulator
+
+
+def registry_manager(env: dict[str, str]) -> Any:
+    manager = IoTHubRegistryManager.from_connection_string(env["IOTHUB_CONNECTION_STRING"])
+    manager.protocol.config.connection.verify = env["IOTHUB_ROOT_CA"]
+    return manager
+
+
+async def test_settings_reach_the_registry_and_the_event_stream(hub: IotHubEmulator) -> None:
+    env = hub.env()
+    manager = registry_manager(env)
+    device = await asyncio.to_thread(manager.create_device_with_sas, "d1", "", "", "enabled")
+    assert device.device_id == "d1"
+    twin = await asyncio.to_thread(manager.get_twin, "d1")
+    assert twin.device_id == "d1"
+    hub.events.append(body=b'{"t": 21.5}', device_id="d1", properties={"awsTopic": "dt/d1"})
+    received: list[Any] = []
+    done = asyncio.Event()
+
+    async def on_event(_context: Any, event: Any) -> None:
+        received.append(event)
+        done.set()
+
+    client = EventHubConsumerClient.from_connection_string(
+        env["IOTHUB_EVENTHUB_CONNECTION_STRING"], consumer_group="$Default"
+    )
+    task = asyncio.create_task(client.receive(on_event, starting_position="-1"))
+    try:
+        await asyncio.wait_for(done.wait(), 20)
+    finally:
+        await client.close()
+        task.cancel()
+    (event,) = received
+    assert event.body_as_json() == {"t": 21.5}
+    assert event.system_properties[b"iothub-connection-device-id"] == b"d1"
+    assert event.properties[b"awsTopic"] == b"dt/d1"
+
+
+async def test_consumer_checkpoints_in_azurite_and_resumes_after_them(hub: IotHubEmulator) -> None:
+    env = hub.env()
+    async with BlobServiceClient.from_connection_string(
+        env["AZURE_STORAGE_CONNECTION_STRING"]
+    ) as blobs:
+        await blobs.create_container("checkpoints")
+    for n in range(3):
+        hub.events.append(body=str(n).encode(), device_id="same-device")
+
+    async def read(expected: int) -> list[bytes]:
+        store = BlobCheckpointStore.from_connection_string(
+            env["AZURE_STORAGE_CONNECTION_STRING"], "checkpoints"
+        )
+        client = EventHubConsumerClient.from_connection_string(
+            env["IOTHUB_EVENTHUB_CONNECTION_STRING"],
+            consumer_group="$Default",
+            checkpoint_store=store,
+        )
+        bodies: list[bytes] = []
+        done = asyncio.Event()
+
+        async def on_event(context: Any, event: Any) -> None:
+            bodies.append(b"".join(event.body))
+            await context.update_checkpoint(event)
+            if len(bodies) == expected:
+                done.set()
+
+        task = asyncio.create_task(client.receive(on_event, starting_position="-1"))
+        try:
+            await asyncio.wait_for(done.wait(), 30)
+        finally:
+            await client.close()
+            task.cancel()
+            await store.close()
+        return bodies
+
+    assert await read(3) == [b"0", b"1", b"2"]
+    hub.events.append(body=b"3", device_id="same-device")
+    assert await read(1) == [b"3"], "a restarted consumer continues after its checkpoint"
