@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -218,17 +219,19 @@ def test_sdk_tokens_verify() -> None:
 
 
 @pytest.mark.parametrize(
-    ("token", "reason"),
+    ("make_token", "reason"),
     [
-        (_token("sb://ns/myhub", key=base64.b64encode(b"x" * 32).decode()), "signature"),
-        (_token("sb://ns/myhub", policy="other"), "unknown shared access policy"),
-        (_token("sb://ns/otherhub"), "entity"),
-        (_token("sb://ns/myhub", expiry=int(time.time()) - 1), "expired"),
-        ("Bearer abc", "not a SharedAccessSignature"),
-        ("SharedAccessSignature sr=x&se=1", "missing"),
+        # Tokens are made when the test runs: made at collection, they could expire first.
+        (lambda: _token("sb://ns/myhub", key=base64.b64encode(b"x" * 32).decode()), "signature"),
+        (lambda: _token("sb://ns/myhub", policy="other"), "unknown shared access policy"),
+        (lambda: _token("sb://ns/otherhub"), "entity"),
+        (lambda: _token("sb://ns/myhub", expiry=int(time.time()) - 1), "expired"),
+        (lambda: "Bearer abc", "not a SharedAccessSignature"),
+        (lambda: "SharedAccessSignature sr=x&se=1", "missing"),
     ],
 )
-def test_bad_tokens(token: str, reason: str) -> None:
+def test_bad_tokens(make_token: Callable[[], str], reason: str) -> None:
+    token = make_token()
     with pytest.raises(TokenError, match=reason):
         verify_service_bus_token(token, entity="myhub", keys={"service": KEY})
 
