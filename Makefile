@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ENV_FILE ?= .env.sim
 PYTEST_ARGS ?=
 
-.PHONY: all setup system venv azurite lint test rehearse clean
+.PHONY: all setup system venv azurite checkov lint test rehearse clean
 
 all: test
 
@@ -27,7 +27,15 @@ tools/azurite/node_modules/.installed: tools/azurite/package-lock.json
 
 azurite: tools/azurite/node_modules/.installed
 
-setup: system venv azurite
+# checkov pins old boto3/packaging, so it gets a venv of its own; the Terraform tests find it.
+.venv-checkov/.installed:
+	python3 -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet checkov==3.3.30
+	touch $@
+
+checkov: .venv-checkov/.installed
+
+setup: system venv azurite checkov
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -40,4 +48,4 @@ rehearse: setup
 	$(VENV)/bin/iot-bridge sim up --env-file $(ENV_FILE)
 
 clean:
-	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache tools/azurite/node_modules
+	rm -rf $(VENV) .venv-checkov build .mypy_cache .pytest_cache .ruff_cache tools/azurite/node_modules

@@ -102,6 +102,15 @@ def discover_cmd(
     )
 
 
+def _register_plan() -> None:
+    from bridge.plan.cli import plan_command  # noqa: PLC0415 - keeps `--help` fast
+
+    app.command("plan")(plan_command)
+
+
+_register_plan()
+
+
 def main() -> None:
     """Entry point of the console script."""
     app()
