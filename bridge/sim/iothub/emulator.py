@@ -20,6 +20,7 @@ from bridge.sim.azurite import Azurite
 from bridge.sim.iothub.eventhub.log import EventLog
 from bridge.sim.iothub.eventhub.server import AmqpEndpoint
 from bridge.sim.iothub.faults import FaultInjector
+from bridge.sim.iothub.mqtt import DeviceEndpoint, free_loopback_host
 from bridge.sim.iothub.quotas import Quotas, Tier
 from bridge.sim.iothub.registry import Registry
 from bridge.sim.iothub.service import ServiceApi
@@ -39,6 +40,9 @@ class IotHubEmulator:
         tier: Quota tier ("S1", "S2", "S3", "F1"), or None for no throttling.
         units: Units of the tier.
         host: Address of the service and AMQP endpoints.
+        gateway_host: Loopback address of the device endpoint. Devices dial port 8883
+            (hard-coded in the SDKs), so each emulator needs an address of its own;
+            by default a free 127.x.y.z is chosen.
         azurite: Start Azurite for blob storage (import/export jobs, checkpoints).
     """
 
@@ -50,12 +54,14 @@ class IotHubEmulator:
         tier: Tier | None = None,
         units: int = 1,
         host: str = "127.0.0.1",
+        gateway_host: str | None = None,
         azurite: bool = True,
     ) -> None:
         self.workdir = workdir
         self.hub_name = hub_name
         self.hostname = f"{hub_name}.azure-devices.net"
         self.host = host
+        self.gateway_host = gateway_host
         self.ca = CertificateAuthority.create("Stand-in Azure IoT Hub Root CA")
         self.registry = Registry(hub_name, host_name=self.hostname)
         self.events = EventLog(hub_name=hub_name)
@@ -63,6 +69,7 @@ class IotHubEmulator:
         self.faults = FaultInjector()
         self.service: ServiceApi | None = None
         self.amqp: AmqpEndpoint | None = None
+        self.devices: DeviceEndpoint | None = None
         self.azurite: Azurite | None = Azurite(workdir=workdir / "azurite") if azurite else None
         self.ca_path = workdir / "iothub-root-ca.pem"
         self._stack = contextlib.AsyncExitStack()
@@ -113,12 +120,26 @@ class IotHubEmulator:
             shared_access_keys=keys,
         )
         await self._stack.enter_async_context(self.amqp)
+        self.gateway_host = self.gateway_host or free_loopback_host()
+        device_cert = self.ca.issue_server(self.gateway_host, self.hostname)
+        self.devices = DeviceEndpoint(
+            registry=self.registry,
+            events=self.events,
+            cert_pem=device_cert.cert_pem,
+            key_pem=device_cert.key_pem,
+            host=self.gateway_host,
+            quotas=self.quotas,
+            faults=self.faults,
+        )
+        await self._stack.enter_async_context(self.devices)
+        self.service.method_invoker = self.devices.invoke_method
         if self.azurite is not None:
             await self._stack.enter_async_context(self.azurite)
         log.info(
             "sim.iothub.started",
             service=self.service.host_name,
             amqp=f"{self.host}:{self.amqp.port}",
+            devices=f"{self.gateway_host}:8883",
         )
 
     def env(self) -> dict[str, str]:
@@ -131,6 +152,7 @@ class IotHubEmulator:
                 "iothubowner", emulator_style=True
             ),
             "IOTHUB_ROOT_CA": str(self.ca_path),
+            "IOTHUB_GATEWAY_HOST": str(self.gateway_host),
         }
         if self.azurite is not None:
             env["AZURE_STORAGE_CONNECTION_STRING"] = self.azurite.connection_string

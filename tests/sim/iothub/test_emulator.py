@@ -8,10 +8,13 @@ from typing import Any
 import pytest
 from azure.eventhub.aio import EventHubConsumerClient
 from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
+from azure.iot.device import Message
+from azure.iot.device.aio import IoTHubDeviceClient
 from azure.iot.hub import IoTHubRegistryManager
 from azure.storage.blob.aio import BlobServiceClient
 
 from bridge.sim.iothub.emulator import IotHubEmulator
+from tests.sim.iothub.test_device_harness import shutdown
 
 
 @pytest.fixture
@@ -95,3 +98,52 @@ async def test_consumer_checkpoints_in_azurite_and_resumes_after_them(hub: IotHu
     assert await read(3) == [b"0", b"1", b"2"]
     hub.events.append(body=b"3", device_id="same-device")
     assert await read(1) == [b"3"], "a restarted consumer continues after its checkpoint"
+
+
+async def test_a_device_connects_with_the_settings_and_its_telemetry_is_consumed(
+    hub: IotHubEmulator,
+) -> None:
+    env = hub.env()
+    manager = registry_manager(env)
+    await asyncio.to_thread(manager.create_device_with_sas, "pump-1", "", "", "enabled")
+    device = await asyncio.to_thread(manager.get_device, "pump-1")
+    key = device.authentication.symmetric_key.primary_key
+    connection_string = (
+        f"HostName={hub.hostname};DeviceId=pump-1;SharedAccessKey={key};"
+        f"GatewayHostName={env['IOTHUB_GATEWAY_HOST']}"
+    )
+    client = IoTHubDeviceClient.create_from_connection_string(
+        connection_string,
+        server_verification_cert=Path(env["IOTHUB_ROOT_CA"]).read_text(),
+        connection_retry=False,
+    )
+    try:
+        await client.connect()
+        message = Message(
+            '{"rpm": 1200}', content_encoding="utf-8", content_type="application/json"
+        )
+        message.custom_properties["awsTopic"] = "pumps/pump-1"
+        await client.send_message(message)
+        twin = await asyncio.to_thread(manager.get_twin, "pump-1")
+        assert twin.connection_state == "Connected"
+    finally:
+        await shutdown(client)  # also closes the socket pair paho 1.6 leaves open
+    received: list[Any] = []
+    done = asyncio.Event()
+
+    async def on_event(_context: Any, event: Any) -> None:
+        if event.system_properties.get(b"iothub-message-source") == b"Telemetry":
+            received.append(event)
+            done.set()
+
+    consumer = EventHubConsumerClient.from_connection_string(
+        env["IOTHUB_EVENTHUB_CONNECTION_STRING"], consumer_group="$Default"
+    )
+    task = asyncio.create_task(consumer.receive(on_event, starting_position="-1"))
+    try:
+        await asyncio.wait_for(done.wait(), 20)
+    finally:
+        await consumer.close()
+        task.cancel()
+    assert received[0].body_as_json() == {"rpm": 1200}
+    assert received[0].properties[b"awsTopic"] == b"pumps/pump-1"
