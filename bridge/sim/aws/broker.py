@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Self, cast
+from typing import TYPE_CHECKING, Self
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -130,8 +130,7 @@ class _TrustAnchors:
 
     def _install(self, pem: str) -> None:
         x509_cert = crypto.load_certificate(crypto.FILETYPE_PEM, pem.encode())
-        # The stubs say bytes; OpenSSL's X509_subject_name_hash returns an unsigned long.
-        subject_hash = cast("int", x509_cert.subject_name_hash())
+        subject_hash = x509_cert.subject_name_hash()
         index = 0
         # Subjects collide (two self-signed certs for one thing name): OpenSSL tries .0, .1, ...
         while (self.directory / f"{subject_hash:08x}.{index}").exists():
