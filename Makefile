@@ -3,6 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ENV_FILE ?= .env.sim
+THINGS ?= 300
 PYTEST_ARGS ?=
 
 .PHONY: all setup system venv azurite checkov lint test rehearse clean
@@ -45,7 +46,7 @@ test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 rehearse: setup
-	$(VENV)/bin/iot-bridge sim up --env-file $(ENV_FILE)
+	$(VENV)/bin/iot-bridge rehearse --things $(THINGS) --env-file $(ENV_FILE)
 
 clean:
 	rm -rf $(VENV) .venv-checkov build .mypy_cache .pytest_cache .ruff_cache tools/azurite/node_modules

@@ -102,6 +102,28 @@ def discover_cmd(
     )
 
 
+@app.command()
+def rehearse(
+    things: Annotated[int, typer.Option(min=1, help="Things in the simulated estate.")] = 300,
+    workdir: Annotated[
+        Path, typer.Option(help="Where the inventory, the plan and the stand-ins' state go.")
+    ] = Path("rehearsal"),
+    env_file: Annotated[
+        Path, typer.Option("--env-file", help="Where to write the stand-ins' settings.")
+    ] = Path(".env.sim"),
+    stay_up: Annotated[
+        bool, typer.Option(help="Keep the stand-ins running afterwards, until Ctrl-C.")
+    ] = True,
+) -> None:
+    """Rehearse a migration window on the local stand-ins: estate, discovery, plan."""
+    from bridge.rehearse import RehearsalOptions  # noqa: PLC0415 - heavy imports, only here
+    from bridge.rehearse import rehearse as run_rehearsal  # noqa: PLC0415
+
+    configure_logging("WARNING")
+    options = RehearsalOptions(things=things, workdir=workdir, env_file=env_file, stay_up=stay_up)
+    raise typer.Exit(asyncio.run(run_rehearsal(options)))
+
+
 def _register_plan() -> None:
     from bridge.plan.cli import plan_command  # noqa: PLC0415 - keeps `--help` fast
 

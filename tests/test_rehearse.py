@@ -1,0 +1,23 @@
+"""`iot-bridge rehearse` end to end, as `make rehearse` runs it (without staying up)."""
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+
+async def test_rehearsal_discovers_the_estate_and_plans_it(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge", "rehearse", "--things", "16", "--no-stay-up",
+        "--workdir", str(tmp_path / "rehearsal"), "--env-file", str(tmp_path / "sim.env"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), 110)
+    assert process.returncode == 0, output.decode()
+    inventory = json.loads((tmp_path / "rehearsal" / "inventory.json").read_text())
+    assert len(inventory["things"]) == 16 + 5
+    plan = json.loads((tmp_path / "rehearsal" / "plan" / "migration-plan.json").read_text())
+    assert {d["device_id"] for d in plan["devices"]} == {t["name"] for t in inventory["things"]}
+    assert (tmp_path / "rehearsal" / "plan" / "landing-zone.auto.tfvars.json").exists()
+    assert b"3/3 discovered 21 things" in output
