@@ -289,6 +289,9 @@ max_queued_messages 100000
 # AWS IoT allows 100 unacknowledged QoS 1 messages per connection.
 max_inflight_messages 100
 set_tcp_nodelay true
+# AWS IoT's MQTT payload limit is 128 KiB; bigger packets (with 1 KiB for the topic and
+# headers) close the connection, and MQTT 5 clients learn the limit from CONNACK.
+max_packet_size 132096
 
 listener {self._tls_port} {self._host}
 capath {tls / "anchors"}

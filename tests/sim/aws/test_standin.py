@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import boto3
 import botocore.config
 import pytest
@@ -264,3 +265,28 @@ async def test_describe_endpoint_is_stable_and_names_the_data_endpoint(aws: AwsS
     env = aws.env()
     assert env["AWS_IOT_DATA_ENDPOINT"].startswith("127.0.0.1:")
     assert Path(env["AWS_IOT_BRIDGE_CERT"]).read_text().startswith("-----BEGIN CERTIFICATE-----")
+
+
+async def test_oversized_message_closes_that_connection_only(aws: AwsStandIn) -> None:
+    iot = iot_client(aws)
+    await asyncio.to_thread(register_thing, iot, "big-1", REGION)
+    payload = json.dumps({"state": {"reported": {"blob": "x" * (130 * 1024)}}})
+
+    async def send_oversized() -> None:
+        async with bridge_client(aws, "iot-bridge-big") as big:
+            await big.publish("$aws/things/big-1/shadow/update", payload, qos=1, timeout=5)
+            await big.publish("$aws/things/big-1/shadow/update", b"{}", qos=1, timeout=5)
+
+    async with bridge_client(aws, "iot-bridge-ok") as ok:
+        await ok.subscribe("$aws/things/big-1/shadow/update/accepted", qos=1)
+        # The broker closes the connection: paho reports it as an MQTT or a TLS error.
+        with pytest.raises((aiomqtt.MqttError, OSError)) as info:
+            await send_oversized()
+        assert "timed out" not in str(info.value), "the broker must close, not ignore"
+        update = json.dumps({"state": {"reported": {"v": 1}}})
+        await ok.publish("$aws/things/big-1/shadow/update", update, qos=1)
+        async with asyncio.timeout(TIMEOUT):
+            async for message in ok.messages:
+                assert isinstance(message.payload, bytes)
+                assert json.loads(message.payload)["state"] == {"reported": {"v": 1}}
+                break
