@@ -9,6 +9,7 @@
   an internal error) and the hierarchy depth is capped at 7, as AWS does.
 - DescribeCertificate, ListThingPrincipals and ListThings pages cost what they return,
   not a scan of the whole registry (moto's are linear per call, quadratic per estate).
+- A thing holds at most 3 attributes without a thing type and 50 with one.
 - ListCACertificates exists (moto answers "not implemented", which clients retry), and
   DescribeCertificate says which registered CA issued a certificate.
 """
@@ -67,6 +68,8 @@ def _list_ca_certificates(response: Any) -> ActionResult:
 
 
 MAX_GROUP_DEPTH = 7
+MAX_UNTYPED_ATTRIBUTES = 3
+MAX_TYPED_ATTRIBUTES = 50
 
 
 class ThingRules:
@@ -96,6 +99,8 @@ class ThingRules:
         hooks.before("delete_thing", self._remember_arn)
         hooks.after("delete_thing", self._leave_groups)
         hooks.before("create_thing_group", self._check_parent)
+        hooks.before("create_thing", self._check_attributes)
+        hooks.before("update_thing", self._check_attributes)
         for name in ("update_thing", "delete_thing"):
             handler = getattr(IoTResponse, name)
             self._patched[name] = handler
@@ -208,6 +213,28 @@ class ThingRules:
         arn = call.context["arn"]
         for group in self._moto.iot.thing_groups.values():
             group.things.pop(arn, None)
+
+    def _check_attributes(self, call: Call) -> None:
+        args = call.arguments
+        payload = args.get("attribute_payload") or {}
+        attributes = dict(payload.get("attributes") or {})
+        has_type = bool(args.get("thing_type_name"))
+        if call.method == "update_thing":
+            thing = self.describe_thing(args["thing_name"])
+            if payload.get("merge"):
+                attributes = {**thing.attributes, **attributes}
+            elif "attributes" not in payload:
+                attributes = dict(thing.attributes)
+            has_type = has_type or (
+                thing.thing_type is not None and not args.get("remove_thing_type")
+            )
+        attributes = {k: v for k, v in attributes.items() if v}
+        limit = MAX_TYPED_ATTRIBUTES if has_type else MAX_UNTYPED_ATTRIBUTES
+        if len(attributes) > limit:
+            kind = "with" if has_type else "without"
+            raise InvalidRequestException(
+                f"A thing {kind} a thing type can have at most {limit} attributes"
+            )
 
     def _check_parent(self, call: Call) -> None:
         parent = call.arguments.get("parent_group_name")

@@ -201,3 +201,26 @@ def test_list_things_pages_through_every_thing_once(moto) -> None:
     assert typed == [f"t{i:03d}" for i in range(1, 130, 2)]
     iot.delete_thing(thingName="t005")
     assert len(iot.list_things(maxResults=200)["things"]) == 129
+
+
+def test_attribute_limits_follow_the_thing_type(moto) -> None:
+    iot = moto.client()
+    iot.create_thing_type(thingTypeName="meter")
+    four = {f"a{i}": "x" for i in range(4)}
+    with pytest.raises(iot.exceptions.InvalidRequestException):
+        iot.create_thing(thingName="plain", attributePayload={"attributes": four})
+    iot.create_thing(
+        thingName="typed", thingTypeName="meter", attributePayload={"attributes": four}
+    )
+    iot.create_thing(thingName="small", attributePayload={"attributes": {"a": "1", "b": "2"}})
+    with pytest.raises(iot.exceptions.InvalidRequestException):
+        iot.update_thing(
+            thingName="small", attributePayload={"attributes": {"c": "3", "d": "4"}, "merge": True}
+        )
+    iot.update_thing(thingName="small", attributePayload={"attributes": {"c": "3"}, "merge": True})
+    with pytest.raises(iot.exceptions.InvalidRequestException):
+        iot.update_thing(thingName="typed", removeThingType=True)
+    fifty_one = {f"a{i}": "x" for i in range(51)}
+    with pytest.raises(iot.exceptions.InvalidRequestException):
+        iot.update_thing(thingName="typed", attributePayload={"attributes": fifty_one})
+    assert iot.describe_thing(thingName="small")["attributes"] == {"a": "1", "b": "2", "c": "3"}
