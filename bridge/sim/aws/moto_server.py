@@ -10,6 +10,7 @@ import logging
 import threading
 from typing import Any
 
+from moto import backends as moto_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iot.models import iot_backends
 from moto.iotdata.models import iotdata_backends
@@ -18,6 +19,11 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from bridge.sim.aws.hooks import BackendHooks
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "MotoServer"]
+
+# moto's dispatcher lists its own package directory (about 180 stat calls) on every
+# request to recognise service names; the list never changes while the process runs.
+_MOTO_MODULES = tuple(moto_backends.list_of_moto_modules())
+moto_backends.list_of_moto_modules = lambda: _MOTO_MODULES
 
 
 class MotoServer:
