@@ -226,7 +226,8 @@ async def thing_groups(ctx: Context) -> list[ThingGroup]:
         ctx.advance("thing groups", len(names))
 
     await ctx.pool(names, read)
-    return [ThingGroup.model_validate(done[name]) for name in names if name in done]
+    # pop: the journal's copy is no longer needed once the model exists (memory at scale).
+    return [ThingGroup.model_validate(done.pop(name)) for name in names if name in done]
 
 
 async def _shadow(ctx: Context, thing: str, name: str | None) -> Shadow | None:
@@ -313,7 +314,9 @@ async def things(ctx: Context, groups: list[ThingGroup]) -> list[Thing]:
         ctx.advance("things", len(listed))
 
     await ctx.pool(listed, read)
-    return [Thing.model_validate(done[i["thingName"]]) for i in listed if i["thingName"] in done]
+    return [
+        Thing.model_validate(done.pop(i["thingName"])) for i in listed if i["thingName"] in done
+    ]
 
 
 async def certificates(
@@ -373,7 +376,7 @@ async def certificates(
 
     await ctx.pool(listed, read)
     return [
-        Certificate.model_validate(done[i["certificateId"]])
+        Certificate.model_validate(done.pop(i["certificateId"]))
         for i in listed
         if i["certificateId"] in done
     ]
