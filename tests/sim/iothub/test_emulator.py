@@ -29,20 +29,15 @@ def registry_manager(env: dict[str, str]) -> Any:
     return manager
 
 
-async def test_settings_reach_the_registry_and_the_event_stream(hub: IotHubEmulator) -> None:
-    env = hub.env()
-    manager = registry_manager(env)
-    device = await asyncio.to_thread(manager.create_device_with_sas, "d1", "", "", "enabled")
-    assert device.device_id == "d1"
-    twin = await asyncio.to_thread(manager.get_twin, "d1")
-    assert twin.device_id == "d1"
-    hub.events.append(body=b'{"t": 21.5}', device_id="d1", properties={"awsTopic": "dt/d1"})
+async def first_telemetry(env: dict[str, str]) -> list[Any]:
+    """Read the built-in endpoint from the start until the first telemetry event."""
     received: list[Any] = []
     done = asyncio.Event()
 
     async def on_event(_context: Any, event: Any) -> None:
-        received.append(event)
-        done.set()
+        if event.system_properties.get(b"iothub-message-source") == b"Telemetry":
+            received.append(event)
+            done.set()
 
     client = EventHubConsumerClient.from_connection_string(
         env["IOTHUB_EVENTHUB_CONNECTION_STRING"], consumer_group="$Default"
@@ -53,7 +48,18 @@ async def test_settings_reach_the_registry_and_the_event_stream(hub: IotHubEmula
     finally:
         await client.close()
         task.cancel()
-    (event,) = received
+    return received[:1]
+
+
+async def test_settings_reach_the_registry_and_the_event_stream(hub: IotHubEmulator) -> None:
+    env = hub.env()
+    manager = registry_manager(env)
+    device = await asyncio.to_thread(manager.create_device_with_sas, "d1", "", "", "enabled")
+    assert device.device_id == "d1"
+    twin = await asyncio.to_thread(manager.get_twin, "d1")
+    assert twin.device_id == "d1"
+    hub.events.append(body=b'{"t": 21.5}', device_id="d1", properties={"awsTopic": "dt/d1"})
+    (event,) = await first_telemetry(env)
     assert event.body_as_json() == {"t": 21.5}
     assert event.system_properties[b"iothub-connection-device-id"] == b"d1"
     assert event.properties[b"awsTopic"] == b"dt/d1"
@@ -128,22 +134,6 @@ async def test_a_device_connects_with_the_settings_and_its_telemetry_is_consumed
         assert twin.connection_state == "Connected"
     finally:
         await shutdown(client)  # also closes the socket pair paho 1.6 leaves open
-    received: list[Any] = []
-    done = asyncio.Event()
-
-    async def on_event(_context: Any, event: Any) -> None:
-        if event.system_properties.get(b"iothub-message-source") == b"Telemetry":
-            received.append(event)
-            done.set()
-
-    consumer = EventHubConsumerClient.from_connection_string(
-        env["IOTHUB_EVENTHUB_CONNECTION_STRING"], consumer_group="$Default"
-    )
-    task = asyncio.create_task(consumer.receive(on_event, starting_position="-1"))
-    try:
-        await asyncio.wait_for(done.wait(), 20)
-    finally:
-        await consumer.close()
-        task.cancel()
-    assert received[0].body_as_json() == {"rpm": 1200}
-    assert received[0].properties[b"awsTopic"] == b"pumps/pump-1"
+    (event,) = await first_telemetry(env)
+    assert event.body_as_json() == {"rpm": 1200}
+    assert event.properties[b"awsTopic"] == b"pumps/pump-1"
