@@ -2,7 +2,8 @@
 
 Each entry succeeds or fails on its own, as in IoT Hub: the answer lists the failures and
 is 400 when there is at least one. A request that is not a list of at most 100 distinct
-entries with known import modes fails as a whole.
+entries with known import modes fails as a whole. Import jobs (`jobs_run`) apply each
+line of `devices.txt` with the same `check_entry` and `apply_entry`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from bridge.sim.iothub.errors import IoTHubError
 if TYPE_CHECKING:
     from bridge.sim.iothub.registry import Registry
 
-__all__ = ["MAX_BULK", "BulkResult", "apply_bulk", "validate_bulk"]
+__all__ = [
+    "MAX_BULK",
+    "BulkResult",
+    "apply_bulk",
+    "apply_entry",
+    "check_entry",
+    "validate_bulk",
+]
 
 MAX_BULK = 100
 IMPORT_MODES = frozenset(
@@ -57,16 +65,22 @@ def validate_bulk(body: Any) -> list[dict[str, Any]]:
         )
     seen: set[tuple[str, str | None]] = set()
     for entry in body:
-        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-            raise IoTHubError.argument_invalid("Every entry needs a string 'id'")
-        mode = entry.get("importMode") or "createOrUpdate"
-        if mode not in IMPORT_MODES:
-            raise IoTHubError.argument_invalid(f"Unknown importMode '{mode}'")
+        check_entry(entry)
         key = (entry["id"], entry.get("moduleId"))
         if key in seen:
             raise IoTHubError.argument_invalid(f"Device '{entry['id']}' appears more than once")
         seen.add(key)
     return body
+
+
+def check_entry(entry: Any) -> dict[str, Any]:
+    """One `ExportImportDevice` on its own: a string `id` and a known `importMode`."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+        raise IoTHubError.argument_invalid("Every entry needs a string 'id'")
+    mode = entry.get("importMode") or "createOrUpdate"
+    if mode not in IMPORT_MODES:
+        raise IoTHubError.argument_invalid(f"Unknown importMode '{mode}'")
+    return entry
 
 
 def _quoted(etag: Any) -> str:
@@ -82,7 +96,8 @@ def _twin_patch(entry: dict[str, Any]) -> dict[str, Any] | None:
     return {"tags": entry.get("tags"), "properties": {"desired": desired}}
 
 
-def _apply_one(registry: Registry, entry: dict[str, Any]) -> None:
+def apply_entry(registry: Registry, entry: dict[str, Any]) -> None:
+    """Apply one checked entry (see `check_entry`); raise its `IoTHubError` on failure."""
     device_id, module_id = entry["id"], entry.get("moduleId")
     mode: str = entry.get("importMode") or "createOrUpdate"
     identity_body: dict[str, Any] = {
@@ -133,7 +148,7 @@ def apply_bulk(registry: Registry, entries: list[dict[str, Any]]) -> BulkResult:
     result = BulkResult()
     for entry in entries:
         try:
-            _apply_one(registry, entry)
+            apply_entry(registry, entry)
         except IoTHubError as error:
             failure: dict[str, Any] = {
                 "deviceId": entry["id"],

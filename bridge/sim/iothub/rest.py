@@ -3,7 +3,7 @@
 Middleware, outermost first: count the request, turn every failure into IoT Hub's error
 body plus the `iothub-errorcode` header, apply injected faults and latency, then check the
 `SharedAccessSignature` header against the hub's shared access policies. Routes live in
-`rest_identities`, `rest_twins` and (unauthenticated) `rest_control`.
+`rest_identities`, `rest_twins`, `rest_jobs` and (unauthenticated) `rest_control`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bridge.logging import get_logger
-from bridge.sim.iothub import rest_control, rest_identities, rest_twins
+from bridge.sim.iothub import rest_control, rest_identities, rest_jobs, rest_twins
 from bridge.sim.iothub.errors import IoTHubError
 from bridge.sim.iothub.rest_base import (
     HUB,
@@ -145,5 +145,7 @@ def create_app(context: HubContext) -> web.Application:
     # Query first: `/devices/{device_id}` would otherwise claim `/devices/query`.
     app.add_routes(rest_twins.routes)
     app.add_routes(rest_identities.routes)
+    app.add_routes(rest_jobs.routes)
     app.add_routes(rest_control.routes)
+    app.on_cleanup.append(rest_jobs.stop_jobs)
     return app

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bridge.sim.iothub.errors import IoTHubError
 from bridge.sim.iothub.faults import FaultInjector, RequestStats
+from bridge.sim.iothub.jobs import ImportExportJobs
 from bridge.sim.iothub.quotas import Operation, Quotas
 from bridge.sim.iothub.registry import Registry
 
@@ -46,6 +47,7 @@ class HubContext:
     faults: FaultInjector = field(default_factory=FaultInjector)
     stats: RequestStats = field(default_factory=RequestStats)
     method_invoker: MethodInvoker | None = None
+    jobs: ImportExportJobs = field(default_factory=ImportExportJobs)
 
 
 HUB = web.AppKey("iothub", HubContext)
