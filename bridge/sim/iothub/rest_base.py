@@ -14,6 +14,7 @@ from aiohttp import web
 from bridge.sim.iothub.errors import IoTHubError
 from bridge.sim.iothub.faults import FaultInjector, RequestStats
 from bridge.sim.iothub.jobs import ImportExportJobs
+from bridge.sim.iothub.query_pages import QueryPages
 from bridge.sim.iothub.quotas import Operation, Quotas
 from bridge.sim.iothub.registry import Registry
 
@@ -48,6 +49,7 @@ class HubContext:
     stats: RequestStats = field(default_factory=RequestStats)
     method_invoker: MethodInvoker | None = None
     jobs: ImportExportJobs = field(default_factory=ImportExportJobs)
+    query_pages: QueryPages = field(default_factory=QueryPages)
 
 
 HUB = web.AppKey("iothub", HubContext)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from typing import Any
 
 from aiohttp import web
 
 from bridge.sim.iothub.errors import IoTHubError
 from bridge.sim.iothub.query import QueryError, parse_query
+from bridge.sim.iothub.query_pages import QueryPages
 from bridge.sim.iothub.quotas import Operation
 from bridge.sim.iothub.rest_base import (
     charge,
@@ -49,14 +48,18 @@ async def query_twins(request: web.Request) -> web.Response:
         query = parse_query(text)
     except QueryError as error:
         raise IoTHubError(400, "BadRequest", f"Query parse error: {error}") from error
-    rows = hub(request).registry.query(query)
+    context = hub(request)
+    snapshot, start = QueryPages.parse(request.headers.get("x-ms-continuation"))
+    rows = context.query_pages.rows(snapshot) if snapshot else None
+    if snapshot is None or rows is None:
+        # Off the event loop: a query reads every twin, and other requests must go on.
+        rows = await asyncio.to_thread(context.registry.query, query)
+        snapshot = context.query_pages.keep(rows)
     page_size = _page_size(request.headers.get("x-ms-max-item-count"))
-    start = _decode_continuation(request.headers.get("x-ms-continuation"))
     page = rows[start : start + page_size]
     headers = {"x-ms-item-type": "JSON" if query.projects else "Twin"}
     if start + page_size < len(rows):
-        # The token is an opaque offset; each page re-runs the query, as no snapshot is kept.
-        headers["x-ms-continuation"] = base64.b64encode(str(start + page_size).encode()).decode()
+        headers["x-ms-continuation"] = QueryPages.token(snapshot, start + page_size)
     return web.json_response(page, headers=headers)
 
 
@@ -66,15 +69,6 @@ def _page_size(header: str | None) -> int:
     except ValueError:
         size = _DEFAULT_PAGE
     return size if 1 <= size <= _MAX_PAGE else _MAX_PAGE
-
-
-def _decode_continuation(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        return max(0, int(base64.b64decode(token, validate=True).decode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
-        raise IoTHubError(400, "BadRequest", "Invalid continuation token") from error
 
 
 @routes.get("/twins/{device_id}")

@@ -11,6 +11,8 @@ from azure.iot.hub.models import (
 )
 from msrest.exceptions import HttpOperationError
 
+from bridge.sim.iothub.errors import IoTHubError
+from bridge.sim.iothub.query_pages import QueryPages
 from bridge.sim.iothub.sas import generate_key
 
 
@@ -190,3 +192,27 @@ def test_malformed_query_is_400(rm, fleet):
     assert error.value.response.status_code == 400
     assert error.value.response.headers["iothub-errorcode"] == "BadRequest"
     assert "Syntax error" in error.value.response.json()["Message"]
+
+
+def test_paging_reads_one_snapshot_even_while_the_registry_changes(rm, fleet):
+    first = rm.query_iot_hub(QuerySpecification(query="SELECT * FROM devices"), None, 10)
+    rm.delete_device("q-24")  # a device on a later page goes away mid-paging
+    rest = []
+    token = first.continuation_token
+    while token:
+        page = rm.query_iot_hub(QuerySpecification(query="SELECT * FROM devices"), token, 10)
+        rest.extend(page.items)
+        token = page.continuation_token
+    ids = [item.device_id for item in [*first.items, *rest]]
+    assert ids == [f"q-{i:02d}" for i in range(25)], "pages come from the first page's result"
+    fresh = _query(rm, "SELECT * FROM devices", page_size=10)
+    assert sum(len(p.items) for p in fresh) == 24, "a new query sees the deletion"
+
+
+def test_an_expired_snapshot_falls_back_to_running_the_query_again() -> None:
+    pages = QueryPages(ttl_s=-1)
+    snapshot = pages.keep([{"deviceId": "a"}])
+    assert pages.rows(snapshot) is None
+    assert QueryPages.parse(QueryPages.token(snapshot, 30)) == (snapshot, 30)
+    with pytest.raises(IoTHubError):
+        QueryPages.parse("not-base64!")
