@@ -162,7 +162,12 @@ def _is_self_signed(pem: str) -> bool:
 
 
 class MosquittoBroker:
-    """mosquitto with a mutual-TLS listener guarded by `iot_authz` and an open loopback one."""
+    """mosquitto with a mutual-TLS listener guarded by `iot_authz` and an open loopback one.
+
+    The per-connection quotas of AWS IoT Core apply to certificate clients, with AWS's values
+    by default; `None` switches one off (tests and rehearsals that reconnect quickly pass
+    `connect_rate=None`). See the header of `iot_authz.c` for how each is answered.
+    """
 
     def __init__(
         self,
@@ -175,7 +180,19 @@ class MosquittoBroker:
         plain_port: int = 0,
         region: str = "us-east-1",
         account_id: str = "123456789012",
+        connect_rate: float | None = 1.0,
+        max_subscriptions: int | None = 50,
+        publish_rate: float | None = 100.0,
     ) -> None:
+        quotas = {
+            "connect_rate": connect_rate,
+            "max_subscriptions": max_subscriptions,
+            "publish_rate": publish_rate,
+        }
+        if any(value is not None and value <= 0 for value in quotas.values()):
+            raise ValueError(f"quotas must be positive or None (off): {quotas}")
+        # CONNECTs per second per client id, subscriptions and PUBLISHes per second per connection.
+        self._quotas = {key: value or 0 for key, value in quotas.items()}
         self.workdir = workdir
         self._server_cert = server_cert
         self._trust_pems = tuple(trust_pems)
@@ -273,6 +290,9 @@ per_listener_settings false
 allow_anonymous true
 plugin {self._plugin}
 plugin_opt_table {self._table_path}
+plugin_opt_connect_rate {self._quotas["connect_rate"]}
+plugin_opt_max_subscriptions {self._quotas["max_subscriptions"]}
+plugin_opt_publish_rate {self._quotas["publish_rate"]}
 user {pwd.getpwuid(os.geteuid()).pw_name}
 persistence true
 persistence_location {self.workdir / "data"}/

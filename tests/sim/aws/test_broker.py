@@ -92,6 +92,19 @@ def pki() -> Pki:
 
 @pytest.fixture
 async def broker(pki: Pki, tmp_path: Path) -> AsyncIterator[MosquittoBroker]:
+    # These tests reconnect one client id quickly (takeovers, retries): no CONNECT quota.
+    async with MosquittoBroker(
+        workdir=tmp_path / "broker",
+        server_cert=pki.server,
+        trust_pems=[pki.device_ca.cert_pem],
+        connect_rate=None,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+async def aws_quotas(pki: Pki, tmp_path: Path) -> AsyncIterator[MosquittoBroker]:
+    """A broker with AWS IoT Core's per-connection quotas, the defaults."""
     async with MosquittoBroker(
         workdir=tmp_path / "broker", server_cert=pki.server, trust_pems=[pki.device_ca.cert_pem]
     ) as running:
@@ -507,3 +520,144 @@ def test_missing_build_tools_name_the_debian_packages(
         build_plugin(tmp_path / "cache")
     assert "mosquitto_broker.h" in str(failed.value)
     assert not list((tmp_path / "cache").iterdir())
+
+
+async def test_second_connect_within_a_second_per_client_id_is_refused(
+    aws_quotas: MosquittoBroker, pki: Pki, device_factory: DeviceFactory
+) -> None:
+    device = device_factory("dev-1")
+    aws_quotas.set_principals([device.principal()])
+    async with presence_watcher(aws_quotas) as watcher:
+        started = time.monotonic()
+        async with mqtt(aws_quotas, pki, device, "dev-1") as first:
+            assert (await next_presence(watcher))[0] == "$aws/events/presence/connected/dev-1"
+            # MQTT 3.1.1 has no quota code: "server unavailable"; MQTT 5: 0x97 "Quota exceeded".
+            refused = await assert_refused(mqtt(aws_quotas, pki, device, "dev-1"))
+            assert isinstance(refused, aiomqtt.MqttCodeError)
+            assert refused.rc == 3
+            refused = await assert_refused(mqtt(aws_quotas, pki, device, "dev-1", v5=True))
+            assert isinstance(refused, aiomqtt.MqttCodeError)
+            assert refused.rc == 0x97
+            # Refused attempts neither take over the live connection nor produce events.
+            with pytest.raises(TimeoutError):
+                await next_message(watcher, timeout=0.3)
+            await first.subscribe("things/dev-1/echo", qos=1)
+            await first.publish("things/dev-1/echo", b"still here", qos=1)
+            assert (await next_message(first)).payload == b"still here"
+            # The quota is per client id, and the stand-in's own loopback clients have none.
+            async with mqtt(aws_quotas, pki, device, "dev-2"):
+                pass
+            for _ in range(2):
+                async with plain(aws_quotas, identifier="glue"):
+                    pass
+        assert time.monotonic() - started < 1.0, "too slow to test a 1 s quota"
+        await asyncio.sleep(1.05 - (time.monotonic() - started))
+        await assert_serving(aws_quotas, pki, device, "dev-1")
+
+
+async def test_aws_iot_device_sdk_sees_connect_quota_exceeded(
+    aws_quotas: MosquittoBroker, pki: Pki, device_factory: DeviceFactory
+) -> None:
+    device = device_factory("dev-1")
+    aws_quotas.set_principals([device.principal()])
+    loop = asyncio.get_running_loop()
+    failed: asyncio.Future[Any] = loop.create_future()
+
+    def settle(data: Any) -> None:
+        if not failed.done():
+            failed.set_result(data)
+
+    def on_failure(data: Any) -> None:
+        # awscrt calls back on its own threads.
+        loop.call_soon_threadsafe(settle, data)
+
+    async with mqtt(aws_quotas, pki, device, "dev-1"):
+        client = mqtt5_client_builder.mtls_from_bytes(
+            cert_bytes=device.cert.cert_pem.encode(),
+            pri_key_bytes=device.cert.key_pem.encode(),
+            ca_bytes=pki.server_ca.cert_pem.encode(),
+            endpoint=aws_quotas.host,
+            port=aws_quotas.tls_port,
+            client_id="dev-1",
+            on_lifecycle_connection_failure=on_failure,
+        )
+        client.start()
+        try:
+            failure = await asyncio.wait_for(failed, WAIT)
+        finally:
+            client.stop()
+    assert failure.connack_packet.reason_code == mqtt5.ConnectReasonCode.QUOTA_EXCEEDED
+
+
+async def test_connect_quota_switched_off(
+    broker: MosquittoBroker, pki: Pki, device_factory: DeviceFactory
+) -> None:
+    device = device_factory("dev-1")
+    broker.set_principals([device.principal()])
+    for v5 in (False, True, False):
+        async with mqtt(broker, pki, device, "dev-1", v5=v5):
+            pass
+    with pytest.raises(ValueError, match="positive or None"):
+        MosquittoBroker(
+            workdir=Path(),
+            server_cert=pki.server,
+            trust_pems=[],
+            connect_rate=0,
+        )
+
+
+async def test_fifty_subscriptions_per_connection(
+    aws_quotas: MosquittoBroker, pki: Pki, device_factory: DeviceFactory
+) -> None:
+    device = device_factory("dev-1")
+    aws_quotas.set_principals([device.principal()])
+    filters = [f"things/dev-1/sub{i}" for i in range(51)]
+    batches = [filters[start : min(start + 8, 50)] for start in range(0, 50, 8)]
+    async with plain(aws_quotas) as publisher, mqtt(aws_quotas, pki, device, "dev-1") as client:
+        # AWS takes at most 8 filters per SUBSCRIBE.
+        for batch in batches:
+            assert list(await client.subscribe([(f, 1) for f in batch])) == [1] * len(batch)
+        # The 51st is refused; subscribing again to a held filter takes no new slot.
+        assert list(await client.subscribe([(filters[50], 1), (filters[0], 1)])) == [0x80, 1]
+        for topic in (filters[50], filters[0], filters[49]):
+            await publisher.publish(topic, topic.encode(), qos=1)
+        assert [str((await next_message(client)).topic) for _ in range(2)] == [
+            filters[0],
+            filters[49],
+        ]
+        # Unsubscribing frees a slot.
+        await client.unsubscribe(filters[0])
+        assert list(await client.subscribe(filters[50], qos=1)) == [1]
+        assert list(await client.subscribe(filters[0], qos=1)) == [0x80]
+    async with mqtt(aws_quotas, pki, device, "dev-2", v5=True) as client:
+        for batch in batches:
+            await client.subscribe([(f, 1) for f in batch])
+        granted = await client.subscribe([(filters[50], 1)])
+        assert isinstance(granted, list)
+        # AWS lists 0x97 "Quota exceeded"; mosquitto 2.0 lets a plugin refuse only as 0x87.
+        assert [code.value for code in granted] == [0x87]
+
+
+async def test_publishes_beyond_100_per_second_are_discarded(
+    aws_quotas: MosquittoBroker, pki: Pki, device_factory: DeviceFactory
+) -> None:
+    device = device_factory("dev-1")
+    aws_quotas.set_principals([device.principal()])
+    async with plain(aws_quotas) as observer, mqtt(aws_quotas, pki, device, "dev-1") as client:
+        await observer.subscribe("things/dev-1/rate", qos=1)
+        started = time.monotonic()
+        for i in range(200):
+            # MQTT 3.1.1 cannot refuse a PUBLISH: every one is acknowledged.
+            await client.publish("things/dev-1/rate", str(i).encode(), qos=1)
+        elapsed = time.monotonic() - started
+        # Discarded, not disconnected: the next second's publishes get through.
+        await asyncio.sleep(1.0)
+        await client.publish("things/dev-1/rate", b"-1", qos=1)
+        received: list[int] = []
+        while (message := await next_message(observer)).payload != b"-1":
+            assert isinstance(message.payload, bytes)
+            received.append(int(message.payload))
+        # A burst of 100, then 100 per second.
+        assert received[:100] == list(range(100))
+        assert len(received) <= 100 + int(elapsed * 100) + 1
+        assert len(received) < 200

@@ -30,6 +30,34 @@
  * The table is re-read when its inode, size or mtime change: on every CONNECT, and at most
  * every 100 ms on ACL checks and ticks. The writer replaces it atomically (rename).
  *
+ * Per-connection quotas of AWS IoT Core ("AWS IoT Core message broker and protocol limits and
+ * quotas" in the AWS General Reference; reason codes from the developer guide's MQTT page), for
+ * certificate clients only; plugin options, 0 switches a quota off:
+ * - plugin_opt_connect_rate (default 0; AWS: 1): CONNECTs per second per client id. AWS
+ *   "restricts MQTT CONNECT requests from the same accountId and clientId to 1 MQTT CONNECT
+ *   operation per second" without saying what it answers. AWS lists CONNACK 0x97 "Quota
+ *   exceeded" among its MQTT 5 reason codes (not 0x89 "Server busy" nor 0x9F "Connection rate
+ *   exceeded"), so MQTT 5 gets 0x97. MQTT 3.1.1 has no quota code: our choice is 3 "Server
+ *   unavailable" (transient, retry later) rather than 5 "Not authorized" (fix your policy). A
+ *   CONNECT counts once its certificate is known (the account), before iot:Connect is checked;
+ *   a throttled one does not push the next back. Keyed by client id alone (one account per
+ *   broker).
+ * - plugin_opt_max_subscriptions (default 0; AWS: 50): active subscriptions per connection.
+ *   AWS "might reject subscription requests on the same connection in excess of this amount
+ *   and the connection is closed. Clients should validate the SUBACK". We refuse the excess
+ *   filters in the SUBACK and keep the connection (the documented SUBACK check is what clients
+ *   can rely on). mosquitto 2.0 turns a refused filter into 0x80 for MQTT 3.1.1 (as AWS) but
+ *   0x87 "Not authorized" for MQTT 5 where AWS lists 0x97 "Quota exceeded": a plugin cannot
+ *   choose the SUBACK code. Re-subscribing to a held filter takes no slot; unsubscribing
+ *   frees one. Subscriptions restored from a persistent session are not counted (mosquitto
+ *   does not tell a plugin about them), only those made on the current connection.
+ * - plugin_opt_publish_rate (default 0; AWS: 100): inbound PUBLISHes per second per
+ *   connection, burst of one second's worth. AWS: "Publish requests that exceed that quota are
+ *   discarded." Excess messages are dropped without closing the connection: MQTT 3.1.1 QoS 1
+ *   still gets its PUBACK; MQTT 5 QoS 1 gets PUBACK 0x87 from mosquitto where AWS lists 0x97.
+ * Counters live in the per-connection session and a per-client-id table; nothing touches a
+ * file on these paths.
+ *
  * Build: cc -O2 -Wall -Wextra -shared -fPIC -o iot_authz.so iot_authz.c -lcrypto
  */
 #define _GNU_SOURCE
@@ -79,6 +107,10 @@ enum {
 #define MAX_LINE 65536
 #define BUCKETS 4096
 #define ACL_RELOAD_NS 100000000L
+#define NS_PER_S 1000000000LL
+/* MQTT 5 CONNACK reason code and MQTT 3.1.1 CONNACK return code for a refused CONNECT. */
+#define CONNACK_V5_QUOTA_EXCEEDED 0x97
+#define CONNACK_V311_SERVER_UNAVAILABLE 3
 #define PLACEHOLDER_CLIENT_ID '\x01'
 
 struct rule {
@@ -116,6 +148,11 @@ struct session {
 	char *cert_id;
 	char *ip_address;
 	const char *kick_reason; /* set => disconnect on the next tick */
+	char **filters;          /* topic filters subscribed on this connection */
+	unsigned filter_count;
+	unsigned filter_capacity;
+	long long publish_tat_ns; /* publish rate: theoretical arrival time (GCRA) */
+	bool publish_throttled;   /* logged once per throttled burst */
 	char der_sha256[65];
 	char session_id[37];
 	bool reported; /* disconnected event already published; after disconnect: dormant */
@@ -135,6 +172,20 @@ struct state {
 	unsigned long long version_counter;
 	bool kicks_pending;
 	struct session *sessions[BUCKETS];
+	/* Quotas; an interval or limit of 0 means off. */
+	long long connect_interval_ns;
+	long long publish_interval_ns;
+	long long publish_burst_ns; /* tolerance beyond one interval: (burst - 1) intervals */
+	unsigned max_subscriptions;
+	struct connect_slot *connects[BUCKETS];
+	long long connects_swept_ns;
+};
+
+/* Earliest time the next CONNECT with this client id is accepted. */
+struct connect_slot {
+	struct connect_slot *next;
+	long long not_before_ns;
+	char client_id[];
 };
 
 /* ---------- small helpers ---------- */
@@ -484,6 +535,8 @@ static struct session *session_find(struct state *st, const struct mosquitto *cl
 
 static void session_free(struct session *s)
 {
+	for(unsigned i = 0; i < s->filter_count; i++) free(s->filters[i]);
+	free(s->filters);
 	free(s->client_id);
 	free(s->cert_id);
 	free(s->ip_address);
@@ -598,12 +651,15 @@ static void new_session_id(char out[37])
 			b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
-/* Internal to the broker but exported by it; weak so the plugin still loads without it. */
+/* Internal to the broker but exported by it; weak so the plugin still loads without them. */
 extern int mosquitto__get_state(const struct mosquitto *mosq) __attribute__((weak));
+extern int send__connack(struct mosquitto *context, uint8_t ack, uint8_t reason_code,
+		const void *properties) __attribute__((weak));
 
 /* mosquitto 2.0.11 passes no reason to MOSQ_EVT_DISCONNECT (always -1), so read the
  * connection state instead: values of enum mosquitto_client_state in 2.0.x. */
 #define STATE_DISCONNECTING 2
+#define STATE_ACTIVE 3
 #define STATE_DUPLICATE 17
 #define STATE_DISCONNECT_WITH_WILL 18
 
@@ -650,6 +706,98 @@ static bool certificate_identity(struct mosquitto *client, char der_sha256[65], 
 	OPENSSL_free(der);
 	X509_free(cert);
 	return ok;
+}
+
+/* ---------- quotas ---------- */
+
+static bool filter_held(const struct session *s, const char *filter, unsigned *index)
+{
+	for(unsigned i = 0; i < s->filter_count; i++){
+		if(!strcmp(s->filters[i], filter)){
+			if(index) *index = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Record a new subscription; false when the quota is full (or memory is short). */
+static bool filter_add(const struct state *st, struct session *s, const char *filter)
+{
+	char *copy;
+	if(filter_held(s, filter, NULL)) return true; /* replaces the held one: no new slot */
+	if(s->filter_count >= st->max_subscriptions) return false;
+	if(s->filter_count == s->filter_capacity){
+		unsigned grown = s->filter_capacity ? s->filter_capacity * 2 : 8;
+		char **bigger = realloc(s->filters, grown * sizeof(*bigger));
+		if(!bigger) return false;
+		s->filters = bigger;
+		s->filter_capacity = grown;
+	}
+	copy = strdup(filter);
+	if(!copy) return false;
+	s->filters[s->filter_count++] = copy;
+	return true;
+}
+
+static void filter_remove(struct session *s, const char *filter)
+{
+	unsigned i;
+	if(!filter_held(s, filter, &i)) return;
+	free(s->filters[i]);
+	s->filters[i] = s->filters[--s->filter_count];
+}
+
+/* One CONNECT per interval per client id; a refused CONNECT does not push the next one back. */
+static bool connect_allowed(struct state *st, const char *client_id, long long now)
+{
+	unsigned b = hash_string(client_id);
+	struct connect_slot *slot;
+	size_t len;
+
+	for(slot = st->connects[b]; slot; slot = slot->next){
+		if(!strcmp(slot->client_id, client_id)) break;
+	}
+	if(slot){
+		if(now < slot->not_before_ns) return false;
+		slot->not_before_ns = now + st->connect_interval_ns;
+		return true;
+	}
+	len = strlen(client_id) + 1;
+	slot = malloc(sizeof(*slot) + len);
+	if(!slot) return true; /* fail open: the quota is a courtesy, not a security control */
+	memcpy(slot->client_id, client_id, len);
+	slot->not_before_ns = now + st->connect_interval_ns;
+	slot->next = st->connects[b];
+	st->connects[b] = slot;
+	return true;
+}
+
+/* Forget client ids whose next CONNECT would be accepted anyway. */
+static void connects_sweep(struct state *st, long long now, bool all)
+{
+	for(unsigned b = 0; b < BUCKETS; b++){
+		struct connect_slot **link = &st->connects[b];
+		while(*link){
+			struct connect_slot *slot = *link;
+			if(all || slot->not_before_ns <= now){
+				*link = slot->next;
+				free(slot);
+			}else{
+				link = &slot->next;
+			}
+		}
+	}
+	st->connects_swept_ns = now;
+}
+
+/* GCRA: a burst of one second's worth, then one message per interval. */
+static bool publish_allowed(const struct state *st, struct session *s, long long now)
+{
+	long long tat = s->publish_tat_ns > now ? s->publish_tat_ns : now;
+	if(tat - now > st->publish_burst_ns) return false;
+	s->publish_tat_ns = tat + st->publish_interval_ns;
+	return true;
 }
 
 /* ---------- callbacks ---------- */
@@ -720,6 +868,15 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, "iot_authz: refused %s: certificate %s is not registered and ACTIVE", client_id, der_sha256);
 		return MOSQ_ERR_AUTH;
 	}
+	/* Before anything else: a refused CONNECT must not take over the live connection. */
+	if(st->connect_interval_ns && !connect_allowed(st, client_id, monotonic_ns())){
+		bool v5 = mosquitto_client_protocol_version(ev->client) == MQTT_PROTOCOL_V5;
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, "iot_authz: refused %s: CONNECT rate per client id exceeded", client_id);
+		if(!send__connack) return MOSQ_ERR_AUTH; /* "not authorized" is all the API offers */
+		send__connack(ev->client, 0, v5 ? CONNACK_V5_QUOTA_EXCEEDED : CONNACK_V311_SERVER_UNAVAILABLE, NULL);
+		/* Any error but MOSQ_ERR_AUTH closes the connection without a second CONNACK. */
+		return MOSQ_ERR_INVAL;
+	}
 	if(!policy_allows(st->table, pr, ACT_CONNECT, "client", client_id, client_id)){
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, "iot_authz: refused %s: iot:Connect not allowed for certificate %s", client_id, pr->cert_id);
 		return MOSQ_ERR_AUTH;
@@ -768,6 +925,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	struct principal *pr;
 	unsigned action;
 	const char *type = "topic";
+	long long now;
 	(void)event;
 
 	if(!s){
@@ -776,8 +934,13 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		 * every queued message (READ) against the reconnected, authenticated client. */
 		return ev->access == MOSQ_ACL_READ ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 	}
-	if(s->trusted || ev->access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
-	if(monotonic_ns() - st->last_check_ns > ACL_RELOAD_NS) refresh(st);
+	if(s->trusted) return MOSQ_ERR_SUCCESS;
+	if(ev->access == MOSQ_ACL_UNSUBSCRIBE){
+		filter_remove(s, ev->topic);
+		return MOSQ_ERR_SUCCESS;
+	}
+	now = monotonic_ns();
+	if(now - st->last_check_ns > ACL_RELOAD_NS) refresh(st);
 	pr = table_find(st->table, s->der_sha256);
 	if(!pr){
 		schedule_kick(st, s, "AUTH_ERROR");
@@ -792,6 +955,23 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	if(policy_allows(st->table, pr, action, type, ev->topic, s->client_id)
 			&& (!(action == ACT_PUBLISH && ev->retain)
 				|| policy_allows(st->table, pr, ACT_RETAIN, type, ev->topic, s->client_id))){
+		if(action == ACT_SUBSCRIBE && st->max_subscriptions && !filter_add(st, s, ev->topic)){
+			mosquitto_log_printf(MOSQ_LOG_NOTICE, "iot_authz: %s may not subscribe to %s: %u subscriptions per connection", s->client_id, ev->topic, st->max_subscriptions);
+			return MOSQ_ERR_ACL_DENIED;
+		}
+		/* Only PUBLISH packets of a live connection count: mosquitto also checks the will
+		 * message at CONNECT and when publishing it after the disconnect. */
+		if(action == ACT_PUBLISH && st->publish_interval_ns && !s->reported
+				&& (!mosquitto__get_state || mosquitto__get_state(ev->client) == STATE_ACTIVE)){
+			if(!publish_allowed(st, s, now)){
+				if(!s->publish_throttled){
+					mosquitto_log_printf(MOSQ_LOG_NOTICE, "iot_authz: %s exceeds its publish rate, discarding", s->client_id);
+					s->publish_throttled = true;
+				}
+				return MOSQ_ERR_ACL_DENIED; /* dropped; no kick, unlike a policy denial */
+			}
+			s->publish_throttled = false;
+		}
 		return MOSQ_ERR_SUCCESS;
 	}
 	if(action == ACT_PUBLISH){
@@ -836,7 +1016,9 @@ static int on_tick(int event, void *event_data, void *userdata)
 	(void)event;
 	(void)event_data;
 
-	if(monotonic_ns() - st->last_check_ns > ACL_RELOAD_NS) refresh(st);
+	long long now = monotonic_ns();
+	if(now - st->last_check_ns > ACL_RELOAD_NS) refresh(st);
+	if(st->connect_interval_ns && now - st->connects_swept_ns > NS_PER_S) connects_sweep(st, now, false);
 	if(!st->kicks_pending) return MOSQ_ERR_SUCCESS;
 	st->kicks_pending = false;
 	/* Collect first: each kick runs on_disconnect, which frees sessions. */
@@ -883,14 +1065,35 @@ int mosquitto_plugin_version(int supported_version_count, const int *supported_v
 	return -1;
 }
 
+/* A rate in events per second, 0 for off; false when malformed. */
+static bool parse_rate(const char *key, const char *value, double *rate)
+{
+	char *end = NULL;
+	errno = 0;
+	*rate = strtod(value, &end);
+	if(errno || end == value || *end || !(*rate >= 0.0 && *rate <= 1e6)){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "iot_authz: plugin_opt_%s must be a number of events per second from 0 (off) to 1e6, not %s", key, value);
+		return false;
+	}
+	return true;
+}
+
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
 	struct state *st;
 	const char *table_path = NULL;
+	double connect_rate = 0.0, publish_rate = 0.0, max_subscriptions = 0.0;
 
 	for(int i = 0; i < option_count; i++){
-		if(!strcmp(options[i].key, "table")) table_path = options[i].value;
+		const char *key = options[i].key, *value = options[i].value;
+		if(!strcmp(key, "table")) table_path = value;
+		else if(!strcmp(key, "connect_rate") && !parse_rate(key, value, &connect_rate)) return MOSQ_ERR_INVAL;
+		else if(!strcmp(key, "publish_rate") && !parse_rate(key, value, &publish_rate)) return MOSQ_ERR_INVAL;
+		else if(!strcmp(key, "max_subscriptions")
+				&& (!parse_rate(key, value, &max_subscriptions) || max_subscriptions != (unsigned)max_subscriptions)){
+			return MOSQ_ERR_INVAL;
+		}
 	}
 	if(!table_path){
 		mosquitto_log_printf(MOSQ_LOG_ERR, "iot_authz: plugin_opt_table is required");
@@ -898,6 +1101,13 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	}
 	st = calloc(1, sizeof(*st));
 	if(!st) return MOSQ_ERR_NOMEM;
+	if(connect_rate > 0.0) st->connect_interval_ns = (long long)((double)NS_PER_S / connect_rate);
+	if(publish_rate > 0.0){
+		double burst = publish_rate < 1.0 ? 1.0 : (double)(long long)publish_rate;
+		st->publish_interval_ns = (long long)((double)NS_PER_S / publish_rate);
+		st->publish_burst_ns = (long long)((burst - 1.0) * (double)st->publish_interval_ns);
+	}
+	st->max_subscriptions = (unsigned)max_subscriptions;
 	st->id = identifier;
 	st->table_path = strdup(table_path);
 	if(!st->table_path){
@@ -914,7 +1124,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		mosquitto_log_printf(MOSQ_LOG_ERR, "iot_authz: cannot register callbacks");
 		return MOSQ_ERR_INVAL;
 	}
-	mosquitto_log_printf(MOSQ_LOG_INFO, "iot_authz: loaded, table %s", table_path);
+	mosquitto_log_printf(MOSQ_LOG_INFO, "iot_authz: loaded, table %s, quotas: %g CONNECT/s per client id, %u subscriptions and %g PUBLISH/s per connection (0: off)",
+			table_path, connect_rate, st->max_subscriptions, publish_rate);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -932,6 +1143,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	for(unsigned b = 0; b < BUCKETS; b++){
 		while(st->sessions[b]) session_remove(st, st->sessions[b]);
 	}
+	connects_sweep(st, 0, true);
 	table_free(st->table);
 	free(st->table_path);
 	free(st);
