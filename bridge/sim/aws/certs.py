@@ -6,10 +6,10 @@ with throw-away keys (and from a CSR, with a key that is not the CSR's). Certifi
 are SHA-256 of the DER, as in AWS (moto's `use_valid_cert` setting).
 
 Every change to certificates, policies or their attachments is turned into the broker's
-principal table. Small registries are applied synchronously inside the control-plane
-call, so a deactivated certificate is refused on the very next connection; once a flush
-takes long (a large simulated estate), grants are coalesced in a background thread while
-revocations stay synchronous.
+principal table. Revocations are applied before the control-plane call returns, so a
+deactivated certificate is refused on the very next connection; so are grants while the
+registry holds up to 5,000 certificates, beyond which (a large simulated estate being
+built) they are coalesced in a background thread.
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ _GRANTING = (
     "create_policy_version",
     "set_default_policy_version",
 )
-_SYNC_BUDGET_S = 0.02
+# Up to this many certificates, grants apply before the control-plane call returns too.
+# A count, not a measured time: what a client may rely on must not depend on machine load.
+_SYNC_CERTIFICATES = 5000
 _COALESCE_S = 0.05
 
 
@@ -183,7 +185,7 @@ class CertificateRegistry:
         self.flush()
 
     def _granted(self, _call: Call) -> None:
-        if self._last_flush_s <= _SYNC_BUDGET_S:
+        if len(self._moto.iot.certificates) <= _SYNC_CERTIFICATES:
             self.flush()
         else:
             self._dirty.set()

@@ -65,32 +65,42 @@ class GlueClient:
     async def run(self) -> None:
         """Connect, subscribe, publish and dispatch until cancelled; reconnect on failure."""
         self.bind_loop()
+        task = asyncio.current_task()
         attempt = 0
         while True:
+            lost: str | None = None
             try:
-                # A persistent session keeps device requests queued across broker restarts.
-                async with aiomqtt.Client(
-                    self._host,
-                    self._port,
-                    identifier=self._identifier,
-                    clean_session=False,
-                    max_inflight_messages=1000,
-                ) as client:
-                    for topic_filter, _ in self._routes:
-                        await client.subscribe(topic_filter, qos=1)
-                    attempt = 0
-                    self._connected.set()
-                    async with asyncio.TaskGroup() as group:
-                        group.create_task(self._send(client), name="sim.aws.glue.send")
-                        group.create_task(self._receive(client), name="sim.aws.glue.receive")
+                await self._session()
             except* aiomqtt.MqttError as errors:
-                self._connected.clear()
-                attempt += 1
-                delay = min(_BACKOFF_MAX_S, 0.05 * 2**attempt) * random.uniform(0.5, 1)  # noqa: S311
-                log.warning(
-                    "sim.aws.glue_disconnected", error=str(errors.exceptions[0]), retry_in=delay
-                )
-                await asyncio.sleep(delay)
+                lost = str(errors.exceptions[0])
+            # A cancel that lands while aiomqtt disconnects can surface as a lost
+            # connection instead of CancelledError; honour it rather than reconnect.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
+            if self._connected.is_set():
+                attempt = 0  # it had connected: start the backoff again from the bottom
+            self._connected.clear()
+            attempt += 1
+            delay = min(_BACKOFF_MAX_S, 0.05 * 2**attempt) * random.uniform(0.5, 1)  # noqa: S311
+            log.warning("sim.aws.glue_disconnected", error=lost, retry_in=delay)
+            await asyncio.sleep(delay)
+
+    async def _session(self) -> None:
+        """One connection: subscribe, then publish and dispatch until it fails."""
+        # A persistent session keeps device requests queued across broker restarts.
+        async with aiomqtt.Client(
+            self._host,
+            self._port,
+            identifier=self._identifier,
+            clean_session=False,
+            max_inflight_messages=1000,
+        ) as client:
+            for topic_filter, _ in self._routes:
+                await client.subscribe(topic_filter, qos=1)
+            self._connected.set()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._send(client), name="sim.aws.glue.send")
+                group.create_task(self._receive(client), name="sim.aws.glue.receive")
 
     async def _send(self, client: aiomqtt.Client) -> None:
         while True:

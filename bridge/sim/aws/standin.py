@@ -181,10 +181,9 @@ class AwsStandIn:
     async def _stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        # aiomqtt 2.0 waits without a timeout for the broker to acknowledge a disconnect;
+        # if that never comes, stopping the broker below ends the wait.
+        _done, pending = await asyncio.wait(self._tasks, timeout=2) if self._tasks else ((), set())
         if self._certs is not None:
             self._certs.uninstall()
         if self._rules is not None:
@@ -192,6 +191,14 @@ class AwsStandIn:
         with contextlib.suppress(AssertionError):  # never started
             await asyncio.to_thread(self.moto.stop)
         await self._stack.aclose()
+        if pending:
+            _done, still = await asyncio.wait(pending, timeout=5)
+            if still:
+                log.warning("sim.aws.tasks_left_running", tasks=[t.get_name() for t in still])
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("sim.aws.task_failed", task=task.get_name(), error=str(task.exception()))
+        self._tasks.clear()
 
     @property
     def data_endpoint(self) -> str:
