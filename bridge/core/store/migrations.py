@@ -1,0 +1,124 @@
+"""Versioned schema migrations: ordered SQL per backend, recorded in `schema_migrations`."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from bridge.errors import StoreError
+
+__all__ = ["POSTGRES", "SQLITE", "Migration", "check_not_newer"]
+
+
+class Migration(NamedTuple):
+    """One schema step: applied once, in order, inside one transaction."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+# Never edit an applied migration: append a new one, so every database converges.
+SQLITE: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial",
+        (
+            """CREATE TABLE devices (
+                device_id TEXT PRIMARY KEY,
+                state TEXT NOT NULL,
+                reason TEXT,
+                thing_version INTEGER,
+                shadow_versions TEXT NOT NULL DEFAULT '{}',
+                twin_etag TEXT,
+                twin_version INTEGER,
+                revision INTEGER NOT NULL DEFAULT 0,
+                updated_at REAL NOT NULL,
+                lease_owner TEXT,
+                lease_until REAL)""",
+            "CREATE INDEX devices_by_state ON devices (state, updated_at)",
+            """CREATE TABLE outbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                device_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                available_at REAL NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT,
+                claimed_by TEXT,
+                claimed_until REAL)""",
+            "CREATE INDEX outbox_by_device ON outbox (device_id, id)",
+            "CREATE INDEX outbox_by_readiness ON outbox (available_at, id)",
+            """CREATE TABLE dead_letters (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                source TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                created_at REAL NOT NULL)""",
+            """CREATE TABLE checkpoints (
+                name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL)""",
+            """CREATE TABLE partition_leases (
+                partition TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_until REAL NOT NULL)""",
+        ),
+    ),
+)
+
+POSTGRES: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial",
+        (
+            """CREATE TABLE devices (
+                device_id text PRIMARY KEY,
+                state text NOT NULL,
+                reason text,
+                thing_version bigint,
+                shadow_versions jsonb NOT NULL DEFAULT '{}',
+                twin_etag text,
+                twin_version bigint,
+                revision bigint NOT NULL DEFAULT 0,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                lease_owner text,
+                lease_until timestamptz)""",
+            "CREATE INDEX devices_by_state ON devices (state, updated_at)",
+            """CREATE TABLE outbox (
+                id bigserial PRIMARY KEY,
+                device_id text NOT NULL,
+                kind text NOT NULL,
+                payload jsonb NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                available_at timestamptz NOT NULL DEFAULT now(),
+                attempts integer NOT NULL DEFAULT 0,
+                last_error text,
+                claimed_by text,
+                claimed_until timestamptz)""",
+            "CREATE INDEX outbox_by_device ON outbox (device_id, id)",
+            "CREATE INDEX outbox_by_readiness ON outbox (available_at, id)",
+            """CREATE TABLE dead_letters (
+                id bigserial PRIMARY KEY,
+                source text NOT NULL,
+                reason text NOT NULL,
+                payload jsonb NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now())""",
+            """CREATE TABLE checkpoints (
+                name text PRIMARY KEY, value text NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now())""",
+            """CREATE TABLE partition_leases (
+                partition text PRIMARY KEY, owner text NOT NULL,
+                lease_until timestamptz NOT NULL)""",
+        ),
+    ),
+)
+
+CREATE_SCHEMA_MIGRATIONS = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"""
+
+
+def check_not_newer(found: int, migrations: tuple[Migration, ...], where: str) -> None:
+    """Raise `StoreError` when the database was migrated by a newer bridge than this one."""
+    known = migrations[-1].version
+    if found > known:
+        raise StoreError(
+            f"{where}: database schema version {found} is newer than this bridge knows "
+            f"({known}); upgrade iot-bridge or point it at another database"
+        )

@@ -1,0 +1,325 @@
+"""The shared store: PostgreSQL through asyncpg, for several replicas (server clock, row locks)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from bridge.core.machine import PROBLEM_STATES, Event, State
+from bridge.core.store import migrations
+from bridge.core.store.base import (
+    MAX_TRANSITION_ATTEMPTS,
+    DeadLetter,
+    Device,
+    OutboxEntry,
+    OutboxItem,
+    VersionKind,
+    dump_json,
+    next_state,
+)
+from bridge.errors import StoreError
+
+__all__ = ["PostgresStore"]
+
+_MIGRATION_LOCK = 0x1B1D_6E00  # advisory lock key: one replica migrates, the others wait
+_DEVICE_COLUMNS = (
+    "device_id, state, reason, thing_version, shadow_versions, twin_etag, twin_version,"
+    " revision, updated_at, lease_owner, lease_until"
+)
+# Enqueuers of one device take its advisory lock, so ids commit in order per device and a
+# claimer's snapshot always sees a prefix of each device's queue.
+_LOCK_DEVICE_QUEUE = "SELECT pg_advisory_xact_lock(hashtext($1))"
+_INSERT_OUTBOX = "INSERT INTO outbox (device_id, kind, payload) VALUES ($1, $2, $3)"
+# The same in one round trip: the lock row is produced before the new id is drawn.
+_LOCKED_INSERT_OUTBOX = """WITH queue_lock AS (SELECT pg_advisory_xact_lock(hashtext($1)))
+    INSERT INTO outbox (device_id, kind, payload) SELECT $1, $2, $3 FROM queue_lock
+    RETURNING id"""
+# Each device's oldest message is its only candidate; SKIP LOCKED lets replicas claim in
+# parallel, and a row claimed meanwhile is rechecked against the WHERE after its lock.
+_CLAIM = """WITH ready AS (
+        SELECT id FROM outbox
+        WHERE available_at <= now() AND (claimed_until IS NULL OR claimed_until <= now())
+          AND NOT EXISTS (SELECT 1 FROM outbox AS earlier
+                          WHERE earlier.device_id = outbox.device_id AND earlier.id < outbox.id)
+        ORDER BY available_at, id LIMIT $2
+        FOR UPDATE SKIP LOCKED)
+    UPDATE outbox SET claimed_by = $1, claimed_until = now() + make_interval(secs => $3),
+        attempts = attempts + 1
+    FROM ready WHERE outbox.id = ready.id
+    RETURNING outbox.id, device_id, kind, payload, attempts, last_error"""
+_UPDATE_IF_UNCHANGED = """UPDATE devices SET state = $2, reason = $3, revision = $4 + 1,
+    updated_at = now() WHERE device_id = $1 AND revision = $4"""
+_TAKE_LEASE = """INSERT INTO partition_leases (partition, owner, lease_until)
+    VALUES ($1, $2, now() + make_interval(secs => $3))
+    ON CONFLICT (partition) DO UPDATE SET owner = excluded.owner,
+        lease_until = excluded.lease_until
+    WHERE partition_leases.owner = excluded.owner OR partition_leases.lease_until <= now()"""
+_RECORD_VERSION = {
+    VersionKind.SHADOW: """UPDATE devices SET updated_at = now(),
+        shadow_versions = jsonb_set(shadow_versions, ARRAY[$3::text], to_jsonb($2::bigint))
+        WHERE device_id = $1 AND coalesce((shadow_versions ->> $3::text)::bigint < $2, true)""",
+    VersionKind.THING: """UPDATE devices SET thing_version = $2, updated_at = now()
+        WHERE device_id = $1 AND coalesce(thing_version < $2, true)""",
+    VersionKind.TWIN: """UPDATE devices SET twin_version = $2, updated_at = now(),
+        twin_etag = coalesce($3, twin_etag)
+        WHERE device_id = $1 AND coalesce(twin_version < $2, true)""",
+}
+
+
+def _device(row: Mapping[str, Any]) -> Device:
+    return Device(
+        device_id=row["device_id"],
+        state=State(row["state"]),
+        reason=row["reason"],
+        thing_version=row["thing_version"],
+        shadow_versions=row["shadow_versions"],
+        twin_etag=row["twin_etag"],
+        twin_version=row["twin_version"],
+        revision=row["revision"],
+        updated_at=row["updated_at"],
+        lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"],
+    )
+
+
+async def _use_json_codec(conn: Any) -> None:
+    await conn.set_type_codec(
+        "jsonb", encoder=dump_json, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+
+
+class PostgresStore:
+    """A `Store` in PostgreSQL for replicas sharing one database; see `Store` for contracts."""
+
+    def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
+        self._dsn = dsn
+        self._pool_size = pool_size
+        self._pool: Any = None
+
+    @classmethod
+    def from_dsn(cls, dsn: str) -> PostgresStore:
+        """Build from a `postgresql://user@host:port/database` DSN."""
+        return cls(dsn)
+
+    async def open(self) -> None:
+        """Connect a pool and bring the schema up to date."""
+        try:
+            # A hung server must surface as an error, not stall the daemon silently.
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                init=_use_json_codec,
+                timeout=10,
+                command_timeout=30,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(f"cannot open PostgreSQL store: {exc}") from exc
+        try:
+            await self._migrate()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close every connection of the pool."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
+        if self._pool is None:
+            raise StoreError("PostgreSQL store is not open")
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        async with self._conn() as conn:
+            return list(await conn.fetch(sql, *args))
+
+    async def _execute(self, sql: str, *args: Any) -> str:
+        async with self._conn() as conn:
+            return str(await conn.execute(sql, *args))
+
+    async def _migrate(self) -> None:
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(migrations.CREATE_SCHEMA_MIGRATIONS)
+            current = await conn.fetchval("SELECT coalesce(MAX(version), 0) FROM schema_migrations")
+            migrations.check_not_newer(current, migrations.POSTGRES, "PostgreSQL store")
+            for step in migrations.POSTGRES:
+                if step.version <= current:
+                    continue
+                for statement in step.statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations VALUES ($1, $2, $3)",
+                    step.version,
+                    step.name,
+                    datetime.now(UTC).isoformat(),
+                )
+
+    async def schema_version(self) -> int:
+        rows = await self._fetch("SELECT coalesce(MAX(version), 0) FROM schema_migrations")
+        return int(rows[0][0])
+
+    async def add_device(self, device_id: str) -> bool:
+        status = await self._execute(
+            "INSERT INTO devices (device_id, state) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            device_id,
+            State.DISCOVERED.value,
+        )
+        return status == "INSERT 0 1"
+
+    async def get_device(self, device_id: str) -> Device | None:
+        sql = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = $1"  # noqa: S608
+        rows = await self._fetch(sql, device_id)
+        return _device(rows[0]) if rows else None
+
+    async def record_versions(
+        self,
+        device_id: str,
+        kind: VersionKind,
+        name: str,
+        version: int,
+        *,
+        etag: str | None = None,
+    ) -> bool:
+        args: list[Any] = [device_id, version]
+        if kind is not VersionKind.THING:
+            args.append(name if kind is VersionKind.SHADOW else etag)
+        async with self._conn() as conn:
+            if await conn.execute(_RECORD_VERSION[kind], *args) == "UPDATE 1":
+                return True
+            if await conn.fetchval("SELECT 1 FROM devices WHERE device_id = $1", device_id):
+                return False
+        raise StoreError(f"unknown device {device_id}")
+
+    async def transition(
+        self,
+        device_id: str,
+        event: Event,
+        *,
+        reason: str | None = None,
+        enqueue: Sequence[OutboxEntry] = (),
+    ) -> State:
+        # Optimistic: read without locking, write only if the revision is still the one read.
+        async with self._conn() as conn:
+            for _ in range(MAX_TRANSITION_ATTEMPTS):
+                row = await conn.fetchrow(
+                    "SELECT state, revision FROM devices WHERE device_id = $1", device_id
+                )
+                if row is None:
+                    raise StoreError(f"unknown device {device_id}")
+                state, kept_reason = next_state(device_id, row["state"], event, reason)
+                update = (device_id, state.value, kept_reason, row["revision"])
+                if not enqueue:
+                    if await conn.execute(_UPDATE_IF_UNCHANGED, *update) == "UPDATE 1":
+                        return state
+                    continue
+                async with conn.transaction():
+                    await conn.execute(_LOCK_DEVICE_QUEUE, device_id)
+                    if await conn.execute(_UPDATE_IF_UNCHANGED, *update) == "UPDATE 1":
+                        await conn.executemany(
+                            _INSERT_OUTBOX, [(device_id, e.kind, e.payload) for e in enqueue]
+                        )
+                        return state
+        raise StoreError(f"device {device_id}: lost {MAX_TRANSITION_ATTEMPTS} races in a row")
+
+    async def counts_by_state(self) -> dict[State, int]:
+        counts = dict.fromkeys(State, 0)
+        for state, count in await self._fetch("SELECT state, COUNT(*) FROM devices GROUP BY 1"):
+            counts[State(state)] = count
+        return counts
+
+    async def devices_in_state(self, state: State, limit: int) -> list[Device]:
+        sql = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE state = $1 ORDER BY updated_at LIMIT $2"  # noqa: S608
+        return [_device(row) for row in await self._fetch(sql, state.value, limit)]
+
+    async def problems(self, limit: int) -> list[Device]:
+        sql = (
+            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE state = ANY($1::text[])"  # noqa: S608
+            " ORDER BY updated_at DESC LIMIT $2"
+        )
+        states = sorted(s.value for s in PROBLEM_STATES)
+        return [_device(row) for row in await self._fetch(sql, states, limit)]
+
+    async def enqueue(self, device_id: str, kind: str, payload: Mapping[str, Any]) -> int:
+        async with self._conn() as conn:
+            return int(await conn.fetchval(_LOCKED_INSERT_OUTBOX, device_id, kind, payload))
+
+    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        rows = await self._fetch(_CLAIM, owner, limit, float(lease_seconds))
+        return [OutboxItem(*row) for row in sorted(rows, key=lambda row: int(row["id"]))]
+
+    async def ack(self, ids: Iterable[int]) -> None:
+        await self._execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
+
+    async def retry(self, item_id: int, delay: float, error: str) -> None:
+        await self._execute(
+            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL, last_error = $3,"
+            " available_at = now() + make_interval(secs => $2) WHERE id = $1",
+            item_id,
+            float(delay),
+            error,
+        )
+
+    async def outbox_size(self) -> int:
+        return int((await self._fetch("SELECT COUNT(*) FROM outbox"))[0][0])
+
+    async def dead_letter(self, source: str, reason: str, payload: Mapping[str, Any]) -> int:
+        rows = await self._fetch(
+            "INSERT INTO dead_letters (source, reason, payload) VALUES ($1, $2, $3) RETURNING id",
+            source,
+            reason,
+            payload,
+        )
+        return int(rows[0][0])
+
+    async def dead_letters(self, limit: int) -> list[DeadLetter]:
+        rows = await self._fetch(
+            "SELECT id, source, reason, payload, created_at FROM dead_letters"
+            " ORDER BY id DESC LIMIT $1",
+            limit,
+        )
+        return [DeadLetter(*row) for row in rows]
+
+    async def get_checkpoint(self, name: str) -> str | None:
+        rows = await self._fetch("SELECT value FROM checkpoints WHERE name = $1", name)
+        return str(rows[0][0]) if rows else None
+
+    async def set_checkpoint(self, name: str, value: str) -> None:
+        await self._execute(
+            "INSERT INTO checkpoints (name, value) VALUES ($1, $2) ON CONFLICT (name)"
+            " DO UPDATE SET value = excluded.value, updated_at = now()",
+            name,
+            value,
+        )
+
+    async def acquire_lease(self, partition: str, owner: str, seconds: float) -> bool:
+        status = await self._execute(_TAKE_LEASE, partition, owner, float(seconds))
+        return status == "INSERT 0 1"
+
+    async def renew_lease(self, partition: str, owner: str, seconds: float) -> bool:
+        status = await self._execute(
+            "UPDATE partition_leases SET lease_until = now() + make_interval(secs => $3)"
+            " WHERE partition = $1 AND owner = $2 AND lease_until > now()",
+            partition,
+            owner,
+            float(seconds),
+        )
+        return status == "UPDATE 1"
+
+    async def release_lease(self, partition: str, owner: str) -> None:
+        await self._execute(
+            "DELETE FROM partition_leases WHERE partition = $1 AND owner = $2", partition, owner
+        )

@@ -1,0 +1,344 @@
+"""The embedded store: one SQLite file, one writer at a time (zero setup, one replica)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from bridge.core.machine import PROBLEM_STATES, Event, State
+from bridge.core.store import migrations
+from bridge.core.store.base import (
+    DeadLetter,
+    Device,
+    OutboxEntry,
+    OutboxItem,
+    VersionKind,
+    dump_json,
+    next_state,
+)
+from bridge.errors import StoreError
+
+__all__ = ["SqliteStore"]
+
+_DEVICE_COLUMNS = (
+    "device_id, state, reason, thing_version, shadow_versions, twin_etag, twin_version,"
+    " revision, updated_at, lease_owner, lease_until"
+)
+_INSERT_OUTBOX = (
+    "INSERT INTO outbox (device_id, kind, payload, created_at, available_at) VALUES (?, ?, ?, ?, ?)"
+)
+# Each device's oldest message is its only candidate, so a device never has two in flight.
+_CLAIMABLE = """SELECT id, device_id, kind, payload, attempts, last_error FROM outbox
+    WHERE available_at <= :now AND (claimed_until IS NULL OR claimed_until <= :now)
+      AND NOT EXISTS (SELECT 1 FROM outbox AS earlier
+                      WHERE earlier.device_id = outbox.device_id AND earlier.id < outbox.id)
+    ORDER BY available_at, id LIMIT :limit"""
+_RECORD_VERSION = {
+    VersionKind.SHADOW: """UPDATE devices SET updated_at = :now,
+        shadow_versions = json_set(shadow_versions, :extra, :version) WHERE device_id = :device_id
+        AND coalesce(json_extract(shadow_versions, :extra) < :version, 1)""",
+    VersionKind.THING: """UPDATE devices SET thing_version = :version, updated_at = :now
+        WHERE device_id = :device_id AND coalesce(thing_version < :version, 1)""",
+    VersionKind.TWIN: """UPDATE devices SET twin_version = :version, updated_at = :now,
+        twin_etag = coalesce(:extra, twin_etag)
+        WHERE device_id = :device_id AND coalesce(twin_version < :version, 1)""",
+}
+_TAKE_LEASE = """INSERT INTO partition_leases (partition, owner, lease_until) VALUES (?, ?, ?)
+    ON CONFLICT (partition) DO UPDATE SET owner = excluded.owner,
+        lease_until = excluded.lease_until
+    WHERE partition_leases.owner = excluded.owner OR partition_leases.lease_until <= ?"""
+
+
+def _when(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def _device(row: sqlite3.Row) -> Device:
+    return Device(
+        device_id=row[0],
+        state=State(row[1]),
+        reason=row[2],
+        thing_version=row[3],
+        shadow_versions=json.loads(row[4]),
+        twin_etag=row[5],
+        twin_version=row[6],
+        revision=row[7],
+        updated_at=datetime.fromtimestamp(row[8], UTC),
+        lease_owner=row[9],
+        lease_until=_when(row[10]),
+    )
+
+
+class SqliteStore:
+    """A `Store` in one SQLite file (WAL, `synchronous=FULL`); see `Store` for contracts."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._db: aiosqlite.Connection | None = None
+        # One connection serves every task: the lock keeps their transactions apart.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_dsn(cls, dsn: str) -> SqliteStore:
+        """Build from `sqlite:///relative.db` or `sqlite:////absolute/path.db`."""
+        prefix = "sqlite:///"
+        if not dsn.startswith(prefix) or len(dsn) == len(prefix):
+            raise StoreError(f"not a SQLite DSN (want sqlite:///path): {dsn!r}")
+        return cls(dsn.removeprefix(prefix))
+
+    async def open(self) -> None:
+        """Connect, set durability pragmas and bring the schema up to date."""
+        connection = aiosqlite.connect(self._path, isolation_level=None)
+        try:
+            try:
+                self._db = await connection
+            except BaseException:
+                # aiosqlite stops its worker on a failed connect but does not wait for it;
+                # the worker then reports to a loop that may be closed by then. Wait here.
+                worker = getattr(connection, "_thread", None)
+                if worker is not None:
+                    await asyncio.to_thread(worker.join, 5)
+                raise
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL syncs the WAL on every commit: "no message lost" must hold through a power
+            # cut too, not only a process crash (NORMAL would be enough for that alone).
+            await self._db.execute("PRAGMA synchronous=FULL")
+            # A second store on the same file (a CLI next to the daemon) waits, not fails.
+            await self._db.execute("PRAGMA busy_timeout=10000")
+            await self._migrate()
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise StoreError(f"cannot open SQLite store {self._path}: {exc}") from exc
+            raise
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @asynccontextmanager
+    async def _tx(self, begin: str = "BEGIN IMMEDIATE") -> AsyncIterator[aiosqlite.Connection]:
+        # BEGIN IMMEDIATE takes the write lock up front: read-check-write needs no retry loop.
+        async with self._lock:
+            if self._db is None:
+                raise StoreError("SQLite store is not open")
+            db = self._db
+            try:
+                await db.execute(begin)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self._path}: {exc}") from exc
+            try:
+                yield db
+                await db.execute("COMMIT")
+            except BaseException as exc:
+                # A cancelled COMMIT may have finished in aiosqlite's thread: nothing to undo.
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"SQLite store {self._path}: {exc}") from exc
+                raise
+
+    async def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
+        async with self._tx("BEGIN") as db:
+            return list(await db.execute_fetchall(sql, params))
+
+    async def _write(self, sql: str, params: Sequence[Any]) -> tuple[int, int]:
+        """Run one write statement in its own transaction; return (rowcount, lastrowid)."""
+        async with self._tx() as db:
+            cursor = await db.execute(sql, params)
+            return cursor.rowcount, cursor.lastrowid or 0
+
+    async def _migrate(self) -> None:
+        async with self._tx() as db:
+            await db.execute(migrations.CREATE_SCHEMA_MIGRATIONS)
+            rows = await db.execute_fetchall("SELECT MAX(version) FROM schema_migrations")
+            current = next(iter(rows))[0] or 0
+            migrations.check_not_newer(current, migrations.SQLITE, self._path)
+            for step in migrations.SQLITE:
+                if step.version <= current:
+                    continue
+                for statement in step.statements:
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (step.version, step.name, datetime.now(UTC).isoformat()),
+                )
+
+    async def schema_version(self) -> int:
+        rows = await self._rows("SELECT MAX(version) FROM schema_migrations")
+        return int(rows[0][0] or 0)
+
+    async def add_device(self, device_id: str) -> bool:
+        inserted, _ = await self._write(
+            "INSERT INTO devices (device_id, state, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (device_id) DO NOTHING",
+            (device_id, State.DISCOVERED.value, time.time()),
+        )
+        return inserted == 1
+
+    async def get_device(self, device_id: str) -> Device | None:
+        sql = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?"  # noqa: S608
+        rows = await self._rows(sql, (device_id,))
+        return _device(rows[0]) if rows else None
+
+    async def record_versions(
+        self,
+        device_id: str,
+        kind: VersionKind,
+        name: str,
+        version: int,
+        *,
+        etag: str | None = None,
+    ) -> bool:
+        # Shadow names are AWS-limited to [a-zA-Z0-9:_-], so a quoted JSON path is safe.
+        extra = "$." + json.dumps(name) if kind is VersionKind.SHADOW else etag
+        params = {"device_id": device_id, "version": version, "now": time.time(), "extra": extra}
+        async with self._tx() as db:
+            if (await db.execute(_RECORD_VERSION[kind], params)).rowcount == 1:
+                return True
+            if not await db.execute_fetchall(
+                "SELECT 1 FROM devices WHERE device_id = ?", (device_id,)
+            ):
+                raise StoreError(f"unknown device {device_id}")
+            return False
+
+    async def transition(
+        self,
+        device_id: str,
+        event: Event,
+        *,
+        reason: str | None = None,
+        enqueue: Sequence[OutboxEntry] = (),
+    ) -> State:
+        async with self._tx() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT state, revision FROM devices WHERE device_id = ?", (device_id,)
+                )
+            )
+            if not rows:
+                raise StoreError(f"unknown device {device_id}")
+            current, revision = rows[0]
+            state, kept_reason = next_state(device_id, current, event, reason)
+            now = time.time()
+            await db.execute(
+                "UPDATE devices SET state = ?, reason = ?, revision = ?, updated_at = ?"
+                " WHERE device_id = ? AND revision = ?",
+                (state.value, kept_reason, revision + 1, now, device_id, revision),
+            )
+            await db.executemany(
+                _INSERT_OUTBOX,
+                [(device_id, e.kind, dump_json(e.payload), now, now) for e in enqueue],
+            )
+            return state
+
+    async def counts_by_state(self) -> dict[State, int]:
+        counts = dict.fromkeys(State, 0)
+        for state, count in await self._rows("SELECT state, COUNT(*) FROM devices GROUP BY 1"):
+            counts[State(state)] = count
+        return counts
+
+    async def devices_in_state(self, state: State, limit: int) -> list[Device]:
+        sql = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE state = ? ORDER BY updated_at LIMIT ?"  # noqa: S608
+        return [_device(row) for row in await self._rows(sql, (state.value, limit))]
+
+    async def problems(self, limit: int) -> list[Device]:
+        sql = (
+            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE state IN (?, ?)"  # noqa: S608
+            " ORDER BY updated_at DESC LIMIT ?"
+        )
+        params = (*sorted(s.value for s in PROBLEM_STATES), limit)
+        return [_device(row) for row in await self._rows(sql, params)]
+
+    async def enqueue(self, device_id: str, kind: str, payload: Mapping[str, Any]) -> int:
+        now = time.time()
+        return (await self._write(_INSERT_OUTBOX, (device_id, kind, dump_json(payload), now, now)))[
+            1
+        ]
+
+    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        now = time.time()
+        async with self._tx() as db:
+            rows = list(await db.execute_fetchall(_CLAIMABLE, {"now": now, "limit": limit}))
+            await db.executemany(
+                "UPDATE outbox SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1"
+                " WHERE id = ?",
+                [(owner, now + lease_seconds, row[0]) for row in rows],
+            )
+        return [
+            OutboxItem(row[0], row[1], row[2], json.loads(row[3]), row[4] + 1, row[5])
+            for row in rows
+        ]
+
+    async def ack(self, ids: Iterable[int]) -> None:
+        async with self._tx() as db:
+            await db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    async def retry(self, item_id: int, delay: float, error: str) -> None:
+        await self._write(
+            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL, available_at = ?,"
+            " last_error = ? WHERE id = ?",
+            (time.time() + delay, error, item_id),
+        )
+
+    async def outbox_size(self) -> int:
+        return int((await self._rows("SELECT COUNT(*) FROM outbox"))[0][0])
+
+    async def dead_letter(self, source: str, reason: str, payload: Mapping[str, Any]) -> int:
+        _, new_id = await self._write(
+            "INSERT INTO dead_letters (source, reason, payload, created_at) VALUES (?, ?, ?, ?)",
+            (source, reason, dump_json(payload), time.time()),
+        )
+        return new_id
+
+    async def dead_letters(self, limit: int) -> list[DeadLetter]:
+        rows = await self._rows(
+            "SELECT id, source, reason, payload, created_at FROM dead_letters"
+            " ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            DeadLetter(r[0], r[1], r[2], json.loads(r[3]), datetime.fromtimestamp(r[4], UTC))
+            for r in rows
+        ]
+
+    async def get_checkpoint(self, name: str) -> str | None:
+        rows = await self._rows("SELECT value FROM checkpoints WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_checkpoint(self, name: str, value: str) -> None:
+        await self._write(
+            "INSERT INTO checkpoints VALUES (?1, ?2, ?3) ON CONFLICT (name)"
+            " DO UPDATE SET value = ?2, updated_at = ?3",
+            (name, value, time.time()),
+        )
+
+    async def acquire_lease(self, partition: str, owner: str, seconds: float) -> bool:
+        now = time.time()
+        taken, _ = await self._write(_TAKE_LEASE, (partition, owner, now + seconds, now))
+        return taken == 1
+
+    async def renew_lease(self, partition: str, owner: str, seconds: float) -> bool:
+        now = time.time()
+        renewed, _ = await self._write(
+            "UPDATE partition_leases SET lease_until = ?"
+            " WHERE partition = ? AND owner = ? AND lease_until > ?",
+            (now + seconds, partition, owner, now),
+        )
+        return renewed == 1
+
+    async def release_lease(self, partition: str, owner: str) -> None:
+        await self._write(
+            "DELETE FROM partition_leases WHERE partition = ? AND owner = ?", (partition, owner)
+        )
