@@ -78,7 +78,10 @@ def _document(policy: Any) -> str:
 class CertificateRegistry:
     """Issues AWS-style device certificates and keeps the broker's principal table current."""
 
-    def __init__(self, *, moto: MotoServer, device_ca: CertificateAuthority, apply: Apply) -> None:
+    def __init__(
+        self, *, moto: MotoServer, device_ca: CertificateAuthority, apply: Apply | None
+    ) -> None:
+        """`apply` receives the principal table; None when no broker listens."""
         self._moto = moto
         self._ca = device_ca
         self._apply = apply
@@ -176,6 +179,8 @@ class CertificateRegistry:
 
     def flush(self) -> None:
         """Compute and apply the principal table now."""
+        if self._apply is None:
+            return
         started = time.perf_counter()
         principals, cas = self.principals()
         self._apply(principals, [self._ca.cert_pem, *cas])

@@ -7,7 +7,8 @@
 - A deleted thing leaves its groups (moto keeps it listed as a member).
 - A thing group with a missing parent is refused with ResourceNotFound (moto fails with
   an internal error) and the hierarchy depth is capped at 7, as AWS does.
-- DescribeCertificate, ListThingPrincipals and ListThings pages cost what they return,
+- DescribeCertificate, principal lookups, ListThingPrincipals and ListThings pages cost
+  what they return,
   not a scan of the whole registry (moto's are linear per call, quadratic per estate).
 - A thing holds at most 3 attributes without a thing type and 50 with one.
 - ListCACertificates exists (moto answers "not implemented", which clients retry), and
@@ -82,6 +83,7 @@ class ThingRules:
         self._principals: dict[str, list[str]] | None = None
         self._order: dict[str, int] | None = None
         self._arns: list[str] = []
+        self._any_principal: Callable[[str], Any] | None = None
 
     def install(self) -> None:
         """Wrap the backend and the two response handlers that carry `expectedVersion`."""
@@ -90,6 +92,8 @@ class ThingRules:
         backend.describe_certificate = self.describe_certificate
         backend.list_thing_principals = self.list_thing_principals
         backend.list_things = self.list_things
+        self._any_principal = backend._get_principal
+        backend._get_principal = self.get_principal
         hooks = self._moto.iot_hooks
         for method in ("attach_thing_principal", "detach_thing_principal", "delete_thing"):
             hooks.after(method, self._forget_principals)
@@ -148,6 +152,16 @@ class ThingRules:
                 index.setdefault(name, []).append(principal_arn)
             self._principals = index
         return list(self._principals.get(thing_name, []))
+
+    def get_principal(self, principal_arn: str) -> Any:
+        """A certificate principal by its ARN in constant time; others as moto finds them."""
+        if ":cert/" in principal_arn:
+            cert = self._moto.iot.certificates.get(principal_arn.rsplit("/", 1)[1])
+            if cert is None or cert.arn != principal_arn:
+                raise ResourceNotFoundException
+            return cert
+        assert self._any_principal is not None
+        return self._any_principal(principal_arn)
 
     def _forget_principals(self, _call: Call) -> None:
         self._principals = None
