@@ -133,6 +133,8 @@ class IotHubEmulator:
         )
         await self._stack.enter_async_context(self.devices)
         self.service.method_invoker = self.devices.invoke_method
+        self.service.context.events = self.events
+        self.service.context.devices = self.devices
         if self.azurite is not None:
             await self._stack.enter_async_context(self.azurite)
         log.info(

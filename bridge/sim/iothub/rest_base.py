@@ -7,11 +7,12 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from bridge.sim.iothub.errors import IoTHubError
+from bridge.sim.iothub.eventhub.log import EventLog
 from bridge.sim.iothub.faults import FaultInjector, RequestStats
 from bridge.sim.iothub.jobs import ImportExportJobs
 from bridge.sim.iothub.query_pages import QueryPages
@@ -39,6 +40,14 @@ __all__ = [
 MethodInvoker = Callable[[str, str | None, dict[str, Any]], Awaitable[tuple[int, Any]]]
 
 
+class ConnectionDropper(Protocol):
+    """What the control API needs of the device endpoint."""
+
+    def drop(self, device_id: str, module_id: str | None = None) -> bool: ...
+
+    def drop_all(self) -> int: ...
+
+
 @dataclass
 class HubContext:
     """The state behind one REST application; swap `quotas` or `method_invoker` at will."""
@@ -50,6 +59,9 @@ class HubContext:
     method_invoker: MethodInvoker | None = None
     jobs: ImportExportJobs = field(default_factory=ImportExportJobs)
     query_pages: QueryPages = field(default_factory=QueryPages)
+    # Set by the assembled emulator, for the control API's telemetry and fault routes.
+    events: EventLog | None = None
+    devices: ConnectionDropper | None = None
 
 
 HUB = web.AppKey("iothub", HubContext)

@@ -7,6 +7,10 @@
 - `PUT /_emulator/latency` `{"seconds": 0.2, "endpoint": "rest"}`: delay matching requests.
 - `GET /_emulator/stats`: request counts by endpoint, method, route and status.
 - `PUT /_emulator/quotas` `{"tier": "S1", "units": 1}` (`tier` null disables throttling).
+- `GET /_emulator/telemetry?deviceId=d1&limit=100`: the newest captured device-to-cloud
+  messages (body as text, properties, annotations), oldest first.
+- `POST /_emulator/connections/drop` `{"deviceId": "d1", "moduleId": null}` cuts one
+  device connection without a word; `{}` cuts them all. Answers `{"dropped": n}`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.sim.iothub.errors import IoTHubError
+from bridge.sim.iothub.eventhub.log import StoredEvent
 from bridge.sim.iothub.faults import FaultRule
 from bridge.sim.iothub.rest_base import hub, json_response, read_object
 
@@ -100,3 +105,53 @@ async def set_quotas(request: web.Request) -> web.Response:
         raise IoTHubError.argument_invalid("units must be at least 1")
     hub(request).quotas.reconfigure(tier, units)
     return web.Response(status=204)
+
+
+def _event_json(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "deviceId": event.device_id,
+        "moduleId": event.module_id,
+        "partition": event.partition,
+        "sequenceNumber": event.sequence_number,
+        "enqueuedTimeMs": event.enqueued_time_ms,
+        "messageSource": event.message_source,
+        "properties": dict(event.properties),
+        "messageId": event.message_id,
+        "contentType": event.content_type,
+        "body": event.body.decode("utf-8", errors="replace"),
+    }
+
+
+@routes.get("/_emulator/telemetry")
+async def telemetry(request: web.Request) -> web.Response:
+    events = hub(request).events
+    if events is None:
+        raise IoTHubError(404, "NotFound", "This emulator keeps no event log")
+    device = request.query.get("deviceId")
+    try:
+        limit = max(1, min(int(request.query.get("limit", "100")), 10_000))
+    except ValueError as error:
+        raise IoTHubError.argument_invalid("'limit' must be a number") from error
+    found: list[StoredEvent] = []
+    for partition in range(events.partition_count):
+        begin = events.begin_sequence_number(partition)
+        stored = events.read(partition, begin, events.next_sequence_number(partition) - begin)
+        found.extend(
+            e
+            for e in stored
+            if e.message_source == "Telemetry" and (device is None or e.device_id == device)
+        )
+    found.sort(key=lambda e: (e.enqueued_time_ms, e.partition, e.sequence_number))
+    return json_response([_event_json(e) for e in found[-limit:]])
+
+
+@routes.post("/_emulator/connections/drop")
+async def drop_connections(request: web.Request) -> web.Response:
+    devices = hub(request).devices
+    if devices is None:
+        raise IoTHubError(404, "NotFound", "This emulator serves no device endpoint")
+    body = await read_object(request)
+    device = _field(body, "deviceId", str, None)
+    module = _field(body, "moduleId", str, None)
+    dropped = int(devices.drop(device, module)) if device else devices.drop_all()
+    return json_response({"dropped": dropped})

@@ -1,10 +1,12 @@
 """The assembled emulator, reached only through its settings, with Microsoft's SDKs."""
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from azure.eventhub.aio import EventHubConsumerClient
 from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
@@ -137,3 +139,37 @@ async def test_a_device_connects_with_the_settings_and_its_telemetry_is_consumed
     (event,) = await first_telemetry(env)
     assert event.body_as_json() == {"rpm": 1200}
     assert event.properties[b"awsTopic"] == b"pumps/pump-1"
+
+
+async def test_control_api_reads_captured_telemetry_and_drops_connections(
+    hub: IotHubEmulator,
+) -> None:
+    env = hub.env()
+    manager = registry_manager(env)
+    await asyncio.to_thread(manager.create_device_with_sas, "fan-1", "", "", "enabled")
+    key = (await asyncio.to_thread(manager.get_device, "fan-1")).authentication.symmetric_key
+    client = IoTHubDeviceClient.create_from_connection_string(
+        f"HostName={hub.hostname};DeviceId=fan-1;SharedAccessKey={key.primary_key};"
+        f"GatewayHostName={env['IOTHUB_GATEWAY_HOST']}",
+        server_verification_cert=Path(env["IOTHUB_ROOT_CA"]).read_text(),
+        connection_retry=False,
+    )
+    assert hub.service is not None
+    base = f"https://{hub.service.host_name}/_emulator"
+    try:
+        await client.connect()
+        await client.send_message(Message("spin", content_encoding="utf-8"))
+        async with aiohttp.ClientSession() as http:
+            ssl_context = ssl.create_default_context(cafile=env["IOTHUB_ROOT_CA"])
+            async with http.get(f"{base}/telemetry?deviceId=fan-1", ssl=ssl_context) as answer:
+                assert answer.status == 200
+                (captured,) = await answer.json()
+            assert (captured["deviceId"], captured["body"]) == ("fan-1", "spin")
+            async with http.post(
+                f"{base}/connections/drop", json={"deviceId": "fan-1"}, ssl=ssl_context
+            ) as answer:
+                assert await answer.json() == {"dropped": 1}
+        twin = await asyncio.to_thread(manager.get_twin, "fan-1")
+        assert twin.connection_state == "Disconnected"
+    finally:
+        await shutdown(client)
