@@ -40,6 +40,9 @@ ACCESS_KEY_ID = "AKIASTANDIN00000000"  # moto accepts any credentials; these are
 SECRET_ACCESS_KEY = "standin-secret-access-key"  # noqa: S105 - not a secret: moto ignores it
 
 
+_NO_QUOTAS: dict[str, Any] = {"connect_rate": None, "max_subscriptions": None, "publish_rate": None}
+
+
 def bridge_policy(region: str, account: str) -> dict[str, Any]:
     """The least-privilege IoT policy the bridge's own certificate needs on AWS."""
     arn = f"arn:aws:iot:{region}:{account}"
@@ -78,11 +81,19 @@ class AwsStandIn:
     """moto (control plane and shadow REST), mosquitto (mutual-TLS MQTT) and the glue."""
 
     def __init__(
-        self, *, workdir: Path, region: str = "us-east-1", host: str = "127.0.0.1"
+        self,
+        *,
+        workdir: Path,
+        region: str = "us-east-1",
+        host: str = "127.0.0.1",
+        aws_quotas: bool = True,
     ) -> None:
+        """`aws_quotas=False` lifts AWS IoT's per-connection quotas (connect rate,
+        subscriptions, publish rate) for load tests that exceed them on purpose."""
         self.workdir = workdir
         self.region = region
         self.host = host
+        self.aws_quotas = aws_quotas
         self.moto = MotoServer(region=region, host=host)
         self.root_ca = CertificateAuthority.create("Stand-in Amazon Root CA 1")
         self.device_ca = CertificateAuthority.create("Stand-in AWS IoT device CA")
@@ -127,6 +138,7 @@ class AwsStandIn:
             host=self.host,
             region=self.region,
             account_id=self.moto.account_id,
+            **({} if self.aws_quotas else _NO_QUOTAS),
         )
         await self._stack.enter_async_context(self.broker)
         self.glue = GlueClient(host=self.host, port=self.broker.plain_port)
