@@ -1,0 +1,1 @@
+"""The AWS side: AWS IoT Core as the bridge's source."""
