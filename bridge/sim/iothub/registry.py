@@ -205,25 +205,19 @@ class Registry:
         if body.get("deviceId") not in {None, device_id}:
             raise IoTHubError.argument_invalid("deviceId in the body does not match the URL")
         with self._lock:
-            existing = self._devices.get(device_id)
-            if if_match is None:
-                if existing is not None:
-                    raise IoTHubError(
-                        409,
-                        "DeviceAlreadyExists",
-                        f"A device with ID '{device_id}' is already registered",
-                    )
-                device = self._new_identity(device_id, None, body)
-                self._devices[device_id] = device
-                self._identity_total += 1
-                self._identity_listeners.notify("created", device_id, None)
-                return device
-            if existing is None:
-                raise IoTHubError.device_not_found(device_id)
-            self._check_if_match(if_match, existing.etag, "device")
-            self._update_identity(existing, body)
-            self._identity_listeners.notify("updated", device_id, None)
-            return existing
+            return self._put_identity(
+                self._devices,
+                device_id,
+                None,
+                body,
+                if_match,
+                exists=IoTHubError(
+                    409,
+                    "DeviceAlreadyExists",
+                    f"A device with ID '{device_id}' is already registered",
+                ),
+                missing=IoTHubError.device_not_found(device_id),
+            )
 
     def delete_device(self, device_id: str, if_match: str | None) -> None:
         """DELETE /devices/{id}, with its modules and twin."""
@@ -242,26 +236,48 @@ class Registry:
         if body.get("moduleId") not in {None, module_id}:
             raise IoTHubError.argument_invalid("moduleId in the body does not match the URL")
         with self._lock:
-            device = self.identity(device_id)
-            existing = device.modules.get(module_id)
-            if if_match is None:
-                if existing is not None:
-                    raise IoTHubError(
-                        409,
-                        "ModuleAlreadyExistsOnDevice",
-                        f"A module with ID '{module_id}' already exists on device '{device_id}'",
-                    )
-                module = self._new_identity(device_id, module_id, body)
-                device.modules[module_id] = module
-                self._identity_total += 1
-                self._identity_listeners.notify("created", device_id, module_id)
-                return module
-            if existing is None:
-                raise IoTHubError.module_not_found(device_id, module_id)
-            self._check_if_match(if_match, existing.etag, "module")
-            self._update_identity(existing, body)
-            self._identity_listeners.notify("updated", device_id, module_id)
-            return existing
+            return self._put_identity(
+                self.identity(device_id).modules,
+                device_id,
+                module_id,
+                body,
+                if_match,
+                exists=IoTHubError(
+                    409,
+                    "ModuleAlreadyExistsOnDevice",
+                    f"A module with ID '{module_id}' already exists on device '{device_id}'",
+                ),
+                missing=IoTHubError.module_not_found(device_id, module_id),
+            )
+
+    def _put_identity(
+        self,
+        table: dict[str, Identity],
+        device_id: str,
+        module_id: str | None,
+        body: dict[str, Any],
+        if_match: str | None,
+        *,
+        exists: IoTHubError,
+        missing: IoTHubError,
+    ) -> Identity:
+        """Create (no If-Match) or update (If-Match) a device or module; lock held."""
+        key = module_id if module_id is not None else device_id
+        existing = table.get(key)
+        if if_match is None:
+            if existing is not None:
+                raise exists
+            identity = self._new_identity(device_id, module_id, body)
+            table[key] = identity
+            self._identity_total += 1
+            self._identity_listeners.notify("created", device_id, module_id)
+            return identity
+        if existing is None:
+            raise missing
+        self._check_if_match(if_match, existing.etag, "module" if module_id else "device")
+        self._update_identity(existing, body)
+        self._identity_listeners.notify("updated", device_id, module_id)
+        return existing
 
     def delete_module(self, device_id: str, module_id: str, if_match: str | None) -> None:
         with self._lock:
