@@ -9,7 +9,6 @@ here, so the C side only matches globs. Table format: see the header of
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import re
@@ -20,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from bridge.logging import get_logger
+from bridge.x509 import der_sha256
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -274,11 +273,6 @@ def _field(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=65536)
-def _der_sha256(certificate_pem: str) -> str:
-    cert = x509.load_pem_x509_certificate(certificate_pem.encode())
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-
-
 def _common_name(certificate_pem: str) -> str:
     return _subject_fields(certificate_pem).get("iot:certificate.subject.commonname", "")
 
@@ -287,7 +281,7 @@ def _common_name(certificate_pem: str) -> str:
 @functools.lru_cache(maxsize=65536)
 def _principal_records(principal: Principal) -> str:
     common_name = _common_name(principal.certificate_pem).replace("\x00", "") or "-"
-    fingerprint = _der_sha256(principal.certificate_pem)
+    fingerprint = der_sha256(principal.certificate_pem)
     lines = [f"cert {fingerprint} {_field(principal.certificate_id)} {_field(common_name)}"]
     lines.extend(f"thing {_field(t)}" for t in principal.things if t and "\x00" not in t)
     lines.extend(

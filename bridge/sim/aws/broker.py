@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Self
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from OpenSSL import crypto
 
 from bridge.errors import SimulatorError
 from bridge.logging import get_logger
 from bridge.sim.aws.authz import compile_table, write_table
+from bridge.x509 import der_sha256
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -126,7 +126,7 @@ class _TrustAnchors:
 
     @staticmethod
     def _fingerprint(pem: str) -> str:
-        return _der_sha256(pem)
+        return der_sha256(pem)
 
     def _install(self, pem: str) -> None:
         x509_cert = crypto.load_certificate(crypto.FILETYPE_PEM, pem.encode())
@@ -143,11 +143,6 @@ class _TrustAnchors:
 
 
 @functools.lru_cache(maxsize=65536)
-def _der_sha256(pem: str) -> str:
-    cert = x509.load_pem_x509_certificate(pem.encode())
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-
-
 # Cached: set_principals sees the whole fleet on every registry change.
 @functools.lru_cache(maxsize=65536)
 def _is_self_signed(pem: str) -> bool:
