@@ -1,0 +1,91 @@
+"""The engine's view of the outside world: what a source and a target must offer.
+
+The core imports no AWS or Azure code; `bridge.aws` and `bridge.azure` implement these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from bridge.core.events import SourceEvent
+from bridge.core.view import DeviceView
+
+__all__ = ["DeletePolicy", "Delivery", "Source", "SourceReader", "Target"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message from the source, decoded or not, to be acknowledged once stored.
+
+    `ack` tells the source the message is safe (persisted or dead-lettered); a message that
+    is never acked is delivered again after a reconnect, so nothing accepted is lost.
+    """
+
+    topic: str
+    payload: bytes
+    event: SourceEvent | None  # None when the message could not be understood
+    error: str | None  # why it could not be understood
+    ack: Callable[[], None]
+    received_at: float  # time.monotonic() when it arrived, for lag metrics
+
+
+class Source(Protocol):
+    """A stream of source events with at-least-once delivery."""
+
+    @property
+    def connected(self) -> bool:
+        """True while the subscription is live."""
+        ...
+
+    def deliveries(self) -> AsyncIterator[Delivery]:
+        """Every message on the subscribed topics, in arrival order, until closed."""
+        ...
+
+
+class SourceReader(Protocol):
+    """Reads the source's control plane, for re-reads and anti-entropy."""
+
+    async def read_device(self, device_id: str) -> DeviceView | None:
+        """The device's whole current state, or None when the thing does not exist."""
+        ...
+
+    async def read_groups(self) -> dict[str, str | None]:
+        """Every thing group and its parent (None at the top)."""
+        ...
+
+    def snapshot(self) -> AsyncIterator[DeviceView]:
+        """Every existing thing's current state, in any order."""
+        ...
+
+
+class DeletePolicy(StrEnum):
+    """What happens on Azure when a thing is deleted on AWS."""
+
+    DELETE = "delete"  # remove the device identity
+    DISABLE = "disable"  # keep the identity, status disabled
+    TAG = "tag"  # only mark the twin (tags.aws.deleted = true)
+
+
+class Target(Protocol):
+    """Makes the target reflect a device view. Every call is safe to repeat."""
+
+    def fingerprint(self, view: DeviceView, group_paths: Mapping[str, str]) -> str:
+        """A digest of what the target should hold for `view`; equal digests need no write."""
+        ...
+
+    async def apply(
+        self, view: DeviceView, group_paths: Mapping[str, str], *, create: bool
+    ) -> str:
+        """Write identity (when `create`) and twin for `view`; return the fingerprint written."""
+        ...
+
+    async def remove(self, device_id: str, policy: DeletePolicy) -> None:
+        """Carry out the delete policy for a device whose thing is gone."""
+        ...
+
+    def observed(self) -> AsyncIterator[tuple[str, str]]:
+        """(device_id, fingerprint of what the target holds) for every mirrored device."""
+        ...
