@@ -13,7 +13,7 @@ from typing import Protocol
 from bridge.core.events import SourceEvent
 from bridge.core.view import DeviceView
 
-__all__ = ["DeletePolicy", "Delivery", "Source", "SourceReader", "Target"]
+__all__ = ["DeletePolicy", "Delivery", "Rejected", "Source", "SourceReader", "Target"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +76,7 @@ class Target(Protocol):
         """A digest of what the target should hold for `view`; equal digests need no write."""
         ...
 
-    async def apply(
-        self, view: DeviceView, group_paths: Mapping[str, str], *, create: bool
-    ) -> str:
+    async def apply(self, view: DeviceView, group_paths: Mapping[str, str], *, create: bool) -> str:
         """Write identity (when `create`) and twin for `view`; return the fingerprint written."""
         ...
 
@@ -89,3 +87,7 @@ class Target(Protocol):
     def observed(self) -> AsyncIterator[tuple[str, str]]:
         """(device_id, fingerprint of what the target holds) for every mirrored device."""
         ...
+
+
+class Rejected(Exception):  # noqa: N818 - reads as what happened
+    """The target refused the change for good (too large, invalid): retrying will not help."""

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 from typing import Any
 
 from bridge.core.events import DeviceEvent, MembershipChanged, ShadowChanged, ThingChanged
 
-__all__ = ["CLASSIC", "DeviceView", "ShadowView", "fold"]
+__all__ = ["CLASSIC", "DeviceView", "ShadowView", "fold", "merge"]
 
 CLASSIC = ""
 """The classic (unnamed) shadow's key in `DeviceView.shadows`."""
-
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +25,8 @@ class ShadowView:
     """One shadow's state at `version` (desired and reported as AWS holds them)."""
 
     version: int
-    desired: Mapping[str, Any] = _EMPTY
-    reported: Mapping[str, Any] = _EMPTY
+    desired: Mapping[str, Any] = field(default_factory=dict)
+    reported: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "desired": self.desired, "reported": self.reported}
@@ -52,10 +49,10 @@ class DeviceView:
     exists: bool = True
     thing_version: int | None = None
     thing_type: str | None = None
-    attributes: Mapping[str, str] = _EMPTY
+    attributes: Mapping[str, str] = field(default_factory=dict)
     groups: frozenset[str] = frozenset()
-    shadows: Mapping[str, ShadowView] = _EMPTY
-    membership_ms: Mapping[str, int] = field(default=_EMPTY, compare=False)
+    shadows: Mapping[str, ShadowView] = field(default_factory=dict)
+    membership_ms: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,3 +144,36 @@ def _membership(view: DeviceView, event: MembershipChanged) -> DeviceView | None
     if groups == view.groups and last is not None and at == last:
         return None
     return replace(view, groups=groups, membership_ms={**view.membership_ms, event.group: at})
+
+
+def merge(stored: DeviceView | None, fresh: DeviceView, read_at_ms: int) -> DeviceView | None:
+    """Fold a full read of the source (started at `read_at_ms`) into the stored view.
+
+    Versions decide for the thing and each shadow, so events that arrived while the read
+    was in flight are not undone; membership events newer than the read win over it.
+    Return None when nothing changes.
+    """
+    if stored is None:
+        return fresh
+    thing_newer = (
+        fresh.thing_version is None
+        or stored.thing_version is None
+        or fresh.thing_version >= stored.thing_version
+        or (fresh.exists and not stored.exists)
+    )
+    base = fresh if thing_newer else stored
+    shadows = dict(fresh.shadows)
+    for name, mine in stored.shadows.items():
+        theirs = fresh.shadows.get(name)
+        if theirs is not None and mine.version > theirs.version:
+            shadows[name] = mine
+    late = {g: at for g, at in stored.membership_ms.items() if at > read_at_ms}
+    groups = {g for g in fresh.groups if g not in late}
+    groups |= {g for g in late if g in stored.groups}
+    after = replace(
+        base,
+        shadows=shadows,
+        groups=frozenset(groups) if base.exists else frozenset(),
+        membership_ms=late,
+    )
+    return None if after == stored else after

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from bridge.core.store.base import (
+    SYNC,
+    ChangeSet,
     DeadLetter,
     Device,
     OutboxEntry,
@@ -19,6 +21,8 @@ from bridge.errors import StoreError
 
 __all__ = [
     "BACKENDS",
+    "SYNC",
+    "ChangeSet",
     "DeadLetter",
     "Device",
     "OutboxEntry",

@@ -3,24 +3,39 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
-from bridge.core.machine import PROBLEM_STATES, Event, State, transition
+from bridge.core.machine import PROBLEM_STATES, TRANSITIONS, Event, State, transition
+from bridge.core.view import DeviceView
 
 __all__ = [
+    "CHANGED_MOVES",
+    "SYNC",
+    "ChangeSet",
     "DeadLetter",
     "Device",
     "OutboxEntry",
     "OutboxItem",
     "Store",
     "VersionKind",
+    "apply_events",
     "dump_json",
     "next_state",
 ]
+
+SYNC = "sync"
+"""Outbox kind: bring the device's target up to date with its stored view (coalesced)."""
+
+CHANGED_MOVES: Mapping[str, str] = {
+    state.value: moves[Event.CHANGED].value
+    for state, moves in TRANSITIONS.items()
+    if Event.CHANGED in moves and moves[Event.CHANGED] is not state
+}
+"""States that CHANGED moves elsewhere (MIRRORED -> SYNCING...); others stay where they are."""
 
 # Optimistic writers retry on a lost race; each round lets at least one writer through.
 MAX_TRANSITION_ATTEMPTS = 100
@@ -49,6 +64,7 @@ class Device:
     updated_at: datetime
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    fingerprint: str | None = None  # digest of what was last written to the target
 
 
 class OutboxEntry(NamedTuple):
@@ -79,6 +95,34 @@ class DeadLetter:
     reason: str
     payload: dict[str, Any]
     created_at: datetime = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSet:
+    """What one batch of source events changes, written in one transaction.
+
+    Devices in `sync` get CHANGED (where the state machine moves on it) and one pending
+    SYNC message (an unclaimed one already queued is enough). `force` devices forget
+    their fingerprint so the next sync writes even if the bridge thinks the target is
+    current (drift found by anti-entropy).
+    """
+
+    views: Sequence[DeviceView] = ()
+    sync: Collection[str] = ()
+    force: Collection[str] = ()
+    groups: Mapping[str, str | None] = field(default_factory=dict)
+    deleted_groups: Collection[str] = ()
+    dead_letters: Sequence[tuple[str, str, Mapping[str, Any]]] = ()
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.views
+            or self.sync
+            or self.force
+            or self.groups
+            or self.deleted_groups
+            or self.dead_letters
+        )
 
 
 class Store(Protocol):
@@ -167,6 +211,41 @@ class Store(Protocol):
         """Store a checkpoint value, replacing the previous one."""
         ...
 
+    async def get_views(self, device_ids: Collection[str]) -> dict[str, DeviceView]:
+        """Return the stored views of those devices that have one."""
+        ...
+
+    async def views_after(self, after: str, limit: int) -> list[DeviceView]:
+        """Return up to `limit` stored views with device ids above `after`, in id order."""
+        ...
+
+    async def fingerprints_after(self, after: str, limit: int) -> list[tuple[str, str]]:
+        """Return up to `limit` (device id, fingerprint) of devices written to the target."""
+        ...
+
+    async def save_changes(self, changes: ChangeSet) -> None:
+        """Apply a batch of source changes atomically (see `ChangeSet`)."""
+        ...
+
+    async def group_parents(self) -> dict[str, str | None]:
+        """Return every known thing group and its parent."""
+        ...
+
+    async def members(self, groups: Collection[str]) -> list[str]:
+        """Return the devices that are direct members of any of `groups`."""
+        ...
+
+    async def finish(
+        self,
+        item: OutboxItem,
+        events: Sequence[Event],
+        *,
+        fingerprint: str | None,
+        reason: str | None = None,
+    ) -> State:
+        """Apply `events` in order, store `fingerprint` and ack `item`, atomically."""
+        ...
+
     async def acquire_lease(self, partition: str, owner: str, seconds: float) -> bool:
         """Take or extend the partition lease if it is free, expired or already ours."""
         ...
@@ -188,6 +267,16 @@ def next_state(
     if after not in PROBLEM_STATES:
         return after, None
     return after, reason or str(event)
+
+
+def apply_events(
+    device_id: str, current: str, events: Sequence[Event], reason: str | None
+) -> tuple[State, str | None]:
+    """Return the state and reason after applying `events` in order from `current`."""
+    state, kept = State(current), None
+    for event in events:
+        state, kept = next_state(device_id, state, event, reason)
+    return state, kept
 
 
 def dump_json(value: Mapping[str, Any]) -> str:

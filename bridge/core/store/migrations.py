@@ -61,6 +61,19 @@ SQLITE: tuple[Migration, ...] = (
                 partition TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_until REAL NOT NULL)""",
         ),
     ),
+    Migration(
+        2,
+        "mirror",
+        (
+            "ALTER TABLE devices ADD COLUMN view TEXT",
+            "ALTER TABLE devices ADD COLUMN fingerprint TEXT",
+            """CREATE TABLE memberships (
+                group_name TEXT NOT NULL, device_id TEXT NOT NULL,
+                PRIMARY KEY (group_name, device_id))""",
+            "CREATE INDEX memberships_by_device ON memberships (device_id)",
+            "CREATE TABLE thing_groups (name TEXT PRIMARY KEY, parent TEXT)",
+        ),
+    ),
 )
 
 POSTGRES: tuple[Migration, ...] = (
@@ -106,6 +119,19 @@ POSTGRES: tuple[Migration, ...] = (
             """CREATE TABLE partition_leases (
                 partition text PRIMARY KEY, owner text NOT NULL,
                 lease_until timestamptz NOT NULL)""",
+        ),
+    ),
+    Migration(
+        2,
+        "mirror",
+        (
+            "ALTER TABLE devices ADD COLUMN view text",
+            "ALTER TABLE devices ADD COLUMN fingerprint text",
+            """CREATE TABLE memberships (
+                group_name text NOT NULL, device_id text NOT NULL,
+                PRIMARY KEY (group_name, device_id))""",
+            "CREATE INDEX memberships_by_device ON memberships (device_id)",
+            "CREATE TABLE thing_groups (name text PRIMARY KEY, parent text)",
         ),
     ),
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -13,15 +13,20 @@ import asyncpg  # type: ignore[import-untyped]
 from bridge.core.machine import PROBLEM_STATES, Event, State
 from bridge.core.store import migrations
 from bridge.core.store.base import (
+    CHANGED_MOVES,
     MAX_TRANSITION_ATTEMPTS,
+    SYNC,
+    ChangeSet,
     DeadLetter,
     Device,
     OutboxEntry,
     OutboxItem,
     VersionKind,
+    apply_events,
     dump_json,
     next_state,
 )
+from bridge.core.view import DeviceView
 from bridge.errors import StoreError
 
 __all__ = ["PostgresStore"]
@@ -29,7 +34,7 @@ __all__ = ["PostgresStore"]
 _MIGRATION_LOCK = 0x1B1D_6E00  # advisory lock key: one replica migrates, the others wait
 _DEVICE_COLUMNS = (
     "device_id, state, reason, thing_version, shadow_versions, twin_etag, twin_version,"
-    " revision, updated_at, lease_owner, lease_until"
+    " revision, updated_at, lease_owner, lease_until, fingerprint"
 )
 # Enqueuers of one device take its advisory lock, so ids commit in order per device and a
 # claimer's snapshot always sees a prefix of each device's queue.
@@ -71,6 +76,23 @@ _RECORD_VERSION = {
 }
 
 
+# One pending SYNC per device is enough: it reads the newest view when it runs. The
+# device's queue lock keeps ids in commit order, as every other enqueue does.
+_ENQUEUE_SYNC = f"""WITH queue_lock AS (SELECT pg_advisory_xact_lock(hashtext($1)))
+    INSERT INTO outbox (device_id, kind, payload) SELECT $1, '{SYNC}', '{{}}'::jsonb
+    FROM queue_lock WHERE NOT EXISTS (
+        SELECT 1 FROM outbox WHERE device_id = $1 AND kind = '{SYNC}' AND claimed_by IS NULL)"""  # noqa: S608 - our constant
+_CHANGED = (
+    "UPDATE devices SET state = CASE state "  # noqa: S608 - built from our own enum values
+    + " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in CHANGED_MOVES.items())
+    + " ELSE state END, revision = revision + 1, updated_at = now()"
+    " WHERE device_id = ANY($1::text[])"
+)
+_UPSERT_VIEWS = """INSERT INTO devices (device_id, state, view)
+    SELECT unnest($1::text[]), $3, unnest($2::text[])
+    ON CONFLICT (device_id) DO UPDATE SET view = excluded.view, updated_at = now()"""
+
+
 def _device(row: Mapping[str, Any]) -> Device:
     return Device(
         device_id=row["device_id"],
@@ -84,6 +106,7 @@ def _device(row: Mapping[str, Any]) -> Device:
         updated_at=row["updated_at"],
         lease_owner=row["lease_owner"],
         lease_until=row["lease_until"],
+        fingerprint=row["fingerprint"],
     )
 
 
@@ -304,6 +327,109 @@ class PostgresStore:
             name,
             value,
         )
+
+    async def get_views(self, device_ids: Collection[str]) -> dict[str, DeviceView]:
+        rows = await self._fetch(
+            "SELECT view FROM devices WHERE device_id = ANY($1::text[]) AND view IS NOT NULL",
+            list(device_ids),
+        )
+        views = [DeviceView.from_json(json.loads(row[0])) for row in rows]
+        return {view.device_id: view for view in views}
+
+    async def views_after(self, after: str, limit: int) -> list[DeviceView]:
+        rows = await self._fetch(
+            "SELECT view FROM devices WHERE device_id > $1 AND view IS NOT NULL"
+            " ORDER BY device_id LIMIT $2",
+            after,
+            limit,
+        )
+        return [DeviceView.from_json(json.loads(row[0])) for row in rows]
+
+    async def fingerprints_after(self, after: str, limit: int) -> list[tuple[str, str]]:
+        rows = await self._fetch(
+            "SELECT device_id, fingerprint FROM devices WHERE device_id > $1"
+            " AND fingerprint IS NOT NULL ORDER BY device_id LIMIT $2",
+            after,
+            limit,
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def save_changes(self, changes: ChangeSet) -> None:
+        views = sorted(changes.views, key=lambda v: v.device_id)  # one lock order: no deadlock
+        ids = [v.device_id for v in views]
+        async with self._conn() as conn, conn.transaction():
+            if views:
+                texts = [dump_json(v.to_json()) for v in views]
+                await conn.execute(_UPSERT_VIEWS, ids, texts, State.DISCOVERED.value)
+                await conn.execute("DELETE FROM memberships WHERE device_id = ANY($1::text[])", ids)
+                await conn.executemany(
+                    "INSERT INTO memberships (group_name, device_id) VALUES ($1, $2)",
+                    [(g, v.device_id) for v in views if v.exists for g in v.groups],
+                )
+            if changes.force:
+                await conn.execute(
+                    "UPDATE devices SET fingerprint = NULL WHERE device_id = ANY($1::text[])",
+                    sorted(changes.force),
+                )
+            if changes.sync:
+                await conn.execute(_CHANGED, sorted(changes.sync))
+                await conn.executemany(_ENQUEUE_SYNC, [(d,) for d in sorted(changes.sync)])
+            await conn.executemany(
+                "INSERT INTO thing_groups (name, parent) VALUES ($1, $2)"
+                " ON CONFLICT (name) DO UPDATE SET parent = excluded.parent",
+                list(changes.groups.items()),
+            )
+            await conn.executemany(
+                "DELETE FROM thing_groups WHERE name = $1", [(g,) for g in changes.deleted_groups]
+            )
+            await conn.executemany(
+                "INSERT INTO dead_letters (source, reason, payload) VALUES ($1, $2, $3)",
+                list(changes.dead_letters),
+            )
+
+    async def group_parents(self) -> dict[str, str | None]:
+        rows = await self._fetch("SELECT name, parent FROM thing_groups")
+        return {row[0]: row[1] for row in rows}
+
+    async def members(self, groups: Collection[str]) -> list[str]:
+        rows = await self._fetch(
+            "SELECT DISTINCT device_id FROM memberships WHERE group_name = ANY($1::text[])"
+            " ORDER BY 1",
+            list(groups),
+        )
+        return [row[0] for row in rows]
+
+    async def finish(
+        self,
+        item: OutboxItem,
+        events: Sequence[Event],
+        *,
+        fingerprint: str | None,
+        reason: str | None = None,
+    ) -> State:
+        async with self._conn() as conn, conn.transaction():
+            current = await conn.fetchval(
+                "SELECT state FROM devices WHERE device_id = $1 FOR UPDATE", item.device_id
+            )
+            if current is None:
+                raise StoreError(f"unknown device {item.device_id}")
+            state = State(current)
+            if events:
+                state, kept = apply_events(item.device_id, state, events, reason)
+                await conn.execute(
+                    "UPDATE devices SET state = $2, reason = $3, revision = revision + 1,"
+                    " updated_at = now() WHERE device_id = $1",
+                    item.device_id,
+                    state.value,
+                    kept,
+                )
+            await conn.execute(
+                "UPDATE devices SET fingerprint = $2 WHERE device_id = $1",
+                item.device_id,
+                fingerprint,
+            )
+            await conn.execute("DELETE FROM outbox WHERE id = $1", item.id)
+            return state
 
     async def acquire_lease(self, partition: str, owner: str, seconds: float) -> bool:
         status = await self._execute(_TAKE_LEASE, partition, owner, float(seconds))

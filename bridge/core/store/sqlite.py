@@ -7,7 +7,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -17,21 +17,26 @@ import aiosqlite
 from bridge.core.machine import PROBLEM_STATES, Event, State
 from bridge.core.store import migrations
 from bridge.core.store.base import (
+    CHANGED_MOVES,
+    SYNC,
+    ChangeSet,
     DeadLetter,
     Device,
     OutboxEntry,
     OutboxItem,
     VersionKind,
+    apply_events,
     dump_json,
     next_state,
 )
+from bridge.core.view import DeviceView
 from bridge.errors import StoreError
 
 __all__ = ["SqliteStore"]
 
 _DEVICE_COLUMNS = (
     "device_id, state, reason, thing_version, shadow_versions, twin_etag, twin_version,"
-    " revision, updated_at, lease_owner, lease_until"
+    " revision, updated_at, lease_owner, lease_until, fingerprint"
 )
 _INSERT_OUTBOX = (
     "INSERT INTO outbox (device_id, kind, payload, created_at, available_at) VALUES (?, ?, ?, ?, ?)"
@@ -58,6 +63,19 @@ _TAKE_LEASE = """INSERT INTO partition_leases (partition, owner, lease_until) VA
     WHERE partition_leases.owner = excluded.owner OR partition_leases.lease_until <= ?"""
 
 
+# One pending SYNC per device is enough: it reads the newest view when it runs.
+_ENQUEUE_SYNC = f"""INSERT INTO outbox (device_id, kind, payload, created_at, available_at)
+    SELECT ?1, '{SYNC}', '{{}}', ?2, ?2 WHERE NOT EXISTS (
+        SELECT 1 FROM outbox WHERE device_id = ?1 AND kind = '{SYNC}' AND claimed_by IS NULL)"""  # noqa: S608 - our constant
+_CHANGED = (
+    "UPDATE devices SET state = CASE state "  # noqa: S608 - built from our own enum values
+    + " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in CHANGED_MOVES.items())
+    + " ELSE state END, revision = revision + 1, updated_at = ? WHERE device_id = ?"
+)
+_UPSERT_VIEW = """INSERT INTO devices (device_id, state, updated_at, view) VALUES (?, ?, ?, ?)
+    ON CONFLICT (device_id) DO UPDATE SET view = excluded.view, updated_at = excluded.updated_at"""
+
+
 def _when(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
@@ -75,6 +93,7 @@ def _device(row: sqlite3.Row) -> Device:
         updated_at=datetime.fromtimestamp(row[8], UTC),
         lease_owner=row[9],
         lease_until=_when(row[10]),
+        fingerprint=row[11],
     )
 
 
@@ -135,10 +154,9 @@ class SqliteStore:
                 raise StoreError("SQLite store is not open")
             db = self._db
             try:
+                # Inside the try: a task cancelled while BEGIN runs in aiosqlite's thread
+                # must still roll back, or the connection stays inside that transaction.
                 await db.execute(begin)
-            except sqlite3.Error as exc:
-                raise StoreError(f"SQLite store {self._path}: {exc}") from exc
-            try:
                 yield db
                 await db.execute("COMMIT")
             except BaseException as exc:
@@ -323,6 +341,117 @@ class SqliteStore:
             " DO UPDATE SET value = ?2, updated_at = ?3",
             (name, value, time.time()),
         )
+
+    async def get_views(self, device_ids: Collection[str]) -> dict[str, DeviceView]:
+        views: dict[str, DeviceView] = {}
+        ids = list(device_ids)
+        for start in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT view FROM devices WHERE view IS NOT NULL AND device_id IN ({marks})"  # noqa: S608
+            for (text,) in await self._rows(sql, chunk):
+                view = DeviceView.from_json(json.loads(text))
+                views[view.device_id] = view
+        return views
+
+    async def views_after(self, after: str, limit: int) -> list[DeviceView]:
+        rows = await self._rows(
+            "SELECT view FROM devices WHERE device_id > ? AND view IS NOT NULL"
+            " ORDER BY device_id LIMIT ?",
+            (after, limit),
+        )
+        return [DeviceView.from_json(json.loads(text)) for (text,) in rows]
+
+    async def fingerprints_after(self, after: str, limit: int) -> list[tuple[str, str]]:
+        rows = await self._rows(
+            "SELECT device_id, fingerprint FROM devices WHERE device_id > ?"
+            " AND fingerprint IS NOT NULL ORDER BY device_id LIMIT ?",
+            (after, limit),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def save_changes(self, changes: ChangeSet) -> None:
+        now = time.time()
+        async with self._tx() as db:
+            await db.executemany(
+                _UPSERT_VIEW,
+                [
+                    (v.device_id, State.DISCOVERED.value, now, dump_json(v.to_json()))
+                    for v in changes.views
+                ],
+            )
+            await db.executemany(
+                "DELETE FROM memberships WHERE device_id = ?",
+                [(v.device_id,) for v in changes.views],
+            )
+            await db.executemany(
+                "INSERT INTO memberships (group_name, device_id) VALUES (?, ?)",
+                [(g, v.device_id) for v in changes.views if v.exists for g in v.groups],
+            )
+            await db.executemany(
+                "UPDATE devices SET fingerprint = NULL WHERE device_id = ?",
+                [(d,) for d in changes.force],
+            )
+            await db.executemany(_CHANGED, [(now, d) for d in changes.sync])
+            await db.executemany(_ENQUEUE_SYNC, [(d, now) for d in changes.sync])
+            await db.executemany(
+                "INSERT INTO thing_groups (name, parent) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET parent = excluded.parent",
+                list(changes.groups.items()),
+            )
+            await db.executemany(
+                "DELETE FROM thing_groups WHERE name = ?", [(g,) for g in changes.deleted_groups]
+            )
+            await db.executemany(
+                "INSERT INTO dead_letters (source, reason, payload, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(src, why, dump_json(body), now) for src, why, body in changes.dead_letters],
+            )
+
+    async def group_parents(self) -> dict[str, str | None]:
+        return dict(await self._rows("SELECT name, parent FROM thing_groups"))
+
+    async def members(self, groups: Collection[str]) -> list[str]:
+        found: set[str] = set()
+        names = list(groups)
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT device_id FROM memberships WHERE group_name IN ({marks})"  # noqa: S608
+            found.update(row[0] for row in await self._rows(sql, chunk))
+        return sorted(found)
+
+    async def finish(
+        self,
+        item: OutboxItem,
+        events: Sequence[Event],
+        *,
+        fingerprint: str | None,
+        reason: str | None = None,
+    ) -> State:
+        async with self._tx() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT state FROM devices WHERE device_id = ?", (item.device_id,)
+                )
+            )
+            if not rows:
+                raise StoreError(f"unknown device {item.device_id}")
+            state = State(rows[0][0])
+            now = time.time()
+            if events:
+                state, kept = apply_events(item.device_id, state, events, reason)
+                await db.execute(
+                    "UPDATE devices SET state = ?, reason = ?, revision = revision + 1,"
+                    " updated_at = ? WHERE device_id = ?",
+                    (state.value, kept, now, item.device_id),
+                )
+            await db.execute(
+                "UPDATE devices SET fingerprint = ? WHERE device_id = ?",
+                (fingerprint, item.device_id),
+            )
+            await db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
+            return state
 
     async def acquire_lease(self, partition: str, owner: str, seconds: float) -> bool:
         now = time.time()
