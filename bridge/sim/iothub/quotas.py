@@ -1,6 +1,7 @@
 """IoT Hub's operation throttles as token buckets, per tier and unit count.
 
-Rates follow Microsoft's quotas page (spec section 5); Free shares S1's column. Each bucket
+The rates come from `bridge.azure.quotas`, the one table the bridge paces itself with too
+(Microsoft's quotas page, spec section 5; Free shares S1's column). Each bucket
 holds one window's worth of tokens: a minute's worth for per-minute throttles, a second's
 worth for per-second ones. That lets a burst through the way IoT Hub queues short bursts,
 and rejects once the window's allowance is spent, which is what a migration must pace for.
@@ -9,89 +10,16 @@ and rejects once the window's allowance is spent, which is what a migration must
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
+
+from bridge.azure.quotas import Operation, Rate, Tier, rate_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 __all__ = ["Operation", "Quotas", "Rate", "Tier", "TokenBucket", "rate_for"]
-
-Tier = Literal["F1", "S1", "S2", "S3"]
-
-
-class Operation(enum.StrEnum):
-    """The operation classes IoT Hub throttles separately."""
-
-    IDENTITY_REGISTRY = "identityRegistry"
-    TWIN_READ = "twinRead"
-    TWIN_UPDATE = "twinUpdate"
-    QUERY = "query"
-    JOBS = "jobs"
-    D2C_SEND = "d2cSend"
-    NEW_CONNECTION = "newConnection"
-
-
-@dataclass(frozen=True)
-class Rate:
-    """A sustained rate: `amount` operations every `window` seconds (1 or 60)."""
-
-    amount: float
-    window: float
-
-    @property
-    def per_second(self) -> float:
-        return self.amount / self.window
-
-
-def _per_second(amount: float) -> Rate:
-    return Rate(amount, 1.0)
-
-
-def _per_minute(amount: float) -> Rate:
-    return Rate(amount, 60.0)
-
-
-def rate_for(tier: Tier, units: int, operation: Operation) -> Rate:
-    """The throttle for `operation` on a hub of `units` units of `tier`."""
-    if units < 1:
-        raise ValueError("a hub has at least one unit")
-    if tier == "S3":
-        s3 = {
-            Operation.IDENTITY_REGISTRY: _per_minute(5000 * units),
-            Operation.TWIN_READ: _per_second(500 * units),
-            Operation.TWIN_UPDATE: _per_second(250 * units),
-            Operation.QUERY: _per_minute(1000 * units),
-            Operation.JOBS: _per_minute(5000 * units),
-            Operation.D2C_SEND: _per_second(6000 * units),
-            Operation.NEW_CONNECTION: _per_second(6000 * units),
-        }
-        return s3[operation]
-    if tier == "S2":
-        s2 = {
-            Operation.IDENTITY_REGISTRY: _per_minute(100 * units),
-            Operation.TWIN_READ: _per_second(max(100, 10 * units)),
-            Operation.TWIN_UPDATE: _per_second(max(50, 5 * units)),
-            Operation.QUERY: _per_minute(20 * units),
-            Operation.JOBS: _per_minute(100 * units),
-            Operation.D2C_SEND: _per_second(120 * units),
-            Operation.NEW_CONNECTION: _per_second(120 * units),
-        }
-        return s2[operation]
-    # F1 and S1 share a column; the "higher of" floors keep small hubs usable.
-    s1 = {
-        Operation.IDENTITY_REGISTRY: _per_minute(100 * units),
-        Operation.TWIN_READ: _per_second(max(100, 10 * units)),
-        Operation.TWIN_UPDATE: _per_second(max(50, 5 * units)),
-        Operation.QUERY: _per_minute(max(20, units)),
-        Operation.JOBS: _per_minute(100 * units),
-        Operation.D2C_SEND: _per_second(max(100, 12 * units)),
-        Operation.NEW_CONNECTION: _per_second(max(100, 12 * units)),
-    }
-    return s1[operation]
 
 
 class TokenBucket:

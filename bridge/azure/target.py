@@ -1,0 +1,168 @@
+"""`AzureTarget`: the engine's `Target` on IoT Hub (identities, relay modules, twins).
+
+Every write is whole and repeatable: the twin's tags and desired properties are replaced
+with what the view says (PUT, so keys removed on AWS disappear on Azure too), identities
+are created or updated in place. Reported properties are left to the device: the
+service API cannot write them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from bridge.azure.errors import HubError, NotFound
+from bridge.azure.hub import IotHubService
+from bridge.azure.models import (
+    Auth,
+    CertificateAuthorityAuth,
+    DeviceIdentity,
+    DeviceImport,
+    SasAuth,
+    X509Thumbprints,
+)
+from bridge.azure.twin_map import fingerprint_of, twin_document
+from bridge.core.ports import DeletePolicy, Rejected
+from bridge.core.view import DeviceView
+from bridge.logging import get_logger
+from bridge.plan.models import AuthPlan
+
+__all__ = ["AuthLookup", "AzureTarget", "auth_from_plan"]
+
+_log = get_logger("azure.target")
+
+AuthLookup = Callable[[str], Awaitable[AuthPlan | None]]
+"""How a device authenticates on Azure: from the plan, or looked up on AWS."""
+
+_TWIN_QUERY = "SELECT * FROM devices"
+_CLIENT_ERRORS = range(400, 500)
+
+
+def auth_from_plan(plan: AuthPlan | None) -> Auth:
+    """The identity's authentication for a planned auth; hub-generated SAS when none."""
+    if plan is None or plan.type == "sas":
+        return SasAuth()
+    if plan.type == "certificateAuthority":
+        return CertificateAuthorityAuth()
+    primary = plan.primary_thumbprint_sha256 or plan.primary_thumbprint_sha1
+    if primary is None:
+        return SasAuth()
+    secondary = plan.secondary_thumbprint_sha256 or plan.secondary_thumbprint_sha1
+    return X509Thumbprints(primary, secondary)
+
+
+class AzureTarget:
+    """Mirrors device views into one IoT hub."""
+
+    def __init__(
+        self,
+        hub: IotHubService,
+        *,
+        auth_lookup: AuthLookup | None = None,
+        relay_module: str | None = "aws-bridge",
+    ) -> None:
+        self._hub = hub
+        self._auth_lookup = auth_lookup
+        self._relay_module = relay_module
+
+    def fingerprint(self, view: DeviceView, group_paths: Mapping[str, str]) -> str:
+        return twin_document(view, group_paths).fingerprint
+
+    async def apply(self, view: DeviceView, group_paths: Mapping[str, str], *, create: bool) -> str:
+        document = twin_document(view, group_paths)
+        if create:
+            await self._create(view.device_id)
+        try:
+            await self._replace_twin(view.device_id, document.tags, document.desired)
+        except NotFound:
+            # Deleted on Azure behind the bridge's back: put it back, then write the twin.
+            _log.warning("device missing on Azure, creating it again", device_id=view.device_id)
+            await self._create(view.device_id)
+            await self._replace_twin(view.device_id, document.tags, document.desired)
+        return document.fingerprint
+
+    async def _replace_twin(
+        self, device_id: str, tags: dict[str, Any], desired: dict[str, Any]
+    ) -> None:
+        try:
+            await self._hub.replace_twin(device_id, tags, desired)
+        except NotFound:
+            raise
+        except HubError as exc:
+            if exc.status in _CLIENT_ERRORS and exc.status not in (408, 412, 429):
+                raise Rejected(f"IoT Hub refused the twin: {exc}") from exc
+            raise
+
+    async def _create(self, device_id: str) -> None:
+        plan = await self._auth_lookup(device_id) if self._auth_lookup else None
+        if plan is None:
+            _log.info("no active certificate known; hub-generated SAS keys", device_id=device_id)
+        identity = DeviceIdentity(device_id, auth_from_plan(plan))
+        try:
+            await self._hub.create_or_update_device(identity)
+            if self._relay_module:
+                await self._hub.create_or_update_module(
+                    device_id, self._relay_module, managed_by="iot-bridge"
+                )
+        except HubError as exc:
+            if exc.status in _CLIENT_ERRORS and exc.status not in (404, 408, 409, 412, 429):
+                raise Rejected(f"IoT Hub refused the identity: {exc}") from exc
+            raise
+
+    async def provision(
+        self, items: Sequence[tuple[DeviceView, Mapping[str, str]]]
+    ) -> dict[str, str | Exception]:
+        """Create many devices with their twins in bulk calls (100 per call).
+
+        Returns per device the fingerprint written, or the error for that device alone.
+        """
+        results: dict[str, str | Exception] = {}
+        entries: list[DeviceImport] = []
+        for view, paths in items:
+            try:
+                document = twin_document(view, paths)
+            except Rejected as exc:
+                results[view.device_id] = exc
+                continue
+            plan = await self._auth_lookup(view.device_id) if self._auth_lookup else None
+            identity = DeviceIdentity(view.device_id, auth_from_plan(plan))
+            entries.append(DeviceImport(identity, tags=document.tags, desired=document.desired))
+            results[view.device_id] = document.fingerprint
+        if not entries:
+            return results
+        outcome = await self._hub.bulk(entries, "createOrUpdate")
+        for error in outcome.errors:
+            reason = f"IoT Hub refused the device: {error.code} {error.message}"
+            results[error.device_id] = Rejected(reason)
+        if self._relay_module:
+            failed = {error.device_id for error in outcome.errors}
+            for device_id in (e.identity.device_id for e in entries):
+                if device_id in failed:
+                    continue
+                await self._hub.create_or_update_module(
+                    device_id, self._relay_module, managed_by="iot-bridge"
+                )
+        return results
+
+    async def remove(self, device_id: str, policy: DeletePolicy) -> None:
+        try:
+            if policy is DeletePolicy.DELETE:
+                await self._hub.delete_device(device_id)
+            elif policy is DeletePolicy.DISABLE:
+                device = await self._hub.get_device(device_id)
+                disabled = DeviceIdentity(
+                    device_id, device.auth, "disabled", "thing deleted on AWS"
+                )
+                await self._hub.create_or_update_device(disabled, etag=device.etag)
+            else:
+                await self._hub.update_twin(device_id, tags={"aws": {"deleted": True}})
+        except NotFound:
+            _log.info("device already gone from Azure", device_id=device_id)
+
+    async def observed(self) -> AsyncIterator[tuple[str, str]]:
+        async for row in self._hub.query(_TWIN_QUERY):
+            device_id = row.get("deviceId")
+            if not isinstance(device_id, str):
+                continue
+            properties = row.get("properties") or {}
+            yield device_id, fingerprint_of(row.get("tags") or {}, properties.get("desired") or {})
