@@ -11,6 +11,7 @@ import typer
 
 from bridge import __version__
 from bridge.config import CloudSettings, Settings, redacted
+from bridge.errors import BridgeError
 from bridge.logging import configure_logging
 
 __all__ = ["app", "main"]
@@ -100,6 +101,45 @@ def discover_cmd(
         f"{len(inventory.certificates)} certificates, {len(inventory.findings)} findings "
         f"-> {output}"
     )
+
+
+@app.command("run")
+def run_cmd(
+    env_file: EnvFile = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option(help="Migration plan JSON from `iot-bridge plan`: per-device auth."),
+    ] = None,
+    once: Annotated[
+        bool,
+        typer.Option(help="Initial sync, one anti-entropy pass, then exit (a catch-up run)."),
+    ] = False,
+) -> None:
+    """Mirror every thing and shadow into IoT Hub, live, until SIGTERM or Ctrl-C."""
+    from bridge.daemon.app import RunOptions, run_daemon  # noqa: PLC0415 - heavy imports
+
+    settings = Settings(_env_file=env_file)
+    configure_logging(settings.log_level)
+    cloud = CloudSettings(_env_file=env_file)
+    try:
+        asyncio.run(run_daemon(cloud, settings, RunOptions(plan=plan, once=once)))
+    except BridgeError as exc:
+        typer.echo(f"iot-bridge run: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("status")
+def status_cmd(
+    env_file: EnvFile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Problems and dead letters shown.")] = 20,
+) -> None:
+    """Devices per migration state, devices with a problem, and dead letters."""
+    from bridge.daemon.status import read_status, render_status  # noqa: PLC0415
+
+    settings = Settings(_env_file=env_file)
+    status = asyncio.run(read_status(settings.store.dsn, limit=limit))
+    typer.echo(json.dumps(status, indent=2) if as_json else render_status(status))
 
 
 @app.command()

@@ -13,7 +13,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["CloudSettings", "HttpSettings", "Settings", "StoreSettings", "redacted"]
+__all__ = [
+    "CloudSettings",
+    "HttpSettings",
+    "IotHubSettings",
+    "MirrorSettings",
+    "Settings",
+    "StoreSettings",
+    "redacted",
+]
 
 
 class CloudSettings(BaseSettings):
@@ -53,6 +61,47 @@ class HttpSettings(BaseModel):
     port: int = Field(default=9464, ge=0, le=65535)
 
 
+class MirrorSettings(BaseModel):
+    """How `iot-bridge run` mirrors the fleet."""
+
+    delete_policy: Literal["delete", "disable", "tag"] = Field(
+        default="delete",
+        description="On Azure when a thing is deleted on AWS: delete the device, disable it, "
+        "or only tag its twin (tags.aws.deleted).",
+    )
+    concurrency: int = Field(default=32, ge=1, le=1024, description="Device writes in flight.")
+    reconcile_interval: float = Field(
+        default=900.0, ge=0, description="Seconds between anti-entropy passes; 0 turns them off."
+    )
+    client_id: str | None = Field(
+        default=None,
+        description="MQTT client id on AWS; it names the persistent session, so each replica "
+        "needs its own. Default: iot-bridge-<digest of the bridge certificate>.",
+    )
+    shared_group: str | None = Field(
+        default=None, description="MQTT 5 shared-subscription group, for several replicas."
+    )
+    session_expiry: int = Field(
+        default=3600, ge=60, description="Seconds AWS keeps the bridge's session while away."
+    )
+    aws_rate_scale: float = Field(
+        default=1.0,
+        ge=0,
+        description="Multiplies the AWS control-plane request budgets; 0 removes them "
+        "(local stand-ins only).",
+    )
+
+
+class IotHubSettings(BaseModel):
+    """The IoT Hub the bridge writes to: its tier and units set the rate budget."""
+
+    tier: Literal["F1", "S1", "S2", "S3"] | None = Field(
+        default=None, description="Pace calls to this tier's quotas; unset: no pacing."
+    )
+    units: int = Field(default=1, ge=1)
+    relay_module: str = "aws-bridge"
+
+
 class Settings(BaseSettings):
     """How the bridge behaves; every field can be set as BRIDGE_<SECTION>__<FIELD>."""
 
@@ -63,6 +112,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     store: StoreSettings = StoreSettings()
     http: HttpSettings = HttpSettings()
+    mirror: MirrorSettings = MirrorSettings()
+    iothub: IotHubSettings = IotHubSettings()
 
 
 def redacted(model: BaseModel) -> dict[str, Any]:

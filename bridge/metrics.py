@@ -24,6 +24,9 @@ class Metrics:
     throttles: Counter
     devices: Gauge
     event_lag: Histogram
+    queue_depth: Gauge
+    drift: Counter
+    dead_letters: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -79,6 +82,27 @@ class Metrics:
                 namespace=NAMESPACE,
                 registry=registry,
                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            ),
+            queue_depth=Gauge(
+                "queue_depth",
+                "Work waiting, by queue (outbox, ingest, in_flight).",
+                ["queue"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            drift=Counter(
+                "drift_total",
+                "Differences found and repaired by anti-entropy, by side.",
+                ["side"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            dead_letters=Counter(
+                "dead_letters_total",
+                "Messages or changes given up on and kept for an operator, by side.",
+                ["side"],
+                namespace=NAMESPACE,
+                registry=registry,
             ),
         )
         for side in SIDES:

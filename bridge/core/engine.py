@@ -73,6 +73,7 @@ class Engine:
             batch_size=self.options.batch_size,
         )
         self.last_reconcile: DriftReport | None = None
+        self.target_drift = 0  # twins repaired by anti-entropy since start
         self._loaded = False
 
     async def load(self) -> None:
@@ -127,8 +128,10 @@ class Engine:
             msg = "anti-entropy needs a source reader"
             raise RuntimeError(msg)
         await self.load()
-        self.last_reconcile = await reconcile(self._store, self._reader, self._target, self.ingest)
-        return self.last_reconcile
+        report = await reconcile(self._store, self._reader, self._target, self.ingest)
+        self.target_drift += report.target_drift + report.target_missing
+        self.last_reconcile = report
+        return report
 
     async def settle(self, timeout: float = 60.0) -> None:
         """Wait until everything received so far has been applied (tests and rehearsals)."""
@@ -137,10 +140,14 @@ class Engine:
             while await self._store.outbox_size() or self.mirror.busy:  # noqa: ASYNC110 - state is in the store
                 await asyncio.sleep(0.02)
 
+    async def reconcile_logged(self) -> None:
+        """One pass whose failure is logged, not raised: the mirror keeps going regardless."""
+        try:
+            await self.reconcile()
+        except Exception as exc:  # the next pass tries again
+            _log.exception("anti-entropy pass failed", error=str(exc))
+
     async def _reconcile_loop(self, every: float) -> None:
         while True:
             await asyncio.sleep(every)
-            try:
-                await self.reconcile()
-            except Exception as exc:  # the next pass tries again; the mirror keeps going
-                _log.exception("anti-entropy pass failed", error=str(exc))
+            await self.reconcile_logged()

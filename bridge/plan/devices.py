@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from bridge.plan.twin import (
     encode_property_name,
 )
 
-__all__ = ["DEVICE_ID_PATTERN", "RELAY_MODULE_ID", "plan_devices"]
+__all__ = ["DEVICE_ID_PATTERN", "RELAY_MODULE_ID", "plan_devices", "twin_sections"]
 
 # IoT Hub device and module ids: up to 128 ASCII letters, digits and - . % _ * ? ! ( ) , : = @ $ '
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$")
@@ -87,20 +88,8 @@ def _plan_device(thing: Thing, estate: _Estate, options: PlanOptions) -> DeviceP
         if ":cert/" in principal and principal not in estate.certificates
     )
     auth = plan_auth(certificates, estate.active_cas, options, findings)
-    renamed: list[str] = []
-    tags = encode_document(_tags(thing, estate), renamed)
-    desired = _shadow_section(thing.shadows, "desired", renamed, findings)
-    reported = _shadow_section(thing.shadows, "reported", renamed, findings)
-    if renamed:
-        shown = ", ".join(sorted(renamed)[:_RENAMED_SHOWN])
-        findings.append(
-            _finding(
-                "info",
-                "TWIN_PROPERTY_RENAMED",
-                f"{len(renamed)} property names contain '.', '$', '#', space or '%' and are "
-                f"percent-encoded in the twin: {shown}",
-            )
-        )
+    groups = set(thing.groups) | estate.members.get(thing.name, set())
+    tags, desired, reported = twin_sections(thing, groups, estate.group_paths, findings)
     sizes = {
         "tags": document_size(tags),
         "desired": document_size(desired),
@@ -121,8 +110,36 @@ def _plan_device(thing: Thing, estate: _Estate, options: PlanOptions) -> DeviceP
     )
 
 
-def _tags(thing: Thing, estate: _Estate) -> dict[str, Any]:
-    groups = set(thing.groups) | estate.members.get(thing.name, set())
+def twin_sections(
+    thing: Thing,
+    groups: set[str],
+    group_paths: Mapping[str, str],
+    findings: list[PlanFinding],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Twin tags, desired and reported for a thing: the plan and the mirror both use this.
+
+    `groups` are the thing's direct groups; `group_paths` maps a group to its path from
+    the root (a group missing from it stands for itself). Renamed properties are reported
+    in `findings`.
+    """
+    renamed: list[str] = []
+    tags = encode_document(_tags(thing, groups, group_paths), renamed)
+    desired = _shadow_section(thing.shadows, "desired", renamed, findings)
+    reported = _shadow_section(thing.shadows, "reported", renamed, findings)
+    if renamed:
+        shown = ", ".join(sorted(renamed)[:_RENAMED_SHOWN])
+        findings.append(
+            _finding(
+                "info",
+                "TWIN_PROPERTY_RENAMED",
+                f"{len(renamed)} property names contain '.', '$', '#', space or '%' and are "
+                f"percent-encoded in the twin: {shown}",
+            )
+        )
+    return tags, desired, reported
+
+
+def _tags(thing: Thing, groups: set[str], group_paths: Mapping[str, str]) -> dict[str, Any]:
     aws: dict[str, Any] = {"thingName": thing.name}
     if thing.arn:
         aws["thingArn"] = thing.arn
@@ -131,7 +148,7 @@ def _tags(thing: Thing, estate: _Estate) -> dict[str, Any]:
     if thing.attributes:
         aws["attributes"] = dict(sorted(thing.attributes.items()))
     if groups:
-        aws["groups"] = sorted(estate.group_paths.get(group, group) for group in groups)
+        aws["groups"] = sorted(group_paths.get(group, group) for group in groups)
     return {"aws": aws}
 
 

@@ -37,6 +37,7 @@ class GlueClient:
         self._connected = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._stopping = False
 
     def route(self, filters: Iterable[str], handler: Handler) -> None:
         """Send messages matching any of `filters` to `handler`, one at a time, in order."""
@@ -62,10 +63,13 @@ class GlueClient:
         """Wait until the client has connected and subscribed."""
         await asyncio.wait_for(self._connected.wait(), timeout)
 
+    def stop(self) -> None:
+        """Say the next cancellation is for real (call before cancelling `run`)."""
+        self._stopping = True
+
     async def run(self) -> None:
         """Connect, subscribe, publish and dispatch until cancelled; reconnect on failure."""
         self.bind_loop()
-        task = asyncio.current_task()
         attempt = 0
         while True:
             lost: str | None = None
@@ -74,8 +78,10 @@ class GlueClient:
             except* aiomqtt.MqttError as errors:
                 lost = str(errors.exceptions[0])
             # A cancel that lands while aiomqtt disconnects can surface as a lost
-            # connection instead of CancelledError; honour it rather than reconnect.
-            if task is not None and task.cancelling():
+            # connection instead of CancelledError; honour it rather than reconnect. The
+            # flag, not task.cancelling(): a broker restart leaves a cancel request counted
+            # by the TaskGroup inside aiomqtt's session that was never meant as a stop.
+            if self._stopping:
                 raise asyncio.CancelledError
             if self._connected.is_set():
                 attempt = 0  # it had connected: start the backoff again from the bottom

@@ -1,0 +1,1 @@
+"""`iot-bridge run`: the engine wired to AWS, Azure, the store, metrics and health checks."""
