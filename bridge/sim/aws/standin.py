@@ -191,6 +191,8 @@ class AwsStandIn:
         self.root_ca_path.write_text(self.root_ca.cert_pem)
 
     async def _stop(self) -> None:
+        if self.glue is not None:
+            self.glue.stop()
         for task in self._tasks:
             task.cancel()
         # aiomqtt 2.0 waits without a timeout for the broker to acknowledge a disconnect;
