@@ -18,6 +18,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
 from bridge.azure.errors import HubThrottled
+from bridge.azure.identities import segment
 from bridge.azure.models import DeviceIdentity, DeviceImport, ImportMode
 from bridge.azure.quotas import Operation
 from bridge.logging import get_logger
@@ -111,7 +112,7 @@ async def import_devices(
     _log.info("azure.import_job_created", job_id=job_id)
     while job.get("status") not in _FINISHED:
         await asyncio.sleep(poll_interval)
-        job = (await transport.call("GET", f"/jobs/{job_id}", Operation.JOBS)).body
+        job = (await transport.call("GET", f"/jobs/{segment(job_id)}", Operation.JOBS)).body
     errors = await _read_errors(output_uri) if job["status"] == "completed" else ()
     _log.info("azure.import_job_finished", job_id=job_id, status=job["status"], errors=len(errors))
     return ImportJobResult(job_id, job["status"], job.get("failureReason"), errors)
