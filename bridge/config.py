@@ -100,6 +100,12 @@ class IotHubSettings(BaseModel):
     )
     units: int = Field(default=1, ge=1)
     relay_module: str = "aws-bridge"
+    import_threshold: int = Field(
+        default=1000,
+        ge=1,
+        description="Initial sync: this many new devices or more are created with an import "
+        "job through AZURE_STORAGE_CONNECTION_STRING (no identity-registry quota spent).",
+    )
 
 
 class Settings(BaseSettings):

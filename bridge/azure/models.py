@@ -216,10 +216,13 @@ class DeviceImport:
     desired: Mapping[str, Any] | None = None
     etag: str | None = None
     twin_etag: str | None = None
+    module_id: str | None = None  # a module identity of the device instead of the device
 
     def to_json(self, mode: ImportMode) -> dict[str, Any]:
         """The `ExportImportDevice` object for `mode`."""
         entry: dict[str, Any] = {"id": self.identity.device_id, "importMode": mode}
+        if self.module_id is not None:
+            entry["moduleId"] = self.module_id
         if self.etag is not None:
             entry["eTag"] = self.etag
         if mode.startswith("delete"):

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
+from bridge.core.groups import group_paths
 from bridge.core.ingest import Fresh, Ingest
 from bridge.core.mirror import Mirror
 from bridge.core.ports import DeletePolicy, Source, SourceReader, Target
 from bridge.core.reconcile import DriftReport, reconcile
-from bridge.core.store import Store
+from bridge.core.store import ChangeSet, Store
 from bridge.core.view import DeviceView
 from bridge.logging import get_logger
 
 __all__ = ["Engine", "EngineOptions"]
 
 _log = get_logger("core.engine")
+_SEED_CHUNK = 5000  # devices folded (and imported) at a time during the initial sync
 SEEDED = "initial_sync.seeded"  # checkpoint: the initial read of the source was folded in
 
 
@@ -38,6 +40,7 @@ class EngineOptions:
     reconcile_every: float | None = 900.0  # seconds between anti-entropy passes; None: never
     batch_size: int = 500
     retry_base: float = 0.5  # seconds before the first retry of a failed write; doubles
+    import_threshold: int | None = 1000  # new devices in a seed chunk worth an import job
 
 
 class Engine:
@@ -65,6 +68,7 @@ class Engine:
             delete_policy=self.options.delete_policy,
             concurrency=self.options.concurrency,
             retry_base=self.options.retry_base,
+            bulk=getattr(target, "provision", None),
         )
         self.ingest = Ingest(
             store,
@@ -99,24 +103,56 @@ class Engine:
         """Fold a full read of the source in (the initial sync); return how many devices.
 
         Run it while `run` is live: events arriving meanwhile are folded too, and versions
-        decide which wins, so switching from initial sync to live mode leaves no gap.
+        decide which wins, so switching from initial sync to live mode leaves no gap. Large
+        batches of devices new to the store are created with one import job each when the
+        target can (see `EngineOptions.import_threshold`); the workers do the rest.
         """
         await self.load()
         read_at = int(time.time() * 1000)
         await self.ingest.submit_groups(dict(parents))
         count = 0
-        if isinstance(views, AsyncIterable):
-            async for view in views:
-                await self.ingest.submit(Fresh(view, read_at))
-                count += 1
-        else:
-            for view in views:
-                await self.ingest.submit(Fresh(view, read_at))
-                count += 1
-        await self.ingest.flush()
+        chunk: list[Fresh] = []
+        async for view in _each(views):
+            chunk.append(Fresh(view, read_at))
+            count += 1
+            if len(chunk) >= _SEED_CHUNK:
+                await self._seed_chunk(chunk)
+                chunk = []
+        if chunk:
+            await self._seed_chunk(chunk)
         await self._store.set_checkpoint(SEEDED, str(read_at))
         _log.info("initial read folded in", devices=count)
         return count
+
+    async def _seed_chunk(self, chunk: list[Fresh]) -> None:
+        threshold = self.options.import_threshold
+        importer = getattr(self._target, "import_devices", None)
+        if importer is None or threshold is None or len(chunk) < threshold:
+            await self.ingest.fold(chunk)
+            return
+        new = await self.ingest.fold(chunk, defer_new=True)
+        if not new:
+            return
+        parents = self.ingest.parents
+        started = time.monotonic()
+        try:
+            results = await importer([(v, group_paths(v.groups, parents)) for v in new])
+        except Exception as exc:  # the workers create them one by one instead
+            _log.warning("import job failed; devices go through the workers", error=str(exc))
+            results = {}
+        written = {device_id: fp for device_id, fp in results.items() if isinstance(fp, str)}
+        moved = await self._store.mark_provisioned(written)
+        _log.info(
+            "import job done",
+            devices=len(new),
+            created=moved,
+            seconds=round(time.monotonic() - started, 1),
+        )
+        # Every new device still gets a SYNC: it repairs what changed during the job and
+        # creates what the job could not; an unchanged fingerprint costs no write.
+        ids = {view.device_id for view in new}
+        await self._store.save_changes(ChangeSet(sync=ids))
+        self.ingest.notify(ids)
 
     async def seeded(self) -> bool:
         """True once an initial sync has been folded in (a restart does not repeat it)."""
@@ -151,3 +187,14 @@ class Engine:
         while True:
             await asyncio.sleep(every)
             await self.reconcile_logged()
+
+
+async def _each(
+    views: AsyncIterable[DeviceView] | Iterable[DeviceView],
+) -> AsyncIterator[DeviceView]:
+    if isinstance(views, AsyncIterable):
+        async for view in views:
+            yield view
+    else:
+        for view in views:
+            yield view

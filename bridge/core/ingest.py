@@ -248,12 +248,21 @@ class Ingest:
             sync=set(members), groups={g: parents[g] for g in moved}, deleted_groups=gone
         )
 
-    async def _commit_fresh(self, batch: list[Fresh]) -> None:
+    async def fold(self, batch: list[Fresh], *, defer_new: bool = False) -> list[DeviceView]:
+        """Fold full reads in now; with `defer_new`, devices not stored before get no SYNC
+        and their views are returned, for the caller to create in bulk (initial sync)."""
+        async with self._lock:
+            return await self._commit_fresh(batch, defer_new=defer_new)
+
+    async def _commit_fresh(
+        self, batch: list[Fresh], *, defer_new: bool = False
+    ) -> list[DeviceView]:
         latest: dict[str, Fresh] = {}
         for fresh in batch:
             latest[fresh.view.device_id] = fresh
         stored = await self._store.get_views(latest)
         changed: list[DeviceView] = []
+        deferred: list[DeviceView] = []
         for device_id, fresh in latest.items():
             after = merge(stored.get(device_id), fresh.view, fresh.read_at_ms)
             if after is None:
@@ -262,11 +271,14 @@ class Ingest:
                 self.stats.drift += 1
                 _log.info("source drift repaired", device_id=device_id)
             changed.append(after)
+            if defer_new and device_id not in stored and after.exists:
+                deferred.append(after)
         if changed:
-            await self._store.save_changes(
-                ChangeSet(views=changed, sync={v.device_id for v in changed})
-            )
-            self._notify((v.device_id for v in changed), time.monotonic())
+            skip = {view.device_id for view in deferred}
+            sync = {v.device_id for v in changed} - skip
+            await self._store.save_changes(ChangeSet(views=changed, sync=sync))
+            self._notify(sync, time.monotonic())
+        return deferred
 
     def notify(self, devices: Iterable[str]) -> None:
         """Tell the workers these devices have queued syncs (for writers outside the ingest)."""

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bridge.core.groups import group_paths
 from bridge.core.machine import Event, State
@@ -27,6 +28,13 @@ __all__ = ["Mirror", "MirrorStats"]
 
 _log = get_logger("core.mirror")
 _MAX_BACKOFF = 60.0
+_CLAIM_BATCH = 200  # messages claimed at a time, at most; the slots bound what runs at once
+_CLAIM_PER_SLOT = 8  # enough to fill bulk creates, few enough that claims do not expire
+_BULK = 100  # devices per bulk create (IoT Hub's limit per registry call)
+
+BulkProvision = Callable[
+    [Sequence[tuple[DeviceView, Mapping[str, str]]]], Awaitable[dict[str, str | Exception]]
+]
 
 
 @dataclass
@@ -57,16 +65,18 @@ class Mirror:
         lease_seconds: float = 120.0,
         idle_poll: float = 0.5,
         retry_base: float = 0.5,
+        bulk: BulkProvision | None = None,
     ) -> None:
         self._store = store
         self._target = target
         self._parents = parents
         self._owner = owner
         self._delete_policy = delete_policy
-        self._concurrency = concurrency
+        self._concurrency = concurrency  # jobs at once; a bulk create is one job
         self._lease = lease_seconds
         self._idle_poll = idle_poll
         self._retry_base = retry_base
+        self._bulk = bulk  # the target's bulk create, when it has one
         self._wake = asyncio.Event()
         self._pending: dict[str, float] = {}  # device -> monotonic time of oldest unapplied change
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -88,20 +98,42 @@ class Mirror:
         slots = asyncio.Semaphore(self._concurrency)
         try:
             while True:
-                free = self._concurrency - len(self._in_flight)
-                items = await self._store.claim(self._owner, free, self._lease) if free else []
+                async with slots:  # claim only with room to start: claims expire
+                    free = self._concurrency - len(self._in_flight)
+                size = min(_CLAIM_BATCH, max(free, 1) * _CLAIM_PER_SLOT)
+                items = await self._store.claim(self._owner, size, self._lease)
                 if not items:
                     self._wake.clear()
                     await self._sleep()
                     continue
-                for item in items:
+                for job in await self._plan(items):
                     await slots.acquire()
-                    task = asyncio.create_task(self._apply(item), name=f"sync-{item.device_id}")
+                    task = asyncio.create_task(job)
                     self._in_flight.add(task)
                     task.add_done_callback(self._in_flight.discard)
                     task.add_done_callback(lambda _t: slots.release())
         finally:
             await self.drain()
+
+    async def _plan(self, items: list[OutboxItem]) -> list[Coroutine[Any, Any, None]]:
+        """One job per item, except devices still to be created: those go in bulk."""
+        ids = [item.device_id for item in items]
+        devices = await self._store.get_devices(ids)
+        views = await self._store.get_views(ids)
+        jobs: list[Coroutine[Any, Any, None]] = []
+        new: list[tuple[OutboxItem, DeviceView]] = []
+        for item in items:
+            device, view = devices.get(item.device_id), views.get(item.device_id)
+            fresh = device is not None and device.state is State.DISCOVERED
+            if self._bulk is not None and fresh and view is not None and view.exists:
+                new.append((item, view))
+            else:
+                jobs.append(self._apply(item, device, view))
+        if len(new) == 1:
+            jobs.append(self._apply(new[0][0], devices[new[0][0].device_id], new[0][1]))
+        elif new:
+            jobs += [self._provision(new[i : i + _BULK]) for i in range(0, len(new), _BULK)]
+        return jobs
 
     async def drain(self) -> None:
         """Wait for the writes in flight (graceful shutdown)."""
@@ -115,10 +147,10 @@ class Mirror:
         except TimeoutError:
             pass
 
-    async def _apply(self, item: OutboxItem) -> None:
+    async def _apply(
+        self, item: OutboxItem, device: Device | None, view: DeviceView | None
+    ) -> None:
         try:
-            device = await self._store.get_device(item.device_id)
-            view = (await self._store.get_views([item.device_id])).get(item.device_id)
             if device is None or view is None:
                 await self._store.ack([item.id])
                 return
@@ -126,25 +158,54 @@ class Mirror:
             await self._store.finish(item, events, fingerprint=fingerprint)
             self._record(item.device_id, "deleted" if not view.exists else "synced")
         except Rejected as exc:
-            self.stats.rejected += 1
-            _log.error("target rejected the device", device_id=item.device_id, reason=str(exc))
-            await self._store.finish(item, [Event.FAIL], fingerprint=None, reason=str(exc))
-            await self._store.dead_letter("azure", str(exc), {"device_id": item.device_id})
-            self._record(item.device_id, "rejected")
+            await self._reject(item, exc)
         except asyncio.CancelledError:
             raise  # the claim expires and another worker (or the next start) repeats it
         except Exception as exc:  # any failure is retried; nothing is dropped
-            backoff = min(_MAX_BACKOFF, self._retry_base * 2 ** min(item.attempts, 8))
-            delay = backoff * random.uniform(0.5, 1)  # noqa: S311 - jitter, not a secret
-            self.stats.retries += 1
-            _log.warning(
-                "sync failed, will retry",
-                device_id=item.device_id,
-                attempt=item.attempts,
-                retry_in=round(delay, 2),
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            await self._store.retry(item.id, delay, f"{type(exc).__name__}: {exc}")
+            await self._retry(item, exc)
+
+    async def _provision(self, batch: list[tuple[OutboxItem, DeviceView]]) -> None:
+        """Create devices with their twins in one bulk call; each succeeds or fails alone."""
+        assert self._bulk is not None
+        parents = self._parents()
+        try:
+            results = await self._bulk([(v, group_paths(v.groups, parents)) for _, v in batch])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the whole call failed: every device is retried
+            for item, _ in batch:
+                await self._retry(item, exc)
+            return
+        for item, _view in batch:
+            outcome = results.get(item.device_id)
+            if isinstance(outcome, str):
+                events = [Event.PROVISION, Event.PROVISIONED]
+                await self._store.finish(item, events, fingerprint=outcome)
+                self._record(item.device_id, "synced")
+            elif isinstance(outcome, Rejected):
+                await self._reject(item, outcome)
+            else:
+                await self._retry(item, outcome or RuntimeError("no result from bulk call"))
+
+    async def _reject(self, item: OutboxItem, exc: Rejected) -> None:
+        self.stats.rejected += 1
+        _log.error("target rejected the device", device_id=item.device_id, reason=str(exc))
+        await self._store.finish(item, [Event.FAIL], fingerprint=None, reason=str(exc))
+        await self._store.dead_letter("azure", str(exc), {"device_id": item.device_id})
+        self._record(item.device_id, "rejected")
+
+    async def _retry(self, item: OutboxItem, exc: BaseException) -> None:
+        backoff = min(_MAX_BACKOFF, self._retry_base * 2 ** min(item.attempts, 8))
+        delay = backoff * random.uniform(0.5, 1)  # noqa: S311 - jitter, not a secret
+        self.stats.retries += 1
+        _log.warning(
+            "sync failed, will retry",
+            device_id=item.device_id,
+            attempt=item.attempts,
+            retry_in=round(delay, 2),
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        await self._store.retry(item.id, delay, f"{type(exc).__name__}: {exc}")
 
     async def _sync(self, device: Device, view: DeviceView) -> tuple[list[Event], str | None]:
         """Make the target match `view`; return the events to record and the fingerprint."""

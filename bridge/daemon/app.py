@@ -21,6 +21,7 @@ from bridge.aws.source import AwsSource, default_client_id
 from bridge.azure.budget import RateBudget
 from bridge.azure.hub import IotHubService
 from bridge.azure.retry import HubStats
+from bridge.azure.storage import ImportContainer
 from bridge.azure.target import AuthLookup, AzureTarget
 from bridge.config import CloudSettings, Settings
 from bridge.core.engine import Engine, EngineOptions
@@ -110,7 +111,10 @@ async def run_daemon(
     """Run until SIGTERM/SIGINT (or, with `once`, until the first full sync is done)."""
     metrics = metrics or Metrics.create()
     mirror = settings.mirror
+    storage = cloud.AZURE_STORAGE_CONNECTION_STRING
+    container = ImportContainer(storage.get_secret_value()) if storage else None
     engine_options = EngineOptions(
+        import_threshold=settings.iothub.import_threshold if container else None,
         owner=mirror.client_id or default_client_id(cloud),
         delete_policy=DeletePolicy(mirror.delete_policy),
         concurrency=mirror.concurrency,
@@ -130,7 +134,12 @@ async def run_daemon(
         ) as source,
     ):
         lookup = _plan_auth(options.plan) if options.plan else CertificateAuth(iot)
-        target = AzureTarget(hub, auth_lookup=lookup, relay_module=settings.iothub.relay_module)
+        target = AzureTarget(
+            hub,
+            auth_lookup=lookup,
+            relay_module=settings.iothub.relay_module,
+            import_container=container,
+        )
         engine = Engine(store, target, source=source, reader=reader, options=engine_options)
         health = HealthServer(metrics.registry, lambda: _ready(engine, source, store))
         await health.start(settings.http.host, settings.http.port)

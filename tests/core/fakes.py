@@ -16,6 +16,7 @@ class MemoryTarget:
         self.twins = {}
         self.removed = {}
         self.writes = 0
+        self.imports = 0
         self._fail_share = fail_share
         self._random = random.Random(seed)
         self._reject = set(reject)
@@ -45,6 +46,17 @@ class MemoryTarget:
         self.removed.pop(view.device_id, None)
         self.writes += 1
         return self.fingerprint(view, group_paths)
+
+    async def import_devices(self, items):
+        self.imports += 1
+        results = {}
+        for view, paths in items:
+            if view.device_id in self._reject:
+                results[view.device_id] = Rejected("too large")
+                continue
+            self.twins[view.device_id] = self.document(view, paths)
+            results[view.device_id] = self.fingerprint(view, paths)
+        return results
 
     async def remove(self, device_id, policy):
         assert isinstance(policy, DeletePolicy)

@@ -198,3 +198,16 @@ async def test_anti_entropy_repairs_missed_events_and_hand_edited_twins(store):
         assert target.twins["d3"]["attributes"] == {"i": "3"}
         again = await engine.reconcile()
         assert (again.source_drift, again.vanished, again.target_drift) == (0, 0, 0)
+
+
+async def test_a_large_initial_sync_goes_through_one_import_job_and_writes_nothing_twice(store):
+    target = MemoryTarget(reject={"d3"})
+    views = [DeviceView(f"d{i}", thing_version=1, attributes={"i": str(i)}) for i in range(40)]
+    async with running(store, target, import_threshold=10) as engine:
+        await engine.seed(views, {})
+        await settle(engine)
+        assert target.imports == 1
+        assert target.writes == 0  # the workers found every imported twin current
+        assert len(target.twins) == 39
+        counts = await store.counts_by_state()
+        assert (counts[State.MIRRORED], counts[State.FAILED]) == (39, 1)

@@ -32,8 +32,9 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def bridge_settings(tmp_path, **mirror):
+def bridge_settings(tmp_path, iothub=None, **mirror):
     return Settings(
+        iothub=iothub or {},
         store={"dsn": f"sqlite:///{tmp_path / 'bridge.db'}"},
         http={"port": free_port()},
         mirror={
@@ -152,3 +153,23 @@ async def test_health_and_metrics_endpoints(stack, tmp_path):
         assert 'bridge_devices{state="mirrored"} 1.0' in text
         assert 'bridge_events_received_total{kind="ShadowChanged",side="aws"}' in text
         assert "bridge_event_lag_seconds_count" in text
+
+
+async def test_a_large_initial_sync_uses_an_import_job_with_relay_modules(stack, tmp_path):
+    env = stack.env()
+    iot, data = aws_clients(env)
+    for i in range(30):
+        iot.create_thing(thingName=f"imp-{i:02d}", attributePayload={"attributes": {"i": str(i)}})
+        _shadow(data, f"imp-{i:02d}", {"n": i})
+    await stack.aws.glue.drain()  # no event in flight: the sync starts from the read alone
+    settings = bridge_settings(tmp_path, iothub={"import_threshold": 10})
+    async with bridge(env, settings):
+        await until_parity(env, "imp-")
+        module = await asyncio.to_thread(azure_call, env, "get_module", "imp-07", "aws-bridge")
+        assert module.module_id == "aws-bridge"
+    stats = stack.iothub.service.stats
+    assert stats.count(route="/jobs/create", method="POST", status=200) == 1
+    # The devices and modules came through the job, not one identity call each.
+    assert stats.count(route="/devices/{device_id}", method="PUT") == 0
+    assert stats.count(route="/devices/{device_id}/modules/{module_id}", method="PUT") == 0
+    assert stats.count(route="/twins/{device_id}", method="PUT") == 0

@@ -211,6 +211,10 @@ class Store(Protocol):
         """Store a checkpoint value, replacing the previous one."""
         ...
 
+    async def get_devices(self, device_ids: Collection[str]) -> dict[str, Device]:
+        """Return those of the devices that are known."""
+        ...
+
     async def get_views(self, device_ids: Collection[str]) -> dict[str, DeviceView]:
         """Return the stored views of those devices that have one."""
         ...
@@ -233,6 +237,11 @@ class Store(Protocol):
 
     async def members(self, groups: Collection[str]) -> list[str]:
         """Return the devices that are direct members of any of `groups`."""
+        ...
+
+    async def mark_provisioned(self, fingerprints: Mapping[str, str]) -> int:
+        """Devices created outside the outbox (an import job): DISCOVERED -> MIRRORED with
+        their fingerprints; return how many moved (others had moved on already)."""
         ...
 
     async def finish(

@@ -328,6 +328,11 @@ class PostgresStore:
             value,
         )
 
+    async def get_devices(self, device_ids: Collection[str]) -> dict[str, Device]:
+        sql = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ANY($1::text[])"  # noqa: S608
+        rows = await self._fetch(sql, list(device_ids))
+        return {row["device_id"]: _device(row) for row in rows}
+
     async def get_views(self, device_ids: Collection[str]) -> dict[str, DeviceView]:
         rows = await self._fetch(
             "SELECT view FROM devices WHERE device_id = ANY($1::text[]) AND view IS NOT NULL",
@@ -398,6 +403,19 @@ class PostgresStore:
             list(groups),
         )
         return [row[0] for row in rows]
+
+    async def mark_provisioned(self, fingerprints: Mapping[str, str]) -> int:
+        ids = sorted(fingerprints)
+        status = await self._execute(
+            "UPDATE devices SET state = $1, fingerprint = moved.fp, revision = revision + 1,"
+            " updated_at = now() FROM unnest($2::text[], $3::text[]) AS moved (id, fp)"
+            " WHERE devices.device_id = moved.id AND devices.state = $4",
+            State.MIRRORED.value,
+            ids,
+            [fingerprints[i] for i in ids],
+            State.DISCOVERED.value,
+        )
+        return int(status.split()[-1])
 
     async def finish(
         self,

@@ -342,6 +342,16 @@ class SqliteStore:
             (name, value, time.time()),
         )
 
+    async def get_devices(self, device_ids: Collection[str]) -> dict[str, Device]:
+        found: dict[str, Device] = {}
+        ids = list(device_ids)
+        for start in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id IN ({marks})"  # noqa: S608
+            found.update((row[0], _device(row)) for row in await self._rows(sql, chunk))
+        return found
+
     async def get_views(self, device_ids: Collection[str]) -> dict[str, DeviceView]:
         views: dict[str, DeviceView] = {}
         ids = list(device_ids)
@@ -420,6 +430,19 @@ class SqliteStore:
             sql = f"SELECT device_id FROM memberships WHERE group_name IN ({marks})"  # noqa: S608
             found.update(row[0] for row in await self._rows(sql, chunk))
         return sorted(found)
+
+    async def mark_provisioned(self, fingerprints: Mapping[str, str]) -> int:
+        now = time.time()
+        async with self._tx() as db:
+            cursor = await db.executemany(
+                "UPDATE devices SET state = ?, fingerprint = ?, revision = revision + 1,"
+                " updated_at = ? WHERE device_id = ? AND state = ?",
+                [
+                    (State.MIRRORED.value, fp, now, device_id, State.DISCOVERED.value)
+                    for device_id, fp in fingerprints.items()
+                ],
+            )
+            return max(cursor.rowcount, 0)
 
     async def finish(
         self,
