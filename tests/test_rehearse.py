@@ -20,4 +20,7 @@ async def test_rehearsal_discovers_the_estate_and_plans_it(tmp_path: Path) -> No
     plan = json.loads((tmp_path / "rehearsal" / "plan" / "migration-plan.json").read_text())
     assert {d["device_id"] for d in plan["devices"]} == {t["name"] for t in inventory["things"]}
     assert (tmp_path / "rehearsal" / "plan" / "landing-zone.auto.tfvars.json").exists()
-    assert b"3/3 discovered 21 things" in output
+    assert b"3/5 discovered 21 things" in output
+    assert b"4/5 mirror: initial sync of 21 devices" in output
+    assert b"21 mirrored, 0 failed" in output
+    assert b"5/5 live: 5 shadow changes reached their twins" in output
