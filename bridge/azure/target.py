@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from bridge.azure.errors import HubError, NotFound
+from bridge.azure.errors import HubError, NotFound, PreconditionFailed
 from bridge.azure.hub import IotHubService
 from bridge.azure.models import (
     Auth,
@@ -37,6 +37,7 @@ AuthLookup = Callable[[str], Awaitable[AuthPlan | None]]
 
 _TWIN_QUERY = "SELECT * FROM devices"
 _CLIENT_ERRORS = range(400, 500)
+_ETAGS_KEPT = 200_000  # about 25 MB at most; a forgotten etag only means If-Match: *
 
 
 def auth_from_plan(plan: AuthPlan | None) -> Auth:
@@ -65,6 +66,8 @@ class AzureTarget:
     ) -> None:
         self._hub = hub
         self._import_container = import_container
+        self._etags: dict[str, str] = {}  # device -> etag of the bridge's last twin write
+        self.external_changes = 0  # twins found changed by someone else at write time
         self._auth_lookup = auth_lookup
         self._relay_module = relay_module
 
@@ -87,14 +90,29 @@ class AzureTarget:
     async def _replace_twin(
         self, device_id: str, tags: dict[str, Any], desired: dict[str, Any]
     ) -> None:
+        """Replace tags and desired, If-Match the etag of the bridge's last write.
+
+        A 412 means someone changed the twin since: AWS is the source of truth for these
+        sections during the migration, so the write goes ahead, but it is counted and
+        logged as a change made outside the bridge.
+        """
+        etag = self._etags.pop(device_id, None)
         try:
-            await self._hub.replace_twin(device_id, tags, desired)
+            try:
+                twin = await self._hub.replace_twin(device_id, tags, desired, etag=etag)
+            except PreconditionFailed:
+                self.external_changes += 1
+                _log.warning("twin changed outside the bridge; overwriting", device_id=device_id)
+                twin = await self._hub.replace_twin(device_id, tags, desired)
         except NotFound:
             raise
         except HubError as exc:
             if exc.status in _CLIENT_ERRORS and exc.status not in (408, 412, 429):
                 raise Rejected(f"IoT Hub refused the twin: {exc}") from exc
             raise
+        if len(self._etags) >= _ETAGS_KEPT:
+            self._etags.pop(next(iter(self._etags)))  # forget the oldest: bounded memory
+        self._etags[device_id] = twin.etag
 
     async def _create(self, device_id: str) -> None:
         plan = await self._auth_lookup(device_id) if self._auth_lookup else None

@@ -145,7 +145,14 @@ async def run_daemon(
         await health.start(settings.http.host, settings.http.port)
         _log.info("serving health and metrics", port=health.port)
         try:
-            await _supervise(engine, Exporter(engine, store, metrics), reader, store, options)
+            exporter = Exporter(
+                engine,
+                store,
+                metrics,
+                external_changes=lambda: target.external_changes,
+                source_pending=lambda: source.pending,
+            )
+            await _supervise(engine, exporter, reader, store, options)
         finally:
             await health.close()
 

@@ -6,6 +6,7 @@ The core keeps ints and lists so it needs no Prometheus; this module owns the ma
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from prometheus_client import Counter
 
@@ -19,10 +20,20 @@ __all__ = ["Exporter"]
 class Exporter:
     """Copies engine stats into `metrics` (counters as deltas since the last export)."""
 
-    def __init__(self, engine: Engine, store: Store, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        metrics: Metrics,
+        *,
+        external_changes: Callable[[], int] = lambda: 0,
+        source_pending: Callable[[], int] = lambda: 0,
+    ) -> None:
         self._engine = engine
         self._store = store
         self._metrics = metrics
+        self._external_changes = external_changes  # twins changed behind the bridge's back
+        self._source_pending = source_pending  # received from AWS, not yet stored
         self._seen: dict[tuple[str, str], int] = {}
 
     def _add(self, key: tuple[str, str], total: int, counter: Counter) -> None:
@@ -50,6 +61,8 @@ class Exporter:
         self._add(("dead", "azure"), mirror.rejected, m.dead_letters.labels(side="azure"))
         self._add(("drift", "aws"), ingest.drift, m.drift.labels(side="aws"))
         self._add(("drift", "azure"), self._engine.target_drift, m.drift.labels(side="azure"))
+        azure_drift = m.drift.labels(side="azure")
+        self._add(("drift", "azure-at-write"), self._external_changes(), azure_drift)
         lags, mirror.lags[:] = list(mirror.lags), []
         for lag in lags:
             m.event_lag.observe(lag)
@@ -57,6 +70,7 @@ class Exporter:
             m.devices.labels(state=state.value).set(count)
         m.queue_depth.labels(queue="outbox").set(await self._store.outbox_size())
         m.queue_depth.labels(queue="in_flight").set(self._engine.mirror.busy)
+        m.queue_depth.labels(queue="source").set(self._source_pending())
 
     async def run(self, every: float = 5.0) -> None:
         """Export every `every` seconds until cancelled."""

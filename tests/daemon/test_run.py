@@ -12,6 +12,7 @@ import socket
 
 import aiohttp
 import pytest
+from azure.iot.hub.models import Twin, TwinProperties
 
 from bridge.config import CloudSettings, Settings
 from bridge.daemon.app import RunOptions, run_daemon
@@ -70,6 +71,12 @@ async def until_parity(env, prefix, timeout=30.0):
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"AWS and Azure still differ: {json.dumps(found, indent=1)[:3000]}")
         await asyncio.sleep(0.3)
+
+
+def _edit_twin_by_hand(env, device_id):
+    twin = azure_call(env, "get_twin", device_id)
+    patch = Twin(tags={"owner": "someone"}, properties=TwinProperties(desired={"x": 99}))
+    azure_call(env, "update_twin", device_id, patch, twin.etag)
 
 
 def _shadow(data, thing, desired, name=None):
@@ -133,10 +140,16 @@ async def test_health_and_metrics_endpoints(stack, tmp_path):
     env = stack.env()
     iot, data = aws_clients(env)
     iot.create_thing(thingName="m-1")
+    iot.create_thing(thingName="m-2")
     settings = bridge_settings(tmp_path)
     async with bridge(env, settings):
         await until_parity(env, "m-")
         _shadow(data, "m-1", {"x": 1})
+        await until_parity(env, "m-")
+        # Someone edits a twin by hand on Azure; the next AWS change still wins, and the
+        # bridge says it overwrote a change made outside it.
+        await asyncio.to_thread(_edit_twin_by_hand, env, "m-1")
+        _shadow(data, "m-1", {"x": 2})
         await until_parity(env, "m-")
         base = f"http://127.0.0.1:{settings.http.port}"
         async with aiohttp.ClientSession(base) as client:
@@ -150,9 +163,10 @@ async def test_health_and_metrics_endpoints(stack, tmp_path):
             await asyncio.sleep(5.5)  # one export period
             async with client.get("/metrics") as answer:
                 text = await answer.text()
-        assert 'bridge_devices{state="mirrored"} 1.0' in text
+        assert 'bridge_devices{state="mirrored"} 2.0' in text
         assert 'bridge_events_received_total{kind="ShadowChanged",side="aws"}' in text
         assert "bridge_event_lag_seconds_count" in text
+        assert 'bridge_drift_total{side="azure"} 1.0' in text
 
 
 async def test_a_large_initial_sync_uses_an_import_job_with_relay_modules(stack, tmp_path):
