@@ -44,6 +44,11 @@ class CloudSettings(BaseSettings):
     IOTHUB_CONNECTION_STRING: SecretStr | None = None
     IOTHUB_EVENTHUB_CONNECTION_STRING: SecretStr | None = None
     IOTHUB_GATEWAY_HOST: str | None = None
+    IOTHUB_HOSTNAME: str | None = Field(
+        default=None,
+        description="The hub's device-facing host name, when it differs from the service "
+        "connection string's HostName (emulators); unset for real IoT Hub.",
+    )
     IOTHUB_ROOT_CA: Path | None = None
     AZURE_STORAGE_CONNECTION_STRING: SecretStr | None = None
 
@@ -100,6 +105,14 @@ class IotHubSettings(BaseModel):
     )
     units: int = Field(default=1, ge=1)
     relay_module: str = "aws-bridge"
+    mirror_reported: bool = Field(
+        default=True,
+        description="Write AWS reported state to the relay module twin's reported properties "
+        "(through the module's own connection; the service API cannot write reported).",
+    )
+    reported_connections: int = Field(
+        default=32, ge=1, le=1024, description="Relay module connections kept open for that."
+    )
     import_threshold: int = Field(
         default=1000,
         ge=1,

@@ -21,12 +21,14 @@ from bridge.azure.models import (
     SasAuth,
     X509Thumbprints,
 )
+from bridge.azure.reported import ReportedWriter
 from bridge.azure.storage import ImportContainer
-from bridge.azure.twin_map import fingerprint_of, twin_document
+from bridge.azure.twin_map import fingerprint_of, split_fingerprint, twin_document
 from bridge.core.ports import DeletePolicy, Rejected
 from bridge.core.view import DeviceView
 from bridge.logging import get_logger
 from bridge.plan.models import AuthPlan
+from bridge.plan.twin import MAX_REPORTED_BYTES, document_size
 
 __all__ = ["AuthLookup", "AzureTarget", "auth_from_plan"]
 
@@ -63,9 +65,11 @@ class AzureTarget:
         auth_lookup: AuthLookup | None = None,
         relay_module: str | None = "aws-bridge",
         import_container: ImportContainer | None = None,
+        reported: ReportedWriter | None = None,
     ) -> None:
         self._hub = hub
         self._import_container = import_container
+        self._reported = reported  # None: AWS reported state is not mirrored
         self._etags: dict[str, str] = {}  # device -> etag of the bridge's last twin write
         self.external_changes = 0  # twins found changed by someone else at write time
         self._auth_lookup = auth_lookup
@@ -74,18 +78,41 @@ class AzureTarget:
     def fingerprint(self, view: DeviceView, group_paths: Mapping[str, str]) -> str:
         return twin_document(view, group_paths).fingerprint
 
-    async def apply(self, view: DeviceView, group_paths: Mapping[str, str], *, create: bool) -> str:
+    def same(self, written: str, observed: str) -> bool:
+        # Anti-entropy reads device twins only; the reported part is the module twin's.
+        return split_fingerprint(written)[0] == observed
+
+    async def apply(
+        self,
+        view: DeviceView,
+        group_paths: Mapping[str, str],
+        *,
+        create: bool,
+        previous: str | None = None,
+    ) -> str:
         document = twin_document(view, group_paths)
+        old_twin, old_reported = split_fingerprint(previous)
         if create:
             await self._create(view.device_id)
-        try:
-            await self._replace_twin(view.device_id, document.tags, document.desired)
-        except NotFound:
-            # Deleted on Azure behind the bridge's back: put it back, then write the twin.
-            _log.warning("device missing on Azure, creating it again", device_id=view.device_id)
-            await self._create(view.device_id)
-            await self._replace_twin(view.device_id, document.tags, document.desired)
+        if create or old_twin != document.twin_fingerprint:
+            try:
+                await self._replace_twin(view.device_id, document.tags, document.desired)
+            except NotFound:
+                # Deleted on Azure behind the bridge's back: put it back, then write.
+                _log.warning("device missing on Azure, creating it again", device_id=view.device_id)
+                await self._create(view.device_id)
+                await self._replace_twin(view.device_id, document.tags, document.desired)
+        if self._reported is not None and old_reported != document.reported_fingerprint:
+            await self._write_reported(view.device_id, document.reported)
         return document.fingerprint
+
+    async def _write_reported(self, device_id: str, reported: dict[str, Any]) -> None:
+        assert self._reported is not None
+        if document_size(reported) > MAX_REPORTED_BYTES:
+            # Tags and desired still mirror; only this section waits for a smaller report.
+            _log.warning("reported state over IoT Hub's 32 KB; not mirrored", device_id=device_id)
+            return
+        await self._reported.write(device_id, reported)
 
     async def _replace_twin(
         self, device_id: str, tags: dict[str, Any], desired: dict[str, Any]
@@ -148,7 +175,7 @@ class AzureTarget:
             plan = await self._auth_lookup(view.device_id) if self._auth_lookup else None
             identity = DeviceIdentity(view.device_id, auth_from_plan(plan))
             entries.append(DeviceImport(identity, tags=document.tags, desired=document.desired))
-            results[view.device_id] = document.fingerprint
+            results[view.device_id] = document.created_fingerprint
         if not entries:
             return results
         outcome = await self._hub.bulk(entries, "createOrUpdate")
@@ -191,7 +218,7 @@ class AzureTarget:
             if self._relay_module:
                 module = DeviceIdentity(view.device_id, SasAuth())
                 entries.append(DeviceImport(module, module_id=self._relay_module))
-            results[view.device_id] = document.fingerprint
+            results[view.device_id] = document.created_fingerprint
         if not entries:
             return results
         outcome = await self._hub.import_devices(

@@ -25,7 +25,7 @@ from bridge.plan.twin import (
     document_size,
 )
 
-__all__ = ["TwinDocument", "fingerprint_of", "twin_document"]
+__all__ = ["TwinDocument", "fingerprint_of", "split_fingerprint", "twin_document"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,24 @@ class TwinDocument:
     reported: dict[str, Any]
 
     @property
-    def fingerprint(self) -> str:
+    def twin_fingerprint(self) -> str:
+        """Digest of what the device twin holds (tags and desired)."""
         return fingerprint_of(self.tags, self.desired)
+
+    @property
+    def reported_fingerprint(self) -> str:
+        """Digest of the mirrored reported state (the relay module twin's)."""
+        return _reported_digest(self.reported)
+
+    @property
+    def created_fingerprint(self) -> str:
+        """What a bulk create or import writes: the twin, and the module's empty reported."""
+        return f"{self.twin_fingerprint}.{_reported_digest({})}"
+
+    @property
+    def fingerprint(self) -> str:
+        """`<twin>.<reported>`: either part changing calls for a write of that part."""
+        return f"{self.twin_fingerprint}.{self.reported_fingerprint}"
 
 
 def fingerprint_of(tags: Mapping[str, Any], desired: Mapping[str, Any]) -> str:
@@ -46,6 +62,19 @@ def fingerprint_of(tags: Mapping[str, Any], desired: Mapping[str, Any]) -> str:
     body = {"tags": _without_meta(tags), "desired": _without_meta(desired)}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _reported_digest(reported: Mapping[str, Any]) -> str:
+    text = json.dumps(reported, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def split_fingerprint(fingerprint: str | None) -> tuple[str | None, str | None]:
+    """(twin part, reported part) of a fingerprint written by `TwinDocument.fingerprint`."""
+    if not fingerprint:
+        return None, None
+    twin, _, reported = fingerprint.partition(".")
+    return twin, reported or None
 
 
 def _without_meta(section: Mapping[str, Any]) -> dict[str, Any]:

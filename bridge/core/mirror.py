@@ -20,7 +20,7 @@ from typing import Any
 from bridge.core.groups import group_paths
 from bridge.core.machine import Event, State
 from bridge.core.ports import DeletePolicy, Rejected, Target
-from bridge.core.store import Device, OutboxItem, Store
+from bridge.core.store import ChangeSet, Device, OutboxItem, Store
 from bridge.core.view import DeviceView
 from bridge.logging import get_logger
 
@@ -176,16 +176,24 @@ class Mirror:
             for item, _ in batch:
                 await self._retry(item, exc)
             return
-        for item, _view in batch:
+        follow_up: set[str] = set()
+        for item, view in batch:
             outcome = results.get(item.device_id)
             if isinstance(outcome, str):
                 events = [Event.PROVISION, Event.PROVISIONED]
                 await self._store.finish(item, events, fingerprint=outcome)
                 self._record(item.device_id, "synced")
+                # A bulk create may write less than a full sync (no module reported state):
+                # whatever it left out goes through the normal path next.
+                if outcome != self._target.fingerprint(view, group_paths(view.groups, parents)):
+                    follow_up.add(item.device_id)
             elif isinstance(outcome, Rejected):
                 await self._reject(item, outcome)
             else:
                 await self._retry(item, outcome or RuntimeError("no result from bulk call"))
+        if follow_up:
+            await self._store.save_changes(ChangeSet(sync=follow_up))
+            self.changed(dict.fromkeys(follow_up, time.monotonic()))
 
     async def _reject(self, item: OutboxItem, exc: Rejected) -> None:
         self.stats.rejected += 1
@@ -230,7 +238,9 @@ class Mirror:
             return [Event.PROVISIONED], fingerprint
         fingerprint = self._target.fingerprint(view, paths)
         if fingerprint != device.fingerprint:
-            fingerprint = await self._target.apply(view, paths, create=False)
+            fingerprint = await self._target.apply(
+                view, paths, create=False, previous=device.fingerprint
+            )
         return ([Event.SYNCED] if state is State.SYNCING else []), fingerprint
 
     def _record(self, device_id: str, outcome: str) -> None:

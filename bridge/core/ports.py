@@ -76,8 +76,20 @@ class Target(Protocol):
         """A digest of what the target should hold for `view`; equal digests need no write."""
         ...
 
-    async def apply(self, view: DeviceView, group_paths: Mapping[str, str], *, create: bool) -> str:
-        """Write identity (when `create`) and twin for `view`; return the fingerprint written."""
+    def same(self, written: str, observed: str) -> bool:
+        """True when a fingerprint from `observed` matches one this target wrote."""
+        ...
+
+    async def apply(
+        self,
+        view: DeviceView,
+        group_paths: Mapping[str, str],
+        *,
+        create: bool,
+        previous: str | None = None,
+    ) -> str:
+        """Write identity (when `create`) and what of the twin differs from `previous`
+        (the fingerprint last written; None: write it all); return the new fingerprint."""
         ...
 
     async def remove(self, device_id: str, policy: DeletePolicy) -> None:

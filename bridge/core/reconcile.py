@@ -98,7 +98,7 @@ async def _compare_target(
         wanted = written.pop(device_id, None)
         if wanted is None:
             report.target_unknown += 1
-        elif wanted != fingerprint:
+        elif not target.same(wanted, fingerprint):
             drifted.add(device_id)
             _log.info("target drift found", device_id=device_id)
     report.target_drift = len(drifted)

@@ -20,6 +20,7 @@ from bridge.aws.reader import AwsReader
 from bridge.aws.source import AwsSource, default_client_id
 from bridge.azure.budget import RateBudget
 from bridge.azure.hub import IotHubService
+from bridge.azure.reported import ReportedWriter
 from bridge.azure.retry import HubStats
 from bridge.azure.storage import ImportContainer
 from bridge.azure.target import AuthLookup, AzureTarget
@@ -101,6 +102,22 @@ async def _hub(
         yield hub
 
 
+def _reported_writer(
+    cloud: CloudSettings, settings: Settings, hub: IotHubService
+) -> ReportedWriter | None:
+    if not settings.iothub.mirror_reported:
+        return None
+    ca = cloud.IOTHUB_ROOT_CA.read_text() if cloud.IOTHUB_ROOT_CA else None
+    return ReportedWriter(
+        hub,
+        settings.iothub.relay_module,
+        host_name=cloud.IOTHUB_HOSTNAME,
+        gateway_host=cloud.IOTHUB_GATEWAY_HOST,
+        ca_pem=ca,
+        pool_size=settings.iothub.reported_connections,
+    )
+
+
 async def run_daemon(
     cloud: CloudSettings,
     settings: Settings,
@@ -134,11 +151,13 @@ async def run_daemon(
         ) as source,
     ):
         lookup = _plan_auth(options.plan) if options.plan else CertificateAuth(iot)
+        reported = _reported_writer(cloud, settings, hub)
         target = AzureTarget(
             hub,
             auth_lookup=lookup,
             relay_module=settings.iothub.relay_module,
             import_container=container,
+            reported=reported,
         )
         engine = Engine(store, target, source=source, reader=reader, options=engine_options)
         health = HealthServer(metrics.registry, lambda: _ready(engine, source, store))
@@ -155,6 +174,8 @@ async def run_daemon(
             await _supervise(engine, exporter, reader, store, options)
         finally:
             await health.close()
+            if reported is not None:
+                await reported.close()
 
 
 async def _supervise(

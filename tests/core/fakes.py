@@ -34,7 +34,10 @@ class MemoryTarget:
         text = json.dumps(self.document(view, group_paths), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    async def apply(self, view, group_paths, *, create):
+    def same(self, written, observed):
+        return written == observed
+
+    async def apply(self, view, group_paths, *, create, previous=None):
         await asyncio.sleep(0)
         if view.device_id in self._reject:
             raise Rejected("twin desired would be 40000 bytes, over IoT Hub's 32768")

@@ -10,7 +10,9 @@ import re
 import boto3
 from azure.iot.hub import IoTHubRegistryManager
 from azure.iot.hub.models import QuerySpecification
+from msrest.exceptions import HttpOperationError
 
+RELAY_MODULE = "aws-bridge"
 _FORBIDDEN = re.compile(r"[.$# %\x00-\x1f\x7f-\x9f]")
 
 
@@ -63,7 +65,7 @@ def _shadow(data, thing, name=None):
 
 
 def expected_twins(env, prefix=""):
-    """thing name -> (tags.aws, desired) as AWS says they should be mirrored."""
+    """thing name -> (tags.aws, desired, relay module reported) as AWS says they should be."""
     iot, data = aws_clients(env)
     paths = _paths(iot)
     expected = {}
@@ -94,12 +96,20 @@ def expected_twins(env, prefix=""):
             desired = encode_doc(desired)
             if named:
                 desired["shadows"] = named
-            expected[name] = (encode_doc(aws), desired)
+            reported = encode_doc(dict((_shadow(data, name) or {}).get("reported") or {}))
+            named_reported = {}
+            for shadow_name in shadow_names:
+                state = _shadow(data, name, shadow_name) or {}
+                if state.get("reported"):
+                    named_reported[encode(shadow_name)] = encode_doc(state["reported"])
+            if named_reported:
+                reported["shadows"] = named_reported
+            expected[name] = (encode_doc(aws), desired, reported)
     return expected
 
 
 def actual_twins(env, prefix=""):
-    """device id -> (tags.aws, desired) as IoT Hub holds them (a twin query, every page)."""
+    """device id -> (tags.aws, desired, relay module reported) as IoT Hub holds them."""
     manager = registry_manager(env)
     spec = QuerySpecification(query="SELECT * FROM devices")
     actual, token = {}, None
@@ -111,12 +121,24 @@ def actual_twins(env, prefix=""):
                     continue
                 desired = twin.properties.desired or {} if twin.properties else {}
                 desired = {k: v for k, v in desired.items() if not k.startswith("$")}
-                actual[twin.device_id] = ((twin.tags or {}).get("aws"), desired)
+                reported = _module_reported(manager, twin.device_id)
+                actual[twin.device_id] = ((twin.tags or {}).get("aws"), desired, reported)
             token = page.continuation_token
             if not token:
                 return actual
     finally:
         manager.protocol.close()
+
+
+def _module_reported(manager, device_id):
+    try:
+        module = manager.get_module_twin(device_id, RELAY_MODULE)
+    except HttpOperationError as exc:
+        if exc.response is not None and exc.response.status_code == 404:
+            return "relay module missing"
+        raise
+    reported = module.properties.reported or {} if module.properties else {}
+    return {k: v for k, v in reported.items() if not k.startswith("$")}
 
 
 def azure_call(env, method, *args):

@@ -79,8 +79,8 @@ def _edit_twin_by_hand(env, device_id):
     azure_call(env, "update_twin", device_id, patch, twin.etag)
 
 
-def _shadow(data, thing, desired, name=None):
-    body = json.dumps({"state": {"desired": desired}}).encode()
+def _shadow(data, thing, desired, name=None, section="desired"):
+    body = json.dumps({"state": {section: desired}}).encode()
     kwargs = {"thingName": thing, "payload": body} | ({"shadowName": name} if name else {})
     data.update_thing_shadow(**kwargs)
 
@@ -97,6 +97,7 @@ async def test_initial_sync_then_every_kind_of_live_change_reaches_the_twin(stac
     iot.add_thing_to_thing_group(thingGroupName="New York", thingName="e2e-1")
     _shadow(data, "e2e-1", {"rate": 5, "odd.key": {"a b": 1}})
     _shadow(data, "e2e-1", {"mode": "eco"}, name="config")
+    _shadow(data, "e2e-1", {"temp": 21.5, "fw": {"v": "1.0"}}, section="reported")
     iot.create_thing(thingName="e2e-gone")
 
     async with bridge(env, bridge_settings(tmp_path)):
@@ -113,12 +114,18 @@ async def test_initial_sync_then_every_kind_of_live_change_reaches_the_twin(stac
         iot.add_thing_to_thing_group(thingGroupName="USA", thingName="e2e-1")
         _shadow(data, "e2e-1", {"rate": 7, "odd.key": None})
         _shadow(data, "e2e-2", {"on": True}, name="power")
+        _shadow(data, "e2e-2", {"on": False}, name="power", section="reported")
+        _shadow(data, "e2e-1", {"temp": 22.0, "fw": None}, section="reported")
         data.delete_thing_shadow(thingName="e2e-1", shadowName="config")
         iot.delete_thing(thingName="e2e-gone")
         await until_parity(env, "e2e-")
         twin = await asyncio.to_thread(azure_call, env, "get_twin", "e2e-2")
         assert twin.tags["aws"]["groups"] == ["USA/New York/Brooklyn"]
         assert twin.properties.desired["shadows"] == {"power": {"on": True}}
+        module = await asyncio.to_thread(azure_call, env, "get_module_twin", "e2e-1", "aws-bridge")
+        assert {k: v for k, v in module.properties.reported.items() if k[0] != "$"} == {
+            "temp": 22.0
+        }
 
 
 async def test_deleted_things_are_disabled_when_the_policy_says_so(stack, tmp_path):
@@ -175,6 +182,7 @@ async def test_a_large_initial_sync_uses_an_import_job_with_relay_modules(stack,
     for i in range(30):
         iot.create_thing(thingName=f"imp-{i:02d}", attributePayload={"attributes": {"i": str(i)}})
         _shadow(data, f"imp-{i:02d}", {"n": i})
+    await asyncio.sleep(1)  # the glue publishes registry events from moto's thread
     await stack.aws.glue.drain()  # no event in flight: the sync starts from the read alone
     settings = bridge_settings(tmp_path, iothub={"import_threshold": 10})
     async with bridge(env, settings):

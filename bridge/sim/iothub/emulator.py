@@ -155,6 +155,7 @@ class IotHubEmulator:
             ),
             "IOTHUB_ROOT_CA": str(self.ca_path),
             "IOTHUB_GATEWAY_HOST": str(self.gateway_host),
+            "IOTHUB_HOSTNAME": self.hostname,
         }
         if self.azurite is not None:
             env["AZURE_STORAGE_CONNECTION_STRING"] = self.azurite.connection_string
