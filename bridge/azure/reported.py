@@ -89,10 +89,10 @@ class ReportedWriter:
             await self._drop(device_id)
 
     async def _client(self, device_id: str) -> Any:
-        client = self._clients.get(device_id)
-        if client is not None:
+        pooled = self._clients.get(device_id)
+        if pooled is not None:
             self._clients.move_to_end(device_id)
-            return client
+            return pooled
         module = await self._hub.get_module(device_id, self._module_id)
         if not isinstance(module.auth, SasAuth) or not module.auth.primary_key:
             msg = f"relay module {self._module_id} of {device_id} has no SAS key"
