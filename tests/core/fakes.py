@@ -37,7 +37,7 @@ class MemoryTarget:
     def same(self, written, observed):
         return written == observed
 
-    async def apply(self, view, group_paths, *, create, previous=None):
+    async def apply(self, view, group_paths, *, create, previous=None):  # noqa: ARG002
         await asyncio.sleep(0)
         if view.device_id in self._reject:
             raise Rejected("twin desired would be 40000 bytes, over IoT Hub's 32768")
