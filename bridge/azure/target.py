@@ -157,13 +157,11 @@ class AzureTarget:
                 raise Rejected(f"IoT Hub refused the identity: {exc}") from exc
             raise
 
-    async def provision(
-        self, items: Sequence[tuple[DeviceView, Mapping[str, str]]]
-    ) -> dict[str, str | Exception]:
-        """Create many devices with their twins in bulk calls (100 per call).
-
-        Returns per device the fingerprint written, or the error for that device alone.
-        """
+    async def _creations(
+        self, items: Sequence[tuple[DeviceView, Mapping[str, str]]], *, with_modules: bool
+    ) -> tuple[dict[str, str | Exception], list[DeviceImport]]:
+        """Per device the fingerprint a creation writes (or why it cannot be created), and
+        the bulk or import entries: identity with twin, and the relay module if asked."""
         results: dict[str, str | Exception] = {}
         entries: list[DeviceImport] = []
         for view, paths in items:
@@ -175,7 +173,20 @@ class AzureTarget:
             plan = await self._auth_lookup(view.device_id) if self._auth_lookup else None
             identity = DeviceIdentity(view.device_id, auth_from_plan(plan))
             entries.append(DeviceImport(identity, tags=document.tags, desired=document.desired))
+            if with_modules and self._relay_module:
+                module = DeviceIdentity(view.device_id, SasAuth())
+                entries.append(DeviceImport(module, module_id=self._relay_module))
             results[view.device_id] = document.created_fingerprint
+        return results, entries
+
+    async def provision(
+        self, items: Sequence[tuple[DeviceView, Mapping[str, str]]]
+    ) -> dict[str, str | Exception]:
+        """Create many devices with their twins in bulk calls (100 per call).
+
+        Returns per device the fingerprint written, or the error for that device alone.
+        """
+        results, entries = await self._creations(items, with_modules=False)
         if not entries:
             return results
         outcome = await self._hub.bulk(entries, "createOrUpdate")
@@ -204,21 +215,7 @@ class AzureTarget:
         if self._import_container is None:
             msg = "import jobs need AZURE_STORAGE_CONNECTION_STRING"
             raise RuntimeError(msg)
-        results: dict[str, str | Exception] = {}
-        entries: list[DeviceImport] = []
-        for view, paths in items:
-            try:
-                document = twin_document(view, paths)
-            except Rejected as exc:
-                results[view.device_id] = exc
-                continue
-            plan = await self._auth_lookup(view.device_id) if self._auth_lookup else None
-            identity = DeviceIdentity(view.device_id, auth_from_plan(plan))
-            entries.append(DeviceImport(identity, tags=document.tags, desired=document.desired))
-            if self._relay_module:
-                module = DeviceIdentity(view.device_id, SasAuth())
-                entries.append(DeviceImport(module, module_id=self._relay_module))
-            results[view.device_id] = document.created_fingerprint
+        results, entries = await self._creations(items, with_modules=True)
         if not entries:
             return results
         outcome = await self._hub.import_devices(
