@@ -1,6 +1,8 @@
 import json
+import logging
 
 import pytest
+import structlog
 
 from bridge.logging import configure_logging, get_logger
 
@@ -15,4 +17,13 @@ def test_loggers_made_before_configuration_follow_it(capsys: pytest.CaptureFixtu
     assert lines[0]["component"] == "early"
     assert lines[0]["device_id"] == "t1"
     assert lines[0]["level"] == "warning"
-    configure_logging("INFO", json=True)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """configure_logging binds the test's captured stderr, which closes with the test: put
+    structlog back, or a log line from a session-wide stand-in later writes to a closed file."""
+    yield
+    structlog.reset_defaults()
+    for handler in logging.getLogger().handlers[:]:
+        logging.getLogger().removeHandler(handler)
