@@ -1,10 +1,13 @@
-"""Discovery throughput and memory against the AWS stand-in.
+"""Discovery throughput and memory against the AWS stand-in, listing and with the fleet index.
 
 For each estate size: build the estate in-process (moto + glue), then run
-`iot-bridge discover` in a child process (so its peak RSS is its own) with the rate
-budgets off, and report things per second and the child's peak memory. The baseline,
-measured in the same run on the same estate, is a naive sequential boto3 crawl
-(list, principals, shadows, certificate per thing) over a sample, extrapolated.
+`iot-bridge discover` twice in a child process (so its peak RSS is its own) with the rate
+budgets off: first with fleet indexing OFF (every shadow read with GetThingShadow), then
+with REGISTRY_AND_SHADOW indexing and the estate's named shadow in the filter (shadows
+come in SearchIndex pages). It reports things per second, peak memory and whether both
+inventories are the same. The baseline, measured in the same run on the same estate, is a
+naive sequential boto3 crawl (list, principals, shadows, certificate per thing) over a
+sample, extrapolated.
 
     .venv/bin/python bench/discover.py --sizes 10000 100000
 """
@@ -12,13 +15,15 @@ measured in the same run on the same estate, is a naive sequential boto3 crawl
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import botocore.config
@@ -27,18 +32,39 @@ from bridge.sim.aws.control_plane import control_plane
 from bridge.sim.estate import EstateSpec, build_estate
 
 SAMPLE = 300
+INDEX_SHADOWS = {
+    "thingIndexingMode": "REGISTRY_AND_SHADOW",
+    "namedShadowIndexingMode": "ON",
+    "filter": {"namedShadowNames": ["config"]},  # the estate's named shadow
+}
+# Different on every run, or on every call of the control plane's describe_endpoint.
+_VOLATILE = ("generated_at", "fleet_indexing", "data_endpoint")
 
 
-def baseline(endpoint: str, region: str) -> float:
-    """Things per second of a plain sequential boto3 crawl over the first SAMPLE things."""
-    kwargs = {
+@dataclass(frozen=True)
+class Run:
+    """One discover run in a child process."""
+
+    seconds: float
+    peak_rss_mb: float
+    output: Path
+
+
+def clients(endpoint: str, region: str) -> tuple[Any, Any]:
+    """boto3 iot and iot-data clients on the stand-in."""
+    kwargs: dict[str, Any] = {
         "endpoint_url": endpoint,
         "region_name": region,
         "aws_access_key_id": "bench",
         "aws_secret_access_key": "bench",
         "config": botocore.config.Config(retries={"max_attempts": 1}),
     }
-    iot, data = boto3.client("iot", **kwargs), boto3.client("iot-data", **kwargs)
+    return boto3.client("iot", **kwargs), boto3.client("iot-data", **kwargs)
+
+
+def baseline(endpoint: str, region: str) -> float:
+    """Things per second of a plain sequential boto3 crawl over the first SAMPLE things."""
+    iot, data = clients(endpoint, region)
     started = time.perf_counter()
     things = iot.list_things(maxResults=SAMPLE)["things"]
     for thing in things:
@@ -50,53 +76,85 @@ def baseline(endpoint: str, region: str) -> float:
     return len(things) / (time.perf_counter() - started)
 
 
+def discover(env: dict[str, str], output: Path, concurrency: int) -> Run:
+    """Run the CLI in a child process; its own peak RSS comes from wait4."""
+    command = [
+        sys.executable,
+        "-m",
+        "bridge",
+        "discover",
+        "--output",
+        str(output),
+        "--rate-scale",
+        "0",
+        "--concurrency",
+        str(concurrency),
+        "--no-resume",
+    ]
+    started = time.perf_counter()
+    child = subprocess.Popen(  # noqa: S603 - our own CLI
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _pid, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - started
+    if child.returncode != 0:
+        raise SystemExit(f"discover failed with exit code {child.returncode}")
+    return Run(seconds=elapsed, peak_rss_mb=usage.ru_maxrss / 1024, output=output)
+
+
+def same_inventory(first: Path, second: Path) -> bool:
+    """Whether two inventories hold the same estate (run-specific fields aside)."""
+    documents = []
+    for path in (first, second):
+        with path.open() as text:
+            document = json.load(text)
+        for key in _VOLATILE:
+            document.pop(key, None)
+        documents.append(document)
+    return documents[0] == documents[1]
+
+
+def report(label: str, size: int, run: Run, base: float) -> str:
+    """One line of figures for one discover run."""
+    per_s = size / run.seconds
+    return (
+        f"  {label:<9} discover_s={run.seconds:7.1f}  things_per_s={per_s:8.1f}  "
+        f"speedup={per_s / base:5.1f}x  peak_rss_mb={run.peak_rss_mb:7.1f}  "
+        f"inventory_mb={run.output.stat().st_size / 1e6:6.1f}"
+    )
+
+
 def run(size: int, concurrency: int) -> None:
-    with control_plane("us-east-1") as plane, tempfile.TemporaryDirectory() as tmp:
+    """Build one estate and discover it both ways."""
+    region = "us-east-1"
+    with control_plane(region) as plane, tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         build_estate(plane.moto, plane.shadows, EstateSpec(things=size, legacy_things=0))
         built = time.perf_counter() - started
-        base = baseline(plane.moto.endpoint_url, "us-east-1")
+        base = baseline(plane.moto.endpoint_url, region)
+        print(
+            f"things={size:>7}  estate_build_s={built:7.1f}  baseline_sequential_per_s={base:7.1f}",
+            flush=True,
+        )
         env = {
             **os.environ,
-            "AWS_REGION": "us-east-1",
+            "AWS_REGION": region,
             "AWS_ENDPOINT_URL": plane.moto.endpoint_url,
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench",
         }
-        output = Path(tmp) / "inventory.json"
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        started = time.perf_counter()
-        subprocess.run(  # noqa: S603 - our own CLI
-            [
-                sys.executable,
-                "-m",
-                "bridge",
-                "discover",
-                "--output",
-                str(output),
-                "--rate-scale",
-                "0",
-                "--concurrency",
-                str(concurrency),
-                "--no-resume",
-            ],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        elapsed = time.perf_counter() - started
-        peak_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
-        print(
-            f"things={size:>7}  estate_build_s={built:7.1f}  discover_s={elapsed:7.1f}  "
-            f"things_per_s={size / elapsed:8.1f}  baseline_sequential_per_s={base:7.1f}  "
-            f"speedup={size / elapsed / base:4.1f}x  peak_rss_mb={peak_mb:7.1f}  "
-            f"inventory_mb={output.stat().st_size / 1e6:6.1f}",
-            flush=True,
-        )
+        listed = discover(env, Path(tmp) / "listed.json", concurrency)
+        print(report("listing", size, listed, base), flush=True)
+        iot, _data = clients(plane.moto.endpoint_url, region)
+        iot.update_indexing_configuration(thingIndexingConfiguration=INDEX_SHADOWS)
+        indexed = discover(env, Path(tmp) / "indexed.json", concurrency)
+        same = same_inventory(listed.output, indexed.output)
+        print(f"{report('indexing', size, indexed, base)}  same_inventory={same}", flush=True)
 
 
 def main() -> None:
+    """Parse the sizes and run each."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
     parser.add_argument("--concurrency", type=int, default=32)

@@ -12,6 +12,7 @@ import boto3
 import botocore.config
 
 from bridge.sim.aws.control_plane import control_plane as sim_control_plane
+from bridge.sim.aws.indexing import FleetIndex
 from bridge.sim.aws.moto_server import MotoServer
 from bridge.sim.aws.shadows import ShadowService
 
@@ -37,6 +38,7 @@ class ControlPlane:
     moto: MotoServer
     shadows: ShadowService
     captured: Captured
+    index: FleetIndex | None = None
 
     def client(self, service: str = "iot") -> Any:
         return boto3.client(
@@ -51,7 +53,7 @@ class ControlPlane:
 
 @contextlib.contextmanager
 def control_plane(region: str = "us-east-1") -> Iterator[ControlPlane]:
-    """moto with thing rules, registry events, shadows and AWS-style certificates."""
+    """moto with thing rules, registry events, shadows, AWS-style certificates and the index."""
     captured = Captured()
     with sim_control_plane(region, publish=captured.publish) as plane:
-        yield ControlPlane(plane.moto, plane.shadows, captured)
+        yield ControlPlane(plane.moto, plane.shadows, captured, plane.index)

@@ -2,7 +2,8 @@
 
 Small collections (types, policies, rules, jobs, CAs, groups) are read whole; things and
 certificates are read item by item by a pool of workers. Each finished item goes to the
-journal first, so a rerun after an interruption reads only what is missing.
+journal first, so a rerun after an interruption reads only what is missing. When the
+account's fleet index holds shadows, they come from it in pages (see `fleet_index`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from typing import Any
 from bridge.config import CloudSettings
 from bridge.discover import phases
 from bridge.discover.aws import AwsApi, Denied, open_clients
+from bridge.discover.fleet_index import thing_indexing_mode
 from bridge.discover.journal import Journal
+from bridge.discover.output import write_inventory
 from bridge.discover.ratelimit import RateLimiter
+from bridge.discover.things import things as read_things
 from bridge.inventory.models import Finding, Inventory
 from bridge.logging import get_logger
 
@@ -87,24 +91,21 @@ class Context:
             return None
 
     async def pool(self, items: list[Any], worker: Callable[[Any], Awaitable[None]]) -> None:
-        """Run `worker` over `items` with the configured concurrency."""
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        for item in items:
-            queue.put_nowait(item)
+        """Run `worker` over `items` with the configured concurrency, emptying `items`.
+
+        Each item leaves the list as a worker takes it, so what is done with is freed
+        while the rest runs (memory at 100,000 things).
+        """
+        items.reverse()  # pop() from the end then goes in the original order
+        workers = max(1, min(self.options.concurrency, len(items)))
 
         async def drain() -> None:
-            while not queue.empty():
-                await worker(queue.get_nowait())
+            while items:
+                await worker(items.pop())
 
         async with asyncio.TaskGroup() as group:
-            for _ in range(max(1, min(self.options.concurrency, len(items)))):
+            for _ in range(workers):
                 group.create_task(drain())
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 async def discover(
@@ -124,7 +125,7 @@ async def discover(
             inventory = await _crawl(ctx, cloud.AWS_REGION)
     finally:
         journal.close()
-    _write_atomically(output, inventory.model_dump_json(indent=2, by_alias=True))
+    write_inventory(inventory, output)
     journal.remove()
     log.info(
         "discover.finished",
@@ -138,7 +139,7 @@ async def discover(
 
 async def _crawl(ctx: Context, region: str) -> Inventory:
     endpoint = await ctx.guarded("describe_endpoint", phases.endpoint(ctx))
-    indexing = await ctx.guarded("get_indexing_configuration", phases.indexing(ctx))
+    indexing = await ctx.guarded("get_indexing_configuration", thing_indexing_mode(ctx))
     async with asyncio.TaskGroup() as group:
         types = group.create_task(ctx.guarded("thing_types", phases.thing_types(ctx)))
         policies = group.create_task(ctx.guarded("policies", phases.policies(ctx)))
@@ -147,7 +148,7 @@ async def _crawl(ctx: Context, region: str) -> Inventory:
         jobs = group.create_task(ctx.guarded("jobs", phases.jobs(ctx)))
         groups = group.create_task(ctx.guarded("thing_groups", phases.thing_groups(ctx)))
     thing_groups = groups.result() or []
-    things = await ctx.guarded("things", phases.things(ctx, thing_groups)) or []
+    things = await ctx.guarded("things", read_things(ctx, thing_groups, indexing)) or []
     certificates = (
         await ctx.guarded("certificates", phases.certificates(ctx, things, policies.result() or []))
         or []
@@ -160,7 +161,7 @@ async def _crawl(ctx: Context, region: str) -> Inventory:
         account_id=account,
         region=region,
         data_endpoint=endpoint,
-        fleet_indexing=bool(indexing),
+        fleet_indexing=indexing not in (None, "OFF"),
         thing_types=types.result() or [],
         thing_groups=thing_groups,
         things=things,

@@ -1,7 +1,9 @@
 """An append-only journal of what discovery has read, so an interrupted run can resume.
 
 Each line is one JSON record `{"kind": ..., "key": ..., "value": ...}`. A crash can
-leave the last line half-written: it is ignored on reading.
+leave the last line half-written: it is ignored on reading. A value recorded as a pydantic
+model stays a model in memory (no second copy as a dict) and is written with pydantic's
+own serialiser; read back from a file, it is a dict again.
 """
 
 from __future__ import annotations
@@ -9,9 +11,18 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
-__all__ = ["Journal"]
+from pydantic import BaseModel
+
+__all__ = ["Journal", "as_model"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def as_model(model: type[M], value: Any) -> M:
+    """A journaled value as `model`: as recorded in this run, or validated from the file."""
+    return value if isinstance(value, model) else model.model_validate(value)
 
 
 class Journal:
@@ -47,7 +58,13 @@ class Journal:
         """Remember one finished unit (flushed, so a kill loses at most the unit in flight)."""
         self.done[kind][key] = value
         if self._file is not None:
-            self._file.write(json.dumps({"kind": kind, "key": key, "value": value}, default=str))
+            if isinstance(value, BaseModel):
+                head = json.dumps({"kind": kind, "key": key})[:-1]
+                self._file.write(f'{head}, "value": {value.model_dump_json()}}}')
+            else:
+                self._file.write(
+                    json.dumps({"kind": kind, "key": key, "value": value}, default=str)
+                )
             self._file.write("\n")
             self._file.flush()
 

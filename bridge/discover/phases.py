@@ -1,4 +1,7 @@
-"""One reader per kind of resource; each returns inventory models and journals its work."""
+"""One reader per kind of resource; each returns inventory models and journals its work.
+
+Things, the largest collection, have their own module (`things`).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from bridge.discover.aws import Gone
+from bridge.discover.journal import as_model
 from bridge.inventory.models import (
     CaCertificate,
     Certificate,
     Job,
     Policy,
-    Shadow,
     Thing,
     ThingGroup,
     ThingType,
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound=BaseModel)
 _AWS_ISSUERS = ("Amazon Web Services", "AWS IoT device CA")
+_PAGE = 250  # the largest page of ListCertificates and ListThingsInThingGroup
 
 
 async def _whole(
@@ -46,13 +50,6 @@ async def endpoint(ctx: Context) -> str:
     """The account's ATS data endpoint."""
     answer = await ctx.iot.call("describe_endpoint", endpointType="iot:Data-ATS")
     return str(answer["endpointAddress"])
-
-
-async def indexing(ctx: Context) -> bool:
-    """Whether fleet indexing is on for things."""
-    answer = await ctx.iot.call("get_indexing_configuration")
-    mode = answer.get("thingIndexingConfiguration", {}).get("thingIndexingMode", "OFF")
-    return bool(mode != "OFF")
 
 
 async def thing_types(ctx: Context) -> list[ThingType]:
@@ -198,7 +195,10 @@ async def thing_groups(ctx: Context) -> list[ThingGroup]:
             members = [
                 t
                 async for t in ctx.iot.pages(
-                    "list_things_in_thing_group", "things", thingGroupName=name
+                    "list_things_in_thing_group",
+                    "things",
+                    thingGroupName=name,
+                    PaginationConfig={"PageSize": _PAGE},
                 )
             ]
         except Gone:
@@ -222,108 +222,24 @@ async def thing_groups(ctx: Context) -> list[ThingGroup]:
             query_string=detail.get("queryString"),
             things=sorted(members),
         )
-        ctx.journal.record("group", name, group.model_dump(mode="json"))
+        ctx.journal.record("group", name, group)
         ctx.advance("thing groups", len(names))
 
-    await ctx.pool(names, read)
-    # pop: the journal's copy is no longer needed once the model exists (memory at scale).
-    return [ThingGroup.model_validate(done.pop(name)) for name in names if name in done]
-
-
-async def _shadow(ctx: Context, thing: str, name: str | None) -> Shadow | None:
-    kwargs = {"thingName": thing, **({"shadowName": name} if name else {})}
-    try:
-        answer = await ctx.data.call("get_thing_shadow", **kwargs)
-    except Gone:
-        return None
-    raw = await answer["payload"].read()
-    try:
-        doc = json.loads(raw)
-        state = doc.get("state", {})
-        return Shadow(
-            name=name,
-            version=doc["version"],
-            desired=state.get("desired"),
-            reported=state.get("reported"),
-            size_bytes=len(
-                json.dumps({k: v for k, v in state.items() if k != "delta"}, separators=(",", ":"))
-            ),
-        )
-    except (ValueError, KeyError, AttributeError):
-        ctx.finding(
-            "warning",
-            "ShadowUnreadable",
-            f"shadow {name or 'classic'} is not a shadow document",
-            thing,
-        )
-        return None
-
-
-async def _named_shadows(ctx: Context, thing: str) -> list[str]:
-    names: list[str] = []
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"thingName": thing, "pageSize": 100}
-        if token:
-            kwargs["nextToken"] = token
-        page = await ctx.data.call("list_named_shadows_for_thing", **kwargs)
-        names.extend(page.get("results", []))
-        token = page.get("nextToken")
-        if not token:
-            return names
-
-
-async def things(ctx: Context, groups: list[ThingGroup]) -> list[Thing]:
-    """Every thing with its groups, attached principals and shadows."""
-    listed = [item async for item in ctx.iot.pages("list_things", "things")]
-    memberships: dict[str, list[str]] = defaultdict(list)
-    for group in groups:
-        for member in group.things:
-            memberships[member].append(group.name)
-    done = ctx.journal.done["thing"]
-
-    async def read(item: dict[str, Any]) -> None:
-        name = item["thingName"]
-        if name in done:
-            return
-        try:
-            principals = [
-                p
-                async for p in ctx.iot.pages("list_thing_principals", "principals", thingName=name)
-            ]
-            shadows: list[Shadow] = []
-            if ctx.options.shadows:
-                for shadow_name in [None, *await _named_shadows(ctx, name)]:
-                    shadow = await _shadow(ctx, name, shadow_name)
-                    if shadow is not None:
-                        shadows.append(shadow)
-        except Gone:
-            ctx.finding("info", "DeletedDuringScan", "thing deleted while discovery ran", name)
-            return
-        thing = Thing(
-            name=name,
-            arn=item.get("thingArn"),
-            thing_type=item.get("thingTypeName"),
-            attributes=item.get("attributes", {}),
-            version=item.get("version"),
-            groups=sorted(memberships.get(name, [])),
-            principals=sorted(principals),
-            shadows=shadows,
-        )
-        ctx.journal.record("thing", name, thing.model_dump(mode="json"))
-        ctx.advance("things", len(listed))
-
-    await ctx.pool(listed, read)
-    return [
-        Thing.model_validate(done.pop(i["thingName"])) for i in listed if i["thingName"] in done
-    ]
+    await ctx.pool(list(names), read)
+    # pop: the journal needs it no more once returned (memory at scale).
+    return [as_model(ThingGroup, done.pop(name)) for name in names if name in done]
 
 
 async def certificates(
     ctx: Context, found_things: list[Thing], found_policies: list[Policy]
 ) -> list[Certificate]:
     """Every certificate with PEM, thumbprints, issuer kind, things and policies."""
-    listed = [item async for item in ctx.iot.pages("list_certificates", "certificates")]
+    listed = [
+        item
+        async for item in ctx.iot.pages(
+            "list_certificates", "certificates", PaginationConfig={"PageSize": _PAGE}
+        )
+    ]
     things_of: dict[str, list[str]] = defaultdict(list)
     for thing in found_things:
         for principal in thing.principals:
@@ -371,12 +287,9 @@ async def certificates(
             things=sorted(things_of.get(arn, [])),
             policies=sorted(policies_of.get(arn, [])),
         )
-        ctx.journal.record("certificate", cert_id, cert.model_dump(mode="json"))
-        ctx.advance("certificates", len(listed))
+        ctx.journal.record("certificate", cert_id, cert)
+        ctx.advance("certificates", total)
 
+    ids, total = [item["certificateId"] for item in listed], len(listed)
     await ctx.pool(listed, read)
-    return [
-        Certificate.model_validate(done.pop(i["certificateId"]))
-        for i in listed
-        if i["certificateId"] in done
-    ]
+    return [as_model(Certificate, done.pop(i)) for i in ids if i in done]

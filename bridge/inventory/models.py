@@ -176,3 +176,12 @@ class Inventory(_Model):
     rules: list[TopicRule] = []
     jobs: list[Job] = []
     findings: list[Finding] = []
+
+    def __repr__(self) -> str:
+        # Counts, not contents: Python 3.11's asyncio.run formats the repr of its main
+        # task, result included, as it ends (signal.getsignal -> Enum's error message), and
+        # the full repr of a 100,000-thing inventory is hundreds of MB.
+        counts = ", ".join(
+            f"{name}={len(value)}" for name, value in self if isinstance(value, list)
+        )
+        return f"Inventory(region={self.region!r}, generated_at={self.generated_at!r}, {counts})"

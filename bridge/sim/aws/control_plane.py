@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bridge.sim.aws.certs import CertificateRegistry
+from bridge.sim.aws.indexing import FleetIndex
 from bridge.sim.aws.moto_server import MotoServer
 from bridge.sim.aws.registry_events import RegistryEvents
 from bridge.sim.aws.shadows import ShadowService
@@ -20,11 +21,12 @@ Publish = Callable[[str, bytes], None]
 
 @dataclass
 class ControlPlane:
-    """moto with the stand-in's registry rules, events, shadows and certificates."""
+    """moto with the stand-in's registry rules, events, shadows, certificates and index."""
 
     moto: MotoServer
     shadows: ShadowService
     certificates: CertificateRegistry
+    index: FleetIndex
 
 
 @contextlib.contextmanager
@@ -40,6 +42,8 @@ def control_plane(
     RegistryEvents(moto=moto, publish=sink).install()
     shadows = ShadowService(moto=moto, publish=sink)
     shadows.install()
+    index = FleetIndex(moto=moto, shadows=shadows)
+    index.install()
     certs = CertificateRegistry(
         moto=moto,
         device_ca=CertificateAuthority.create("Stand-in AWS IoT device CA"),
@@ -47,8 +51,9 @@ def control_plane(
     )
     certs.install()
     try:
-        yield ControlPlane(moto, shadows, certs)
+        yield ControlPlane(moto, shadows, certs, index)
     finally:
+        index.uninstall()
         certs.uninstall()
         rules.uninstall()
         moto.stop()

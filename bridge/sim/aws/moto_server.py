@@ -14,9 +14,9 @@ from moto import backends as moto_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iot.models import iot_backends
 from moto.iotdata.models import iotdata_backends
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from bridge.sim.aws.hooks import BackendHooks
+from bridge.sim.aws.moto_http import KeepAliveMotoServer
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "MotoServer"]
 
@@ -27,12 +27,12 @@ moto_backends.list_of_moto_modules = lambda: _MOTO_MODULES
 
 
 class MotoServer:
-    """A ThreadedMotoServer on a loopback port with hooks on the IoT backends of one region."""
+    """moto in server mode on a loopback port with hooks on the IoT backends of one region."""
 
     def __init__(self, *, region: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.region = region
         self.account_id = DEFAULT_ACCOUNT_ID
-        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self._server = KeepAliveMotoServer(host=host, port=port)
         self.lock = threading.RLock()
         self._iot_hooks: BackendHooks | None = None
         self._data_hooks: BackendHooks | None = None

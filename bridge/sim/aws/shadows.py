@@ -92,6 +92,11 @@ class ShadowService:
                 if not self._shadows[thing_name, name].deleted
             )
 
+    def stored(self, thing_name: str, shadow_name: str | None = None) -> Shadow | None:
+        """The live shadow, or None when there is none; read it holding the moto lock."""
+        shadow = self._shadows.get((thing_name, shadow_name))
+        return None if shadow is None or shadow.deleted else shadow
+
     def get(self, thing_name: str, shadow_name: str | None = None) -> dict[str, Any] | None:
         """The shadow document, or None when there is none."""
         with self._moto.lock:

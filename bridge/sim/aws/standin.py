@@ -20,6 +20,7 @@ from moto.iot.models import FakeEndpoint
 from bridge.logging import get_logger
 from bridge.sim.aws.broker import MosquittoBroker
 from bridge.sim.aws.certs import CertificateRegistry
+from bridge.sim.aws.indexing import FleetIndex
 from bridge.sim.aws.jobs import JobsEngine
 from bridge.sim.aws.moto_server import MotoServer
 from bridge.sim.aws.publisher import GlueClient
@@ -102,6 +103,7 @@ class AwsStandIn:
         self.glue: GlueClient | None = None
         self.shadows: ShadowService | None = None
         self.jobs: JobsEngine | None = None
+        self.index: FleetIndex | None = None
         self._rules: ThingRules | None = None
         self._certs: CertificateRegistry | None = None
         self._stack = contextlib.AsyncExitStack()
@@ -151,6 +153,9 @@ class AwsStandIn:
         self.shadows = ShadowService(moto=self.moto, publish=publish)
         self.shadows.install()
         self.glue.route(self.shadows.SUBSCRIPTIONS, self.shadows.handle)
+        self.index = FleetIndex(moto=self.moto, shadows=self.shadows)
+        self.index.install()
+        self.glue.route(FleetIndex.PRESENCE, self.index.presence)
         self.jobs = JobsEngine(moto=self.moto, publish=publish)
         self.jobs.install()
         self.glue.route(JobsEngine.SUBSCRIPTIONS, self.jobs.handle)
@@ -200,6 +205,8 @@ class AwsStandIn:
         _done, pending = await asyncio.wait(self._tasks, timeout=2) if self._tasks else ((), set())
         if self._certs is not None:
             self._certs.uninstall()
+        if self.index is not None:
+            self.index.uninstall()
         if self._rules is not None:
             self._rules.uninstall()
         with contextlib.suppress(AssertionError):  # never started
