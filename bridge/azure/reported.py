@@ -69,9 +69,18 @@ class ReportedWriter:
         self._ca_pem = ca_pem
         self._pool_size = pool_size
         self._clients: OrderedDict[str, Any] = OrderedDict()
+        self._slots = asyncio.Semaphore(max(1, pool_size // 4))
 
     async def write(self, device_id: str, reported: Mapping[str, Any]) -> None:
-        """Make the module twin's reported section equal `reported`."""
+        """Make the module twin's reported section equal `reported`.
+
+        At most `pool_size` writes run at once, so slow module connections cannot take
+        every worker of the mirror: tags and desired of other devices keep flowing.
+        """
+        async with self._slots:
+            await self._write(device_id, reported)
+
+    async def _write(self, device_id: str, reported: Mapping[str, Any]) -> None:
         client = await self._client(device_id)
         try:
             async with asyncio.timeout(_TIMEOUT):
@@ -107,12 +116,13 @@ class ReportedWriter:
             parts.append(f"GatewayHostName={self._gateway_host}")
         # Creating a client waits on azure-iot-device's one shared pipeline thread, which
         # may be busy in another client's blocking TLS handshake: never on the event loop.
-        client: Any = await asyncio.to_thread(
-            IoTHubModuleClient.create_from_connection_string,
-            ";".join(parts),
-            server_verification_cert=self._ca_pem,
-            connection_retry=False,
-        )
+        async with asyncio.timeout(_TIMEOUT):  # that thread can hang in a handshake
+            client: Any = await asyncio.to_thread(
+                IoTHubModuleClient.create_from_connection_string,
+                ";".join(parts),
+                server_verification_cert=self._ca_pem,
+                connection_retry=False,
+            )
         async with asyncio.timeout(_TIMEOUT):
             await client.connect()
         self._clients[device_id] = client

@@ -66,6 +66,7 @@ class Mirror:
         idle_poll: float = 0.5,
         retry_base: float = 0.5,
         bulk: BulkProvision | None = None,
+        drain_seconds: float = 10.0,
     ) -> None:
         self._store = store
         self._target = target
@@ -77,6 +78,7 @@ class Mirror:
         self._idle_poll = idle_poll
         self._retry_base = retry_base
         self._bulk = bulk  # the target's bulk create, when it has one
+        self._drain_seconds = drain_seconds
         self._wake = asyncio.Event()
         self._pending: dict[str, float] = {}  # device -> monotonic time of oldest unapplied change
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -136,9 +138,21 @@ class Mirror:
         return jobs
 
     async def drain(self) -> None:
-        """Wait for the writes in flight (graceful shutdown)."""
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        """Wait for the writes in flight (graceful shutdown), for `drain_seconds` at most.
+
+        A write still waiting then (on a rate budget at a low tier, say) is cancelled: its
+        claim expires and the next start repeats it, so nothing is lost by not waiting.
+        """
+        if not self._in_flight:
+            return
+        _done, pending = await asyncio.wait(self._in_flight, timeout=self._drain_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            _log.warning(
+                "writes still waiting at shutdown were left for the next start", count=len(pending)
+            )
+            await asyncio.wait(pending, timeout=5)
 
     async def _sleep(self) -> None:
         try:
