@@ -256,9 +256,12 @@ class Daemon:
 
     async def _sample(self) -> None:
         while self.alive:
-            rss = read_status(self.pid).get("VmRSS")
-            if rss:
-                self.samples.append((time.monotonic(), rss))
+            status = read_status(self.pid)
+            if "VmRSS" in status:
+                self.samples.append((time.monotonic(), status["VmRSS"]))
+            # The kernel's high-water mark since exec. Not wait4's ru_maxrss: that counts
+            # the pages the child shared with this (large) process between fork and exec.
+            self.peak_kb = max(self.peak_kb, status.get("VmHWM", 0))
             await asyncio.sleep(POLL)
 
     def check_alive(self) -> None:
@@ -329,33 +332,22 @@ class Daemon:
     async def stop(self) -> float:
         """SIGTERM (graceful: it drains), SIGKILL after STOP_TIMEOUT; seconds it took to exit.
 
-        Afterwards `peak_kb` is the peak RSS of its whole life (wait4's ru_maxrss).
+        Afterwards `peak_kb` is its peak RSS (VmHWM, read every POLL seconds until it exits).
         """
         assert self.process is not None
         process, begin = self.process, time.monotonic()
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-
-        def reap() -> None:
-            try:
-                _pid, status, usage = os.wait4(process.pid, 0)
-            except ChildProcessError:  # already reaped by poll()
-                return
-            process.returncode = os.waitstatus_to_exitcode(status)
-            self.peak_kb = usage.ru_maxrss
-
-        waiter = asyncio.create_task(asyncio.to_thread(reap))
-        done, _ = await asyncio.wait({waiter}, timeout=STOP_TIMEOUT)
-        if not done:
+        try:
+            await asyncio.to_thread(process.wait, STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
             print(
                 f"  !! {self.label}: no exit {STOP_TIMEOUT:.0f} s after SIGTERM: killed", flush=True
             )
             process.kill()
-            await waiter
+            await asyncio.to_thread(process.wait)
         if self._sampler is not None:
             await self._sampler
-        if not self.peak_kb:
-            self.peak_kb = max((kb for _, kb in self.samples), default=0)
         return time.monotonic() - begin
 
 

@@ -49,7 +49,7 @@ measures what it adds.
 3. Resident memory: an idle daemon with 0 devices (the baseline, before any estate
    exists); then the estate grown to `--memory-things` (the extra things plain, with a
    classic shadow) and a daemon that syncs them all and runs live under `--rate` shadow
-   changes per second (as in 2b): peak RSS (wait4's ru_maxrss over its whole life) and
+   changes per second (as in 2b): peak RSS (VmHWM, the kernel's high-water mark) and
    steady RSS (median of /proc samples while live).
 
 The default run takes about 25 minutes for parts 1 and 2 on two cores, and part 3 at
