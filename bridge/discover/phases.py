@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from bridge.discover.aws import Gone
+from bridge.discover.certificates import certificate_from_description
 from bridge.discover.journal import as_model
 from bridge.inventory.models import (
     CaCertificate,
@@ -24,13 +25,12 @@ from bridge.inventory.models import (
     ThingType,
     TopicRule,
 )
-from bridge.x509 import describe, thumbprints
+from bridge.x509 import describe
 
 if TYPE_CHECKING:
     from bridge.discover.crawler import Context
 
 M = TypeVar("M", bound=BaseModel)
-_AWS_ISSUERS = ("Amazon Web Services", "AWS IoT device CA")
 _PAGE = 250  # the largest page of ListCertificates and ListThingsInThingGroup
 
 
@@ -263,29 +263,12 @@ async def certificates(
                 "info", "DeletedDuringScan", "certificate deleted while discovery ran", cert_id
             )
             return
-        pem = desc["certificatePem"]
-        subject, issuer, not_after = describe(pem)
-        sha1, sha256 = thumbprints(pem)
         arn = desc["certificateArn"]
-        if desc.get("caCertificateId"):
-            kind = "registered-ca"
-        elif any(marker in issuer for marker in _AWS_ISSUERS):
-            kind = "aws"
-        else:
-            kind = "registered-without-ca"
-        cert = Certificate(
-            certificate_id=cert_id,
-            arn=arn,
-            status=desc["status"],
-            pem=pem,
-            ca_certificate_id=desc.get("caCertificateId"),
-            issuer=kind,
-            sha1_thumbprint=sha1,
-            sha256_thumbprint=sha256,
-            subject=subject,
-            not_after=not_after,
-            things=sorted(things_of.get(arn, [])),
-            policies=sorted(policies_of.get(arn, [])),
+        cert = certificate_from_description(desc).model_copy(
+            update={
+                "things": sorted(things_of.get(arn, [])),
+                "policies": sorted(policies_of.get(arn, [])),
+            }
         )
         ctx.journal.record("certificate", cert_id, cert)
         ctx.advance("certificates", total)
