@@ -16,6 +16,7 @@ import aiomqtt
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
+from bridge.aws.crt import Lifeline
 from bridge.sim.aws.standin import AwsStandIn
 
 TIMEOUT = 10.0
@@ -82,7 +83,8 @@ class Device:
 
     def stop(self) -> None:
         """Disconnect cleanly; waits for awscrt's stopped event, which it now and then
-        delivers late on a busy machine, so a missing event is not a test failure."""
+        delivers late on a busy machine, so a missing event is not a test failure (the
+        client's Lifeline keeps it alive until then)."""
         self.client.stop(mqtt5.DisconnectPacket())
         with contextlib.suppress(TimeoutError):
             self.stopped.result(TIMEOUT)
@@ -105,6 +107,8 @@ def connect_device(
     def on_stopped(_data: Any) -> None:
         holder["device"].stopped.set_result(True)
 
+    lifeline = Lifeline(on_stopped)
+
     assert aws.broker is not None
     client = mqtt5_client_builder.mtls_from_bytes(
         cert_bytes=thing.cert_pem.encode(),
@@ -115,11 +119,11 @@ def connect_device(
         client_id=client_id or thing.name,
         on_lifecycle_connection_success=on_success,
         on_lifecycle_connection_failure=on_failure,
-        on_lifecycle_stopped=on_stopped,
+        on_lifecycle_stopped=lifeline.stopped,
         min_reconnect_delay_ms=200,
         max_reconnect_delay_ms=1000,
     )
-    device = Device(client)
+    device = Device(lifeline.hold(client))
     holder["device"] = device
     client.start()
     if wait:

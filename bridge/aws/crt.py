@@ -6,10 +6,11 @@ str, bytes and bools.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
@@ -17,6 +18,7 @@ from awsiot import mqtt5_client_builder
 __all__ = [
     "Callbacks",
     "ClientSpec",
+    "Lifeline",
     "build_client",
     "describe_failure",
     "is_permanent",
@@ -59,6 +61,48 @@ class Callbacks:
     stopped: Callable[[Any], None]
 
 
+class Lifeline:
+    """Holds an awscrt MQTT 5 client until awscrt reports it stopped.
+
+    awscrt (0.36 to 0.38 at least) segfaults when a QoS 1 PUBLISH arrives after the Python
+    `Client` was freed but before its native client finished shutting down: the binding
+    sets its native pointer to NULL on release and then acknowledges the message through
+    it (`s_on_publish_received` in awscrt's source/mqtt5_client.c). So a client stays
+    referenced here from construction until its `on_lifecycle_stopped`. A client whose stop
+    is never reported stays held: a small leak, where the alternative is a crash.
+
+    Usage: pass `lifeline.stopped` as `on_lifecycle_stopped`, then `lifeline.hold(client)`.
+    """
+
+    _held: ClassVar[set[Lifeline]] = set()
+    _lock: ClassVar[threading.Lock] = threading.Lock()  # awscrt calls back on its own threads
+
+    def __init__(self, on_stopped: Callable[[Any], None] | None = None) -> None:
+        self._client: Any = None
+        self._on_stopped = on_stopped
+
+    def hold(self, client: Any) -> Any:
+        """Keep `client` alive until `stopped` is called; returns it."""
+        with self._lock:
+            self._client = client
+            self._held.add(self)
+        return client
+
+    def stopped(self, data: Any) -> None:
+        """awscrt's `on_lifecycle_stopped`: let the client go, then pass the event on."""
+        with self._lock:
+            self._held.discard(self)
+            self._client = None  # also breaks the cycle client -> core -> this callback
+        if self._on_stopped is not None:
+            self._on_stopped(data)
+
+    @classmethod
+    def held(cls) -> int:
+        """Clients built and not yet reported stopped."""
+        with cls._lock:
+            return len(cls._held)
+
+
 def build_client(spec: ClientSpec, callbacks: Callbacks) -> Any:
     """An awscrt MQTT 5 client over mutual TLS that always rejoins its session.
 
@@ -68,8 +112,11 @@ def build_client(spec: ClientSpec, callbacks: Callbacks) -> Any:
     lose exactly those messages. awscrt's caveat about REJOIN_ALWAYS (it keeps no durable
     copy of its own unacknowledged outgoing publishes) does not apply: the source publishes
     nothing.
+
+    The client is held by a `Lifeline` until it is reported stopped.
     """
-    return mqtt5_client_builder.mtls_from_path(
+    lifeline = Lifeline(callbacks.stopped)
+    client = mqtt5_client_builder.mtls_from_path(
         cert_filepath=str(spec.cert_file),
         pri_key_filepath=str(spec.key_file),
         # Replaces the system trust store; peer verification stays on.
@@ -95,8 +142,9 @@ def build_client(spec: ClientSpec, callbacks: Callbacks) -> Any:
         on_lifecycle_connection_success=callbacks.connected,
         on_lifecycle_connection_failure=callbacks.failed,
         on_lifecycle_disconnection=callbacks.disconnected,
-        on_lifecycle_stopped=callbacks.stopped,
+        on_lifecycle_stopped=lifeline.stopped,
     )
+    return lifeline.hold(client)
 
 
 def subscribe_packet(filters: Sequence[str]) -> Any:

@@ -19,6 +19,7 @@ from awsiot import mqtt5_client_builder
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from bridge.aws.crt import Lifeline
 from bridge.errors import SimulatorError
 from bridge.sim.aws.authz import Principal
 from bridge.sim.aws.broker import MosquittoBroker, build_plugin
@@ -219,6 +220,14 @@ async def next_presence(watcher: aiomqtt.Client) -> tuple[str, dict[str, Any]]:
     message = await next_message(watcher)
     assert isinstance(message.payload, bytes)
     return str(message.topic), json.loads(message.payload)
+
+
+async def stop_crt_client(client: mqtt5.Client, stopped: asyncio.Future[Any]) -> None:
+    """Stop an awscrt client; its Lifeline keeps it alive until awscrt reports the stop,
+    which now and then comes late on a busy machine, so a late one is not a failure."""
+    client.stop(mqtt5.DisconnectPacket())
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(stopped), WAIT)
 
 
 async def test_registered_active_certificate_connects_others_are_refused(
@@ -453,7 +462,7 @@ async def test_aws_iot_device_sdk_mqtt5_client(
         who: Device, client_id: str
     ) -> tuple[mqtt5.Client, dict[str, asyncio.Future[Any]]]:
         futures: dict[str, asyncio.Future[Any]] = {
-            k: loop.create_future() for k in ("up", "failed", "message")
+            k: loop.create_future() for k in ("up", "failed", "message", "stopped")
         }
 
         def settle(key: str) -> Any:
@@ -464,6 +473,7 @@ async def test_aws_iot_device_sdk_mqtt5_client(
             # awscrt calls back on its own threads.
             return lambda data: loop.call_soon_threadsafe(resolve, data)
 
+        lifeline = Lifeline(settle("stopped"))
         client = mqtt5_client_builder.mtls_from_bytes(
             cert_bytes=who.cert.cert_pem.encode(),
             pri_key_bytes=who.cert.key_pem.encode(),
@@ -474,8 +484,9 @@ async def test_aws_iot_device_sdk_mqtt5_client(
             on_lifecycle_connection_success=settle("up"),
             on_lifecycle_connection_failure=settle("failed"),
             on_publish_received=settle("message"),
+            on_lifecycle_stopped=lifeline.stopped,
         )
-        return client, futures
+        return lifeline.hold(client), futures
 
     refused, outcome = sdk_client(stranger, "stranger")
     refused.start()
@@ -483,7 +494,7 @@ async def test_aws_iot_device_sdk_mqtt5_client(
         failure = await asyncio.wait_for(outcome["failed"], WAIT)
         assert failure.connack_packet.reason_code == mqtt5.ConnectReasonCode.NOT_AUTHORIZED
     finally:
-        refused.stop()
+        await stop_crt_client(refused, outcome["stopped"])
 
     client, futures = sdk_client(device, "dev-1")
     client.start()
@@ -499,7 +510,7 @@ async def test_aws_iot_device_sdk_mqtt5_client(
         received = await asyncio.wait_for(futures["message"], WAIT)
         assert received.publish_packet.payload == b"hello sdk"
     finally:
-        client.stop()
+        await stop_crt_client(client, futures["stopped"])
 
 
 def test_missing_build_tools_name_the_debian_packages(
@@ -562,16 +573,18 @@ async def test_aws_iot_device_sdk_sees_connect_quota_exceeded(
     aws_quotas.set_principals([device.principal()])
     loop = asyncio.get_running_loop()
     failed: asyncio.Future[Any] = loop.create_future()
+    stopped: asyncio.Future[Any] = loop.create_future()
 
-    def settle(data: Any) -> None:
-        if not failed.done():
-            failed.set_result(data)
+    def settle(future: asyncio.Future[Any]) -> Callable[[Any], None]:
+        def resolve(data: Any) -> None:
+            if not future.done():
+                future.set_result(data)
 
-    def on_failure(data: Any) -> None:
         # awscrt calls back on its own threads.
-        loop.call_soon_threadsafe(settle, data)
+        return lambda data: loop.call_soon_threadsafe(resolve, data)
 
     async with mqtt(aws_quotas, pki, device, "dev-1"):
+        lifeline = Lifeline(settle(stopped))
         client = mqtt5_client_builder.mtls_from_bytes(
             cert_bytes=device.cert.cert_pem.encode(),
             pri_key_bytes=device.cert.key_pem.encode(),
@@ -579,13 +592,14 @@ async def test_aws_iot_device_sdk_sees_connect_quota_exceeded(
             endpoint=aws_quotas.host,
             port=aws_quotas.tls_port,
             client_id="dev-1",
-            on_lifecycle_connection_failure=on_failure,
+            on_lifecycle_connection_failure=settle(failed),
+            on_lifecycle_stopped=lifeline.stopped,
         )
-        client.start()
+        lifeline.hold(client).start()
         try:
             failure = await asyncio.wait_for(failed, WAIT)
         finally:
-            client.stop()
+            await stop_crt_client(client, stopped)
     assert failure.connack_packet.reason_code == mqtt5.ConnectReasonCode.QUOTA_EXCEEDED
 
 
