@@ -36,6 +36,7 @@ RELAY = "aws-bridge"  # the relay module the daemon creates with every device
 SERVICE_VERSIONS = 1_000_000  # shadow versions of the documents the bench publishes itself
 POLL = 0.5  # seconds between RSS samples and completion polls
 STOP_TIMEOUT = 30.0  # seconds a daemon gets to drain after SIGTERM
+TICK = 0.01  # seconds between the event-loop lag probe's wake-ups
 Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]
 _seqs = itertools.count(1)  # benchmark sequence numbers, unique across the run
 
@@ -164,13 +165,16 @@ def read_status(pid: int) -> dict[str, int]:
 
 
 class CpuMeter:
-    """CPU used by the daemon and by this process (the stand-ins, the load) since creation."""
+    """CPU used by the daemon and by this process (the stand-ins, the load) from creation to
+    `report()`, and how late this process's event loop (the emulator's) wakes meanwhile."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.started = time.monotonic()
         self.daemon = self._daemon()
         self.here = time.process_time()
+        self.lags: list[float] = []
+        self._ticker = asyncio.create_task(self._tick())
 
     def _daemon(self) -> float:
         with contextlib.suppress(OSError, IndexError, ValueError):
@@ -178,12 +182,23 @@ class CpuMeter:
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         return 0.0
 
-    def __str__(self) -> str:
+    async def _tick(self) -> None:
+        while True:
+            due = time.monotonic() + TICK
+            await asyncio.sleep(TICK)
+            self.lags.append(time.monotonic() - due)
+
+    def report(self) -> str:
+        self._ticker.cancel()
         elapsed = max(time.monotonic() - self.started, 1e-9)
         daemon = (self._daemon() - self.daemon) / elapsed
         here = (time.process_time() - self.here) / elapsed
-        load = os.getloadavg()[0]
-        return f"cpu: daemon={daemon:.2f} stand-ins+load={here:.2f} cores, load avg {load:.1f}"
+        lag = percentile(self.lags, 0.99) * 1000
+        return (
+            f"cpu: daemon={daemon:.2f} stand-ins+load={here:.2f} cores, load avg "
+            f"{os.getloadavg()[0]:.1f}; the emulator's event loop woke up to {lag:.0f} ms "
+            "late (p99)"
+        )
 
 
 def free_port() -> int:

@@ -67,6 +67,7 @@ import asyncio
 import math
 import os
 import signal
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -252,7 +253,7 @@ async def latency_run(bench: Bench, daemon: Daemon, *, as_service: bool) -> list
     cpu = CpuMeter(daemon.pid)
     try:
         await load.run_to_end()
-        used = str(cpu)
+        used = cpu.report()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if all(seq in bench.probe.written for seq, _ in load.sent):
@@ -333,7 +334,7 @@ async def saturate_twins(bench: Bench, daemon: Daemon, tier: Tier) -> None:
     print(
         f"  twin updates: quota={quota:.0f}/s  offered={offered:.0f} shadow changes/s for "
         f"{seconds:.0f} s  achieved={achieved:.1f}/s = {share:.1%} of quota  429s={errors}  "
-        f"changes not yet written when the load stopped={backlog}  {cpu}",
+        f"changes not yet written when the load stopped={backlog}\n  {cpu.report()}",
         flush=True,
     )
     bench.note(
@@ -559,6 +560,18 @@ async def run(args: argparse.Namespace) -> None:
     print_summary(bench, time.monotonic() - started)
 
 
+def code_version() -> str:
+    """The commit the daemons run (read-only; uncommitted changes are not shown)."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parent,
+    ).stdout.strip()
+    return f"code: HEAD {head or '?'} plus any uncommitted changes in the working tree"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -573,7 +586,9 @@ def main() -> None:
     parser.add_argument("--memory-things", type=int, default=100_000, help="0 skips part 3")
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     parser.add_argument("--sync-timeout", type=float, default=3600.0)
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    print(code_version(), flush=True)
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
