@@ -13,10 +13,12 @@ all: test
 system:
 	@bash scripts/install-system-deps
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every package at a version the suite passed with, so a new release
+# upstream cannot break a clean checkout (scripts/freeze-constraints refreshes it).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -29,9 +31,9 @@ tools/azurite/node_modules/.installed: tools/azurite/package-lock.json
 azurite: tools/azurite/node_modules/.installed
 
 # checkov pins old boto3/packaging, so it gets a venv of its own; the Terraform tests find it.
-.venv-checkov/.installed:
+.venv-checkov/.installed: constraints-checkov.txt
 	python3 -m venv .venv-checkov
-	.venv-checkov/bin/python -m pip install --quiet checkov==3.3.30
+	.venv-checkov/bin/python -m pip install --quiet -c constraints-checkov.txt checkov==3.3.30
 	touch $@
 
 checkov: .venv-checkov/.installed
