@@ -15,10 +15,11 @@ system:
 
 # constraints.txt pins every package at a version the suite passed with, so a new release
 # upstream cannot break a clean checkout (scripts/freeze-constraints refreshes it).
-$(VENV)/.installed: pyproject.toml constraints.txt
+# The product and the stand-ins (sim/, a distribution of its own) go in side by side.
+$(VENV)/.installed: pyproject.toml sim/pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]' -e ./sim
 	touch $@
 
 venv: $(VENV)/.installed

@@ -29,8 +29,8 @@ import paho.mqtt.client as mqtt
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.azure.quotas import Operation, Tier
-from bridge.sim.aws import certs
-from bridge.sim.stack import SimStack
+from bridge_sim.aws import certs
+from bridge_sim.stack import SimStack
 
 RELAY = "aws-bridge"  # the relay module the daemon creates with every device
 SERVICE_VERSIONS = 1_000_000  # shadow versions of the documents the bench publishes itself

@@ -42,7 +42,7 @@ configure_logging("WARNING")
 from bridge.aws.codec import decode  # noqa: E402
 from bridge.aws.source import AwsSource  # noqa: E402
 from bridge.config import CloudSettings  # noqa: E402
-from bridge.sim.aws.standin import AwsStandIn  # noqa: E402
+from bridge_sim.aws.standin import AwsStandIn  # noqa: E402
 
 TOPIC = "$aws/events/thing/bench-{n}/updated"
 Consume = Callable[[int], Awaitable[list[float]]]

@@ -50,9 +50,9 @@ from bridge.azure import (  # noqa: E402
     RateBudget,
     rate_for,
 )
-from bridge.sim.iothub.quotas import Quotas  # noqa: E402
-from bridge.sim.iothub.service import ServiceApi  # noqa: E402
-from bridge.sim.pki import CertificateAuthority  # noqa: E402
+from bridge_sim.iothub.quotas import Quotas  # noqa: E402
+from bridge_sim.iothub.service import ServiceApi  # noqa: E402
+from bridge_sim.pki import CertificateAuthority  # noqa: E402
 
 BULK = 100
 TWIN_DEVICES = 500

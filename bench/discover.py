@@ -28,8 +28,8 @@ from typing import Any
 import boto3
 import botocore.config
 
-from bridge.sim.aws.control_plane import control_plane
-from bridge.sim.estate import EstateSpec, build_estate
+from bridge_sim.aws.control_plane import control_plane
+from bridge_sim.estate import EstateSpec, build_estate
 
 SAMPLE = 300
 INDEX_SHADOWS = {

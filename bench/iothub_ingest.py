@@ -32,8 +32,8 @@ from bridge.logging import configure_logging
 # Module loggers bind at import, so quieten them before the emulator's modules load.
 configure_logging("WARNING")
 
-from bridge.sim.iothub.mqtt.harness import EmulatedHub, emulated_hub  # noqa: E402
-from bridge.sim.iothub.sas import generate_token  # noqa: E402
+from bridge_sim.iothub.mqtt.harness import EmulatedHub, emulated_hub  # noqa: E402
+from bridge_sim.iothub.sas import generate_token  # noqa: E402
 
 PAYLOAD = b'{"temperature": 21.5, "humidity": 40, "pad": "' + b"x" * 200 + b'"}'
 

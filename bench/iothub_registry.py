@@ -45,8 +45,8 @@ from bridge.logging import configure_logging
 # Module loggers bind at import, so quieten them before the emulator's modules load.
 configure_logging("WARNING")
 
-from bridge.sim.iothub.service import ServiceApi  # noqa: E402
-from bridge.sim.pki import CertificateAuthority  # noqa: E402
+from bridge_sim.iothub.service import ServiceApi  # noqa: E402
+from bridge_sim.pki import CertificateAuthority  # noqa: E402
 
 BULK_SIZE = 100
 PAGE_SIZE = 100

@@ -1,6 +1,6 @@
 """`iot-bridge run` end to end: initial sync, quota saturation, live latency and memory.
 
-Everything runs on the local stand-ins (`bridge.sim.stack.sim_stack`, in this process:
+Everything runs on the local stand-ins (`bridge_sim.stack.sim_stack`, in this process:
 moto and the glue for AWS with mosquitto as a child, the IoT Hub emulator with Azurite),
 and the daemon runs as a child process (`python -m bridge run --env-file F`), so its CPU
 and RSS are its own. The emulator is instrumented in this process: every quota charge
@@ -9,7 +9,7 @@ number (and every relay module's reported patch) is stamped with this process's 
 clock. Reported-state mirroring (relay module connections) is off except in 1e, which
 measures what it adds.
 
-1. Initial sync of `--things` things (the realistic estate of `bridge.sim.estate`: types,
+1. Initial sync of `--things` things (the realistic estate of `bridge_sim.estate`: types,
    a four-level group hierarchy, certificates, classic shadows, 30% named shadows), timed
    from the daemon's start until the emulator holds every device with its relay module and
    twin (the independent "every device mirrored" state; the daemon's own store gauges are
@@ -95,8 +95,8 @@ from _mirror_rig import (  # noqa: E402 - the instruments, next to this file
 )
 
 from bridge.azure.quotas import Operation, Tier, rate_for  # noqa: E402
-from bridge.sim.estate import EstateSpec, build_estate  # noqa: E402
-from bridge.sim.stack import SimStack, sim_stack  # noqa: E402
+from bridge_sim.estate import EstateSpec, build_estate  # noqa: E402
+from bridge_sim.stack import SimStack, sim_stack  # noqa: E402
 
 NO_IMPORT = 10**9  # an import threshold no fleet reaches: bulk registry calls only
 SATURATE_FACTOR = 1.6  # shadow updates offered per second, as a multiple of the twin quota

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
@@ -18,9 +19,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(no_args_is_help=True, help="Live migration of an AWS IoT fleet to Azure IoT Hub.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the resolved settings.")
-sim_app = typer.Typer(no_args_is_help=True, help="Local stand-ins for AWS IoT Core and IoT Hub.")
 app.add_typer(config_app, name="config")
-app.add_typer(sim_app, name="sim")
 
 EnvFile = Annotated[
     Path | None,
@@ -40,27 +39,6 @@ def config_show(env_file: EnvFile = None) -> None:
     cloud = CloudSettings(_env_file=env_file)
     settings = Settings(_env_file=env_file)
     typer.echo(json.dumps({"cloud": redacted(cloud), "bridge": redacted(settings)}, indent=2))
-
-
-@sim_app.command("up")
-def sim_up(
-    env_file: Annotated[
-        Path, typer.Option("--env-file", help="Where to write the settings for the stand-ins.")
-    ] = Path(".env.sim"),
-    state_dir: Annotated[
-        Path | None,
-        typer.Option("--state-dir", help="Working directory for certificates and logs."),
-    ] = None,
-    things: Annotated[
-        int,
-        typer.Option(min=0, help="Build a realistic estate of this many things in the stand-in."),
-    ] = 0,
-) -> None:
-    """Start the local stand-ins in the foreground until Ctrl-C, and write their settings."""
-    from bridge.sim.stack import run_until_interrupted  # noqa: PLC0415 - heavy imports, only here
-
-    configure_logging()
-    asyncio.run(run_until_interrupted(env_file=env_file, state_dir=state_dir, things=things))
 
 
 @app.command("discover")
@@ -142,28 +120,6 @@ def status_cmd(
     typer.echo(json.dumps(status, indent=2) if as_json else render_status(status))
 
 
-@app.command()
-def rehearse(
-    things: Annotated[int, typer.Option(min=1, help="Things in the simulated estate.")] = 300,
-    workdir: Annotated[
-        Path, typer.Option(help="Where the inventory, the plan and the stand-ins' state go.")
-    ] = Path("rehearsal"),
-    env_file: Annotated[
-        Path, typer.Option("--env-file", help="Where to write the stand-ins' settings.")
-    ] = Path(".env.sim"),
-    stay_up: Annotated[
-        bool, typer.Option(help="Keep the stand-ins running afterwards, until Ctrl-C.")
-    ] = True,
-) -> None:
-    """Rehearse a migration window on the local stand-ins: estate, discovery, plan."""
-    from bridge.rehearse import RehearsalOptions  # noqa: PLC0415 - heavy imports, only here
-    from bridge.rehearse import rehearse as run_rehearsal  # noqa: PLC0415
-
-    configure_logging("WARNING")
-    options = RehearsalOptions(things=things, workdir=workdir, env_file=env_file, stay_up=stay_up)
-    raise typer.Exit(asyncio.run(run_rehearsal(options)))
-
-
 def _register_plan() -> None:
     from bridge.plan.cli import plan_command  # noqa: PLC0415 - keeps `--help` fast
 
@@ -171,6 +127,15 @@ def _register_plan() -> None:
 
 
 _register_plan()
+
+
+def _register_plugins() -> None:
+    """Commands other distributions add (the stand-ins add `sim` and `rehearse`)."""
+    for entry in entry_points(group="iot_bridge.commands"):
+        entry.load()(app)
+
+
+_register_plugins()
 
 
 def main() -> None:

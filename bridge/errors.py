@@ -6,7 +6,6 @@ __all__ = [
     "BridgeError",
     "ConfigError",
     "InvalidTransition",
-    "SimulatorError",
     "SourceError",
     "StoreError",
     "TargetError",
@@ -49,7 +48,3 @@ class InvalidTransition(BridgeError):  # noqa: N818 - the name says what happene
         self.device_id = device_id
         self.current = current
         self.event = event
-
-
-class SimulatorError(BridgeError):
-    """Raised when a local stand-in cannot start or is misused."""

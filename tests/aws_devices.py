@@ -17,7 +17,7 @@ from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
 from bridge.aws.crt import Lifeline
-from bridge.sim.aws.standin import AwsStandIn
+from bridge_sim.aws.standin import AwsStandIn
 
 TIMEOUT = 10.0
 

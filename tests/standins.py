@@ -11,10 +11,10 @@ from typing import Any
 import boto3
 import botocore.config
 
-from bridge.sim.aws.control_plane import control_plane as sim_control_plane
-from bridge.sim.aws.indexing import FleetIndex
-from bridge.sim.aws.moto_server import MotoServer
-from bridge.sim.aws.shadows import ShadowService
+from bridge_sim.aws.control_plane import control_plane as sim_control_plane
+from bridge_sim.aws.indexing import FleetIndex
+from bridge_sim.aws.moto_server import MotoServer
+from bridge_sim.aws.shadows import ShadowService
 
 
 @dataclass

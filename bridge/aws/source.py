@@ -324,7 +324,7 @@ class AwsSource:
     def _arrived(self, topic: str, payload: bytes, handle: object | None, at: float) -> None:
         self._inbox.put(Arrival(topic, payload, handle, at, self._connection))
 
-    def _on_connected(self, rejoined: bool) -> None:
+    def _on_connected(self, rejoined: bool) -> None:  # noqa: FBT001 - awscrt callback shape
         self._connection += 1
         self._valve.forget()
         resent = self._inbox.forget_resent(self._connection) if rejoined else 0
@@ -346,7 +346,7 @@ class AwsSource:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _on_failed(self, reason: str, permanent: bool) -> None:
+    def _on_failed(self, reason: str, permanent: bool) -> None:  # noqa: FBT001 - callback shape
         self._last_error = reason
         log.warning("aws.connect_failed", client_id=self.client_id, error=reason)
         if permanent:

@@ -2,7 +2,7 @@
 
 Rates follow Microsoft's "IoT Hub quotas and throttling" page (spec section 5); Free shares
 S1's column. The bridge paces itself with it (`bridge.azure.budget`) and the emulator
-enforces it (`bridge.sim.iothub.quotas`), so both always agree.
+enforces it (`bridge_sim.iothub.quotas`), so both always agree.
 """
 
 from __future__ import annotations

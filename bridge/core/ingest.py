@@ -165,7 +165,7 @@ class Ingest:
                 continue
             await self.submit(Fresh(view or DeviceView(device_id, exists=False), read_at))
 
-    async def _commit_deliveries(self, batch: list[Delivery]) -> None:
+    async def _commit_deliveries(self, batch: list[Delivery]) -> None:  # noqa: C901, PLR0912 - one pass sorts every kind of delivery
         events: list[tuple[DeviceEvent, float]] = []
         groups: list[GroupChanged] = []
         dead: list[tuple[str, str, dict[str, str]]] = []

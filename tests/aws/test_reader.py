@@ -15,7 +15,7 @@ from bridge.aws.reader import AwsReader
 from bridge.config import CloudSettings
 from bridge.core.view import CLASSIC, DeviceView, ShadowView
 from bridge.errors import SourceError
-from bridge.sim.estate import EstateSpec, build_estate
+from bridge_sim.estate import EstateSpec, build_estate
 from tests.standins import ControlPlane, control_plane
 
 REGION = "ap-southeast-2"

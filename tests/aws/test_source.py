@@ -20,8 +20,8 @@ from bridge.config import CloudSettings
 from bridge.core.events import MembershipChanged, ShadowChanged, ThingChanged
 from bridge.core.ports import Delivery
 from bridge.errors import ConfigError, SourceError
-from bridge.sim.aws.standin import AwsStandIn
-from bridge.sim.pki import CertificateAuthority
+from bridge_sim.aws.standin import AwsStandIn
+from bridge_sim.pki import CertificateAuthority
 from tests.aws_devices import TIMEOUT, connect_device, register_thing
 
 REGION = "eu-west-1"

@@ -21,9 +21,9 @@ from azure.iot.hub.models import QuerySpecification
 from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 
 from bridge.azure import HubStats, IotHubService, RateBudget, RetryPolicy
-from bridge.sim.azurite import ACCOUNT_KEY, ACCOUNT_NAME
-from bridge.sim.iothub.emulator import IotHubEmulator
-from bridge.sim.iothub.jobs import ImportExportJobs
+from bridge_sim.azurite import ACCOUNT_KEY, ACCOUNT_NAME
+from bridge_sim.iothub.emulator import IotHubEmulator
+from bridge_sim.iothub.jobs import ImportExportJobs
 
 # Retries in tests wait milliseconds, not seconds.
 FAST_RETRY = RetryPolicy(attempts=8, base_delay=0.005, max_delay=0.05)

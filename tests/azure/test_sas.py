@@ -7,7 +7,7 @@ from azure.iot.hub.sastoken import SasToken
 
 from bridge.azure import ConnectionStringError, SasTokenSource, ServiceConnectionString
 from bridge.errors import ConfigError
-from bridge.sim.iothub.sas import verify_token
+from bridge_sim.iothub.sas import verify_token
 
 KEY = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk="
 GOOD = f"HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey={KEY}"

@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-FORBIDDEN = ("bridge.sim", "bridge.aws", "bridge.azure", "boto", "aiobotocore", "azure", "awsiot")
+FORBIDDEN = ("bridge_sim", "bridge.aws", "bridge.azure", "boto", "aiobotocore", "azure", "awsiot")
 
 PROBE = (
     "import json, sys, bridge.core.machine, bridge.core.store;"

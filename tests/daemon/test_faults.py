@@ -18,7 +18,7 @@ import threading
 import aiohttp
 import pytest
 
-from bridge.sim.stack import sim_stack
+from bridge_sim.stack import sim_stack
 from tests.daemon.parity import aws_clients, differences
 from tests.daemon.test_run import free_port, until_parity
 

@@ -17,7 +17,7 @@ from azure.iot.hub.models import Twin, TwinProperties
 from bridge.config import CloudSettings, Settings
 from bridge.daemon.app import RunOptions, run_daemon
 from bridge.metrics import Metrics
-from bridge.sim.stack import sim_stack
+from bridge_sim.stack import sim_stack
 from tests.daemon.parity import aws_clients, azure_call, differences
 
 

@@ -2,7 +2,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge.sim.aws.moto_server import MotoServer
+from bridge_sim.aws.moto_server import MotoServer
 from tests.discover.estates import REGION
 from tests.standins import ControlPlane, control_plane
 

@@ -7,8 +7,8 @@ import botocore.config
 from pydantic import SecretStr
 
 from bridge.config import CloudSettings
-from bridge.sim.aws.moto_server import MotoServer
-from bridge.sim.pki import CertificateAuthority, self_signed
+from bridge_sim.aws.moto_server import MotoServer
+from bridge_sim.pki import CertificateAuthority, self_signed
 
 REGION = "us-west-2"
 

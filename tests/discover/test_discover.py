@@ -8,8 +8,8 @@ from moto.iot.exceptions import ResourceNotFoundException
 
 from bridge.discover import DiscoveryOptions, discover
 from bridge.inventory.models import Inventory
-from bridge.sim.estate import EstateSpec, build_estate
-from bridge.sim.pki import thumbprints
+from bridge_sim.estate import EstateSpec, build_estate
+from bridge_sim.pki import thumbprints
 from tests.discover.estates import REGION, build_small_estate, cloud_for
 from tests.standins import ControlPlane
 

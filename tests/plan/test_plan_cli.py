@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from bridge.inventory.models import Certificate, Inventory, Shadow, Thing, TopicRule
 from bridge.plan import plan_command
 from bridge.plan.planner import PLAN_FILE, REPORT_FILE, TFVARS_FILE
-from bridge.sim.pki import self_signed
 from bridge.x509 import thumbprints
+from bridge_sim.pki import self_signed
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 app = typer.Typer()

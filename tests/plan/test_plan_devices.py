@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from bridge.inventory.models import CaCertificate, Certificate, Inventory, Shadow, Thing, ThingGroup
 from bridge.plan import AuthMode, PlanOptions, plan_devices
 from bridge.plan.twin import decode_property_name, document_depth, encode_property_name
-from bridge.sim.pki import self_signed
 from bridge.x509 import thumbprints
+from bridge_sim.pki import self_signed
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

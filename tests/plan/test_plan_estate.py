@@ -10,9 +10,9 @@ from pydantic import SecretStr
 from bridge.config import CloudSettings
 from bridge.discover import DiscoveryOptions, discover
 from bridge.plan import PlanOptions, build_plan, write_plan
-from bridge.sim.aws.control_plane import control_plane
-from bridge.sim.estate import EstateSpec, build_estate
 from bridge.x509 import thumbprints
+from bridge_sim.aws.control_plane import control_plane
+from bridge_sim.estate import EstateSpec, build_estate
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,0 @@
-"""IoT Hub's built-in, Event Hubs-compatible endpoint: event storage and an AMQP 1.0 server."""
-
-from bridge.sim.iothub.eventhub.log import EventLog, PartitionInfo, StoredEvent
-from bridge.sim.iothub.eventhub.server import AmqpEndpoint
-
-__all__ = ["AmqpEndpoint", "EventLog", "PartitionInfo", "StoredEvent"]

@@ -1,7 +1,0 @@
-"""The emulated IoT Hub's device endpoint: MQTT 3.1.1 over TLS for the device SDKs."""
-
-from bridge.sim.iothub.mqtt.endpoint import DeviceEndpoint
-from bridge.sim.iothub.mqtt.loopback import MQTT_PORT, free_loopback_host
-from bridge.sim.iothub.mqtt.state import ENDPOINT_NAME, Limits
-
-__all__ = ["ENDPOINT_NAME", "MQTT_PORT", "DeviceEndpoint", "Limits", "free_loopback_host"]

@@ -1,0 +1,162 @@
+"""The whole IoT Hub emulator: service REST API, device MQTT, Event Hubs AMQP, and Azurite.
+
+One registry, one event log, one set of quotas and fault switches shared by every
+endpoint, as in a real hub.
+
+    async with IotHubEmulator(workdir=path) as hub:
+        env = hub.env()   # IOTHUB_CONNECTION_STRING, IOTHUB_EVENTHUB_CONNECTION_STRING, ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from bridge.logging import get_logger
+from bridge_sim.azurite import Azurite
+from bridge_sim.iothub.eventhub.log import EventLog
+from bridge_sim.iothub.eventhub.server import AmqpEndpoint
+from bridge_sim.iothub.faults import FaultInjector
+from bridge_sim.iothub.mqtt import DeviceEndpoint, free_loopback_host
+from bridge_sim.iothub.quotas import Quotas, Tier
+from bridge_sim.iothub.registry import Registry
+from bridge_sim.iothub.service import ServiceApi
+from bridge_sim.pki import CertificateAuthority
+
+__all__ = ["IotHubEmulator"]
+
+log = get_logger("sim.iothub")
+
+
+class IotHubEmulator:
+    """Every IoT Hub endpoint the bridge and its devices talk to, on loopback.
+
+    Args:
+        workdir: Where certificates, Azurite's data and logs go.
+        hub_name: The hub's name; devices see `<hub_name>.azure-devices.net`.
+        tier: Quota tier ("S1", "S2", "S3", "F1"), or None for no throttling.
+        units: Units of the tier.
+        host: Address of the service and AMQP endpoints.
+        gateway_host: Loopback address of the device endpoint. Devices dial port 8883
+            (hard-coded in the SDKs), so each emulator needs an address of its own;
+            by default a free 127.x.y.z is chosen.
+        azurite: Start Azurite for blob storage (import/export jobs, checkpoints).
+    """
+
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        hub_name: str = "myhub",
+        tier: Tier | None = None,
+        units: int = 1,
+        host: str = "127.0.0.1",
+        gateway_host: str | None = None,
+        azurite: bool = True,
+    ) -> None:
+        self.workdir = workdir
+        self.hub_name = hub_name
+        self.hostname = f"{hub_name}.azure-devices.net"
+        self.host = host
+        self.gateway_host = gateway_host
+        self.ca = CertificateAuthority.create("Stand-in Azure IoT Hub Root CA")
+        self.registry = Registry(hub_name, host_name=self.hostname)
+        self.events = EventLog(hub_name=hub_name)
+        self.quotas = Quotas(tier, units)
+        self.faults = FaultInjector()
+        self.service: ServiceApi | None = None
+        self.amqp: AmqpEndpoint | None = None
+        self.devices: DeviceEndpoint | None = None
+        self.azurite: Azurite | None = Azurite(workdir=workdir / "azurite") if azurite else None
+        self.ca_path = workdir / "iothub-root-ca.pem"
+        self._stack = contextlib.AsyncExitStack()
+
+    def _server_context(self, *names: str) -> ssl.SSLContext:
+        issued = self.ca.issue_server(*names)
+        cert_path, key_path = issued.write(self.workdir / "tls", names[0].replace(":", "_"))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert_path, key_path)
+        return context
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.ca_path.write_text(self.ca.cert_pem)
+        tls = self._server_context("localhost", self.host, self.hostname)
+        self.service = ServiceApi(
+            tls,
+            hub_name=self.hub_name,
+            host=self.host,
+            registry=self.registry,
+            quotas=self.quotas,
+            faults=self.faults,
+        )
+        await self._stack.enter_async_context(self.service)
+        keys = {name: policy.primary_key for name, policy in self.registry.policies.items()}
+        self.amqp = AmqpEndpoint(
+            log=self.events,
+            hub_name=self.hub_name,
+            namespace=f"iothub-ns-{self.hub_name}",
+            host=self.host,
+            shared_access_keys=keys,
+        )
+        await self._stack.enter_async_context(self.amqp)
+        self.gateway_host = self.gateway_host or free_loopback_host()
+        device_cert = self.ca.issue_server(self.gateway_host, self.hostname)
+        self.devices = DeviceEndpoint(
+            registry=self.registry,
+            events=self.events,
+            cert_pem=device_cert.cert_pem,
+            key_pem=device_cert.key_pem,
+            host=self.gateway_host,
+            quotas=self.quotas,
+            faults=self.faults,
+        )
+        await self._stack.enter_async_context(self.devices)
+        self.service.method_invoker = self.devices.invoke_method
+        self.service.context.events = self.events
+        self.service.context.devices = self.devices
+        if self.azurite is not None:
+            await self._stack.enter_async_context(self.azurite)
+        log.info(
+            "sim.iothub.started",
+            service=self.service.host_name,
+            amqp=f"{self.host}:{self.amqp.port}",
+            devices=f"{self.gateway_host}:8883",
+        )
+
+    def env(self) -> dict[str, str]:
+        """The settings clients need, under the names the bridge reads for real Azure."""
+        assert self.service is not None
+        assert self.amqp is not None
+        env = {
+            "IOTHUB_CONNECTION_STRING": self.service.connection_string("iothubowner"),
+            "IOTHUB_EVENTHUB_CONNECTION_STRING": self.amqp.connection_string(
+                "iothubowner", emulator_style=True
+            ),
+            "IOTHUB_ROOT_CA": str(self.ca_path),
+            "IOTHUB_GATEWAY_HOST": str(self.gateway_host),
+            "IOTHUB_HOSTNAME": self.hostname,
+        }
+        if self.azurite is not None:
+            env["AZURE_STORAGE_CONNECTION_STRING"] = self.azurite.connection_string
+        return env

@@ -1,0 +1,36 @@
+"""Free loopback addresses for emulators that must listen on IoT Hub's fixed port 8883.
+
+The device SDK dials port 8883 whatever the connection string says, so emulators running
+side by side each need their own address; every 127.x.y.z routes to the host on Linux.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+
+from bridge_sim.errors import SimulatorError
+
+__all__ = ["MQTT_PORT", "free_loopback_host"]
+
+MQTT_PORT = 8883
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_loopback_host(port: int = MQTT_PORT, attempts: int = 200) -> str:
+    """A random 127.x.y.z (never 127.0.0.1) on which `port` is free right now."""
+    # Random addresses keep concurrent test runs from racing for the same one.
+    chooser = random.SystemRandom()
+    for _ in range(attempts):
+        host = f"127.{chooser.randint(0, 254)}.{chooser.randint(0, 255)}.{chooser.randint(2, 254)}"
+        if _bindable(host, port):
+            return host
+    raise SimulatorError(f"no free loopback address for port {port} after {attempts} tries")

@@ -1,0 +1,172 @@
+"""`iot-bridge rehearse`: a migration window on the local stand-ins, start to finish.
+
+Starts both stand-ins, builds a realistic estate in the AWS one, then runs what an
+operations team runs against the real clouds: discovery, the plan, then the mirror
+daemon (`iot-bridge run`) with its initial sync and a few live changes timed end to end.
+Later stages (relay, cutover) join as they land. The stand-ins and the daemon stay up
+afterwards, with their settings in the env file, so the team can look around.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.azure.hub import IotHubService
+from bridge.config import CloudSettings, Settings
+from bridge.daemon.app import RunOptions, run_daemon
+from bridge.daemon.status import read_status
+from bridge.discover import DiscoveryOptions, discover
+from bridge.discover.aws import open_clients
+from bridge.discover.ratelimit import RateLimiter
+from bridge.logging import get_logger
+from bridge.plan import PlanOptions, build_plan, write_plan
+from bridge_sim.envfile import write_env_file
+from bridge_sim.errors import SimulatorError
+from bridge_sim.estate import EstateSpec, build_estate
+from bridge_sim.stack import sim_stack
+
+__all__ = ["RehearsalOptions", "rehearse"]
+
+log = get_logger("rehearse")
+
+
+@dataclass(frozen=True)
+class RehearsalOptions:
+    """What to rehearse, and where to put what it produces."""
+
+    things: int = 300
+    workdir: Path = Path("rehearsal")
+    env_file: Path = Path(".env.sim")
+    stay_up: bool = True
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)  # noqa: T201 - the rehearsal talks to its operator
+
+
+async def rehearse(options: RehearsalOptions) -> int:
+    """Run the rehearsal; returns the process exit code."""
+    workdir = options.workdir.resolve()
+    async with sim_stack(workdir / "state") as stack:
+        env = stack.env()
+        write_env_file(options.env_file, env, header="Written by `iot-bridge rehearse`.")
+        _say(f"1/5 stand-ins up; settings in {options.env_file}")
+        aws = stack.aws
+        assert aws.shadows is not None
+        estate = await asyncio.to_thread(
+            build_estate, aws.moto, aws.shadows, EstateSpec(things=options.things)
+        )
+        _say(f"2/5 estate built: {len(estate.devices)} things in {len(estate.groups)} groups")
+        cloud = CloudSettings.model_validate(env)
+        inventory_path = workdir / "inventory.json"
+        inventory = await discover(
+            cloud, inventory_path, DiscoveryOptions(rate_scale=0, resume=False)
+        )
+        result = build_plan(inventory, PlanOptions())
+        written = write_plan(result, workdir / "plan")
+        plan = result.plan
+        _say(
+            f"3/5 discovered {len(inventory.things)} things, {len(inventory.certificates)} "
+            f"certificates, {len(inventory.rules)} rules -> {inventory_path}"
+        )
+        _say(f"    plan: {len(plan.devices)} devices, {len(plan.gaps)} gaps -> {written[0].parent}")
+        settings = _daemon_settings(workdir)
+        daemon = asyncio.create_task(
+            run_daemon(cloud, settings, RunOptions(plan=written[0].parent / "migration-plan.json"))
+        )
+        try:
+            await _mirror_stage(settings, daemon, len(inventory.things))
+            await _live_changes(cloud, daemon)
+            if options.stay_up:
+                _say(f"    metrics: http://{settings.http.host}:{settings.http.port}/metrics")
+                await _stay_up()
+        finally:
+            daemon.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await daemon
+    log.info("rehearse.finished", workdir=str(workdir))
+    return 0
+
+
+def _daemon_settings(workdir: Path) -> Settings:
+    with socket.socket() as probe:  # a free port, so a second rehearsal does not collide
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return Settings(
+        store={"dsn": f"sqlite:///{workdir / 'bridge.db'}"},
+        http={"port": port},
+        mirror={"aws_rate_scale": 0},
+        iothub={"import_threshold": 200},
+    )
+
+
+async def _mirror_stage(settings: Settings, daemon: asyncio.Task[None], things: int) -> None:
+    started = time.monotonic()
+    while True:
+        if daemon.done():
+            daemon.result()  # raises what stopped it
+            raise SimulatorError("the mirror daemon stopped during the initial sync")
+        status = await read_status(settings.store.dsn)
+        if (
+            status["devices"]["mirrored"] + status["devices"]["failed"] >= things
+            and not status["outbox"]
+        ):
+            break
+        await asyncio.sleep(0.5)
+    seconds = time.monotonic() - started
+    _say(
+        f"4/5 mirror: initial sync of {things} devices in {seconds:.1f} s; "
+        f"{status['devices']['mirrored']} mirrored, {status['devices']['failed']} failed"
+    )
+
+
+async def _live_changes(cloud: CloudSettings, daemon: asyncio.Task[None]) -> None:
+    """Change a few shadows on AWS and time each until IoT Hub's twin shows it."""
+    async with (
+        open_clients(cloud, RateLimiter(scale=0), concurrency=4) as (iot, data),
+        IotHubService(
+            cloud.IOTHUB_CONNECTION_STRING.get_secret_value()
+            if cloud.IOTHUB_CONNECTION_STRING
+            else "",
+            ca_bundle=cloud.IOTHUB_ROOT_CA,
+        ) as hub,
+    ):
+        listed = await iot.call("list_things", maxResults=5)
+        names = [thing["thingName"] for thing in listed["things"]]
+        latencies = []
+        for name in names:
+            marker = secrets.token_hex(4)
+            body = json.dumps({"state": {"desired": {"rehearsal": marker}}}).encode()
+            sent = time.monotonic()
+            await data.call("update_thing_shadow", thingName=name, payload=body)
+            while (await hub.get_twin(name)).desired.get("rehearsal") != marker:
+                if daemon.done() or time.monotonic() - sent > 30:
+                    raise SimulatorError(f"the change to {name} did not reach IoT Hub in 30 s")
+                await asyncio.sleep(0.01)
+            latencies.append((time.monotonic() - sent) * 1000)
+    _say(
+        f"5/5 live: {len(latencies)} shadow changes reached their twins in "
+        f"{min(latencies):.0f}-{max(latencies):.0f} ms (AWS API call to twin read)"
+    )
+
+
+async def _stay_up() -> None:
+    _say("stand-ins and the mirror stay up for a look around; press Ctrl-C to stop")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
