@@ -8,11 +8,11 @@ certificates are read; AWS never holds the device's private key and neither does
 
 from __future__ import annotations
 
-from bridge.discover.aws import AwsApi, Gone
-from bridge.discover.certificates import certificate_from_description
+from bridge.aws.certificates import certificate_from_description
+from bridge.aws.clients import AwsApi, Gone
 from bridge.inventory.models import Certificate
-from bridge.plan.auth import plan_auth
-from bridge.plan.models import AuthPlan, PlanFinding, PlanOptions
+from bridge.mapping.auth import plan_auth
+from bridge.mapping.models import AuthPlan, PlanFinding, PlanOptions
 
 __all__ = ["CertificateAuth"]
 

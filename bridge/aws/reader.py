@@ -4,7 +4,7 @@
         view = await reader.read_device("lamp-1")   # None when the thing is gone
         async for view in reader.snapshot(): ...
 
-Clients, rate budgets and the sorting of AWS errors are discovery's (`bridge.discover.aws`),
+Clients, rate budgets and the sorting of AWS errors are discovery's (`bridge.aws.clients`),
 so the daemon and `iot-bridge discover` call AWS the same way. A `DeviceView` read here is
 the whole truth at the time of reading, which is what the engine folds events against.
 """
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bridge.aws.clients import AwsApi, Denied, Gone, open_clients
+from bridge.aws.ratelimit import RateLimiter
 from bridge.core.view import CLASSIC, DeviceView, ShadowView
-from bridge.discover.aws import AwsApi, Denied, Gone, open_clients
-from bridge.discover.ratelimit import RateLimiter
 from bridge.errors import SourceError
 
 if TYPE_CHECKING:

@@ -27,8 +27,8 @@ from bridge.azure.twin_map import fingerprint_of, split_fingerprint, twin_docume
 from bridge.core.ports import DeletePolicy, Rejected
 from bridge.core.view import DeviceView
 from bridge.logging import get_logger
-from bridge.plan.models import AuthPlan
-from bridge.plan.twin import MAX_REPORTED_BYTES, document_size
+from bridge.mapping.models import AuthPlan
+from bridge.mapping.twin import MAX_REPORTED_BYTES, document_size
 
 __all__ = ["AuthLookup", "AzureTarget", "auth_from_plan"]
 

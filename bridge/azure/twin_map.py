@@ -1,6 +1,6 @@
 """A device view as the IoT Hub twin the mirror writes, and its fingerprint.
 
-The sections come from `bridge.plan.devices.twin_sections`, so what `iot-bridge plan`
+The sections come from `bridge.mapping.sections.twin_sections`, so what `iot-bridge plan`
 promises and what the daemon writes are the same document.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 from bridge.core.ports import Rejected
 from bridge.core.view import CLASSIC, DeviceView
 from bridge.inventory.models import Shadow, Thing
-from bridge.plan.devices import twin_sections
-from bridge.plan.models import PlanFinding
-from bridge.plan.twin import (
+from bridge.mapping.models import PlanFinding
+from bridge.mapping.sections import twin_sections
+from bridge.mapping.twin import (
     MAX_DEPTH,
     MAX_DESIRED_BYTES,
     MAX_TAGS_BYTES,

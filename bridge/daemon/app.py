@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.aws.clients import open_clients
 from bridge.aws.credentials import CertificateAuth
+from bridge.aws.ratelimit import RateLimiter
 from bridge.aws.reader import AwsReader
 from bridge.aws.source import AwsSource, default_client_id
 from bridge.azure.budget import RateBudget
@@ -25,17 +27,15 @@ from bridge.azure.retry import HubStats
 from bridge.azure.storage import ImportContainer
 from bridge.azure.target import AuthLookup, AzureTarget
 from bridge.config import CloudSettings, Settings
-from bridge.core.engine import Engine, EngineOptions
 from bridge.core.ports import DeletePolicy
 from bridge.core.store import Store, open_store
-from bridge.daemon.exporter import Exporter
 from bridge.daemon.http import HealthServer
-from bridge.discover.aws import open_clients
-from bridge.discover.ratelimit import RateLimiter
 from bridge.errors import ConfigError
 from bridge.logging import get_logger
+from bridge.mapping.models import AuthPlan
 from bridge.metrics import Metrics
-from bridge.plan.models import AuthPlan
+from bridge.mirror.engine import Engine, EngineOptions
+from bridge.mirror.exporter import Exporter
 
 __all__ = ["RunOptions", "run_daemon"]
 

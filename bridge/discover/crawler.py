@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.aws.clients import AwsApi, Denied, open_clients
+from bridge.aws.ratelimit import RateLimiter
 from bridge.config import CloudSettings
 from bridge.discover import phases
-from bridge.discover.aws import AwsApi, Denied, open_clients
 from bridge.discover.fleet_index import thing_indexing_mode
 from bridge.discover.journal import Journal
 from bridge.discover.output import write_inventory
-from bridge.discover.ratelimit import RateLimiter
 from bridge.discover.things import things as read_things
 from bridge.inventory.models import Finding, Inventory
 from bridge.logging import get_logger

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from bridge.discover.aws import Denied, Gone
+from bridge.aws.clients import Denied, Gone
 from bridge.discover.shadows import from_index
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from bridge.discover.aws import Gone
-from bridge.discover.certificates import certificate_from_description
+from bridge.aws.certificates import certificate_from_description
+from bridge.aws.clients import Gone
 from bridge.discover.journal import as_model
 from bridge.inventory.models import (
     CaCertificate,

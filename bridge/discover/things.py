@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from bridge.discover.aws import Gone
+from bridge.aws.clients import Gone
 from bridge.discover.fleet_index import SHADOWS_INDEXED, indexed_shadows
 from bridge.discover.journal import as_model
 from bridge.discover.shadows import named_shadow_names, read_shadow

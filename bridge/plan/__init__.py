@@ -1,11 +1,6 @@
 """Plan step: turn the AWS inventory into an Azure landing zone and a migration plan."""
 
-from bridge.plan.cli import plan_command
-from bridge.plan.devices import plan_devices
-from bridge.plan.gaps import find_gaps
-from bridge.plan.landing_zone import landing_zone_tfvars
-from bridge.plan.loader import PlanError, load_inventory, parse_inventory
-from bridge.plan.models import (
+from bridge.mapping.models import (
     PLAN_SCHEMA_VERSION,
     AuthMode,
     DevicePlan,
@@ -16,6 +11,11 @@ from bridge.plan.models import (
     Sizing,
     Tier,
 )
+from bridge.plan.cli import plan_command
+from bridge.plan.devices import plan_devices
+from bridge.plan.gaps import find_gaps
+from bridge.plan.landing_zone import landing_zone_tfvars
+from bridge.plan.loader import PlanError, load_inventory, parse_inventory
 from bridge.plan.planner import PlanResult, build_plan, write_plan
 from bridge.plan.report import render_report
 from bridge.plan.routes import plan_routes

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from bridge.mapping.models import AuthMode, PlanOptions, Tier
 from bridge.plan.loader import PlanError, load_inventory
-from bridge.plan.models import AuthMode, PlanOptions, Tier
 from bridge.plan.planner import build_plan, write_plan
 
 __all__ = ["plan_command"]

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from bridge.inventory.models import Inventory, Policy
-from bridge.plan.models import DevicePlan, Gap, RulePlan
+from bridge.mapping.models import DevicePlan, Gap, RulePlan
 
 __all__ = ["EXPIRY_WARNING_DAYS", "find_gaps"]
 

@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 from bridge.inventory import Inventory
+from bridge.mapping.models import PLAN_SCHEMA_VERSION, PlanOptions, Sizing
 from bridge.plan.loader import PlanError
-from bridge.plan.models import PLAN_SCHEMA_VERSION, PlanOptions, Sizing
 from bridge.plan.routes import BRIDGE_ROUTES, RoutingPlan
 
 __all__ = ["CONSUMER_GROUPS", "IMPORT_EXPORT_CONTAINER", "ResourceNames", "landing_zone_tfvars"]

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from bridge.inventory import Inventory
+from bridge.mapping.models import MigrationPlan, PlanFinding, PlanOptions
 from bridge.plan.devices import plan_devices
 from bridge.plan.gaps import find_gaps
 from bridge.plan.landing_zone import landing_zone_tfvars
-from bridge.plan.models import MigrationPlan, PlanFinding, PlanOptions
 from bridge.plan.report import render_report
 from bridge.plan.routes import plan_routes
 from bridge.plan.rules import translate_topic_rules

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from bridge.plan.models import Gap, MigrationPlan, PlanFinding, RulePlan
+from bridge.mapping.models import Gap, MigrationPlan, PlanFinding, RulePlan
 
 __all__ = ["render_report"]
 

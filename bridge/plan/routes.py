@@ -6,7 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from bridge.plan.models import RulePlan
+from bridge.mapping.models import RulePlan
 from bridge.plan.rules import EndpointSuggestion, RuleTranslation
 
 __all__ = ["BRIDGE_ROUTES", "Endpoint", "RoutingPlan", "plan_routes"]

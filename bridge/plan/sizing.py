@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bridge.mapping.models import PlanFinding, PlanOptions, Sizing, Tier
 from bridge.plan.loader import PlanError
-from bridge.plan.models import PlanFinding, PlanOptions, Sizing, Tier
 
 __all__ = ["HUB_IDENTITY_LIMIT", "PEAK_FACTOR", "TIER_LIMITS", "TierLimits", "choose_sizing"]
 

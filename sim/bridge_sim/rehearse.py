@@ -20,13 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.aws.clients import open_clients
+from bridge.aws.ratelimit import RateLimiter
 from bridge.azure.hub import IotHubService
 from bridge.config import CloudSettings, Settings
 from bridge.daemon.app import RunOptions, run_daemon
 from bridge.daemon.status import read_status
 from bridge.discover import DiscoveryOptions, discover
-from bridge.discover.aws import open_clients
-from bridge.discover.ratelimit import RateLimiter
 from bridge.logging import get_logger
 from bridge.plan import PlanOptions, build_plan, write_plan
 from bridge_sim.envfile import write_env_file

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.inventory.models import CaCertificate, Certificate, Inventory, Shadow, Thing, ThingGroup
+from bridge.mapping.twin import decode_property_name, document_depth, encode_property_name
 from bridge.plan import AuthMode, PlanOptions, plan_devices
-from bridge.plan.twin import decode_property_name, document_depth, encode_property_name
 from bridge.x509 import thumbprints
 from bridge_sim.pki import self_signed
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bridge.mapping.topics import TOPIC_PROPERTY, topic_level_property
 from bridge.plan.rules.routing import Arith, Const, Func, Prop, RouteExpr, negate
-from bridge.plan.rules.topics import TOPIC_PROPERTY, topic_level_property
 
 __all__ = ["NO_EQUIVALENT", "has_routing_equivalent", "translate_call"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bridge.mapping.topics import TOPIC_LEVEL_PROPERTY_PREFIX, TOPIC_PROPERTY, topic_level_property
 from bridge.plan.rules.models import Finding, FindingCode, RouteSource
 from bridge.plan.rules.routing import (
     TRUE,
@@ -22,18 +23,6 @@ __all__ = [
     "topic_level_property",
     "topic_source",
 ]
-
-# The relay contract: every relayed message carries its original MQTT topic in `awsTopic` and
-# each level in `awsTopic1`..`awsTopicN` (1-based like AWS's topic(n)), empty levels as ''.
-# Plain identifiers because routing queries name application properties bare, and IoT Hub
-# property names are case-insensitive, so these must stay unique ignoring case.
-TOPIC_PROPERTY = "awsTopic"
-TOPIC_LEVEL_PROPERTY_PREFIX = "awsTopic"
-
-
-def topic_level_property(level: int) -> str:
-    """Name of the application property holding topic level `level` (1-based)."""
-    return f"{TOPIC_LEVEL_PROPERTY_PREFIX}{level}"
 
 
 def topic_source(topic_filter: str) -> tuple[RouteSource | None, Finding | None]:

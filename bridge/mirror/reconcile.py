@@ -12,15 +12,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from bridge.core.ingest import Fresh, Ingest
 from bridge.core.ports import SourceReader, Target
 from bridge.core.store import ChangeSet, Store
 from bridge.core.view import DeviceView
 from bridge.logging import get_logger
+from bridge.mirror.ingest import Fresh, Ingest
 
 __all__ = ["DriftReport", "reconcile"]
 
-_log = get_logger("core.reconcile")
+_log = get_logger("mirror.reconcile")
 _PAGE = 1000
 
 

@@ -10,8 +10,8 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from bridge.aws.ratelimit import RateLimiter
 from bridge.config import CloudSettings
-from bridge.discover.ratelimit import RateLimiter
 
 __all__ = ["AwsApi", "Denied", "Gone", "open_clients"]
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 from prometheus_client import Counter
 
-from bridge.core.engine import Engine
 from bridge.core.store import Store
 from bridge.metrics import Metrics
+from bridge.mirror.engine import Engine
 
 __all__ = ["Exporter"]
 

@@ -26,7 +26,7 @@ from bridge.logging import get_logger
 
 __all__ = ["Mirror", "MirrorStats"]
 
-_log = get_logger("core.mirror")
+_log = get_logger("mirror.workers")
 _MAX_BACKOFF = 60.0
 _CLAIM_BATCH = 200  # messages claimed at a time, at most; the slots bound what runs at once
 _CLAIM_PER_SLOT = 8  # enough to fill bulk creates, few enough that claims do not expire

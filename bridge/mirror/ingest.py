@@ -34,7 +34,7 @@ from bridge.logging import get_logger
 __all__ = ["Fresh", "Ingest", "IngestStats"]
 
 _T = TypeVar("_T")
-_log = get_logger("core.ingest")
+_log = get_logger("mirror.ingest")
 _QUEUE_BOUND = 10_000
 
 

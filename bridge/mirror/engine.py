@@ -15,17 +15,17 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
 from bridge.core.groups import group_paths
-from bridge.core.ingest import Fresh, Ingest
-from bridge.core.mirror import Mirror
 from bridge.core.ports import DeletePolicy, Source, SourceReader, Target
-from bridge.core.reconcile import DriftReport, reconcile
 from bridge.core.store import ChangeSet, Store
 from bridge.core.view import DeviceView
 from bridge.logging import get_logger
+from bridge.mirror.ingest import Fresh, Ingest
+from bridge.mirror.reconcile import DriftReport, reconcile
+from bridge.mirror.workers import Mirror
 
 __all__ = ["Engine", "EngineOptions"]
 
-_log = get_logger("core.engine")
+_log = get_logger("mirror.engine")
 _SEED_CHUNK = 5000  # devices folded (and imported) at a time during the initial sync
 SEEDED = "initial_sync.seeded"  # checkpoint: the initial read of the source was folded in
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bridge.inventory.models import Certificate
-from bridge.plan.models import AuthMode, AuthPlan, PlanFinding, PlanOptions
+from bridge.mapping.models import AuthMode, AuthPlan, PlanFinding, PlanOptions
 from bridge.x509 import thumbprints
 
 __all__ = ["plan_auth"]

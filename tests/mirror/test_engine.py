@@ -5,7 +5,6 @@ import contextlib
 
 import pytest
 
-from bridge.core.engine import Engine, EngineOptions
 from bridge.core.events import (
     GroupChanged,
     MembershipChanged,
@@ -16,6 +15,7 @@ from bridge.core.events import (
 from bridge.core.machine import State
 from bridge.core.ports import DeletePolicy
 from bridge.core.view import DeviceView, ShadowView
+from bridge.mirror.engine import Engine, EngineOptions
 from tests.core.fakes import MemoryReader, MemoryTarget, ScriptedSource
 
 
