@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from bridge import __version__
 from bridge.config import CloudSettings, Settings, redacted
-from bridge.errors import BridgeError
+from bridge.exit_codes import ExitCode
 from bridge.logging import configure_logging
 
 __all__ = ["app", "main"]
@@ -94,16 +95,26 @@ def run_cmd(
     ] = False,
 ) -> None:
     """Mirror every thing and shadow into IoT Hub, live, until SIGTERM or Ctrl-C."""
-    from bridge.daemon.app import RunOptions, run_daemon  # noqa: PLC0415 - heavy imports
+    from bridge.daemon.app import RunOptions, build_daemon  # noqa: PLC0415 - heavy imports
 
-    settings = Settings(_env_file=env_file)
-    configure_logging(settings.log_level)
-    cloud = CloudSettings(_env_file=env_file)
     try:
-        asyncio.run(run_daemon(cloud, settings, RunOptions(plan=plan, once=once)))
-    except BridgeError as exc:
-        typer.echo(f"iot-bridge run: {exc}", err=True)
-        raise typer.Exit(2) from None
+        settings = Settings(_env_file=env_file)
+        cloud = CloudSettings(_env_file=env_file)
+    except ValidationError as exc:
+        typer.echo(f"iot-bridge run: the settings are not valid: {_first_error(exc)}", err=True)
+        raise typer.Exit(ExitCode.CONFIG_ERROR) from None
+    configure_logging(settings.log_level)
+    daemon = build_daemon(cloud, settings, RunOptions(plan=plan, once=once))
+    code = asyncio.run(daemon.serve())
+    if daemon.failure is not None:
+        typer.echo(f"iot-bridge run: could not start: {daemon.failure}", err=True)
+    raise typer.Exit(int(code))
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "settings"
+    return f"{where}: {error['msg']}"
 
 
 @app.command("status")

@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a stop (SIGTERM, Ctrl-C) waits for work in flight to finish "
+        "before cancelling it; a second signal exits at once.",
+    )
     store: StoreSettings = StoreSettings()
     http: HttpSettings = HttpSettings()
     mirror: MirrorSettings = MirrorSettings()

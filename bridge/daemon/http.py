@@ -1,20 +1,22 @@
 """`/livez`, `/readyz` and `/metrics` on one small aiohttp server.
 
-Live means the event loop answers; ready means the store is open, the AWS subscription
-is up and the initial sync has been folded in, so Kubernetes sends no traffic and
-counts no success before the mirror actually mirrors.
+Live means the event loop answers; ready means every check of every service holds (see
+each service's `ready`), so Kubernetes counts no success before the bridge does its job.
+`/readyz` shows each check with its state, why it does not hold and its progress.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from bridge.daemon.service import Check
+
 __all__ = ["HealthServer"]
 
-ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
+ReadyCheck = Callable[[], Awaitable[Mapping[str, Check]]]
 
 
 class HealthServer:
@@ -50,8 +52,9 @@ class HealthServer:
 
     async def _readyz(self, _request: web.Request) -> web.Response:
         checks = await self._ready()
-        status = 200 if all(checks.values()) else 503
-        return web.json_response({"ready": status == 200, "checks": checks}, status=status)
+        ready = all(check.ok for check in checks.values())
+        body = {"ready": ready, "checks": {name: check.as_json() for name, check in checks.items()}}
+        return web.json_response(body, status=200 if ready else 503)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         body = generate_latest(self._registry)

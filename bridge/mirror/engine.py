@@ -41,6 +41,7 @@ class EngineOptions:
     batch_size: int = 500
     retry_base: float = 0.5  # seconds before the first retry of a failed write; doubles
     import_threshold: int | None = 1000  # new devices in a seed chunk worth an import job
+    drain_seconds: float = 10.0  # at shutdown, how long writes in flight may finish
 
 
 class Engine:
@@ -69,6 +70,7 @@ class Engine:
             concurrency=self.options.concurrency,
             retry_base=self.options.retry_base,
             bulk=getattr(target, "provision", None),
+            drain_seconds=self.options.drain_seconds,
         )
         self.ingest = Ingest(
             store,

@@ -7,14 +7,15 @@ from typing import Annotated
 
 import typer
 
+from bridge.exit_codes import ExitCode
 from bridge.mapping.models import AuthMode, PlanOptions, Tier
 from bridge.plan.loader import PlanError, load_inventory
 from bridge.plan.planner import build_plan, write_plan
 
 __all__ = ["plan_command"]
 
-# Exit code for an inventory or options the planner refuses (typer uses 2 for usage errors).
-EXIT_PLAN_ERROR = 3
+# An inventory or options the planner refuses: an unusable input (see bridge.exit_codes).
+EXIT_PLAN_ERROR = ExitCode.STARTUP_FAILED
 
 
 def plan_command(  # noqa: PLR0917 - typer commands take one parameter per option

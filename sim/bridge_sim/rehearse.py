@@ -27,6 +27,7 @@ from bridge.config import CloudSettings, Settings
 from bridge.daemon.app import RunOptions, run_daemon
 from bridge.daemon.status import read_status
 from bridge.discover import DiscoveryOptions, discover
+from bridge.exit_codes import ExitCode
 from bridge.logging import get_logger
 from bridge.plan import PlanOptions, build_plan, write_plan
 from bridge_sim.envfile import write_env_file
@@ -109,7 +110,7 @@ def _daemon_settings(workdir: Path) -> Settings:
     )
 
 
-async def _mirror_stage(settings: Settings, daemon: asyncio.Task[None], things: int) -> None:
+async def _mirror_stage(settings: Settings, daemon: asyncio.Task[ExitCode], things: int) -> None:
     started = time.monotonic()
     while True:
         if daemon.done():
@@ -129,7 +130,7 @@ async def _mirror_stage(settings: Settings, daemon: asyncio.Task[None], things: 
     )
 
 
-async def _live_changes(cloud: CloudSettings, daemon: asyncio.Task[None]) -> None:
+async def _live_changes(cloud: CloudSettings, daemon: asyncio.Task[ExitCode]) -> None:
     """Change a few shadows on AWS and time each until IoT Hub's twin shows it."""
     async with (
         open_clients(cloud, RateLimiter(scale=0), concurrency=4) as (iot, data),

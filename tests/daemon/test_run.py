@@ -165,7 +165,11 @@ async def test_health_and_metrics_endpoints(stack, tmp_path):
             async with client.get("/readyz") as ready:
                 assert await ready.json() == {
                     "ready": True,
-                    "checks": {"aws_connected": True, "initial_sync": True, "store": True},
+                    "checks": {
+                        "mirror.aws_connected": {"ok": True},
+                        "mirror.initial_sync": {"ok": True},
+                        "mirror.store": {"ok": True},
+                    },
                 }
             await asyncio.sleep(5.5)  # one export period
             async with client.get("/metrics") as answer:

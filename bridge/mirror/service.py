@@ -1,0 +1,275 @@
+"""The mirror as a service of the daemon: AWS source and reader in, IoT Hub target out.
+
+Start-up order matters for "no gap": the AWS subscription (a persistent session) is up
+before the initial read starts, so every change made during the read is either in the
+read or arrives as an event, and versions decide between the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from bridge.aws.clients import open_clients
+from bridge.aws.credentials import CertificateAuth
+from bridge.aws.ratelimit import RateLimiter
+from bridge.aws.reader import AwsReader
+from bridge.aws.source import AwsSource, default_client_id
+from bridge.azure.budget import RateBudget
+from bridge.azure.hub import IotHubService
+from bridge.azure.reported import ReportedWriter
+from bridge.azure.retry import HubStats
+from bridge.azure.storage import ImportContainer
+from bridge.azure.target import AuthLookup, AzureTarget
+from bridge.config import CloudSettings, Settings
+from bridge.core.ports import DeletePolicy
+from bridge.core.store import Store, open_store
+from bridge.daemon.service import Check
+from bridge.errors import ConfigError
+from bridge.logging import get_logger
+from bridge.mapping.models import AuthPlan
+from bridge.metrics import Metrics
+from bridge.mirror.engine import Engine, EngineOptions
+from bridge.mirror.exporter import Exporter
+
+__all__ = ["MirrorOptions", "MirrorService"]
+
+_log = get_logger("mirror.service")
+_ONCE_TIMEOUT = 3600.0  # seconds a `--once` catch-up may take to settle
+
+
+@dataclass(frozen=True)
+class MirrorOptions:
+    """What the command line adds to the settings."""
+
+    plan: Path | None = None  # migration plan JSON: per-device auth decided by `plan`
+    once: bool = False  # initial sync, settle, one anti-entropy pass, then done
+    seed: bool = True  # run the initial sync if the store has not done it yet
+
+
+class MirrorService:
+    """Keeps every thing and shadow in an IoT Hub identity and twin until stopped."""
+
+    name = "mirror"
+
+    def __init__(
+        self,
+        cloud: CloudSettings,
+        settings: Settings,
+        options: MirrorOptions,
+        *,
+        metrics: Metrics,
+    ) -> None:
+        self._cloud = cloud
+        self._settings = settings
+        self._options = options
+        self._metrics = metrics
+        self._stack = contextlib.AsyncExitStack()
+        self._stopping = asyncio.Event()
+        self._engine: Engine | None = None
+        self._source: AwsSource | None = None
+        self._store: Store | None = None
+        self._reader: AwsReader | None = None
+        self._exporter: Exporter | None = None
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._open()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _open(self) -> None:
+        cloud, settings, mirror = self._cloud, self._settings, self._settings.mirror
+        if cloud.IOTHUB_CONNECTION_STRING is None:
+            raise ConfigError("IOTHUB_CONNECTION_STRING is not set: the mirror has no IoT Hub")
+        storage = cloud.AZURE_STORAGE_CONNECTION_STRING
+        container = ImportContainer(storage.get_secret_value()) if storage else None
+        limiter = RateLimiter(scale=mirror.aws_rate_scale)
+        enter = self._stack.enter_async_context
+        store = self._store = await enter(open_store(settings.store.dsn))
+        iot, _data = await enter(open_clients(cloud, limiter, concurrency=8))
+        reader = self._reader = await enter(AwsReader(cloud, limiter=limiter))
+        hub = await enter(_hub(cloud, settings, self._metrics))
+        source = self._source = await enter(
+            AwsSource(
+                cloud,
+                client_id=mirror.client_id,
+                share_group=mirror.shared_group,
+                session_expiry_s=mirror.session_expiry,
+            )
+        )
+        plan = self._options.plan
+        reported = _reported_writer(cloud, settings, hub)
+        if reported is not None:
+            self._stack.push_async_callback(reported.close)
+        target = AzureTarget(
+            hub,
+            auth_lookup=_plan_auth(plan) if plan else CertificateAuth(iot),
+            relay_module=settings.iothub.relay_module,
+            import_container=container,
+            reported=reported,
+        )
+        engine_options = EngineOptions(
+            import_threshold=settings.iothub.import_threshold if container else None,
+            owner=mirror.client_id or default_client_id(cloud),
+            delete_policy=DeletePolicy(mirror.delete_policy),
+            concurrency=mirror.concurrency,
+            reconcile_every=mirror.reconcile_interval or None,
+            # Inside the daemon's own timeout, so the mirror says what it left behind.
+            drain_seconds=settings.shutdown_timeout * 0.8,
+        )
+        self._engine = Engine(store, target, source=source, reader=reader, options=engine_options)
+        self._exporter = Exporter(
+            self._engine,
+            store,
+            self._metrics,
+            external_changes=lambda: target.external_changes,
+            source_pending=lambda: source.pending,
+        )
+
+    def stop(self) -> None:
+        """Stop reading AWS and starting writes; `run` drains what is in flight."""
+        self._stopping.set()
+
+    async def ready(self) -> Mapping[str, Check]:
+        """AWS subscription up, initial sync folded in, store reachable."""
+        engine, source, store = self._parts()
+        seeded = await engine.seeded()
+        await store.schema_version()  # raises when the store is gone
+        return {
+            "aws_connected": Check(
+                source.connected, "" if source.connected else "the AWS subscription is down"
+            ),
+            "initial_sync": Check(seeded, "" if seeded else "the initial sync is running"),
+            "store": Check(ok=True),
+        }
+
+    async def run(self) -> None:
+        """Mirror until stopped; with `once`, until the first full sync is done."""
+        engine, _source, store = self._parts()
+        assert self._exporter is not None
+        assert self._reader is not None
+        # A marker that only a clean stop removes: finding it at start means the last run
+        # was killed, and whatever it had not received yet is checked by an anti-entropy pass.
+        marker = f"daemon.running.{engine.options.owner}"
+        unclean = bool(await store.get_checkpoint(marker))
+        await store.set_checkpoint(marker, "1")
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                running = tasks.create_task(engine.run(), name="mirror.engine")
+                exporting = tasks.create_task(self._exporter.run(), name="mirror.exporter")
+                work = tasks.create_task(self._first_work(unclean), name="mirror.initial_sync")
+                stopping = tasks.create_task(self._stopping.wait(), name="mirror.stopping")
+                await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if work.done():
+                    work.result()  # raises what stopped the initial sync
+                if not (self._options.once and work.done()):
+                    await stopping  # mirror live until stopped
+                _log.info("mirror.stopping", initial_sync_done=work.done())
+                # Stop consuming first (an initial sync cut short is repeated on the next
+                # start, since `seeded` is set only once it completes), then drain.
+                work.cancel()
+                stopping.cancel()
+                running.cancel()
+                exporting.cancel()
+            await store.set_checkpoint(marker, "")  # a clean stop: no pass needed next time
+        finally:
+            await self._exporter.export()
+
+    async def _first_work(self, unclean: bool) -> None:  # noqa: FBT001 - one internal flag
+        engine = self._parts()[0]
+        assert self._reader is not None
+        if self._options.seed and not await engine.seeded():
+            _log.info("mirror.initial_sync_started")
+            await engine.seed(self._reader.snapshot(), await self._reader.read_groups())
+        elif unclean:
+            _log.warning("mirror.unclean_stop_found", action="anti-entropy pass")
+            await engine.reconcile_logged()
+        if self._options.once:
+            await engine.settle(timeout=_ONCE_TIMEOUT)
+            await engine.reconcile()
+            await engine.settle(timeout=_ONCE_TIMEOUT)
+
+    def _parts(self) -> tuple[Engine, AwsSource, Store]:
+        if self._engine is None or self._source is None or self._store is None:
+            raise RuntimeError("the mirror service was not started")
+        return self._engine, self._source, self._store
+
+
+def _plan_auth(path: Path) -> AuthLookup:
+    """Per-device auth from a migration plan; devices missing from it get none."""
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the migration plan {path}: {exc}") from exc
+    auths = {
+        device["device_id"]: AuthPlan.model_validate(device["auth"])
+        for device in plan.get("devices", [])
+        if device.get("auth")
+    }
+
+    async def lookup(device_id: str) -> AuthPlan | None:
+        return auths.get(device_id)
+
+    return lookup
+
+
+def _budget(settings: Settings) -> RateBudget:
+    tier = settings.iothub.tier
+    return RateBudget.for_tier(tier, settings.iothub.units) if tier else RateBudget.unlimited()
+
+
+@contextlib.asynccontextmanager
+async def _hub(
+    cloud: CloudSettings, settings: Settings, metrics: Metrics
+) -> AsyncIterator[IotHubService]:
+    assert cloud.IOTHUB_CONNECTION_STRING is not None
+
+    def count(event: str, operation: object) -> None:
+        if event == "throttled":
+            metrics.throttles.labels(side="azure", operation=str(operation)).inc()
+        elif event == "retry":
+            metrics.retries.labels(side="azure", operation=str(operation)).inc()
+        elif event == "failed":
+            metrics.errors.labels(side="azure", reason=str(operation)).inc()
+
+    async with IotHubService(
+        cloud.IOTHUB_CONNECTION_STRING.get_secret_value(),
+        budget=_budget(settings),
+        stats=HubStats(listener=count),
+        ca_bundle=cloud.IOTHUB_ROOT_CA,
+        max_connections=max(settings.mirror.concurrency, 8),
+    ) as hub:
+        yield hub
+
+
+def _reported_writer(
+    cloud: CloudSettings, settings: Settings, hub: IotHubService
+) -> ReportedWriter | None:
+    if not settings.iothub.mirror_reported:
+        return None
+    ca = cloud.IOTHUB_ROOT_CA.read_text() if cloud.IOTHUB_ROOT_CA else None
+    return ReportedWriter(
+        hub,
+        settings.iothub.relay_module,
+        host_name=cloud.IOTHUB_HOSTNAME,
+        gateway_host=cloud.IOTHUB_GATEWAY_HOST,
+        ca_pem=ca,
+        pool_size=settings.iothub.reported_connections,
+    )
