@@ -1,0 +1,191 @@
+"""The daemon's lifecycle with services of our own: order, signals, timeouts, exit codes."""
+
+import asyncio
+import os
+import signal
+import time
+
+import aiohttp
+import pytest
+
+from bridge.daemon.server import Daemon
+from bridge.daemon.service import Check
+from bridge.errors import ConfigError
+from bridge.exit_codes import ExitCode
+from bridge.metrics import Metrics
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+
+class FakeService:
+    """A service that records what the daemon does to it."""
+
+    def __init__(self, name, log, *, ignores_stop=False, fails_start=None, fails_run=None):
+        self.name = name
+        self.log = log
+        self.ignores_stop = ignores_stop
+        self.fails_start = fails_start
+        self.fails_run = fails_run
+        self.stopping = asyncio.Event()
+        self.running = asyncio.Event()
+        self.ok = False
+
+    async def __aenter__(self):
+        if self.fails_start:
+            raise self.fails_start
+        self.log.calls.append(("enter", self.name))
+        return self
+
+    async def __aexit__(self, *exc):
+        self.log.calls.append(("exit", self.name))
+
+    async def run(self):
+        self.running.set()
+        if self.fails_run:
+            raise self.fails_run
+        if self.ignores_stop:
+            await asyncio.Event().wait()
+        await self.stopping.wait()
+        self.log.calls.append(("drained", self.name))
+
+    def stop(self):
+        self.log.calls.append(("stop", self.name))
+        self.stopping.set()
+
+    async def ready(self):
+        return {"work": Check(self.ok, "" if self.ok else "warming up", {"done": 1, "total": 2})}
+
+
+def daemon(*services, timeout=30.0):
+    return Daemon(services, metrics=Metrics.create(), shutdown_timeout=timeout)
+
+
+async def started(server):
+    async with asyncio.timeout(30):
+        await server.started.wait()
+        for service in server.services:
+            await service.running.wait()
+
+
+async def test_sigterm_stops_every_service_in_reverse_order_and_restores_handlers():
+    log = Recorder()
+    before = signal.getsignal(signal.SIGTERM)
+    server = daemon(FakeService("first", log), FakeService("second", log))
+    serving = asyncio.create_task(server.serve())
+    await started(server)
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(serving, 30) is ExitCode.OK
+    assert log.calls[:2] == [("enter", "first"), ("enter", "second")]
+    assert log.calls[2:4] == [("stop", "second"), ("stop", "first")]
+    assert {call for call in log.calls[4:6]} == {("drained", "first"), ("drained", "second")}
+    assert log.calls[6:] == [("exit", "second"), ("exit", "first")]
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+async def test_a_second_sigint_forces_the_exit_long_before_the_shutdown_timeout():
+    log = Recorder()
+    stubborn = FakeService("stubborn", log, ignores_stop=True)
+    server = daemon(stubborn, timeout=120.0)
+    serving = asyncio.create_task(server.serve())
+    await started(server)
+    os.kill(os.getpid(), signal.SIGINT)
+    async with asyncio.timeout(30):
+        await stubborn.stopping.wait()  # the first signal asked for a drain
+    begun = time.monotonic()
+    os.kill(os.getpid(), signal.SIGINT)
+    assert await asyncio.wait_for(serving, 30) is ExitCode.INTERRUPTED
+    assert time.monotonic() - begun < 10
+    assert log.calls[-1] == ("exit", "stubborn")  # still closed, even when forced
+
+
+async def test_the_shutdown_timeout_cancels_a_service_that_does_not_drain():
+    log = Recorder()
+    stubborn = FakeService("stubborn", log, ignores_stop=True)
+    polite = FakeService("polite", log)
+    server = daemon(polite, stubborn, timeout=0.5)
+    serving = asyncio.create_task(server.serve())
+    await started(server)
+    server.should_exit.set()
+    assert await asyncio.wait_for(serving, 30) is ExitCode.OK
+    assert ("drained", "polite") in log.calls
+    assert ("drained", "stubborn") not in log.calls
+    assert log.calls[-2:] == [("exit", "stubborn"), ("exit", "polite")]
+
+
+async def test_a_failed_service_stops_the_others_with_exit_code_1():
+    log = Recorder()
+    healthy = FakeService("healthy", log)
+    broken = FakeService("broken", log, fails_run=RuntimeError("the store went away"))
+    code = await asyncio.wait_for(daemon(healthy, broken).serve(), 30)
+    assert code is ExitCode.FAILED
+    assert ("stop", "healthy") in log.calls
+    assert ("drained", "healthy") in log.calls
+    assert log.calls[-2:] == [("exit", "broken"), ("exit", "healthy")]
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (ConfigError("IOTHUB_CONNECTION_STRING is not set"), ExitCode.CONFIG_ERROR),
+        (OSError("connection refused"), ExitCode.STARTUP_FAILED),
+    ],
+)
+async def test_a_failed_start_closes_what_started_and_says_why(failure, expected):
+    log = Recorder()
+    server = daemon(FakeService("first", log), FakeService("second", log, fails_start=failure))
+    assert await asyncio.wait_for(server.serve(), 30) is expected
+    assert server.failure is failure
+    assert log.calls == [("enter", "first"), ("exit", "first")]
+
+
+async def test_services_that_finish_their_work_end_the_daemon_cleanly():
+    class Once(FakeService):
+        async def run(self):
+            self.running.set()
+            self.log.calls.append(("done", self.name))
+
+    log = Recorder()
+    assert await asyncio.wait_for(daemon(Once("catch-up", log)).serve(), 30) is ExitCode.OK
+    assert log.calls == [("enter", "catch-up"), ("done", "catch-up"), ("exit", "catch-up")]
+
+
+async def test_readyz_aggregates_every_service_check_with_detail_and_progress():
+    log = Recorder()
+    first, second = FakeService("first", log), FakeService("second", log)
+    server = daemon(first, second)
+    serving = asyncio.create_task(server.serve())
+    await started(server)
+    try:
+        url = f"http://127.0.0.1:{server.health.port}/readyz"
+        async with aiohttp.ClientSession() as client:
+            first.ok = True
+            async with client.get(url) as answer:
+                assert answer.status == 503
+                assert await answer.json() == {
+                    "ready": False,
+                    "checks": {
+                        "first.work": {"ok": True, "progress": {"done": 1, "total": 2}},
+                        "second.work": {
+                            "ok": False,
+                            "detail": "warming up",
+                            "progress": {"done": 1, "total": 2},
+                        },
+                    },
+                }
+            second.ok = True
+            async with client.get(url) as answer:
+                assert answer.status == 200
+                assert (await answer.json())["ready"] is True
+    finally:
+        server.should_exit.set()
+        await asyncio.wait_for(serving, 30)
+
+
+def test_impossible_combinations_are_refused_at_once():
+    with pytest.raises(ValueError, match="at least one service"):
+        Daemon([], metrics=Metrics.create())
+    with pytest.raises(ValueError, match="shutdown_timeout"):
+        Daemon([FakeService("x", Recorder())], metrics=Metrics.create(), shutdown_timeout=0)
