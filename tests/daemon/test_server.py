@@ -80,7 +80,7 @@ async def test_sigterm_stops_every_service_in_reverse_order_and_restores_handler
     assert await asyncio.wait_for(serving, 30) is ExitCode.OK
     assert log.calls[:2] == [("enter", "first"), ("enter", "second")]
     assert log.calls[2:4] == [("stop", "second"), ("stop", "first")]
-    assert {call for call in log.calls[4:6]} == {("drained", "first"), ("drained", "second")}
+    assert set(log.calls[4:6]) == {("drained", "first"), ("drained", "second")}
     assert log.calls[6:] == [("exit", "second"), ("exit", "first")]
     assert signal.getsignal(signal.SIGTERM) is before
 
