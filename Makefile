@@ -45,6 +45,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

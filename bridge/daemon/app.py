@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bridge.config import CloudSettings, Settings
+from bridge.core.service import Service
 from bridge.daemon.server import Daemon
-from bridge.daemon.service import Service
 from bridge.exit_codes import ExitCode
 from bridge.metrics import Metrics
 from bridge.mirror.service import MirrorOptions, MirrorService

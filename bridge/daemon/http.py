@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from bridge.daemon.service import Check
+from bridge.core.service import Check
 
 __all__ = ["HealthServer"]
 

@@ -21,8 +21,8 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any
 
+from bridge.core.service import Check, Service
 from bridge.daemon.http import HealthServer
-from bridge.daemon.service import Check, Service
 from bridge.errors import ConfigError
 from bridge.exit_codes import ExitCode
 from bridge.logging import get_logger

@@ -29,8 +29,8 @@ from bridge.azure.storage import ImportContainer
 from bridge.azure.target import AuthLookup, AzureTarget
 from bridge.config import CloudSettings, Settings
 from bridge.core.ports import DeletePolicy
+from bridge.core.service import Check
 from bridge.core.store import Store, open_store
-from bridge.daemon.service import Check
 from bridge.errors import ConfigError
 from bridge.logging import get_logger
 from bridge.mapping.models import AuthPlan

@@ -8,8 +8,8 @@ import time
 import aiohttp
 import pytest
 
+from bridge.core.service import Check
 from bridge.daemon.server import Daemon
-from bridge.daemon.service import Check
 from bridge.errors import ConfigError
 from bridge.exit_codes import ExitCode
 from bridge.metrics import Metrics

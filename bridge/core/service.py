@@ -1,5 +1,8 @@
 """What the daemon runs: services, each started in order and stopped in reverse.
 
+A port like `ports.Source`: the steps (`bridge.mirror`, and relay and cutover to come)
+implement it and the daemon (`bridge.daemon`) runs it, so no step imports the daemon.
+
 A service is an async context manager: entering it opens what it needs (connections,
 the store), leaving it closes them. Between the two the daemon runs `run()` in a task and,
 at shutdown, calls `stop()` first, so every service stops consuming before any of them
