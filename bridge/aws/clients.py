@@ -12,19 +12,12 @@ from botocore.exceptions import ClientError
 
 from bridge.aws.ratelimit import RateLimiter
 from bridge.config import CloudSettings
+from bridge.errors import Denied, Gone
 
-__all__ = ["AwsApi", "Denied", "Gone", "open_clients"]
+__all__ = ["AwsApi", "open_clients"]
 
 _DENIED = {"AccessDeniedException", "UnauthorizedException", "AccessDenied", "ForbiddenException"}
 _GONE = {"ResourceNotFoundException", "NotFoundException"}
-
-
-class Denied(Exception):  # noqa: N818 - reads as what AWS said
-    """The credentials may not call this API."""
-
-
-class Gone(Exception):  # noqa: N818 - reads as what AWS said
-    """The resource disappeared (deleted while discovery ran)."""
 
 
 def _sort(exc: ClientError) -> Exception:

@@ -20,8 +20,9 @@ from bridge.core.events import (
     ThingChanged,
     ThingTypeChanged,
 )
+from bridge.errors import MalformedEvent
 
-__all__ = ["SUBSCRIPTIONS", "MalformedEvent", "decode"]
+__all__ = ["SUBSCRIPTIONS", "decode"]
 
 # What the bridge subscribes to on AWS (the shadow documents carry both states).
 SUBSCRIPTIONS = (
@@ -37,15 +38,6 @@ SUBSCRIPTIONS = (
     "$aws/things/+/shadow/delete/accepted",
     "$aws/things/+/shadow/name/+/delete/accepted",
 )
-
-
-class MalformedEvent(ValueError):  # noqa: N818 - reads as what the message is
-    """Raised when a message on a subscribed topic cannot be understood."""
-
-    def __init__(self, topic: str, reason: str) -> None:
-        super().__init__(f"{topic}: {reason}")
-        self.topic = topic
-        self.reason = reason
 
 
 def _body(topic: str, payload: bytes) -> dict[str, Any]:

@@ -9,7 +9,8 @@ certificates are read; AWS never holds the device's private key and neither does
 from __future__ import annotations
 
 from bridge.aws.certificates import certificate_from_description
-from bridge.aws.clients import AwsApi, Gone
+from bridge.aws.clients import AwsApi
+from bridge.errors import Gone
 from bridge.inventory.models import Certificate
 from bridge.mapping.auth import plan_auth
 from bridge.mapping.models import AuthPlan, PlanFinding, PlanOptions

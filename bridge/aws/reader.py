@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Self
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.aws.clients import AwsApi, Denied, Gone, open_clients
+from bridge.aws.clients import AwsApi, open_clients
 from bridge.aws.ratelimit import RateLimiter
 from bridge.core.view import CLASSIC, DeviceView, ShadowView
-from bridge.errors import SourceError
+from bridge.errors import Denied, Gone, SourceError
 
 if TYPE_CHECKING:
     from types import TracebackType

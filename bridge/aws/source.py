@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any, Self
 from awscrt import mqtt5
 
 from bridge.aws import crt
-from bridge.aws.codec import SUBSCRIPTIONS, MalformedEvent, decode
+from bridge.aws.codec import SUBSCRIPTIONS, decode
 from bridge.aws.inbox import AckValve, Arrival, Inbox
 from bridge.core.ports import Delivery
-from bridge.errors import ConfigError, SourceError
+from bridge.errors import ConfigError, MalformedEvent, SourceError
 from bridge.logging import get_logger
 
 if TYPE_CHECKING:

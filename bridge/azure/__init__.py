@@ -1,13 +1,6 @@
 """The Azure side of the bridge: an asyncio client for IoT Hub's service API."""
 
 from bridge.azure.budget import RateBudget
-from bridge.azure.errors import (
-    HubConnectionError,
-    HubError,
-    HubThrottled,
-    NotFound,
-    PreconditionFailed,
-)
 from bridge.azure.hub import IotHubService
 from bridge.azure.jobs import ImportJobResult
 from bridge.azure.models import (
@@ -26,7 +19,15 @@ from bridge.azure.models import (
 )
 from bridge.azure.quotas import Operation, Rate, Tier, rate_for
 from bridge.azure.retry import HubStats, RetryPolicy
-from bridge.azure.sas import ConnectionStringError, SasTokenSource, ServiceConnectionString
+from bridge.azure.sas import SasTokenSource, ServiceConnectionString
+from bridge.errors import (
+    ConnectionStringError,
+    HubConnectionError,
+    HubError,
+    HubThrottled,
+    NotFound,
+    PreconditionFailed,
+)
 
 __all__ = [
     "Auth",

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
-from bridge.azure.errors import HubThrottled
 from bridge.azure.identities import segment
 from bridge.azure.models import DeviceIdentity, DeviceImport, ImportMode
 from bridge.azure.quotas import Operation
+from bridge.errors import HubThrottled
 from bridge.logging import get_logger
 
 if TYPE_CHECKING:

@@ -18,18 +18,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus
 
-from bridge.errors import ConfigError
+from bridge.errors import ConnectionStringError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["ConnectionStringError", "SasTokenSource", "ServiceConnectionString"]
+__all__ = ["SasTokenSource", "ServiceConnectionString"]
 
 _REQUIRED = ("HostName", "SharedAccessKeyName", "SharedAccessKey")
-
-
-class ConnectionStringError(ConfigError, ValueError):
-    """Raised when an IoT Hub service connection string is incomplete or malformed."""
 
 
 @dataclass(frozen=True)

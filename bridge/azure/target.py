@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from bridge.azure.errors import HubError, NotFound, PreconditionFailed
 from bridge.azure.hub import IotHubService
 from bridge.azure.models import (
     Auth,
@@ -24,8 +23,9 @@ from bridge.azure.models import (
 from bridge.azure.reported import ReportedWriter
 from bridge.azure.storage import ImportContainer
 from bridge.azure.twin_map import fingerprint_of, split_fingerprint, twin_document
-from bridge.core.ports import DeletePolicy, Rejected
+from bridge.core.ports import DeletePolicy
 from bridge.core.view import DeviceView
+from bridge.errors import HubError, NotFound, PreconditionFailed, Rejected
 from bridge.logging import get_logger
 from bridge.mapping.models import AuthPlan
 from bridge.mapping.twin import MAX_REPORTED_BYTES, document_size

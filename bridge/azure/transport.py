@@ -18,15 +18,9 @@ from typing import TYPE_CHECKING, Any, Self
 import aiohttp
 from yarl import URL
 
-from bridge.azure.errors import (
-    HubConnectionError,
-    HubError,
-    HubThrottled,
-    NotFound,
-    PreconditionFailed,
-)
 from bridge.azure.retry import HubStats, RetryPolicy, parse_retry_after
 from bridge.azure.sas import SasTokenSource, ServiceConnectionString
+from bridge.errors import HubConnectionError, HubError, HubThrottled, NotFound, PreconditionFailed
 from bridge.logging import get_logger
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.core.ports import Rejected
 from bridge.core.view import CLASSIC, DeviceView
+from bridge.errors import Rejected
 from bridge.inventory.models import Shadow, Thing
 from bridge.mapping.models import PlanFinding
 from bridge.mapping.sections import twin_sections

@@ -5,15 +5,24 @@ The core imports no AWS or Azure code; `bridge.aws` and `bridge.azure` implement
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bridge.core.events import SourceEvent
 from bridge.core.view import DeviceView
 
-__all__ = ["DeletePolicy", "Delivery", "Rejected", "Source", "SourceReader", "Target"]
+__all__ = [
+    "Batch",
+    "BulkProvisioner",
+    "DeletePolicy",
+    "Delivery",
+    "Importer",
+    "Source",
+    "SourceReader",
+    "Target",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,5 +110,23 @@ class Target(Protocol):
         ...
 
 
-class Rejected(Exception):  # noqa: N818 - reads as what happened
-    """The target refused the change for good (too large, invalid): retrying will not help."""
+# Optional capabilities a target may add to `Target`; the engine asks with isinstance.
+Batch = Sequence[tuple[DeviceView, Mapping[str, str]]]  # views with their group paths
+
+
+@runtime_checkable
+class BulkProvisioner(Protocol):
+    """A target that creates many new devices per call (IoT Hub's bulk registry API)."""
+
+    async def provision(self, items: Batch) -> dict[str, str | Exception]:
+        """Create `items`; per device its new fingerprint, or why it failed."""
+        ...
+
+
+@runtime_checkable
+class Importer(Protocol):
+    """A target that creates a large batch of devices in one job (IoT Hub's import jobs)."""
+
+    async def import_devices(self, items: Batch) -> dict[str, str | Exception]:
+        """Create `items` in one job; per device its new fingerprint, or why it failed."""
+        ...

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.aws.clients import AwsApi, Denied, open_clients
+from bridge.aws.clients import AwsApi, open_clients
 from bridge.aws.ratelimit import RateLimiter
 from bridge.config import CloudSettings
 from bridge.discover import phases
@@ -24,6 +24,7 @@ from bridge.discover.fleet_index import thing_indexing_mode
 from bridge.discover.journal import Journal
 from bridge.discover.output import write_inventory
 from bridge.discover.things import things as read_things
+from bridge.errors import Denied
 from bridge.inventory.models import Finding, Inventory
 from bridge.logging import get_logger
 

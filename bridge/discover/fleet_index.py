@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from bridge.aws.clients import Denied, Gone
 from bridge.discover.shadows import from_index
+from bridge.errors import Denied, Gone
 
 if TYPE_CHECKING:
     from bridge.discover.crawler import Context

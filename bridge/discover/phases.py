@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from bridge.aws.certificates import certificate_from_description
-from bridge.aws.clients import Gone
 from bridge.discover.journal import as_model
+from bridge.errors import Gone
 from bridge.inventory.models import (
     CaCertificate,
     Certificate,

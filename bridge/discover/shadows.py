@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from bridge.aws.clients import Gone
+from bridge.errors import Gone
 from bridge.inventory.models import Shadow
 
 if TYPE_CHECKING:

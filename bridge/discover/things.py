@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from bridge.aws.clients import Gone
 from bridge.discover.fleet_index import SHADOWS_INDEXED, indexed_shadows
 from bridge.discover.journal import as_model
 from bridge.discover.shadows import named_shadow_names, read_shadow
+from bridge.errors import Gone
 from bridge.inventory.models import Shadow, Thing
 
 if TYPE_CHECKING:

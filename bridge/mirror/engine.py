@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
 from bridge.core.groups import group_paths
-from bridge.core.ports import DeletePolicy, Source, SourceReader, Target
+from bridge.core.ports import BulkProvisioner, DeletePolicy, Importer, Source, SourceReader, Target
 from bridge.core.store import ChangeSet, Store
 from bridge.core.view import DeviceView
 from bridge.logging import get_logger
@@ -69,7 +69,7 @@ class Engine:
             delete_policy=self.options.delete_policy,
             concurrency=self.options.concurrency,
             retry_base=self.options.retry_base,
-            bulk=getattr(target, "provision", None),
+            bulk=target.provision if isinstance(target, BulkProvisioner) else None,
             drain_seconds=self.options.drain_seconds,
         )
         self.ingest = Ingest(
@@ -128,8 +128,8 @@ class Engine:
 
     async def _seed_chunk(self, chunk: list[Fresh]) -> None:
         threshold = self.options.import_threshold
-        importer = getattr(self._target, "import_devices", None)
-        if importer is None or threshold is None or len(chunk) < threshold:
+        target = self._target
+        if not isinstance(target, Importer) or threshold is None or len(chunk) < threshold:
             await self.ingest.fold(chunk)
             return
         new = await self.ingest.fold(chunk, defer_new=True)
@@ -138,7 +138,9 @@ class Engine:
         parents = self.ingest.parents
         started = time.monotonic()
         try:
-            results = await importer([(v, group_paths(v.groups, parents)) for v in new])
+            results = await target.import_devices(
+                [(v, group_paths(v.groups, parents)) for v in new]
+            )
         except Exception as exc:  # the workers create them one by one instead
             _log.warning("import job failed; devices go through the workers", error=str(exc))
             results = {}

@@ -19,9 +19,10 @@ from typing import Any
 
 from bridge.core.groups import group_paths
 from bridge.core.machine import Event, State
-from bridge.core.ports import DeletePolicy, Rejected, Target
+from bridge.core.ports import DeletePolicy, Target
 from bridge.core.store import ChangeSet, Device, OutboxItem, Store
 from bridge.core.view import DeviceView
+from bridge.errors import Rejected
 from bridge.logging import get_logger
 
 __all__ = ["Mirror", "MirrorStats"]

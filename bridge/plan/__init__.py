@@ -1,5 +1,6 @@
 """Plan step: turn the AWS inventory into an Azure landing zone and a migration plan."""
 
+from bridge.errors import PlanError
 from bridge.mapping.models import (
     PLAN_SCHEMA_VERSION,
     AuthMode,
@@ -15,7 +16,7 @@ from bridge.plan.cli import plan_command
 from bridge.plan.devices import plan_devices
 from bridge.plan.gaps import find_gaps
 from bridge.plan.landing_zone import landing_zone_tfvars
-from bridge.plan.loader import PlanError, load_inventory, parse_inventory
+from bridge.plan.loader import load_inventory, parse_inventory
 from bridge.plan.planner import PlanResult, build_plan, write_plan
 from bridge.plan.report import render_report
 from bridge.plan.routes import plan_routes

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
+from bridge.errors import PlanError
 from bridge.exit_codes import ExitCode
 from bridge.mapping.models import AuthMode, PlanOptions, Tier
-from bridge.plan.loader import PlanError, load_inventory
+from bridge.plan.loader import load_inventory
 from bridge.plan.planner import build_plan, write_plan
 
 __all__ = ["plan_command"]

@@ -6,9 +6,9 @@ import hashlib
 import re
 from typing import Any
 
+from bridge.errors import PlanError
 from bridge.inventory import Inventory
 from bridge.mapping.models import PLAN_SCHEMA_VERSION, PlanOptions, Sizing
-from bridge.plan.loader import PlanError
 from bridge.plan.routes import BRIDGE_ROUTES, RoutingPlan
 
 __all__ = ["CONSUMER_GROUPS", "IMPORT_EXPORT_CONTAINER", "ResourceNames", "landing_zone_tfvars"]

@@ -7,14 +7,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from bridge.errors import BridgeError
+from bridge.errors import PlanError
 from bridge.inventory import SCHEMA_VERSION, Inventory
 
-__all__ = ["PlanError", "load_inventory", "parse_inventory"]
-
-
-class PlanError(BridgeError):
-    """Raised when an inventory cannot be planned or the options contradict each other."""
+__all__ = ["load_inventory", "parse_inventory"]
 
 
 def load_inventory(path: Path) -> Inventory:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bridge.errors import PlanError
 from bridge.mapping.models import PlanFinding, PlanOptions, Sizing, Tier
-from bridge.plan.loader import PlanError
 
 __all__ = ["HUB_IDENTITY_LIMIT", "PEAK_FACTOR", "TIER_LIMITS", "TierLimits", "choose_sizing"]
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bridge.aws.codec import SUBSCRIPTIONS, MalformedEvent, decode
+from bridge.aws.codec import SUBSCRIPTIONS, decode
 from bridge.core.events import (
     GroupChanged,
     MembershipChanged,
@@ -13,6 +13,7 @@ from bridge.core.events import (
     ThingChanged,
     ThingTypeChanged,
 )
+from bridge.errors import MalformedEvent
 from tests.standins import control_plane
 
 

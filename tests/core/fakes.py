@@ -6,7 +6,8 @@ import json
 import random
 import time
 
-from bridge.core.ports import DeletePolicy, Delivery, Rejected
+from bridge.core.ports import DeletePolicy, Delivery
+from bridge.errors import Rejected
 
 
 class MemoryTarget:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.plan.rules.lexer import RuleSqlError
+from bridge.errors import RuleSqlError
 from bridge.plan.rules.models import (
     EndpointSuggestion,
     Finding,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge.errors import BridgeError
+from bridge.errors import RuleSqlError
 
-__all__ = ["KEYWORDS", "RuleSqlError", "Token", "tokenize"]
+__all__ = ["KEYWORDS", "Token", "tokenize"]
 
 KEYWORDS = frozenset(
     {
@@ -34,19 +34,6 @@ _OPERATORS = ("<>", "!=", "<=", ">=", "=", "<", ">", "+", "-", "*", "/", "%")
 _PUNCTUATION = "(),.[]"
 # Operators people bring from other languages; named so the error says what to write instead.
 _FOREIGN_OPERATORS = {"==": "=", "&&": "AND", "||": "OR", "!": "NOT"}
-
-
-class RuleSqlError(BridgeError):
-    """Raised when a rule's SQL statement is malformed or uses syntax AWS IoT does not have."""
-
-    def __init__(self, message: str, *, sql: str, position: int) -> None:
-        line_start = sql.rfind("\n", 0, position) + 1
-        line = sql.count("\n", 0, position) + 1
-        column = position - line_start + 1
-        super().__init__(f"{message} (line {line}, column {column})")
-        self.reason = message
-        self.sql = sql
-        self.position = position
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bridge.errors import RuleSqlError
 from bridge.plan.rules.ast import (
     Access,
     Binary,
@@ -17,7 +18,7 @@ from bridge.plan.rules.ast import (
     Unary,
     Wildcard,
 )
-from bridge.plan.rules.lexer import RuleSqlError, Token, tokenize
+from bridge.plan.rules.lexer import Token, tokenize
 
 __all__ = ["parse_rule_sql"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from bridge.errors import RuleSqlError
 from bridge.plan.rules.ast import (
     Access,
     Binary,
@@ -19,7 +20,6 @@ from bridge.plan.rules.ast import (
 from bridge.plan.rules.conditions import WhereTranslator, construct_findings, unsupported_function
 from bridge.plan.rules.endpoints import suggest_endpoint
 from bridge.plan.rules.functions import has_routing_equivalent
-from bridge.plan.rules.lexer import RuleSqlError
 from bridge.plan.rules.models import Finding, FindingCode, RouteSource, RuleTranslation
 from bridge.plan.rules.routing import all_of, render
 from bridge.plan.rules.sql import parse_rule_sql
