@@ -28,7 +28,7 @@ def progress_reporter() -> Iterator[Report]:
             now = time.monotonic()
             if (total is not None and done == total) or now - last.get(phase, 0) >= _LOG_EVERY_S:
                 last[phase] = now
-                log.info("progress", phase=phase, done=done, total=total)
+                log.info("progress.advanced", phase=phase, done=done, total=total)
 
         yield to_log
         return

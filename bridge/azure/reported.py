@@ -139,5 +139,5 @@ class ReportedWriter:
                 await client.shutdown()
         except Exception as exc:  # a connection that will not close cleanly is gone anyway
             _log.debug(
-                "relay module connection closed uncleanly", device_id=device_id, error=str(exc)
+                "azure.relay_connection_closed_uncleanly", device_id=device_id, error=str(exc)
             )

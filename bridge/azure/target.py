@@ -99,7 +99,7 @@ class AzureTarget:
                 await self._replace_twin(view.device_id, document.tags, document.desired)
             except NotFound:
                 # Deleted on Azure behind the bridge's back: put it back, then write.
-                _log.warning("device missing on Azure, creating it again", device_id=view.device_id)
+                _log.warning("azure.device_recreated", device_id=view.device_id)
                 await self._create(view.device_id)
                 await self._replace_twin(view.device_id, document.tags, document.desired)
         if self._reported is not None and old_reported != document.reported_fingerprint:
@@ -110,7 +110,7 @@ class AzureTarget:
         assert self._reported is not None
         if document_size(reported) > MAX_REPORTED_BYTES:
             # Tags and desired still mirror; only this section waits for a smaller report.
-            _log.warning("reported state over IoT Hub's 32 KB; not mirrored", device_id=device_id)
+            _log.warning("azure.reported_too_large", device_id=device_id)
             return
         await self._reported.write(device_id, reported)
 
@@ -129,7 +129,7 @@ class AzureTarget:
                 twin = await self._hub.replace_twin(device_id, tags, desired, etag=etag)
             except PreconditionFailed:
                 self.external_changes += 1
-                _log.warning("twin changed outside the bridge; overwriting", device_id=device_id)
+                _log.warning("azure.external_change_overwritten", device_id=device_id)
                 twin = await self._hub.replace_twin(device_id, tags, desired)
         except NotFound:
             raise
@@ -144,7 +144,7 @@ class AzureTarget:
     async def _create(self, device_id: str) -> None:
         plan = await self._auth_lookup(device_id) if self._auth_lookup else None
         if plan is None:
-            _log.info("no active certificate known; hub-generated SAS keys", device_id=device_id)
+            _log.info("azure.sas_fallback", device_id=device_id)
         identity = DeviceIdentity(device_id, auth_from_plan(plan))
         try:
             await self._hub.create_or_update_device(identity)
@@ -244,7 +244,7 @@ class AzureTarget:
             else:
                 await self._hub.update_twin(device_id, tags={"aws": {"deleted": True}})
         except NotFound:
-            _log.info("device already gone from Azure", device_id=device_id)
+            _log.info("azure.device_already_gone", device_id=device_id)
 
     async def observed(self) -> AsyncIterator[tuple[str, str]]:
         async for row in self._hub.query(_TWIN_QUERY):

@@ -123,7 +123,7 @@ class Engine:
         if chunk:
             await self._seed_chunk(chunk)
         await self._store.set_checkpoint(SEEDED, str(read_at))
-        _log.info("initial read folded in", devices=count)
+        _log.info("mirror.initial_read_folded", devices=count)
         return count
 
     async def _seed_chunk(self, chunk: list[Fresh]) -> None:
@@ -142,12 +142,12 @@ class Engine:
                 [(v, group_paths(v.groups, parents)) for v in new]
             )
         except Exception as exc:  # the workers create them one by one instead
-            _log.warning("import job failed; devices go through the workers", error=str(exc))
+            _log.warning("mirror.import_job_failed", error=str(exc))
             results = {}
         written = {device_id: fp for device_id, fp in results.items() if isinstance(fp, str)}
         moved = await self._store.mark_provisioned(written)
         _log.info(
-            "import job done",
+            "mirror.import_job_done",
             devices=len(new),
             created=moved,
             seconds=round(time.monotonic() - started, 1),
@@ -185,7 +185,7 @@ class Engine:
         try:
             await self.reconcile()
         except Exception as exc:  # the next pass tries again
-            _log.exception("anti-entropy pass failed", error=str(exc))
+            _log.exception("mirror.reconcile_failed", error=str(exc))
 
     async def _reconcile_loop(self, every: float) -> None:
         while True:

@@ -161,7 +161,7 @@ class Ingest:
             try:
                 view = await reader.read_device(device_id)
             except Exception as exc:  # anti-entropy repairs what this misses
-                _log.warning("refresh failed", device_id=device_id, error=str(exc))
+                _log.warning("mirror.refresh_failed", device_id=device_id, error=str(exc))
                 continue
             await self.submit(Fresh(view or DeviceView(device_id, exists=False), read_at))
 
@@ -184,7 +184,7 @@ class Ingest:
             # Presence and thing-type events do not change what is mirrored.
         self.stats.dead_letters += len(dead)
         for _source, reason, raw in dead:
-            _log.warning("dead letter", reason=reason, topic=raw["topic"])
+            _log.warning("mirror.dead_letter", reason=reason, topic=raw["topic"])
         views = await self._store.get_views({event.device_id for event, _ in events})
         changed: dict[str, DeviceView] = {}
         first_seen: dict[str, float] = {}
@@ -269,7 +269,7 @@ class Ingest:
                 continue
             if fresh.drift_check and device_id in stored:
                 self.stats.drift += 1
-                _log.info("source drift repaired", device_id=device_id)
+                _log.info("mirror.source_drift_repaired", device_id=device_id)
             changed.append(after)
             if defer_new and device_id not in stored and after.exists:
                 deferred.append(after)

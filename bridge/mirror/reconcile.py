@@ -57,7 +57,7 @@ async def reconcile(
     await ingest.flush()
     report.source_drift = ingest.stats.drift - drift_before
     report.seconds = round(time.monotonic() - started, 3)
-    _log.info("anti-entropy pass done", **vars(report))
+    _log.info("mirror.reconcile_done", **vars(report))
     return report
 
 
@@ -75,7 +75,7 @@ async def _confirm_vanished(
             fresh = await reader.read_device(view.device_id)
             if fresh is None:
                 report.vanished += 1
-                _log.info("thing vanished without a delete event", device_id=view.device_id)
+                _log.info("mirror.thing_vanished", device_id=view.device_id)
                 fresh = DeviceView(view.device_id, exists=False, thing_version=view.thing_version)
             await ingest.submit(Fresh(fresh, read_at, drift_check=True))
 
@@ -100,11 +100,11 @@ async def _compare_target(
             report.target_unknown += 1
         elif not target.same(wanted, fingerprint):
             drifted.add(device_id)
-            _log.info("target drift found", device_id=device_id)
+            _log.info("mirror.target_drift", device_id=device_id)
     report.target_drift = len(drifted)
     report.target_missing = len(written)
     for device_id in written:
-        _log.info("device missing on the target", device_id=device_id)
+        _log.info("mirror.target_missing", device_id=device_id)
     repair = drifted | set(written)
     if repair:
         await store.save_changes(ChangeSet(sync=repair, force=repair))

@@ -150,9 +150,7 @@ class Mirror:
         for task in pending:
             task.cancel()
         if pending:
-            _log.warning(
-                "writes still waiting at shutdown were left for the next start", count=len(pending)
-            )
+            _log.warning("mirror.writes_left_for_next_start", count=len(pending))
             await asyncio.wait(pending, timeout=5)
 
     async def _sleep(self) -> None:
@@ -212,7 +210,7 @@ class Mirror:
 
     async def _reject(self, item: OutboxItem, exc: Rejected) -> None:
         self.stats.rejected += 1
-        _log.error("target rejected the device", device_id=item.device_id, reason=str(exc))
+        _log.error("mirror.device_rejected", device_id=item.device_id, reason=str(exc))
         await self._store.finish(item, [Event.FAIL], fingerprint=None, reason=str(exc))
         await self._store.dead_letter("azure", str(exc), {"device_id": item.device_id})
         self._record(item.device_id, "rejected")
@@ -222,7 +220,7 @@ class Mirror:
         delay = backoff * random.uniform(0.5, 1)  # noqa: S311 - jitter, not a secret
         self.stats.retries += 1
         _log.warning(
-            "sync failed, will retry",
+            "mirror.sync_retry_scheduled",
             device_id=item.device_id,
             attempt=item.attempts,
             retry_in=round(delay, 2),

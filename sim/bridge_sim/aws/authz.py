@@ -97,7 +97,7 @@ def _warn_once(reason: str, statement: dict[str, Any]) -> None:
         if reason in _warned:
             return
         _warned.add(reason)
-    log.warning("iot policy statement not fully supported", reason=reason, statement=statement)
+    log.warning("sim.aws.policy_statement_unsupported", reason=reason, statement=statement)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -249,7 +249,7 @@ def _statements(document: str) -> tuple[dict[str, Any], ...]:
     try:
         parsed = json.loads(document)
     except json.JSONDecodeError:
-        log.warning("iot policy document is not JSON; ignored", document=document[:200])
+        log.warning("sim.aws.policy_not_json", document=document[:200])
         return ()
     statements = _as_list(parsed.get("Statement", [])) if isinstance(parsed, dict) else []
     return tuple(s for s in statements if isinstance(s, dict))

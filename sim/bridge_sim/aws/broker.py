@@ -342,7 +342,7 @@ listener {self._plain_port} {self._host}
             await self._stop()
             raise
         log.info(
-            "mosquitto started",
+            "sim.aws.mosquitto_started",
             tls_port=self._tls_port,
             plain_port=self._plain_port,
             pid=self._process.pid,
@@ -385,6 +385,6 @@ listener {self._plain_port} {self._host}
         try:
             await asyncio.wait_for(process.wait(), _STOP_TIMEOUT_S)
         except TimeoutError:
-            log.warning("mosquitto ignored SIGTERM; killing it", pid=process.pid)
+            log.warning("sim.aws.mosquitto_killed", pid=process.pid)
             process.kill()
             await process.wait()

@@ -68,13 +68,13 @@ class JobsEngine:
         """Answer one device request received over MQTT; bad requests never raise."""
         request = parse_topic(topic)
         if request is None:
-            log.debug("ignored topic", topic=topic)
+            log.debug("sim.aws.jobs_topic_ignored", topic=topic)
             return
         try:
             with self._moto.lock:
                 self._devices.handle(request, payload)
         except Exception:
-            log.exception("device request failed", topic=topic)
+            log.exception("sim.aws.jobs_device_request_failed", topic=topic)
 
     def tick(self) -> None:
         """One pass of rollout pacing and timeouts; `run` calls it every tick interval."""
@@ -87,5 +87,5 @@ class JobsEngine:
             try:
                 self.tick()
             except Exception:
-                log.exception("jobs tick failed")
+                log.exception("sim.aws.jobs_tick_failed")
             await asyncio.sleep(self._tick_interval)

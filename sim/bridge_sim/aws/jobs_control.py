@@ -243,6 +243,6 @@ def _logged(callback: Callable[[Call], None]) -> Callable[[Call], None]:
         try:
             callback(call)
         except Exception:
-            log.exception("jobs hook failed", method=call.method)
+            log.exception("sim.aws.jobs_hook_failed", method=call.method)
 
     return guarded

@@ -269,7 +269,7 @@ class JobsCore:
 
     def abort(self, job: Any, criterion: Any) -> None:
         """abortConfig fired: cancel the job and every unfinished execution."""
-        log.info("job aborted", job_id=job.job_id, criterion=criterion)
+        log.info("sim.aws.job_aborted", job_id=job.job_id, criterion=criterion)
         job.status = "CANCELED"
         job.reason_code = f"ABORTED_{criterion.get('failureType', 'ALL')}"
         job.comment = "Job was canceled because the abort criteria were met"

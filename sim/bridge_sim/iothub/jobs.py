@@ -134,7 +134,7 @@ class ImportExportJobs:
             )
         self._jobs[job.job_id] = job
         job.task = asyncio.get_running_loop().create_task(self._run(job, registry))
-        _log.info("import/export job created", job_id=job.job_id, type=job.type)
+        _log.info("sim.iothub.job_created", job_id=job.job_id, type=job.type)
         return job
 
     def get(self, job_id: str) -> ImportExportJob:
@@ -181,7 +181,7 @@ class ImportExportJobs:
                     job.input_blob_name,
                     progress,
                 )
-                _log.info("import job completed", job_id=job.job_id, failures=failures)
+                _log.info("sim.iothub.import_job_completed", job_id=job.job_id, failures=failures)
             else:
                 lines = await run_export(
                     registry,
@@ -190,15 +190,15 @@ class ImportExportJobs:
                     job.exclude_keys,
                     progress,
                 )
-                _log.info("export job completed", job_id=job.job_id, identities=lines)
+                _log.info("sim.iothub.export_job_completed", job_id=job.job_id, identities=lines)
         except JobFailedError as failure:
-            _log.warning("import/export job failed", job_id=job.job_id, reason=str(failure))
+            _log.warning("sim.iothub.job_failed", job_id=job.job_id, reason=str(failure))
             job.finish("failed", str(failure))
         except asyncio.CancelledError:
             job.finish("cancelled")
             raise
         except Exception:
-            _log.exception("import/export job crashed", job_id=job.job_id)
+            _log.exception("sim.iothub.job_crashed", job_id=job.job_id)
             job.finish("failed", "Internal error in the emulator")
         else:
             job.finish("completed")

@@ -72,7 +72,7 @@ async def iothub_errors(request: web.Request, handler: Handler) -> web.StreamRes
             error_body(code, error.reason), status=error.status, headers=headers
         )
     except Exception:
-        _log.exception("request failed", path=request.path)
+        _log.exception("sim.iothub.request_failed", path=request.path)
         return error_response(IoTHubError(500, "ServerError", "Internal error in the emulator"))
 
 

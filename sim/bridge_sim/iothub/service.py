@@ -124,7 +124,7 @@ class ServiceApi:
             ) from error
         self._port = site.port
         self._runner = runner
-        _log.info("iothub service api serving", host=self.host, port=self._port, hub=self.hub_name)
+        _log.info("sim.iothub.service_serving", host=self.host, port=self._port, hub=self.hub_name)
         return self
 
     async def __aexit__(

@@ -81,7 +81,9 @@ class DesiredSubscriptions:
             try:
                 subscription.deliver(patch)
             except Exception:
-                _log.exception("desired listener failed", device_id=key[0], module_id=key[1])
+                _log.exception(
+                    "sim.iothub.desired_listener_failed", device_id=key[0], module_id=key[1]
+                )
 
 
 class IdentityListeners:
@@ -110,5 +112,5 @@ class IdentityListeners:
                 listener(event, device_id, module_id)
             except Exception:
                 _log.exception(
-                    "identity listener failed", identity_event=event, device_id=device_id
+                    "sim.iothub.identity_listener_failed", identity_event=event, device_id=device_id
                 )

@@ -110,7 +110,7 @@ class DeviceConnection:
                 expiry.cancel()
             self.close(self.close_reason or "ended")
             _log.info(
-                "device connection closed",
+                "sim.iothub.device_connection_closed",
                 device_id=self.auth.device_id,
                 module_id=self.auth.module_id,
                 reason=self.close_reason,

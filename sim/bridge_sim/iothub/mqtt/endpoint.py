@@ -130,7 +130,7 @@ class DeviceEndpoint:
                 f"cannot serve IoT Hub MQTT on {self.host}:{self.port}: {error}"
             ) from error
         self._remove_listener = self.registry.add_identity_listener(self._identity_changed)
-        _log.info("iothub device endpoint serving", host=self.host, port=self.port)
+        _log.info("sim.iothub.devices_serving", host=self.host, port=self.port)
         return self
 
     async def __aexit__(
@@ -187,7 +187,7 @@ class DeviceEndpoint:
         except asyncio.CancelledError:
             writer.transport.abort()
         except Exception:
-            _log.exception("device connection failed")
+            _log.exception("sim.iothub.device_connection_failed")
             writer.transport.abort()
         finally:
             self._tasks.discard(task)
@@ -206,10 +206,10 @@ class DeviceEndpoint:
                 trusted_cas=self.trusted_cas,
             )
         except ConnectRefusedError as refusal:
-            _log.info("device refused", code=refusal.return_code, reason=refusal.reason)
+            _log.info("sim.iothub.device_refused", code=refusal.return_code, reason=refusal.reason)
             return
         except (TlsError, ConnectionError, TimeoutError, codec.MalformedPacketError) as error:
-            _log.info("device connection rejected before CONNECT", reason=str(error))
+            _log.info("sim.iothub.device_rejected_before_connect", reason=str(error))
             writer.transport.abort()
             return
         connection = DeviceConnection(
@@ -231,7 +231,7 @@ class DeviceEndpoint:
             old.close("replaced by a new connection", abort=True)
         self._connections[key] = connection
         self._record_state(key, connected=True)
-        _log.info("device connected", device_id=key[0], module_id=key[1])
+        _log.info("sim.iothub.device_connected", device_id=key[0], module_id=key[1])
 
     def _unregister(self, connection: DeviceConnection) -> None:
         key = connection.auth.key
