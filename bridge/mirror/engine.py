@@ -42,6 +42,7 @@ class EngineOptions:
     retry_base: float = 0.5  # seconds before the first retry of a failed write; doubles
     import_threshold: int | None = 1000  # new devices in a seed chunk worth an import job
     drain_seconds: float = 10.0  # at shutdown, how long writes in flight may finish
+    lease_seconds: float = 15.0  # claims renewed while alive; a dead replica's free after this
 
 
 class Engine:
@@ -71,6 +72,7 @@ class Engine:
             retry_base=self.options.retry_base,
             bulk=target.provision if isinstance(target, BulkProvisioner) else None,
             drain_seconds=self.options.drain_seconds,
+            lease_seconds=self.options.lease_seconds,
         )
         self.ingest = Ingest(
             store,

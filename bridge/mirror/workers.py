@@ -63,7 +63,7 @@ class Mirror:
         owner: str,
         delete_policy: DeletePolicy = DeletePolicy.DELETE,
         concurrency: int = 32,
-        lease_seconds: float = 120.0,
+        lease_seconds: float = 15.0,
         idle_poll: float = 0.5,
         retry_base: float = 0.5,
         bulk: BulkProvision | None = None,
@@ -83,6 +83,7 @@ class Mirror:
         self._wake = asyncio.Event()
         self._pending: dict[str, float] = {}  # device -> monotonic time of oldest unapplied change
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._items_in_flight: set[int] = set()  # outbox ids being applied here
         self.stats = MirrorStats()
 
     def changed(self, first_seen: Mapping[str, float]) -> None:
@@ -97,7 +98,16 @@ class Mirror:
         return len(self._in_flight)
 
     async def run(self) -> None:
-        """Claim and apply until cancelled; on cancellation wait for writes in flight."""
+        """Claim and apply until cancelled; on cancellation wait for writes in flight.
+
+        Claims are this worker's `owner`'s: a restart takes back what its predecessor held
+        at once, and a heartbeat renews them while writes run, so a short lease frees a
+        dead replica's claims within seconds without expiring a slow write's.
+        """
+        taken_back = await self._store.release_claims(self._owner)
+        if taken_back:
+            _log.info("mirror.claims_taken_back", count=taken_back, owner=self._owner)
+        heartbeat = asyncio.create_task(self._renew_claims(), name="mirror.claims_heartbeat")
         slots = asyncio.Semaphore(self._concurrency)
         try:
             while True:
@@ -105,18 +115,38 @@ class Mirror:
                     free = self._concurrency - len(self._in_flight)
                 size = min(_CLAIM_BATCH, max(free, 1) * _CLAIM_PER_SLOT)
                 items = await self._store.claim(self._owner, size, self._lease)
+                # A claim of ours that expired while its write still runs (the loop stalled
+                # past the lease) comes back: the write in flight carries on, alone.
+                items = [item for item in items if item.id not in self._items_in_flight]
                 if not items:
                     self._wake.clear()
                     await self._sleep()
                     continue
-                for job in await self._plan(items):
+                self._items_in_flight.update(item.id for item in items)
+                try:
+                    jobs = await self._plan(items)
+                except BaseException:
+                    self._items_in_flight.difference_update(item.id for item in items)
+                    raise
+                for job in jobs:
                     await slots.acquire()
                     task = asyncio.create_task(job)
                     self._in_flight.add(task)
                     task.add_done_callback(self._in_flight.discard)
                     task.add_done_callback(lambda _t: slots.release())
         finally:
-            await self.drain()
+            try:
+                await self.drain()
+            finally:
+                heartbeat.cancel()
+
+    async def _renew_claims(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            try:
+                await self._store.renew_claims(self._owner, self._lease)
+            except Exception as exc:  # the next beat tries again; claims outlive one miss
+                _log.warning("mirror.claims_renewal_failed", error=str(exc))
 
     async def _plan(self, items: list[OutboxItem]) -> list[Coroutine[Any, Any, None]]:
         """One job per item, except devices still to be created: those go in bulk."""
@@ -176,9 +206,17 @@ class Mirror:
             raise  # the claim expires and another worker (or the next start) repeats it
         except Exception as exc:  # any failure is retried; nothing is dropped
             await self._retry(item, exc)
+        finally:
+            self._items_in_flight.discard(item.id)
 
     async def _provision(self, batch: list[tuple[OutboxItem, DeviceView]]) -> None:
         """Create devices with their twins in one bulk call; each succeeds or fails alone."""
+        try:
+            await self._provision_batch(batch)
+        finally:
+            self._items_in_flight.difference_update(item.id for item, _ in batch)
+
+    async def _provision_batch(self, batch: list[tuple[OutboxItem, DeviceView]]) -> None:
         assert self._bulk is not None
         parents = self._parents()
         try:

@@ -107,3 +107,27 @@ async def test_partition_leases(store):
     await asyncio.sleep(0.3)
     assert await store.renew_lease("p0", "b", 30) is False  # expired
     assert await store.acquire_lease("p0", "a", 30) is True
+
+
+async def test_a_restart_takes_its_own_claims_back_and_leaves_others(store):
+    mine = await store.enqueue("d1", "k", {"n": 1})
+    theirs = await store.enqueue("d2", "k", {"n": 1})
+    await store.claim("replica-a", 1, 300)
+    await store.claim("replica-b", 1, 300)
+    assert await store.release_claims("replica-a") == 1
+    assert [i.id for i in await store.claim("replica-a", 10, 300)] == [mine]
+    assert await store.release_claims("nobody") == 0
+    assert theirs not in [i.id for i in await store.claim("replica-c", 10, 300)]
+
+
+async def test_renewed_claims_outlive_their_lease_and_unrenewed_ones_expire(store):
+    live = await store.enqueue("d1", "k", {"n": 1})
+    dead = await store.enqueue("d2", "k", {"n": 1})
+    await store.claim("live", 1, 0.5)
+    await store.claim("dead", 1, 0.5)
+    for _ in range(4):  # well past the 0.5 s lease, renewed as a heartbeat would
+        await asyncio.sleep(0.25)
+        assert await store.renew_claims("live", 0.5) == 1
+    taken = [i.id for i in await store.claim("other", 10, 30)]
+    assert taken == [dead]
+    assert live not in taken

@@ -187,6 +187,18 @@ class Store(Protocol):
         """Delete delivered messages; after an expired claim a message may go out twice."""
         ...
 
+    async def renew_claims(self, owner: str, lease_seconds: float) -> int:
+        """Extend every claim `owner` holds to `lease_seconds` from now; return how many.
+
+        A live worker renews while its writes run, so a lease can be short (a dead one's
+        claims are free within seconds) without being sized for the slowest write.
+        """
+        ...
+
+    async def release_claims(self, owner: str) -> int:
+        """Free every claim `owner` holds; return how many (a restart takes them back)."""
+        ...
+
     async def retry(self, item_id: int, delay: float, error: str) -> None:
         """Release a claimed message to be delivered again after `delay` seconds."""
         ...

@@ -284,6 +284,22 @@ class PostgresStore:
         rows = await self._fetch(_CLAIM, owner, limit, float(lease_seconds))
         return [OutboxItem(*row) for row in sorted(rows, key=lambda row: int(row["id"]))]
 
+    async def renew_claims(self, owner: str, lease_seconds: float) -> int:
+        status = await self._execute(
+            "UPDATE outbox SET claimed_until = now() + make_interval(secs => $2)"
+            " WHERE claimed_by = $1",
+            owner,
+            float(lease_seconds),
+        )
+        return _row_count(status)
+
+    async def release_claims(self, owner: str) -> int:
+        status = await self._execute(
+            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1",
+            owner,
+        )
+        return _row_count(status)
+
     async def ack(self, ids: Iterable[int]) -> None:
         await self._execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
 
@@ -467,3 +483,8 @@ class PostgresStore:
         await self._execute(
             "DELETE FROM partition_leases WHERE partition = $1 AND owner = $2", partition, owner
         )
+
+
+def _row_count(status: str) -> int:
+    """Rows an UPDATE touched, from asyncpg's command tag ("UPDATE 3")."""
+    return int(status.rsplit(" ", 1)[-1])

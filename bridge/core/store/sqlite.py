@@ -299,6 +299,20 @@ class SqliteStore:
             for row in rows
         ]
 
+    async def renew_claims(self, owner: str, lease_seconds: float) -> int:
+        changed, _ = await self._write(
+            "UPDATE outbox SET claimed_until = ? WHERE claimed_by = ?",
+            (time.time() + lease_seconds, owner),
+        )
+        return changed
+
+    async def release_claims(self, owner: str) -> int:
+        changed, _ = await self._write(
+            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?",
+            (owner,),
+        )
+        return changed
+
     async def ack(self, ids: Iterable[int]) -> None:
         async with self._tx() as db:
             await db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
