@@ -171,7 +171,9 @@ class Engine:
             raise RuntimeError(msg)
         await self.load()
         report = await reconcile(self._store, self._reader, self._target, self.ingest)
-        self.target_drift += report.target_drift + report.target_missing
+        # Missing devices that were never written are queued work, not drift.
+        missing_written = report.target_missing - report.target_missing_unwritten
+        self.target_drift += report.target_drift + missing_written
         self.last_reconcile = report
         return report
 

@@ -32,7 +32,8 @@ class DriftReport:
     source_drift: int = 0  # stored views the source read changed
     vanished: int = 0  # things gone from the source without a delete event
     target_drift: int = 0  # twins that differed from what they should hold
-    target_missing: int = 0  # devices the target does not have
+    target_missing: int = 0  # devices that exist on the source and not on the target
+    target_missing_unwritten: int = 0  # of those, never written yet (still queued)
     target_unknown: int = 0  # target devices the bridge does not manage
     seconds: float = 0.0
 
@@ -83,29 +84,40 @@ async def _confirm_vanished(
 async def _compare_target(
     store: Store, target: Target, ingest: Ingest, report: DriftReport
 ) -> None:
-    """Twins that differ from what the bridge last wrote were changed behind its back.
+    """Compare the target with what it should hold: every device that exists on the source.
 
-    Comparing with the last write, not with the newest view, keeps changes that are merely
-    queued from counting as drift.
+    A twin that differs from the bridge's last write was changed behind its back. Comparing
+    with the last write, not with the newest view, keeps changes that are merely queued
+    from counting as drift. A device the target lacks is missing whether or not the bridge
+    ever wrote it: after an unclean stop, queued creates are exactly what the hub lacks.
     """
     written: dict[str, str] = {}
     after = ""
     while page := await store.fingerprints_after(after, _PAGE):
         after = page[-1][0]
         written.update(page)
+    expected: set[str] = set()
+    after = ""
+    while views := await store.views_after(after, _PAGE):
+        after = views[-1].device_id
+        expected.update(view.device_id for view in views if view.exists)
     drifted: set[str] = set()
     async for device_id, fingerprint in target.observed():
-        wanted = written.pop(device_id, None)
-        if wanted is None:
+        if device_id not in expected:
             report.target_unknown += 1
-        elif not target.same(wanted, fingerprint):
+            continue
+        expected.discard(device_id)
+        wanted = written.get(device_id)
+        if wanted is not None and not target.same(wanted, fingerprint):
             drifted.add(device_id)
             _log.info("mirror.target_drift", device_id=device_id)
+    missing = expected  # what is left was not on the target
     report.target_drift = len(drifted)
-    report.target_missing = len(written)
-    for device_id in written:
+    report.target_missing = len(missing)
+    report.target_missing_unwritten = len(missing - written.keys())
+    for device_id in missing & written.keys():
         _log.info("mirror.target_missing", device_id=device_id)
-    repair = drifted | set(written)
+    repair = drifted | missing
     if repair:
         await store.save_changes(ChangeSet(sync=repair, force=repair))
         ingest.notify(repair)

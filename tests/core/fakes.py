@@ -73,6 +73,20 @@ class MemoryTarget:
             yield device_id, hashlib.sha256(text.encode()).hexdigest()
 
 
+class GatedTarget(MemoryTarget):
+    """Holds every write until the gate opens, so its claims stay in flight."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.waiting = set()
+
+    async def apply(self, view, group_paths, *, create, previous=None):
+        self.waiting.add(view.device_id)
+        await self.gate.wait()
+        return await super().apply(view, group_paths, create=create, previous=previous)
+
+
 class ScriptedSource:
     """A source fed by the test; records what was acked."""
 

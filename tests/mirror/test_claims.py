@@ -5,24 +5,10 @@ import contextlib
 
 from bridge.core.view import DeviceView, ShadowView
 from bridge.mirror.engine import Engine, EngineOptions
-from tests.core.fakes import MemoryTarget
+from tests.core.fakes import GatedTarget, MemoryTarget
 
 LEASE = 1.0
 DEVICES = [f"c{i}" for i in range(4)]
-
-
-class GatedTarget(MemoryTarget):
-    """Holds every write until the gate opens, so its claims stay in flight."""
-
-    def __init__(self):
-        super().__init__()
-        self.gate = asyncio.Event()
-        self.waiting = set()
-
-    async def apply(self, view, group_paths, *, create, previous=None):
-        self.waiting.add(view.device_id)
-        await self.gate.wait()
-        return await super().apply(view, group_paths, create=create, previous=previous)
 
 
 def engine(store, target, owner, lease=LEASE, **options):

@@ -16,7 +16,7 @@ from bridge.core.machine import State
 from bridge.core.ports import DeletePolicy
 from bridge.core.view import DeviceView, ShadowView
 from bridge.mirror.engine import Engine, EngineOptions
-from tests.core.fakes import MemoryReader, MemoryTarget, ScriptedSource
+from tests.core.fakes import GatedTarget, MemoryReader, MemoryTarget, ScriptedSource
 
 
 async def settle(engine, source=None, timeout=60):
@@ -198,6 +198,24 @@ async def test_anti_entropy_repairs_missed_events_and_hand_edited_twins(store):
         assert target.twins["d3"]["attributes"] == {"i": "3"}
         again = await engine.reconcile()
         assert (again.source_drift, again.vanished, again.target_drift) == (0, 0, 0)
+
+
+async def test_anti_entropy_counts_every_device_the_target_lacks_even_if_never_written(store):
+    # As after a kill -9 during the initial sync: the read is folded in and every create is
+    # queued, none written (the target holds them). The pass must say the hub lacks them.
+    views = {f"m{i}": DeviceView(f"m{i}", thing_version=1) for i in range(10)}
+    reader, target = MemoryReader(views, {}), GatedTarget()
+    target.twins["m0"] = {"written": "by a run that died before it recorded the write"}
+    async with running(store, target, reader=reader, import_threshold=None) as engine:
+        await engine.seed(views.values(), {})
+        report = await engine.reconcile()
+        assert (report.target_missing, report.target_missing_unwritten) == (9, 9)
+        assert engine.target_drift == 0  # queued work is not drift
+        target.gate.set()
+        await settle(engine)
+        assert set(target.twins) == set(views)
+        again = await engine.reconcile()
+        assert (again.target_missing, again.target_drift) == (0, 0)
 
 
 async def test_a_large_initial_sync_goes_through_one_import_job_and_writes_nothing_twice(store):
