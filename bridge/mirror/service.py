@@ -28,6 +28,7 @@ from bridge.azure.retry import HubStats
 from bridge.azure.storage import ImportContainer
 from bridge.azure.target import AuthLookup, AzureTarget
 from bridge.config import CloudSettings, Settings
+from bridge.core.machine import State
 from bridge.core.ports import DeletePolicy
 from bridge.core.service import Check
 from bridge.core.store import Store, open_store
@@ -42,6 +43,8 @@ __all__ = ["MirrorOptions", "MirrorService"]
 
 _log = get_logger("mirror.service")
 _ONCE_TIMEOUT = 3600.0  # seconds a `--once` catch-up may take to settle
+_SYNCED = "initial_sync.on_azure"  # checkpoint: every device of the initial sync is on Azure
+_NOT_YET_ON_AZURE = (State.DISCOVERED, State.PROVISIONING)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class MirrorService:
         self._store: Store | None = None
         self._reader: AwsReader | None = None
         self._exporter: Exporter | None = None
+        self._synced = False  # the initial sync has put every device on Azure
 
     async def __aenter__(self) -> Self:
         try:
@@ -148,17 +152,39 @@ class MirrorService:
         self._stopping.set()
 
     async def ready(self) -> Mapping[str, Check]:
-        """AWS subscription up, initial sync folded in, store reachable."""
-        engine, source, store = self._parts()
-        seeded = await engine.seeded()
+        """AWS subscription up, every device of the initial sync on Azure, store reachable."""
+        _engine, source, store = self._parts()
         await store.schema_version()  # raises when the store is gone
         return {
             "aws_connected": Check(
                 source.connected, "" if source.connected else "the AWS subscription is down"
             ),
-            "initial_sync": Check(seeded, "" if seeded else "the initial sync is running"),
+            "initial_sync": await self._initial_sync_check(),
             "store": Check(ok=True),
         }
+
+    async def _initial_sync_check(self) -> Check:
+        """Done once the AWS read is folded in and no device of it waits to be created.
+
+        Once done it stays done (a checkpoint), so things created later in live mode do
+        not flap readiness. A device IoT Hub refused (FAILED) counts as handled: it is an
+        operator's problem, listed by `iot-bridge status`, not a reason to stay unready.
+        """
+        engine, _source, store = self._parts()
+        if self._synced or await store.get_checkpoint(_SYNCED) is not None:
+            self._synced = True
+            return Check(ok=True)
+        if not await engine.seeded():
+            return Check(ok=False, detail="reading the AWS estate")
+        counts = await store.counts_by_state()
+        total = sum(counts.values()) - counts.get(State.DELETED, 0)
+        waiting = sum(counts.get(state, 0) for state in _NOT_YET_ON_AZURE)
+        progress = {"devices": total, "on_azure": total - waiting}
+        if waiting:
+            return Check(ok=False, detail="creating devices on IoT Hub", progress=progress)
+        await store.set_checkpoint(_SYNCED, str(total))
+        self._synced = True
+        return Check(ok=True)
 
     async def run(self) -> None:
         """Mirror until stopped; with `once`, until the first full sync is done."""

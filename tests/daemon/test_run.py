@@ -199,3 +199,63 @@ async def test_a_large_initial_sync_uses_an_import_job_with_relay_modules(stack,
     assert stats.count(route="/devices/{device_id}", method="PUT") == 0
     assert stats.count(route="/devices/{device_id}/modules/{module_id}", method="PUT") == 0
     assert stats.count(route="/twins/{device_id}", method="PUT") == 0
+
+
+def _on_hub(stack, prefix):
+    """Device ids whose identity and twin (with the mirrored tags) exist in the emulator."""
+    registry = stack.iothub.registry
+    found = set()
+    for identity in registry.devices():
+        device_id = identity.device_id
+        if device_id.startswith(prefix):
+            tags = registry.twin(device_id).get("tags") or {}
+            if tags.get("aws", {}).get("thingName") == device_id:
+                found.add(device_id)
+    return found
+
+
+async def test_readyz_turns_ready_only_once_every_device_of_the_initial_sync_is_on_the_hub(
+    stack, tmp_path
+):
+    env = stack.env()
+    iot, data = aws_clients(env)
+    names = {f"rdy-{i:02d}" for i in range(25)}
+    for name in names:
+        iot.create_thing(thingName=name)
+        _shadow(data, name, {"n": 1})
+    # The hub refuses every registry write at first: the read is done, the creates wait.
+    base = f"https://{stack.iothub.service.host}:{stack.iothub.service.port}"
+    async with aiohttp.ClientSession(base) as control:
+        async with control.post(
+            "/_emulator/faults", json={"status": 503, "route_prefix": "/devices"}, ssl=False
+        ) as answer:
+            assert answer.status == 201
+    settings = bridge_settings(tmp_path)
+    url = f"http://127.0.0.1:{settings.http.port}/readyz"
+    async with bridge(env, settings), aiohttp.ClientSession() as client:
+        async with asyncio.timeout(60):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with client.get(url) as answer:
+                        body = await answer.json()
+                        sync = body["checks"]["mirror.initial_sync"]
+                        if sync.get("progress"):
+                            break
+                await asyncio.sleep(0.2)
+        assert answer.status == 503
+        assert sync == {
+            "ok": False,
+            "detail": "creating devices on IoT Hub",
+            "progress": {"devices": 25, "on_azure": 0},
+        }
+        async with aiohttp.ClientSession(base) as control:
+            async with control.delete("/_emulator/faults", ssl=False) as answer:
+                assert answer.status < 300
+        async with asyncio.timeout(90):
+            while True:
+                async with client.get(url) as answer:
+                    if answer.status == 200:
+                        break
+                await asyncio.sleep(0.05)
+        # Ready means every device of the read is on the hub, with its twin, right now.
+        assert _on_hub(stack, "rdy-") == names
