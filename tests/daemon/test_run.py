@@ -225,11 +225,13 @@ async def test_readyz_turns_ready_only_once_every_device_of_the_initial_sync_is_
         _shadow(data, name, {"n": 1})
     # The hub refuses every registry write at first: the read is done, the creates wait.
     base = f"https://{stack.iothub.service.host}:{stack.iothub.service.port}"
-    async with aiohttp.ClientSession(base) as control:
-        async with control.post(
+    async with (
+        aiohttp.ClientSession(base) as control,
+        control.post(
             "/_emulator/faults", json={"status": 503, "route_prefix": "/devices"}, ssl=False
-        ) as answer:
-            assert answer.status == 201
+        ) as answer,
+    ):
+        assert answer.status == 201
     settings = bridge_settings(tmp_path)
     url = f"http://127.0.0.1:{settings.http.port}/readyz"
     async with bridge(env, settings), aiohttp.ClientSession() as client:
@@ -248,9 +250,11 @@ async def test_readyz_turns_ready_only_once_every_device_of_the_initial_sync_is_
             "detail": "creating devices on IoT Hub",
             "progress": {"devices": 25, "on_azure": 0},
         }
-        async with aiohttp.ClientSession(base) as control:
-            async with control.delete("/_emulator/faults", ssl=False) as answer:
-                assert answer.status < 300
+        async with (
+            aiohttp.ClientSession(base) as control,
+            control.delete("/_emulator/faults", ssl=False) as answer,
+        ):
+            assert answer.status < 300
         async with asyncio.timeout(90):
             while True:
                 async with client.get(url) as answer:
