@@ -52,8 +52,12 @@ class ControlPlane:
 
 
 @contextlib.contextmanager
-def control_plane(region: str = "us-east-1") -> Iterator[ControlPlane]:
+def control_plane(
+    region: str = "us-east-1", *, registry_events: bool = True
+) -> Iterator[ControlPlane]:
     """moto with thing rules, registry events, shadows, AWS-style certificates and the index."""
     captured = Captured()
-    with sim_control_plane(region, publish=captured.publish) as plane:
+    with sim_control_plane(
+        region, publish=captured.publish, registry_events=registry_events
+    ) as plane:
         yield ControlPlane(plane.moto, plane.shadows, captured, plane.index)

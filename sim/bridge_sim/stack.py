@@ -45,10 +45,17 @@ class SimStack:
 
 
 @contextlib.asynccontextmanager
-async def sim_stack(state_dir: Path, *, region: str = "us-east-1") -> AsyncIterator[SimStack]:
-    """Start every stand-in under `state_dir` and stop them on exit."""
+async def sim_stack(
+    state_dir: Path, *, region: str = "us-east-1", registry_events: bool = True
+) -> AsyncIterator[SimStack]:
+    """Start every stand-in under `state_dir` and stop them on exit.
+
+    `registry_events=False` starts AWS as a new account: registry events off until enabled.
+    """
     async with (
-        AwsStandIn(workdir=state_dir / "aws", region=region) as aws,
+        AwsStandIn(
+            workdir=state_dir / "aws", region=region, registry_events=registry_events
+        ) as aws,
         IotHubEmulator(workdir=state_dir / "iothub") as iothub,
     ):
         yield SimStack(aws, iothub)

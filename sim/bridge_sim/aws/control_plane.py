@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bridge_sim.aws.certs import CertificateRegistry
+from bridge_sim.aws.event_config import REGISTRY_EVENT_TYPES, EventConfigurations
 from bridge_sim.aws.indexing import FleetIndex
 from bridge_sim.aws.moto_server import MotoServer
 from bridge_sim.aws.registry_events import RegistryEvents
@@ -31,12 +32,14 @@ class ControlPlane:
 
 @contextlib.contextmanager
 def control_plane(
-    region: str = "us-east-1", *, publish: Publish | None = None
+    region: str = "us-east-1", *, publish: Publish | None = None, registry_events: bool = True
 ) -> Iterator[ControlPlane]:
     """Start moto with the glue installed; `publish` receives what would go to MQTT."""
-    sink: Publish = publish or (lambda _topic, _payload: None)
+    events = EventConfigurations(REGISTRY_EVENT_TYPES if registry_events else ())
+    sink: Publish = events.gate(publish or (lambda _topic, _payload: None))
     moto = MotoServer(region=region)
     moto.start()
+    events.install()
     rules = ThingRules(moto=moto)
     rules.install()
     RegistryEvents(moto=moto, publish=sink).install()
@@ -54,6 +57,7 @@ def control_plane(
         yield ControlPlane(moto, shadows, certs, index)
     finally:
         index.uninstall()
+        events.uninstall()
         certs.uninstall()
         rules.uninstall()
         moto.stop()

@@ -20,6 +20,7 @@ from moto.iot.models import FakeEndpoint
 from bridge.logging import get_logger
 from bridge_sim.aws.broker import MosquittoBroker
 from bridge_sim.aws.certs import CertificateRegistry
+from bridge_sim.aws.event_config import REGISTRY_EVENT_TYPES, EventConfigurations
 from bridge_sim.aws.indexing import FleetIndex
 from bridge_sim.aws.jobs import JobsEngine
 from bridge_sim.aws.moto_server import MotoServer
@@ -88,9 +89,12 @@ class AwsStandIn:
         region: str = "us-east-1",
         host: str = "127.0.0.1",
         aws_quotas: bool = True,
+        registry_events: bool = True,
     ) -> None:
         """`aws_quotas=False` lifts AWS IoT's per-connection quotas (connect rate,
-        subscriptions, publish rate) for load tests that exceed them on purpose."""
+        subscriptions, publish rate) for load tests that exceed them on purpose.
+        `registry_events=False` starts as a new AWS account does: every event type off
+        until UpdateEventConfigurations enables it."""
         self.workdir = workdir
         self.region = region
         self.host = host
@@ -104,6 +108,7 @@ class AwsStandIn:
         self.shadows: ShadowService | None = None
         self.jobs: JobsEngine | None = None
         self.index: FleetIndex | None = None
+        self.events = EventConfigurations(REGISTRY_EVENT_TYPES if registry_events else ())
         self._rules: ThingRules | None = None
         self._certs: CertificateRegistry | None = None
         self._stack = contextlib.AsyncExitStack()
@@ -145,8 +150,9 @@ class AwsStandIn:
         await self._stack.enter_async_context(self.broker)
         self.glue = GlueClient(host=self.host, port=self.broker.plain_port)
         self.glue.bind_loop()
-        publish = self.glue.publish
+        publish = self.events.gate(self.glue.publish)
         await asyncio.to_thread(self.moto.start)
+        self.events.install()
         self._rules = ThingRules(moto=self.moto)
         self._rules.install()  # first: events must see the bumped version
         RegistryEvents(moto=self.moto, publish=publish).install()
@@ -205,6 +211,7 @@ class AwsStandIn:
         _done, pending = await asyncio.wait(self._tasks, timeout=2) if self._tasks else ((), set())
         if self._certs is not None:
             self._certs.uninstall()
+        self.events.uninstall()
         if self.index is not None:
             self.index.uninstall()
         if self._rules is not None:
