@@ -93,6 +93,13 @@ def run_cmd(
         bool,
         typer.Option(help="Initial sync, one anti-entropy pass, then exit (a catch-up run)."),
     ] = False,
+    enable_registry_events: Annotated[
+        bool,
+        typer.Option(
+            "--enable-registry-events",
+            help="Turn on the AWS IoT registry events the mirror needs if they are off.",
+        ),
+    ] = False,
 ) -> None:
     """Mirror every thing and shadow into IoT Hub, live, until SIGTERM or Ctrl-C."""
     from bridge.daemon.app import RunOptions, build_daemon  # noqa: PLC0415 - heavy imports
@@ -103,6 +110,9 @@ def run_cmd(
     except ValidationError as exc:
         typer.echo(f"iot-bridge run: the settings are not valid: {_first_error(exc)}", err=True)
         raise typer.Exit(ExitCode.CONFIG_ERROR) from None
+    if enable_registry_events:
+        mirror = settings.mirror.model_copy(update={"enable_registry_events": True})
+        settings = settings.model_copy(update={"mirror": mirror})
     configure_logging(settings.log_level)
     daemon = build_daemon(cloud, settings, RunOptions(plan=plan, once=once))
     code = asyncio.run(daemon.serve())

@@ -89,6 +89,11 @@ class MirrorSettings(BaseModel):
     session_expiry: int = Field(
         default=3600, ge=60, description="Seconds AWS keeps the bridge's session while away."
     )
+    enable_registry_events: bool = Field(
+        default=False,
+        description="At start, turn on the AWS IoT registry events the mirror needs when "
+        "they are off (UpdateEventConfigurations); otherwise the daemon refuses to start.",
+    )
     aws_rate_scale: float = Field(
         default=1.0,
         ge=0,

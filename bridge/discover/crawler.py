@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.aws.clients import AwsApi, open_clients
+from bridge.aws.event_config import read_event_configurations
 from bridge.aws.ratelimit import RateLimiter
 from bridge.config import CloudSettings
 from bridge.discover import phases
@@ -141,6 +142,7 @@ async def discover(
 async def _crawl(ctx: Context, region: str) -> Inventory:
     endpoint = await ctx.guarded("describe_endpoint", phases.endpoint(ctx))
     indexing = await ctx.guarded("get_indexing_configuration", thing_indexing_mode(ctx))
+    events = await ctx.guarded("describe_event_configurations", read_event_configurations(ctx.iot))
     async with asyncio.TaskGroup() as group:
         types = group.create_task(ctx.guarded("thing_types", phases.thing_types(ctx)))
         policies = group.create_task(ctx.guarded("policies", phases.policies(ctx)))
@@ -163,6 +165,8 @@ async def _crawl(ctx: Context, region: str) -> Inventory:
         region=region,
         data_endpoint=endpoint,
         fleet_indexing=indexing not in (None, "OFF"),
+        thing_indexing_mode=indexing,
+        event_configurations=events,
         thing_types=types.result() or [],
         thing_groups=thing_groups,
         things=things,

@@ -26,7 +26,7 @@ __all__ = [
     "TopicRule",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class _Model(BaseModel):
@@ -167,6 +167,10 @@ class Inventory(_Model):
     region: str
     data_endpoint: str | None = None
     fleet_indexing: bool = False
+    # OFF, REGISTRY or REGISTRY_AND_SHADOW; None when the configuration could not be read.
+    thing_indexing_mode: str | None = None
+    # Event type -> whether AWS publishes it (UpdateEventConfigurations); None: not read.
+    event_configurations: dict[str, bool] | None = None
     thing_types: list[ThingType] = []
     thing_groups: list[ThingGroup] = []
     things: list[Thing] = []

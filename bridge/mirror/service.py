@@ -16,8 +16,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from bridge.aws.clients import open_clients
+from bridge.aws.clients import AwsApi, open_clients
 from bridge.aws.credentials import CertificateAuth
+from bridge.aws.event_config import (
+    disabled,
+    enable_command,
+    enable_events,
+    read_event_configurations,
+)
 from bridge.aws.ratelimit import RateLimiter
 from bridge.aws.reader import AwsReader
 from bridge.aws.source import AwsSource, default_client_id
@@ -32,7 +38,7 @@ from bridge.core.machine import State
 from bridge.core.ports import DeletePolicy
 from bridge.core.service import Check
 from bridge.core.store import Store, open_store
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, Denied, SourceError
 from bridge.logging import get_logger
 from bridge.mapping.models import AuthPlan
 from bridge.metrics import Metrics
@@ -81,6 +87,7 @@ class MirrorService:
         self._reader: AwsReader | None = None
         self._exporter: Exporter | None = None
         self._synced = False  # the initial sync has put every device on Azure
+        self._events_enabled: list[str] = []  # registry event types the bridge turned on
 
     async def __aenter__(self) -> Self:
         try:
@@ -108,6 +115,7 @@ class MirrorService:
         enter = self._stack.enter_async_context
         store = self._store = await enter(open_store(settings.store.dsn))
         iot, _data = await enter(open_clients(cloud, limiter, concurrency=8))
+        self._events_enabled = await _registry_events(iot, enable=mirror.enable_registry_events)
         reader = self._reader = await enter(AwsReader(cloud, limiter=limiter))
         hub = await enter(_hub(cloud, settings, self._metrics))
         source = self._source = await enter(
@@ -158,6 +166,12 @@ class MirrorService:
         return {
             "aws_connected": Check(
                 source.connected, "" if source.connected else "the AWS subscription is down"
+            ),
+            "registry_events": Check(
+                ok=True,
+                detail=f"turned on by the bridge at start: {', '.join(self._events_enabled)}"
+                if self._events_enabled
+                else "",
             ),
             "initial_sync": await self._initial_sync_check(),
             "store": Check(ok=True),
@@ -236,6 +250,38 @@ class MirrorService:
         if self._engine is None or self._source is None or self._store is None:
             raise RuntimeError("the mirror service was not started")
         return self._engine, self._source, self._store
+
+
+async def _registry_events(iot: AwsApi, *, enable: bool) -> list[str]:
+    """Check that AWS publishes the registry events the mirror lives on; return what we enabled.
+
+    Without them the mirror would see changes only at anti-entropy passes, silently, so
+    the daemon refuses to start unless the operator lets it turn them on.
+    """
+    try:
+        off = disabled(await read_event_configurations(iot))
+    except Denied as exc:
+        raise SourceError(
+            "the bridge may not read AWS IoT's event configuration; grant it "
+            f"iot:DescribeEventConfigurations ({exc})"
+        ) from exc
+    if not off:
+        return []
+    if not enable:
+        raise SourceError(
+            f"AWS IoT publishes no registry events of types {', '.join(off)}, which the mirror "
+            f"needs; turn them on with `{enable_command(off)}`, or let the bridge do it with "
+            "--enable-registry-events (BRIDGE_MIRROR__ENABLE_REGISTRY_EVENTS=true)"
+        )
+    try:
+        await enable_events(iot, off)
+    except Denied as exc:
+        raise SourceError(
+            "the bridge may not turn registry events on; grant it "
+            f"iot:UpdateEventConfigurations or run `{enable_command(off)}` ({exc})"
+        ) from exc
+    _log.warning("mirror.registry_events_enabled", types=off)
+    return off
 
 
 def _plan_auth(path: Path) -> AuthLookup:

@@ -6,6 +6,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 
+from bridge.aws.event_config import disabled, enable_command
 from bridge.inventory.models import Inventory, Policy
 from bridge.mapping.models import DevicePlan, Gap, RulePlan
 
@@ -34,6 +35,7 @@ def find_gaps(inventory: Inventory, devices: list[DevicePlan], rules: list[RuleP
         *_certificate_gaps(inventory),
         *_greengrass_gaps(inventory),
         *_fleet_indexing_gaps(inventory),
+        *_event_configuration_gaps(inventory),
         *_discovery_gaps(inventory),
     ]
     return sorted(gaps, key=lambda gap: (gap.code, gap.title))
@@ -231,6 +233,33 @@ def _fleet_indexing_gaps(inventory: Inventory) -> Iterable[Gap]:
             detail="fleet indexing queries, aggregations and dynamic groups do not carry over",
             recommendation="rewrite queries in the IoT Hub query language over twin tags and "
             "properties; aggregations need Azure Data Explorer or Digital Twins",
+        )
+
+
+def _event_configuration_gaps(inventory: Inventory) -> Iterable[Gap]:
+    """The mirror lives on registry events: say which are off before `run` refuses."""
+    configurations = inventory.event_configurations
+    if configurations is None:
+        yield Gap(
+            code="REGISTRY_EVENTS_UNKNOWN",
+            title="registry event configuration not read",
+            detail="discover could not read the event configuration "
+            "(iot:DescribeEventConfigurations), so whether AWS publishes the registry events "
+            "the mirror needs is unknown",
+            recommendation="grant iot:DescribeEventConfigurations and discover again; "
+            "`iot-bridge run` checks it at start either way",
+        )
+        return
+    off = disabled(configurations)
+    if off:
+        yield Gap(
+            code="REGISTRY_EVENTS_DISABLED",
+            title=f"registry events off: {', '.join(off)}",
+            detail="AWS publishes no events of these types, so the mirror would see such "
+            "changes only at its anti-entropy passes; `iot-bridge run` refuses to start",
+            recommendation=f"enable them ({enable_command(off)}) or run the bridge with "
+            "--enable-registry-events",
+            resources=off,
         )
 
 

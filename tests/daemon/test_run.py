@@ -167,6 +167,7 @@ async def test_health_and_metrics_endpoints(stack, tmp_path):
                     "ready": True,
                     "checks": {
                         "mirror.aws_connected": {"ok": True},
+                        "mirror.registry_events": {"ok": True},
                         "mirror.initial_sync": {"ok": True},
                         "mirror.store": {"ok": True},
                     },

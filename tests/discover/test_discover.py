@@ -11,7 +11,7 @@ from bridge.inventory.models import Inventory
 from bridge_sim.estate import EstateSpec, build_estate
 from bridge_sim.pki import thumbprints
 from tests.discover.estates import REGION, build_small_estate, cloud_for
-from tests.standins import ControlPlane
+from tests.standins import ControlPlane, control_plane
 
 
 async def test_inventory_holds_every_field_of_the_estate(server, tmp_path: Path) -> None:
@@ -19,7 +19,10 @@ async def test_inventory_holds_every_field_of_the_estate(server, tmp_path: Path)
     output = tmp_path / "inventory.json"
     inventory = await discover(cloud_for(server), output, DiscoveryOptions(rate_scale=0))
     assert Inventory.model_validate_json(output.read_text()) == inventory
-    assert inventory.schema_version == "1.0"
+    assert inventory.schema_version == "1.1"
+    assert inventory.event_configurations is not None
+    assert inventory.event_configurations["THING"] is True  # the stand-in's operator enabled it
+    assert inventory.thing_indexing_mode == "OFF"
     assert inventory.data_endpoint
     assert inventory.data_endpoint.endswith(f"-ats.iot.{REGION}.amazonaws.com")
     assert {t.name: t.deprecated for t in inventory.thing_types} == {
@@ -142,3 +145,28 @@ async def test_realistic_estate_is_discovered_whole(plane: ControlPlane, tmp_pat
     assert {r.name for r in inventory.rules} >= {"temperature_to_timestream", "power_to_timestream"}
     named = [t for t in inventory.things if any(s.name == "config" for s in t.shadows)]
     assert 0 < len(named) < 43
+
+
+async def test_disabled_registry_events_are_recorded_and_the_plan_flags_them(
+    tmp_path: Path,
+) -> None:
+    from bridge.plan import PlanOptions, build_plan  # noqa: PLC0415 - this test only
+
+    with control_plane(REGION, registry_events=False) as plane:
+        plane.client().create_thing(thingName="t1")
+        inventory = await discover(
+            cloud_for(plane.moto), tmp_path / "inventory.json", DiscoveryOptions(rate_scale=0)
+        )
+    assert inventory.event_configurations is not None
+    assert not any(inventory.event_configurations.values())
+    gaps = {gap.code: gap for gap in build_plan(inventory, PlanOptions()).plan.gaps}
+    gap = gaps["REGISTRY_EVENTS_DISABLED"]
+    assert gap.resources == [
+        "THING",
+        "THING_GROUP",
+        "THING_GROUP_MEMBERSHIP",
+        "THING_GROUP_HIERARCHY",
+        "THING_TYPE_ASSOCIATION",
+    ]
+    assert "aws iot update-event-configurations" in gap.recommendation
+    assert "--enable-registry-events" in gap.recommendation

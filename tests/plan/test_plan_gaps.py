@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from bridge.aws.event_config import MIRROR_EVENT_TYPES
 from bridge.inventory.models import (
     Certificate,
     Finding,
@@ -35,7 +36,11 @@ def cert(cid, things, *, status="ACTIVE", days=365, policies=()):
     )
 
 
+EVENTS_ON = dict.fromkeys(MIRROR_EVENT_TYPES, True)
+
+
 def gaps_of(**fields):
+    fields.setdefault("event_configurations", EVENTS_ON)
     inventory = Inventory(generated_at=NOW, region="us-east-1", **fields)
     plan = build_plan(inventory, PlanOptions(auth=AuthMode.SAS)).plan
     return {(gap.code, gap.title): gap for gap in plan.gaps}
@@ -146,3 +151,14 @@ def test_greengrass_fleet_indexing_and_discovery_findings():
 
 def test_a_clean_inventory_has_no_gaps():
     assert gaps_of(things=[Thing(name="fine")]) == {}
+
+
+def test_registry_events_off_or_unread_are_flagged():
+    off = gaps_of(
+        event_configurations={**EVENTS_ON, "THING": False, "THING_GROUP_HIERARCHY": False}
+    )
+    (gap,) = by_code(off, "REGISTRY_EVENTS_DISABLED")
+    assert gap.resources == ["THING", "THING_GROUP_HIERARCHY"]
+    assert '"THING":{"Enabled":true}' in gap.recommendation
+    (unknown,) = by_code(gaps_of(event_configurations=None), "REGISTRY_EVENTS_UNKNOWN")
+    assert "iot:DescribeEventConfigurations" in unknown.recommendation
