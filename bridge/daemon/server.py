@@ -183,7 +183,11 @@ class Daemon:
         def handle(signum: int, _frame: FrameType | None) -> None:
             loop.call_soon_threadsafe(self._on_signal, signum)
 
+        def dump(_signum: int, _frame: FrameType | None) -> None:
+            loop.call_soon_threadsafe(_dump_tasks)
+
         previous = {signum: signal.signal(signum, handle) for signum in _SIGNALS}
+        previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, dump)
         try:
             yield
         finally:
@@ -198,6 +202,25 @@ class Daemon:
         else:
             _log.info("daemon.signal_received", signal=name)
         self.should_exit.set()
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: log where every task waits, for an operator asking "what is it doing?"."""
+    for task in asyncio.all_tasks():
+        _log.warning("daemon.task_dump", task=task.get_name(), where=_await_chain(task.get_coro()))
+
+
+def _await_chain(awaitable: object) -> list[str]:
+    """The chain of coroutines a task is suspended in, outermost first, and what it awaits."""
+    chain: list[str] = []
+    while awaitable is not None and len(chain) < 32:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "ag_frame", None)
+        if frame is None:
+            chain.append(repr(awaitable)[:200])  # a future, or something else awaited
+            break
+        chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "ag_await", None)
+    return chain
 
 
 def _failure(task: asyncio.Task[Any]) -> BaseException | None:

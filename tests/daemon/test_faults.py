@@ -194,7 +194,12 @@ async def test_kill_9_broker_restart_and_throttling_lose_nothing(stack, tmp_path
         # The daemon converges with the faults still on; the check itself needs a calm hub.
         await asyncio.sleep(5)
         await _faults(stack, [])
-        await until_parity(env, PREFIX, timeout=120)
+        try:
+            await until_parity(env, PREFIX, timeout=120)
+        except BaseException:
+            daemon.process.send_signal(signal.SIGUSR1)  # the daemon logs where its tasks wait
+            await asyncio.sleep(1)
+            raise
         converged = asyncio.get_running_loop().time() - restarted
         # Quoted in notes: how long after the last kill AWS and Azure matched again (this
         # includes the 2 s of workload left, its join and the 5 s wait for a calm hub).

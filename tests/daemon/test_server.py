@@ -7,6 +7,7 @@ import time
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from bridge.core.service import Check
 from bridge.daemon.server import Daemon
@@ -189,3 +190,23 @@ def test_impossible_combinations_are_refused_at_once():
         Daemon([], metrics=Metrics.create())
     with pytest.raises(ValueError, match="shutdown_timeout"):
         Daemon([FakeService("x", Recorder())], metrics=Metrics.create(), shutdown_timeout=0)
+
+
+async def test_sigusr1_logs_where_every_task_waits():
+    log = Recorder()
+    server = daemon(FakeService("waiting", log))
+    serving = asyncio.create_task(server.serve())
+    await started(server)
+    with capture_logs() as logs:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        async with asyncio.timeout(30):
+            while not any(entry["event"] == "daemon.task_dump" for entry in logs):
+                await asyncio.sleep(0.01)
+    server.should_exit.set()
+    await asyncio.wait_for(serving, 30)
+    dumped = {
+        entry["task"]: entry["where"] for entry in logs if entry["event"] == "daemon.task_dump"
+    }
+    where = dumped["service[waiting]"]
+    assert any("test_server.py" in line and " run" in line for line in where)
+    assert "Future" in where[-1]  # what the service waits on: its stop event
