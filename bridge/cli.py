@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from bridge import __version__
+from bridge.cli_errors import DEBUG, explain, guarded
 from bridge.config import CloudSettings, Settings, redacted
-from bridge.exit_codes import ExitCode
 from bridge.logging import configure_logging
 
 __all__ = ["app", "main"]
@@ -28,6 +27,16 @@ EnvFile = Annotated[
 ]
 
 
+@app.callback()
+def root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an error, not one sentence.")
+    ] = False,
+) -> None:
+    """Live migration of an AWS IoT fleet to Azure IoT Hub."""
+    DEBUG["on"] = debug
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
@@ -35,6 +44,7 @@ def version() -> None:
 
 
 @config_app.command("show")
+@guarded("config show")
 def config_show(env_file: EnvFile = None) -> None:
     """Print the resolved settings with every secret redacted."""
     cloud = CloudSettings(_env_file=env_file)
@@ -43,6 +53,7 @@ def config_show(env_file: EnvFile = None) -> None:
 
 
 @app.command("discover")
+@guarded("discover")
 def discover_cmd(
     env_file: EnvFile = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Inventory JSON to write.")] = Path(
@@ -83,6 +94,7 @@ def discover_cmd(
 
 
 @app.command("run")
+@guarded("run")
 def run_cmd(
     env_file: EnvFile = None,
     plan: Annotated[
@@ -104,12 +116,8 @@ def run_cmd(
     """Mirror every thing and shadow into IoT Hub, live, until SIGTERM or Ctrl-C."""
     from bridge.daemon.app import RunOptions, build_daemon  # noqa: PLC0415 - heavy imports
 
-    try:
-        settings = Settings(_env_file=env_file)
-        cloud = CloudSettings(_env_file=env_file)
-    except ValidationError as exc:
-        typer.echo(f"iot-bridge run: the settings are not valid: {_first_error(exc)}", err=True)
-        raise typer.Exit(ExitCode.CONFIG_ERROR) from None
+    settings = Settings(_env_file=env_file)
+    cloud = CloudSettings(_env_file=env_file)
     if enable_registry_events:
         mirror = settings.mirror.model_copy(update={"enable_registry_events": True})
         settings = settings.model_copy(update={"mirror": mirror})
@@ -117,17 +125,14 @@ def run_cmd(
     daemon = build_daemon(cloud, settings, RunOptions(plan=plan, once=once))
     code = asyncio.run(daemon.serve())
     if daemon.failure is not None:
-        typer.echo(f"iot-bridge run: could not start: {daemon.failure}", err=True)
+        known = explain(daemon.failure)
+        code, sentence = known or (code, str(daemon.failure))
+        typer.echo(f"iot-bridge run: could not start: {sentence}", err=True)
     raise typer.Exit(int(code))
 
 
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"]) or "settings"
-    return f"{where}: {error['msg']}"
-
-
 @app.command("status")
+@guarded("status")
 def status_cmd(
     env_file: EnvFile = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -144,7 +149,7 @@ def status_cmd(
 def _register_plan() -> None:
     from bridge.plan.cli import plan_command  # noqa: PLC0415 - keeps `--help` fast
 
-    app.command("plan")(plan_command)
+    app.command("plan")(guarded("plan")(plan_command))
 
 
 _register_plan()

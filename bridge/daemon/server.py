@@ -23,7 +23,7 @@ from typing import Any
 
 from bridge.core.service import Check, Service
 from bridge.daemon.http import HealthServer
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, ConfigError
 from bridge.exit_codes import ExitCode
 from bridge.logging import get_logger
 from bridge.metrics import Metrics
@@ -88,6 +88,10 @@ class Daemon:
                 self.failure = exc
                 _log.error("daemon.config_error", error=str(exc))
                 return ExitCode.CONFIG_ERROR
+            except BridgeError as exc:  # says what is wrong; a traceback would add nothing
+                self.failure = exc
+                _log.error("daemon.startup_failed", error=str(exc))
+                return ExitCode.STARTUP_FAILED
             except Exception as exc:
                 self.failure = exc
                 _log.exception("daemon.startup_failed", error=str(exc))

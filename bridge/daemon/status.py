@@ -12,7 +12,7 @@ __all__ = ["read_status", "render_status"]
 
 async def read_status(dsn: str, *, limit: int = 20) -> dict[str, Any]:
     """Counts per state, devices with a problem, dead letters and queued work."""
-    async with open_store(dsn) as store:
+    async with open_store(dsn, existing=True) as store:
         counts = await store.counts_by_state()
         problems = await store.problems(limit)
         letters = await store.dead_letters(limit)

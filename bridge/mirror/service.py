@@ -31,6 +31,7 @@ from bridge.azure.budget import RateBudget
 from bridge.azure.hub import IotHubService
 from bridge.azure.reported import ReportedWriter
 from bridge.azure.retry import HubStats
+from bridge.azure.sas import ServiceConnectionString
 from bridge.azure.storage import ImportContainer
 from bridge.azure.target import AuthLookup, AzureTarget
 from bridge.config import CloudSettings, Settings
@@ -109,6 +110,8 @@ class MirrorService:
         cloud, settings, mirror = self._cloud, self._settings, self._settings.mirror
         if cloud.IOTHUB_CONNECTION_STRING is None:
             raise ConfigError("IOTHUB_CONNECTION_STRING is not set: the mirror has no IoT Hub")
+        # Settings first, before any connection: a typo should not wait on a network.
+        ServiceConnectionString.parse(cloud.IOTHUB_CONNECTION_STRING.get_secret_value())
         storage = cloud.AZURE_STORAGE_CONNECTION_STRING
         container = ImportContainer(storage.get_secret_value()) if storage else None
         limiter = RateLimiter(scale=mirror.aws_rate_scale)

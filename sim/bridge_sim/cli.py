@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from bridge.cli_errors import guarded
 from bridge.logging import configure_logging
 
 __all__ = ["register"]
@@ -20,6 +21,7 @@ sim_app = typer.Typer(no_args_is_help=True, help="Local stand-ins for AWS IoT Co
 
 
 @sim_app.command("up")
+@guarded("sim up")
 def sim_up(
     env_file: Annotated[
         Path, typer.Option("--env-file", help="Where to write the settings for the stand-ins.")
@@ -64,4 +66,4 @@ def rehearse(
 def register(app: typer.Typer) -> None:
     """Add the stand-ins' commands to the `iot-bridge` command line."""
     app.add_typer(sim_app, name="sim")
-    app.command("rehearse")(rehearse)
+    app.command("rehearse")(guarded("rehearse")(rehearse))

@@ -43,15 +43,19 @@ BACKENDS: dict[str, type[SqliteStore | PostgresStore]] = {
 
 
 @asynccontextmanager
-async def open_store(dsn: str) -> AsyncIterator[Store]:
-    """Open the store `dsn` names, migrated to the current schema, and close it on exit."""
+async def open_store(dsn: str, *, existing: bool = False) -> AsyncIterator[Store]:
+    """Open the store `dsn` names, migrated to the current schema, and close it on exit.
+
+    `existing=True` (read-only commands) refuses to create or migrate a store: it must be
+    there already, at this bridge's schema version.
+    """
     scheme = dsn.partition(":")[0].lower()
     backend = BACKENDS.get(scheme)
     if backend is None:
         known = ", ".join(sorted(BACKENDS))
         raise StoreError(f"unknown store DSN scheme {scheme!r} (known: {known})")
     store = backend.from_dsn(dsn)
-    await store.open()
+    await store.open(existing=existing)
     try:
         yield store
     finally:

@@ -148,3 +148,16 @@ def check_not_newer(found: int, migrations: tuple[Migration, ...], where: str) -
             f"{where}: database schema version {found} is newer than this bridge knows "
             f"({known}); upgrade iot-bridge or point it at another database"
         )
+
+
+def check_current(found: int | None, migrations: tuple[Migration, ...], where: str) -> None:
+    """For read-only commands: the store must exist at exactly this bridge's schema version."""
+    if found is None:
+        raise StoreError(f"{where} holds no iot-bridge store (no schema_migrations table)")
+    check_not_newer(found, migrations, where)
+    known = migrations[-1].version
+    if found < known:
+        raise StoreError(
+            f"{where} has schema version {found} and this bridge reads {known}: start "
+            "`iot-bridge run` once to migrate it"
+        )

@@ -129,8 +129,8 @@ class PostgresStore:
         """Build from a `postgresql://user@host:port/database` DSN."""
         return cls(dsn)
 
-    async def open(self) -> None:
-        """Connect a pool and bring the schema up to date."""
+    async def open(self, *, existing: bool = False) -> None:
+        """Connect a pool and bring the schema up to date (`existing`: only check it)."""
         try:
             # A hung server must surface as an error, not stall the daemon silently.
             self._pool = await asyncpg.create_pool(
@@ -144,7 +144,12 @@ class PostgresStore:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot open PostgreSQL store: {exc}") from exc
         try:
-            await self._migrate()
+            if existing:
+                found = await self._fetch("SELECT to_regclass('schema_migrations')")
+                version = await self.schema_version() if found[0][0] is not None else None
+                migrations.check_current(version, migrations.POSTGRES, "the PostgreSQL store")
+            else:
+                await self._migrate()
         except BaseException:
             await self.close()
             raise

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -97,6 +98,12 @@ def _device(row: sqlite3.Row) -> Device:
     )
 
 
+def _missing(path: str) -> str | None:
+    """The absolute path of a store file that is not there, or None when it is."""
+    where = Path(path)
+    return None if where.is_file() else str(where.resolve())
+
+
 class SqliteStore:
     """A `Store` in one SQLite file (WAL, `synchronous=FULL`); see `Store` for contracts."""
 
@@ -114,8 +121,17 @@ class SqliteStore:
             raise StoreError(f"not a SQLite DSN (want sqlite:///path): {dsn!r}")
         return cls(dsn.removeprefix(prefix))
 
-    async def open(self) -> None:
-        """Connect, set durability pragmas and bring the schema up to date."""
+    async def open(self, *, existing: bool = False) -> None:
+        """Connect, set durability pragmas and bring the schema up to date.
+
+        `existing`: open only a store that is there at the current schema version, and
+        change nothing (read-only commands must not create a store where none was).
+        """
+        if existing and (missing := await asyncio.to_thread(_missing, self._path)):
+            raise StoreError(
+                f"no store at {missing}: nothing has run with this BRIDGE_STORE__DSN, "
+                "or it points elsewhere"
+            )
         connection = aiosqlite.connect(self._path, isolation_level=None)
         try:
             try:
@@ -133,7 +149,10 @@ class SqliteStore:
             await self._db.execute("PRAGMA synchronous=FULL")
             # A second store on the same file (a CLI next to the daemon) waits, not fails.
             await self._db.execute("PRAGMA busy_timeout=10000")
-            await self._migrate()
+            if existing:
+                migrations.check_current(await self._version(), migrations.SQLITE, self._path)
+            else:
+                await self._migrate()
         except BaseException as exc:
             await self.close()
             if isinstance(exc, sqlite3.Error | OSError):
@@ -192,6 +211,12 @@ class SqliteStore:
                     "INSERT INTO schema_migrations VALUES (?, ?, ?)",
                     (step.version, step.name, datetime.now(UTC).isoformat()),
                 )
+
+    async def _version(self) -> int | None:
+        found = await self._rows(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        )
+        return await self.schema_version() if found else None
 
     async def schema_version(self) -> int:
         rows = await self._rows("SELECT MAX(version) FROM schema_migrations")
