@@ -43,6 +43,7 @@ class EngineOptions:
     import_threshold: int | None = 1000  # new devices in a seed chunk worth an import job
     drain_seconds: float = 10.0  # at shutdown, how long writes in flight may finish
     lease_seconds: float = 15.0  # claims renewed while alive; a dead replica's free after this
+    write_timeout: float = 120.0  # one device's write (or one bulk call) at most; then retried
 
 
 class Engine:
@@ -73,6 +74,7 @@ class Engine:
             bulk=target.provision if isinstance(target, BulkProvisioner) else None,
             drain_seconds=self.options.drain_seconds,
             lease_seconds=self.options.lease_seconds,
+            write_timeout=self.options.write_timeout,
         )
         self.ingest = Ingest(
             store,

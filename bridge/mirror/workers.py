@@ -68,6 +68,7 @@ class Mirror:
         retry_base: float = 0.5,
         bulk: BulkProvision | None = None,
         drain_seconds: float = 10.0,
+        write_timeout: float = 120.0,
     ) -> None:
         self._store = store
         self._target = target
@@ -80,6 +81,9 @@ class Mirror:
         self._retry_base = retry_base
         self._bulk = bulk  # the target's bulk create, when it has one
         self._drain_seconds = drain_seconds
+        # Claims are renewed while their write runs, so a write that never returns would
+        # hold its device forever: past this it is cancelled and retried like a failure.
+        self._write_timeout = write_timeout
         self._wake = asyncio.Event()
         self._pending: dict[str, float] = {}  # device -> monotonic time of oldest unapplied change
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -197,7 +201,8 @@ class Mirror:
             if device is None or view is None:
                 await self._store.ack([item.id])
                 return
-            events, fingerprint = await self._sync(device, view)
+            async with asyncio.timeout(self._write_timeout):
+                events, fingerprint = await self._sync(device, view)
             await self._store.finish(item, events, fingerprint=fingerprint)
             self._record(item.device_id, "deleted" if not view.exists else "synced")
         except Rejected as exc:
@@ -220,7 +225,8 @@ class Mirror:
         assert self._bulk is not None
         parents = self._parents()
         try:
-            results = await self._bulk([(v, group_paths(v.groups, parents)) for _, v in batch])
+            async with asyncio.timeout(self._write_timeout):
+                results = await self._bulk([(v, group_paths(v.groups, parents)) for _, v in batch])
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the whole call failed: every device is retried

@@ -80,3 +80,26 @@ async def test_a_restarted_replica_takes_its_own_claims_back_at_once(store):
     async with running(again):
         await until(lambda: set(target.twins) == set(DEVICES), 30)
     assert asyncio.get_running_loop().time() - restarted < 5
+
+
+class HangsOnce(MemoryTarget):
+    """The first write of each device never returns, as a wedged SDK call would."""
+
+    def __init__(self):
+        super().__init__()
+        self.hung = set()
+
+    async def apply(self, view, group_paths, *, create, previous=None):
+        if view.device_id not in self.hung:
+            self.hung.add(view.device_id)
+            await asyncio.Event().wait()
+        return await super().apply(view, group_paths, create=create, previous=previous)
+
+
+async def test_a_write_that_never_returns_is_cancelled_and_retried(store):
+    target = HangsOnce()
+    hanging = engine(store, target, "replica-a", write_timeout=0.5, retry_base=0.05)
+    async with running(hanging):
+        await hanging.seed(views(), {})
+        await until(lambda: set(target.twins) == set(DEVICES), 30)
+    assert target.hung == set(DEVICES)
