@@ -1,8 +1,8 @@
 """Registry events on `$aws/events/...`, in AWS's payload shapes, whoever makes the call.
 
 moto has no events, so after-hooks on its backend build them. AWS publishes these only
-when event configurations are enabled; moto does not implement
-UpdateEventConfigurations, so the stand-in always publishes them.
+for the event types enabled with UpdateEventConfigurations: the stand-in's publish path
+goes through `event_config.EventConfigurations.gate`, which drops the others.
 """
 
 from __future__ import annotations
