@@ -27,6 +27,7 @@ from bridge.config import CloudSettings, Settings
 from bridge.daemon.app import RunOptions, run_daemon
 from bridge.daemon.status import read_status
 from bridge.discover import DiscoveryOptions, discover
+from bridge.errors import StoreError
 from bridge.exit_codes import ExitCode
 from bridge.logging import get_logger
 from bridge.plan import PlanOptions, build_plan, write_plan
@@ -114,9 +115,15 @@ async def _mirror_stage(settings: Settings, daemon: asyncio.Task[ExitCode], thin
     started = time.monotonic()
     while True:
         if daemon.done():
-            daemon.result()  # raises what stopped it
-            raise SimulatorError("the mirror daemon stopped during the initial sync")
-        status = await read_status(settings.store.dsn)
+            code = daemon.result()  # raises what stopped it, or says how it ended
+            raise SimulatorError(
+                f"the mirror daemon stopped during the initial sync (exit code {int(code)})"
+            )
+        try:
+            status = await read_status(settings.store.dsn)
+        except StoreError:  # the daemon has not created its store yet
+            await asyncio.sleep(0.2)
+            continue
         if (
             status["devices"]["mirrored"] + status["devices"]["failed"] >= things
             and not status["outbox"]
