@@ -306,7 +306,8 @@ class Daemon:
         }
 
     async def until_ready(self, timeout: float) -> float:
-        """Seconds from start until /readyz says ready (the initial read folded in)."""
+        """Seconds from start until /readyz says ready (every device of the initial sync on
+        IoT Hub, since the lifecycle rework; before it, the initial read folded in)."""
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as client:
             while time.monotonic() < deadline:

@@ -148,7 +148,7 @@ class Sync:
     label: str
     devices: int
     mirrored_s: float  # the emulator holds every device with its relay module and twin
-    ready_s: float  # /readyz: the initial read folded in (and imported, when by job)
+    ready_s: float  # /readyz: every device of the initial sync on IoT Hub
     settled_s: float  # then until its gauges show nothing left to do (0: not waited for)
     jobs: tuple[int, float]  # import jobs and their summed run time
     calls: dict[str, int]
