@@ -18,7 +18,6 @@ import threading
 import aiohttp
 import pytest
 
-from bridge_sim.stack import sim_stack
 from tests.daemon.parity import aws_clients, differences
 from tests.daemon.test_run import free_port, until_parity
 
@@ -26,12 +25,6 @@ pytestmark = pytest.mark.timeout(600)
 
 KILLS = 10
 PREFIX = "f-"
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    async with sim_stack(tmp_path / "sim") as running:
-        yield running
 
 
 def _env_file(tmp_path, env, dsn):

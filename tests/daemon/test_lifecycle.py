@@ -11,19 +11,12 @@ import aiohttp
 import pytest
 
 from bridge.exit_codes import ExitCode
-from bridge_sim.stack import sim_stack
 from tests.daemon.parity import aws_clients
 from tests.daemon.test_faults import Daemon, _env_file
 from tests.daemon.test_run import until_parity
 
 pytestmark = pytest.mark.timeout(300)
 PREFIX = "life-"
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    async with sim_stack(tmp_path / "sim") as running:
-        yield running
 
 
 def _settings(path, **changes):

@@ -11,7 +11,6 @@ import asyncpg
 import pytest
 
 from bridge.exit_codes import ExitCode
-from bridge_sim.stack import sim_stack
 from tests.daemon.parity import aws_clients
 from tests.daemon.test_faults import Daemon, _env_file
 from tests.daemon.test_lifecycle import _port
@@ -20,12 +19,6 @@ from tests.daemon.test_run import _on_hub, until_parity
 pytestmark = pytest.mark.timeout(300)
 PREFIX = "rec-"
 RESUME_WITHIN = 5.0  # seconds from the restarted daemon answering to every device on the hub
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    async with sim_stack(tmp_path / "sim") as running:
-        yield running
 
 
 async def _claimed(dsn):

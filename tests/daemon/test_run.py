@@ -17,14 +17,7 @@ from azure.iot.hub.models import Twin, TwinProperties
 from bridge.config import CloudSettings, Settings
 from bridge.daemon.app import RunOptions, run_daemon
 from bridge.metrics import Metrics
-from bridge_sim.stack import sim_stack
 from tests.daemon.parity import aws_clients, azure_call, differences
-
-
-@pytest.fixture
-async def stack(tmp_path):
-    async with sim_stack(tmp_path / "sim") as running:
-        yield running
 
 
 def free_port():
