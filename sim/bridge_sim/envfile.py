@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
+
+from bridge.files import write_atomically
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -29,8 +30,4 @@ def write_env_file(path: Path, values: Mapping[str, str], *, header: str = "") -
     lines = [f"# {line}" for line in header.splitlines()]
     lines += [f"{key}={_quote(value)}" for key, value in values.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write("\n".join(lines) + "\n")
-    tmp.replace(path)
+    write_atomically(path, "\n".join(lines) + "\n", mode=0o600)
