@@ -19,9 +19,7 @@ __all__ = ["open_atomically", "write_atomically"]
 
 
 @contextlib.contextmanager
-def open_atomically(
-    path: Path, *, mode: int = 0o644, encoding: str = "utf-8"
-) -> Iterator[IO[str]]:
+def open_atomically(path: Path, *, mode: int = 0o644, encoding: str = "utf-8") -> Iterator[IO[str]]:
     """A text file to write `path` through; it replaces `path` only if the block succeeds.
 
     The temporary file is created with `mode` before anything is written, so a secret is
