@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -144,3 +145,13 @@ def test_any_file_is_loaded_or_refused(tmp_path_factory: Any, raw: bytes) -> Non
     else:
         return
     assert str(path) in message
+
+
+def test_an_odd_region_is_blamed_on_the_inventory_not_on_an_option() -> None:
+    # Found by fuzz/inventory_loader.py: region "us-ea|t-1" made the derived hub name
+    # invalid, and the error blamed a hub name the operator never gave.
+    document = copy.deepcopy(BASE) | {"region": "us-ea|t-1"}
+    inventory = parse_inventory(json.dumps(document))
+    with pytest.raises(PlanError, match=r"inventory's region 'us-ea\|t-1'.*--hub-name"):
+        build_plan(inventory, PlanOptions())
+    build_plan(inventory, PlanOptions(hub_name="my-hub"))
