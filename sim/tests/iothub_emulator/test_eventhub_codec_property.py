@@ -6,6 +6,7 @@ ends the connection as an internal error, and a slow decode stalls every connect
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import struct
 import time
@@ -69,12 +70,19 @@ any_bytes = mutated() | st.binary(max_size=64)
 # for minutes; both blocked the event loop.
 _HUGE_LIST = b"\x00S\x10\xd0\x15\n\xa1\x01c\xa1\x01hp\x00\x01\x00\x00`\x00\n@@@@@@"
 _NULL_ARRAY = b"\x00S\x10\xc0\x08\x01\xf0" + struct.pack(">II", 5, 2**32 - 1) + b"\x40"
+# Found by fuzz/sim_amqp_codec.py (a 2 s timeout after 84 s): an empty array whose size
+# claimed 7 bytes. The decoder skips only the count of an empty array, so it read the
+# unchecked bytes after it as values, among them a list announcing 1.3 billion items.
+_DESYNC = base64.b64decode(
+    "AFMQwCQKoQFjoQFocAAB//9gAApAQEDgBwBSdMFQUFBQUFDQUFBQUFBQoP8pACoBswamoUDBAgajAWtUAQ=="
+)
 # Truncated frames raised IndexError, wrong constructors KeyError and TypeError.
 _TRUNCATED = b"\x00S\x10\xc0\x15\n\xa1\x01"
 
 
 @example(_HUGE_LIST)
 @example(_NULL_ARRAY)
+@example(_DESYNC)
 @example(_TRUNCATED)
 @example(b"")
 @example(b"\x00S\x10\x45")  # list0: the vendored decoder read past it

@@ -123,29 +123,28 @@ _MAX_DEPTH = 24
 
 
 class _Checker:
-    """Walks an encoding without building it, so the vendored decoder only sees sound input.
+    """Walks an encoding as the vendored decoder will, without building anything.
 
-    That decoder trusts counts: a 20-byte frame announcing 2**32 list items or null array
-    elements made it allocate or loop for minutes, blocking the emulator's event loop.
-    Here every size must fit the bytes there are and every count its size.
+    That decoder trusts counts and ignores sizes: a 20-byte frame announcing 2**32 list
+    items or null array elements made it allocate or loop for minutes, blocking the
+    emulator's event loop. Here every count must fit its size, every size the bytes there
+    are, and the items must end exactly where the size says, so the decoder's reading and
+    the declared layout agree (otherwise it reads bytes nobody checked as values).
     """
 
     def __init__(self, data: bytes) -> None:
         self.data = data
 
-    def fail(self, reason: str) -> FrameDecodeError:
-        return FrameDecodeError(reason)
-
     def number(self, position: int, width: int) -> int:
         end = position + width
         if end > len(self.data):
-            raise self.fail("encoding ends early")
+            raise FrameDecodeError("encoding ends early")
         return int.from_bytes(self.data[position:end], "big")
 
     def value(self, position: int, depth: int = 0) -> int:
-        """Where the value starting at `position` ends."""
+        """Where the value starting at `position` (at its format code) ends."""
         if depth > _MAX_DEPTH:
-            raise self.fail("values nested too deeply")
+            raise FrameDecodeError("values nested too deeply")
         code = self.number(position, 1)
         if code == 0x00:  # described: descriptor, then the value
             return self.value(self.value(position + 1, depth + 1), depth + 1)
@@ -160,35 +159,42 @@ class _Checker:
             end = position + width + self.number(position, width)
         elif code in _COMPOUND:
             width = _COMPOUND[code]
-            size, count = self.number(position, width), self.number(position + width, width)
-            end = position + width + size
-            if count > size or end > len(self.data):
-                raise self.fail(f"compound of {count} items in {size} bytes")
+            end, count = self.sized(position, width)
+            if code in (0xC1, 0xD1):
+                count -= count % 2  # the decoder reads count // 2 pairs
             item = position + 2 * width
             for _ in range(count):
                 item = self.value(item, depth + 1)
+            self.agree(item, end)
         elif code in _ARRAY:
-            end = self.array(code, position, depth)
+            width = _ARRAY[code]
+            end, count = self.sized(position, width)
+            item = position + 2 * width
+            if count:
+                element = self.number(item, 1)
+                if element == 0x00:
+                    raise FrameDecodeError("arrays of described types are not supported")
+                item += 1
+                for _ in range(count):
+                    item = self.body(element, item, depth + 1)
+            self.agree(item, end)
         else:
-            raise self.fail(f"unknown format code {code:#04x}")
+            raise FrameDecodeError(f"unknown format code {code:#04x}")
         if end > len(self.data):
-            raise self.fail("encoding ends early")
+            raise FrameDecodeError("encoding ends early")
         return end
 
-    def array(self, code: int, position: int, depth: int) -> int:
-        width = _ARRAY[code]
+    def sized(self, position: int, width: int) -> tuple[int, int]:
+        """The end a compound's size gives, and its count (at most one item per byte)."""
         size, count = self.number(position, width), self.number(position + width, width)
         end = position + width + size
         if count > size or end > len(self.data):
-            raise self.fail(f"array of {count} elements in {size} bytes")
-        if count:
-            element = self.number(position + 2 * width, 1)
-            if element == 0x00:
-                raise self.fail("arrays of described types are not supported")
-            item = position + 2 * width + 1
-            for _ in range(count):
-                item = self.body(element, item, depth + 1)
-        return end
+            raise FrameDecodeError(f"{count} items in {size} bytes")
+        return end, count
+
+    def agree(self, items_end: int, end: int) -> None:
+        if items_end != end:
+            raise FrameDecodeError("items do not fill the size their compound declares")
 
 
 def _performative(body: bytes) -> None:
