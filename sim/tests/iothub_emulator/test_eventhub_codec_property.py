@@ -102,6 +102,9 @@ def test_frames_decode_or_are_refused_quickly(body: bytes) -> None:
 
 @example(_message(b"x", {})[:-1])
 @example(b"\x00S\x70\x45")  # a header section that is not a list
+# Found by fuzz/sim_amqp_codec.py: a decimal128 whose exponent is out of range raised
+# decimal.Overflow (an ArithmeticError, not a ValueError).
+@example(b"\x00S!\x94\xc1\x06\x02a\xa1\x01ET\x01\x00Su\xa0\x02hi")
 @settings(deadline=None)
 @given(any_bytes)
 def test_messages_decode_or_are_refused_quickly(payload: bytes) -> None:

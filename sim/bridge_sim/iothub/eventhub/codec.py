@@ -212,7 +212,7 @@ def decode_frame_body(body: bytes) -> tuple[int, list[Any]]:
     _performative(body)
     try:
         code, fields = _decode.decode_frame(memoryview(body))
-    except (IndexError, KeyError, TypeError, ValueError, struct.error) as error:
+    except (ArithmeticError, IndexError, KeyError, TypeError, ValueError, struct.error) as error:
         raise FrameDecodeError(f"undecodable frame: {error!r}") from error
     return int(code), list(fields)
 
@@ -243,7 +243,7 @@ def decode_message(payload: bytes) -> Any:
         position = checker.value(position)
     try:
         return _decode.decode_payload(memoryview(payload))
-    except (IndexError, KeyError, TypeError, ValueError, struct.error) as error:
+    except (ArithmeticError, IndexError, KeyError, TypeError, ValueError, struct.error) as error:
         raise FrameDecodeError(f"undecodable message: {error!r}") from error
 
 
