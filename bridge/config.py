@@ -27,7 +27,10 @@ __all__ = [
 class CloudSettings(BaseSettings):
     """Connection settings for AWS IoT and Azure IoT Hub, read under their standard names."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True)
+    # The env file is UTF-8 whatever the locale (bridge_sim.envfile writes it so).
+    model_config = SettingsConfigDict(
+        extra="ignore", case_sensitive=True, env_file_encoding="utf-8"
+    )
 
     AWS_REGION: str = "us-east-1"
     AWS_ACCESS_KEY_ID: SecretStr | None = None
@@ -130,7 +133,7 @@ class Settings(BaseSettings):
     """How the bridge behaves; every field can be set as BRIDGE_<SECTION>__<FIELD>."""
 
     model_config = SettingsConfigDict(
-        env_prefix="BRIDGE_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="BRIDGE_", env_nested_delimiter="__", extra="ignore", env_file_encoding="utf-8"
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

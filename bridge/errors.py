@@ -15,6 +15,7 @@ __all__ = [
     "MalformedEvent",
     "NotFound",
     "PlanError",
+    "PlanFileError",
     "PreconditionFailed",
     "Rejected",
     "RuleSqlError",
@@ -130,3 +131,7 @@ class HubThrottled(HubError):  # noqa: N818 - reads as what happened
 
 class HubConnectionError(TargetError):
     """Raised when IoT Hub cannot be reached, or its TLS certificate is not trusted."""
+
+
+class PlanFileError(ConfigError):
+    """Raised when a migration plan file cannot be read or is not a plan this bridge wrote."""

@@ -40,14 +40,42 @@ SUBSCRIPTIONS = (
 )
 
 
+def _no_constant(name: str) -> Any:
+    # json accepts NaN and Infinity, which are not JSON and which no twin can hold.
+    raise ValueError(f"{name} is not JSON")
+
+
 def _body(topic: str, payload: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = json.loads(payload, parse_constant=_no_constant)
+    # ValueError covers UnicodeDecodeError and integers too long to convert; a deeply
+    # nested document exhausts the parser's recursion instead.
+    except (ValueError, RecursionError) as exc:
         raise MalformedEvent(topic, "payload is not JSON") from exc
     if not isinstance(body, dict):
         raise MalformedEvent(topic, "payload is not a JSON object")
     return body
+
+
+def _name(topic: str, value: Any, what: str) -> str:
+    """A thing, group, type or shadow name, from the body or the topic: a non-empty string."""
+    if not isinstance(value, str) or not value:
+        raise MalformedEvent(topic, f"{what} is not a non-empty string")
+    return value
+
+
+def _text(topic: str, body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise MalformedEvent(topic, f"'{key}' is not a string")
+    return value
+
+
+def _object(topic: str, state: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = state.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise MalformedEvent(topic, f"'current.state.{key}' is not an object")
+    return value
 
 
 def _int(topic: str, body: dict[str, Any], key: str, *, required: bool = False) -> int | None:
@@ -69,17 +97,26 @@ def _attributes(topic: str, body: dict[str, Any]) -> dict[str, str]:
 def _thing(topic: str, parts: list[str], body: dict[str, Any]) -> ThingChanged:
     operation = body.get("operation", parts[-1].upper())
     return ThingChanged(
-        device_id=body.get("thingName", parts[3]),
+        device_id=_name(topic, body.get("thingName", parts[3]), "the thing name"),
         version=_int(topic, body, "versionNumber"),
         deleted=operation == "DELETED",
-        thing_type=body.get("thingTypeName"),
+        thing_type=_text(topic, body, "thingTypeName"),
         attributes=_attributes(topic, body),
         at_ms=_int(topic, body, "timestamp"),
     )
 
 
+def _shadow_topic(parts: list[str]) -> bool:
+    # $aws/things/{thing}/shadow/{op}/{what}, or .../shadow/name/{shadow}/{op}/{what}
+    return len(parts) == 6 or (len(parts) == 8 and parts[4] == "name")
+
+
+def _shadow_name(topic: str, parts: list[str]) -> str | None:
+    return _name(topic, parts[5], "the shadow name") if parts[4] == "name" else None
+
+
 def _shadow_document(topic: str, parts: list[str], body: dict[str, Any]) -> ShadowChanged:
-    name = parts[5] if parts[4] == "name" else None
+    name = _shadow_name(topic, parts)
     current = body.get("current")
     if not isinstance(current, dict):
         raise MalformedEvent(topic, "documents message without 'current'")
@@ -88,19 +125,21 @@ def _shadow_document(topic: str, parts: list[str], body: dict[str, Any]) -> Shad
         raise MalformedEvent(topic, "'current.state' is not an object")
     timestamp = body.get("timestamp")
     return ShadowChanged(
-        device_id=parts[2],
+        device_id=_name(topic, parts[2], "the thing name"),
         shadow=name,
         version=_int(topic, current, "version", required=True) or 0,
-        desired=state.get("desired"),
-        reported=state.get("reported"),
-        at_ms=timestamp * 1000 if isinstance(timestamp, int) else None,
+        desired=_object(topic, state, "desired"),
+        reported=_object(topic, state, "reported"),
+        at_ms=timestamp * 1000
+        if isinstance(timestamp, int) and not isinstance(timestamp, bool)
+        else None,
     )
 
 
 def _shadow_deleted(topic: str, parts: list[str], body: dict[str, Any]) -> ShadowChanged:
-    name = parts[5] if parts[4] == "name" else None
+    name = _shadow_name(topic, parts)
     return ShadowChanged(
-        device_id=parts[2],
+        device_id=_name(topic, parts[2], "the thing name"),
         shadow=name,
         version=_int(topic, body, "version", required=True) or 0,
         deleted=True,
@@ -108,13 +147,16 @@ def _shadow_deleted(topic: str, parts: list[str], body: dict[str, Any]) -> Shado
 
 
 def _presence(topic: str, parts: list[str], body: dict[str, Any]) -> PresenceChanged:
+    # $aws/events/presence/connected|disconnected/{clientId}
+    if len(parts) != 5:
+        raise MalformedEvent(topic, "unexpected presence topic")
     if parts[3] not in ("connected", "disconnected"):
         raise MalformedEvent(topic, f"unknown presence event {parts[3]!r}")
     return PresenceChanged(
-        device_id=body.get("clientId", parts[4]),
+        device_id=_name(topic, body.get("clientId", parts[4]), "the client id"),
         connected=parts[3] == "connected",
         version=_int(topic, body, "versionNumber"),
-        reason=body.get("disconnectReason"),
+        reason=_text(topic, body, "disconnectReason"),
         at_ms=_int(topic, body, "timestamp"),
     )
 
@@ -125,8 +167,8 @@ def _membership(topic: str, parts: list[str], body: dict[str, Any]) -> Membershi
         raise MalformedEvent(topic, "unexpected membership topic")
     operation = body.get("operation", parts[7].upper())
     return MembershipChanged(
-        device_id=parts[6],
-        group=parts[4],
+        device_id=_name(topic, parts[6], "the thing name"),
+        group=_name(topic, parts[4], "the group name"),
         added=operation == "ADDED",
         at_ms=_int(topic, body, "timestamp"),
     )
@@ -138,10 +180,10 @@ def _association(topic: str, parts: list[str], body: dict[str, Any]) -> ThingCha
         raise MalformedEvent(topic, "unexpected type association topic")
     operation = str(body.get("operation", parts[-1].upper()))
     removed = operation in ("DELETED", "REMOVED")
-    thing_type = body.get("thingTypeName", parts[5] if len(parts) == 6 else parts[6])
+    thing_type = _text(topic, body, "thingTypeName") or (parts[5] if len(parts) == 6 else parts[6])
     # Registry truth comes from DescribeThing: this only says "re-read this thing".
     return ThingChanged(
-        device_id=body.get("thingName", parts[4]),
+        device_id=_name(topic, body.get("thingName", parts[4]), "the thing name"),
         version=None,
         thing_type=None if removed else thing_type,
         attributes={},
@@ -152,8 +194,8 @@ def _association(topic: str, parts: list[str], body: dict[str, Any]) -> ThingCha
 def _group(topic: str, parts: list[str], body: dict[str, Any]) -> GroupChanged:
     operation = body.get("operation", parts[-1].upper())
     return GroupChanged(
-        group=body.get("thingGroupName", parts[3]),
-        parent=body.get("parentGroupName"),
+        group=_name(topic, body.get("thingGroupName", parts[3]), "the group name"),
+        parent=_text(topic, body, "parentGroupName"),
         deleted=operation == "DELETED",
         version=_int(topic, body, "versionNumber"),
         at_ms=_int(topic, body, "timestamp"),
@@ -166,14 +208,16 @@ def _hierarchy(topic: str, parts: list[str], body: dict[str, Any]) -> GroupChang
         raise MalformedEvent(topic, "unexpected hierarchy topic")
     added = body.get("operation", parts[7].upper()) == "ADDED"
     return GroupChanged(
-        group=parts[6], parent=parts[4] if added else None, at_ms=_int(topic, body, "timestamp")
+        group=_name(topic, parts[6], "the group name"),
+        parent=_name(topic, parts[4], "the group name") if added else None,
+        at_ms=_int(topic, body, "timestamp"),
     )
 
 
 def _thing_type(topic: str, parts: list[str], body: dict[str, Any]) -> ThingTypeChanged:
     operation = body.get("operation", parts[-1].upper())
     return ThingTypeChanged(
-        thing_type=body.get("thingTypeName", parts[3]),
+        thing_type=_name(topic, body.get("thingTypeName", parts[3]), "the thing type name"),
         deprecated=bool(body.get("isDeprecated")),
         deleted=operation == "DELETED",
         at_ms=_int(topic, body, "timestamp"),
@@ -199,7 +243,7 @@ def decode(topic: str, payload: bytes) -> SourceEvent:
         handler = _EVENTS.get(parts[2])
         if handler is not None:
             return handler(topic, parts, body)
-    elif parts[:2] == ["$aws", "things"] and len(parts) >= 6 and parts[3] == "shadow":
+    elif parts[:2] == ["$aws", "things"] and parts[3:4] == ["shadow"] and _shadow_topic(parts):
         if parts[-2:] == ["update", "documents"]:
             return _shadow_document(topic, parts, body)
         if parts[-2:] == ["delete", "accepted"]:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from bridge.files import open_atomically
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -30,9 +32,8 @@ def _item(model: BaseModel) -> str:
 
 def write_inventory(inventory: Inventory, path: Path) -> None:
     """Write `inventory` to `path` atomically (a crash leaves no half-written file)."""
-    tmp = path.with_name(path.name + ".tmp")
     fields = type(inventory).model_fields
-    with tmp.open("w", encoding="utf-8") as out:
+    with open_atomically(path) as out:
         out.write("{")
         for position, (name, info) in enumerate(fields.items()):
             key = json.dumps(info.alias or name)
@@ -48,4 +49,3 @@ def write_inventory(inventory: Inventory, path: Path) -> None:
                 whole = inventory.model_dump(mode="json", include={name}, by_alias=True)
                 out.write(json.dumps(whole[info.alias or name], indent=2, ensure_ascii=False))
         out.write("\n}")
-    tmp.replace(path)

@@ -142,8 +142,9 @@ class TopicRule(_Model):
     sql_version: str | None = None
     description: str | None = None
     disabled: bool = False
-    actions: list[dict[str, Any]] = []
-    error_action: dict[str, Any] | None = None
+    # Each action is {type: {settings}}, as AWS returns it; anything else is not AWS's.
+    actions: list[dict[str, dict[str, Any]]] = []
+    error_action: dict[str, dict[str, Any]] | None = None
 
 
 class Job(_Model):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from bridge.core.store import Store, open_store
 from bridge.errors import ConfigError, Denied, SourceError
 from bridge.logging import get_logger
 from bridge.mapping.models import AuthPlan
+from bridge.mapping.plan_file import load_plan, plan_auth
 from bridge.metrics import Metrics
 from bridge.mirror.engine import Engine, EngineOptions
 from bridge.mirror.exporter import Exporter
@@ -289,15 +289,7 @@ async def _registry_events(iot: AwsApi, *, enable: bool) -> list[str]:
 
 def _plan_auth(path: Path) -> AuthLookup:
     """Per-device auth from a migration plan; devices missing from it get none."""
-    try:
-        plan = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the migration plan {path}: {exc}") from exc
-    auths = {
-        device["device_id"]: AuthPlan.model_validate(device["auth"])
-        for device in plan.get("devices", [])
-        if device.get("auth")
-    }
+    auths = plan_auth(load_plan(path))
 
     async def lookup(device_id: str) -> AuthPlan | None:
         return auths.get(device_id)

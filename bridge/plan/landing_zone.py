@@ -27,8 +27,14 @@ class ResourceNames:
         account = inventory.account_id or "estate"
         default_hub = f"iothub-{inventory.region}-{account}"[:50].strip("-")
         self.hub = options.hub_name or default_hub
-        if not _HUB_NAME.fullmatch(self.hub):
+        if options.hub_name and not _HUB_NAME.fullmatch(self.hub):
             raise PlanError(f"hub name {self.hub!r}: use 3-50 letters, digits and hyphens")
+        if not _HUB_NAME.fullmatch(self.hub):
+            # Derived from the inventory, so the inventory is what is odd, not an option.
+            raise PlanError(
+                f"the inventory's region {inventory.region!r} and account {account!r} make no "
+                f"valid hub name ({self.hub!r}); pass --hub-name"
+            )
         self.resource_group = options.resource_group or f"rg-{self.hub}"
         digest = hashlib.sha256(self.hub.encode()).hexdigest()[:6]
         self.storage_account = "st" + re.sub(r"[^a-z0-9]", "", self.hub.lower())[:16] + digest

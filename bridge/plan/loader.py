@@ -19,6 +19,8 @@ def load_inventory(path: Path) -> Inventory:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PlanError(f"cannot read inventory {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"{path} is not an inventory: not UTF-8 text (byte {exc.start})") from exc
     return parse_inventory(text, source=str(path))
 
 
@@ -30,6 +32,10 @@ def parse_inventory(text: str, *, source: str = "inventory") -> Inventory:
         raise PlanError(
             f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno})"
         ) from exc
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise PlanError(f"{source} is not an inventory: a number has too many digits") from exc
+    except RecursionError as exc:
+        raise PlanError(f"{source} is not an inventory: JSON nested too deeply") from exc
     if not isinstance(document, dict):
         raise PlanError(f"{source} is not an inventory: expected a JSON object")
     version = str(document.get("schema_version", ""))

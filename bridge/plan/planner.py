@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bridge.files import write_atomically
 from bridge.inventory import Inventory
 from bridge.mapping.models import MigrationPlan, PlanFinding, PlanOptions
 from bridge.plan.devices import plan_devices
@@ -91,7 +92,7 @@ def build_plan(inventory: Inventory, options: PlanOptions) -> PlanResult:
 
 
 def write_plan(result: PlanResult, output_dir: Path) -> list[Path]:
-    """Write the three plan files; returns their paths."""
+    """Write the three plan files, each atomically; returns their paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
     files = {
         TFVARS_FILE: json.dumps(result.tfvars, indent=2, sort_keys=True) + "\n",
@@ -101,6 +102,6 @@ def write_plan(result: PlanResult, output_dir: Path) -> list[Path]:
     paths = []
     for name, text in files.items():
         path = output_dir / name
-        path.write_text(text, encoding="utf-8")
+        write_atomically(path, text)
         paths.append(path)
     return paths

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
+
+from bridge.files import write_atomically
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -17,20 +18,28 @@ def is_secret(name: str) -> bool:
     return any(marker in name for marker in ("SECRET", "CONNECTION_STRING", "PASSWORD"))
 
 
-def _quote(value: str) -> str:
+# Inside double quotes the dotenv reader decodes these escapes; CR and LF are escaped
+# because the reader's universal newlines would turn a raw CR into LF.
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
+
+
+def _quote(key: str, value: str) -> str:
     if value and all(c.isalnum() or c in "-_./:@+,%" for c in value):
         return value
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+    if "${" in value:
+        # The reader expands ${NAME} in every value, quoted or not, and has no escape for it.
+        raise ValueError(f"{key}: a value containing '${{' cannot be written to a dotenv file")
+    if "\x00" in value:
+        raise ValueError(f"{key}: a value containing NUL cannot be an environment variable")
+    return '"' + value.translate(_ESCAPES) + '"'
 
 
 def write_env_file(path: Path, values: Mapping[str, str], *, header: str = "") -> None:
-    """Write `values` as KEY=VALUE lines, readable only by the owner (it holds keys)."""
+    """Write `values` as KEY=VALUE lines, readable only by the owner (it holds keys).
+
+    Raises ValueError for a value the dotenv reader could not give back unchanged.
+    """
     lines = [f"# {line}" for line in header.splitlines()]
-    lines += [f"{key}={_quote(value)}" for key, value in values.items()]
+    lines += [f"{key}={_quote(key, value)}" for key, value in values.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write("\n".join(lines) + "\n")
-    tmp.replace(path)
+    write_atomically(path, "\n".join(lines) + "\n", mode=0o600)

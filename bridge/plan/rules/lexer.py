@@ -55,7 +55,7 @@ def tokenize(sql: str) -> list[Token]:
             index += 1
         elif char in "'\"`":
             index = _read_quoted(sql, index, tokens)
-        elif char.isdigit() or (char == "." and sql[index + 1 : index + 2].isdigit()):
+        elif _digit(char) or (char == "." and _digit(sql[index + 1 : index + 2])):
             index = _read_number(sql, index, tokens)
         elif char.isalpha() or char in "_$":
             end = index
@@ -69,6 +69,11 @@ def tokenize(sql: str) -> list[Token]:
             index = _read_symbol(sql, index, tokens)
     tokens.append(Token("EOF", "", len(sql)))
     return tokens
+
+
+def _digit(char: str) -> bool:
+    # Not str.isdigit: it is true for "²" and Arabic-Indic digits, which int() refuses.
+    return char != "" and char in "0123456789"
 
 
 def _read_quoted(sql: str, start: int, tokens: list[Token]) -> int:
@@ -97,15 +102,15 @@ def _read_quoted(sql: str, start: int, tokens: list[Token]) -> int:
 
 def _read_number(sql: str, start: int, tokens: list[Token]) -> int:
     index = start
-    while index < len(sql) and (sql[index].isdigit() or sql[index] == "."):
+    while index < len(sql) and (_digit(sql[index]) or sql[index] == "."):
         index += 1
     if index < len(sql) and sql[index] in "eE":
         exponent = index + 1
         if exponent < len(sql) and sql[exponent] in "+-":
             exponent += 1
-        if exponent < len(sql) and sql[exponent].isdigit():
+        if exponent < len(sql) and _digit(sql[exponent]):
             index = exponent
-            while index < len(sql) and sql[index].isdigit():
+            while index < len(sql) and _digit(sql[index]):
                 index += 1
     text = sql[start:index]
     if text.count(".") > 1:

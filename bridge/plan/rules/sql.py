@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from bridge.errors import RuleSqlError
 from bridge.plan.rules.ast import (
     Access,
@@ -23,6 +26,9 @@ from bridge.plan.rules.lexer import Token, tokenize
 __all__ = ["parse_rule_sql"]
 
 _COMPARISONS = frozenset({"=", "<>", "!=", "<", "<=", ">", ">="})
+# How deep NOT, unary minus, parentheses, calls and CASE may nest: far beyond any real rule,
+# and well inside Python's recursion limit (each level costs about ten frames).
+MAX_DEPTH = 64
 
 
 def parse_rule_sql(sql: str) -> RuleQuery:
@@ -37,6 +43,7 @@ class _Parser:
         self.sql = sql
         self.tokens = tokenize(sql)
         self.index = 0
+        self.depth = 0
 
     # -- token helpers -------------------------------------------------------------------
 
@@ -67,6 +74,15 @@ class _Parser:
         if token is None:
             raise self.error(f"expected {what}, found {self.describe(self.current)}")
         return token
+
+    @contextlib.contextmanager
+    def nested(self) -> Iterator[None]:
+        # A raise abandons the whole parse, so depth needs no restoring on the way out.
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"the expression nests more than {MAX_DEPTH} levels deep")
+        yield
+        self.depth -= 1
 
     # -- statement -----------------------------------------------------------------------
 
@@ -132,7 +148,8 @@ class _Parser:
     def negation(self) -> Expr:
         token = self.accept("KEYWORD", "NOT")
         if token is not None:
-            return Unary("NOT", self.negation(), token.position)
+            with self.nested():
+                return Unary("NOT", self.negation(), token.position)
         return self.comparison()
 
     def comparison(self) -> Expr:
@@ -167,12 +184,14 @@ class _Parser:
     def unary(self) -> Expr:
         token = self.accept("OP", "-")
         if token is not None:
-            operand = self.unary()
+            with self.nested():
+                operand = self.unary()
             value = operand.value if isinstance(operand, Literal) else None
             if isinstance(value, int | float) and not isinstance(value, bool):
                 return Literal(-value, token.position)
             return Unary("-", operand, token.position)
-        return self.postfix(self.primary())
+        with self.nested():
+            return self.postfix(self.primary())
 
     def postfix(self, base: Expr) -> Expr:
         path: list[str | int] = []

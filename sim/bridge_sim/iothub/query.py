@@ -52,6 +52,9 @@ _KEYWORDS = frozenset(
 )
 _FUNCTIONS = frozenset({"is_defined", "is_null", "startswith", "endswith"})
 _SOURCES = {("devices",): "devices", ("devices", "modules"): "devices.modules"}
+# How deep NOT, parentheses and function calls may nest: beyond any real query, and well
+# inside Python's recursion limit for the parser and the evaluator.
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,20 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = _tokenize(text)
         self.index = 0
+        self.depth = 0
+
+    def _enter(self) -> None:
+        # A QueryError abandons the whole parse, so `_leave` is only needed on success.
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            token = self.current
+            raise QueryError(
+                f"Syntax error at position {token.position}: "
+                f"expression nested more than {MAX_DEPTH} levels deep"
+            )
+
+    def _leave(self) -> None:
+        self.depth -= 1
 
     @property
     def current(self) -> _Token:
@@ -237,7 +254,10 @@ class _Parser:
 
     def _not(self) -> Node:
         if self._accept("keyword", "not"):
-            return ("not", self._not())
+            self._enter()
+            node = ("not", self._not())
+            self._leave()
+            return node
         return self._comparison()
 
     def _comparison(self) -> Node:
@@ -275,8 +295,10 @@ class _Parser:
     def _operand(self) -> Node:
         token = self.current
         if self._accept("punct", "("):
+            self._enter()
             inner = self._or()
             self._expect("punct", ")")
+            self._leave()
             return ("group", inner)
         if token.kind == "name" and token.text.lower() in _FUNCTIONS:
             return self._call()
@@ -301,10 +323,12 @@ class _Parser:
     def _call(self) -> Node:
         name = self._advance().text.lower()
         self._expect("punct", "(")
+        self._enter()
         args = [self._operand()]
         while self._accept("punct", ","):
             args.append(self._operand())
         self._expect("punct", ")")
+        self._leave()
         arity = 1 if name.startswith("is_") else 2
         if len(args) != arity:
             raise QueryError(f"{name.upper()} takes {arity} argument(s), got {len(args)}")

@@ -32,6 +32,7 @@ __all__ = [
     "DispositionFrame",
     "EndFrame",
     "FlowFrame",
+    "FrameDecodeError",
     "Message",
     "OpenFrame",
     "Properties",
@@ -100,9 +101,119 @@ def encode_frame(channel: int, performative: Any, *, frame_type: int = AMQP_FRAM
     return bytes(header) + struct.pack(">H", channel) + bytes(body or b"")
 
 
+class FrameDecodeError(ValueError):
+    """The bytes are not a well-formed AMQP performative or message; the connection closes."""
+
+
+# Encoded width of each AMQP 1.0 primitive format code (section 1.6 of the spec).
+_FIXED = {
+    **dict.fromkeys((0x40, 0x41, 0x42, 0x43, 0x44, 0x45), 0),
+    **dict.fromkeys(range(0x50, 0x57), 1),
+    **dict.fromkeys((0x60, 0x61), 2),
+    **dict.fromkeys((0x70, 0x71, 0x72), 4),
+    **dict.fromkeys((0x80, 0x81, 0x82, 0x83), 8),
+    **dict.fromkeys((0x94, 0x98), 16),
+}
+_VARIABLE = {0xA0: 1, 0xA1: 1, 0xA3: 1, 0xB0: 4, 0xB1: 4, 0xB3: 4}
+_COMPOUND = {0xC0: 1, 0xC1: 1, 0xD0: 4, 0xD1: 4}
+_ARRAY = {0xE0: 1, 0xF0: 4}
+# Deeper than any performative or message the SDK sends, and far inside the recursion the
+# vendored decoder needs.
+_MAX_DEPTH = 24
+
+
+class _Checker:
+    """Walks an encoding as the vendored decoder will, without building anything.
+
+    That decoder trusts counts and ignores sizes: a 20-byte frame announcing 2**32 list
+    items or null array elements made it allocate or loop for minutes, blocking the
+    emulator's event loop. Here every count must fit its size, every size the bytes there
+    are, and the items must end exactly where the size says, so the decoder's reading and
+    the declared layout agree (otherwise it reads bytes nobody checked as values).
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def number(self, position: int, width: int) -> int:
+        end = position + width
+        if end > len(self.data):
+            raise FrameDecodeError("encoding ends early")
+        return int.from_bytes(self.data[position:end], "big")
+
+    def value(self, position: int, depth: int = 0) -> int:
+        """Where the value starting at `position` (at its format code) ends."""
+        if depth > _MAX_DEPTH:
+            raise FrameDecodeError("values nested too deeply")
+        code = self.number(position, 1)
+        if code == 0x00:  # described: descriptor, then the value
+            return self.value(self.value(position + 1, depth + 1), depth + 1)
+        return self.body(code, position + 1, depth)
+
+    def body(self, code: int, position: int, depth: int) -> int:
+        """Where a value of format `code` whose bytes start at `position` ends."""
+        if code in _FIXED:
+            end = position + _FIXED[code]
+        elif code in _VARIABLE:
+            width = _VARIABLE[code]
+            end = position + width + self.number(position, width)
+        elif code in _COMPOUND:
+            width = _COMPOUND[code]
+            end, count = self.sized(position, width)
+            if code in (0xC1, 0xD1):
+                count -= count % 2  # the decoder reads count // 2 pairs
+            item = position + 2 * width
+            for _ in range(count):
+                item = self.value(item, depth + 1)
+            self.agree(item, end)
+        elif code in _ARRAY:
+            width = _ARRAY[code]
+            end, count = self.sized(position, width)
+            item = position + 2 * width
+            if count:
+                element = self.number(item, 1)
+                if element == 0x00:
+                    raise FrameDecodeError("arrays of described types are not supported")
+                item += 1
+                for _ in range(count):
+                    item = self.body(element, item, depth + 1)
+            self.agree(item, end)
+        else:
+            raise FrameDecodeError(f"unknown format code {code:#04x}")
+        if end > len(self.data):
+            raise FrameDecodeError("encoding ends early")
+        return end
+
+    def sized(self, position: int, width: int) -> tuple[int, int]:
+        """The end a compound's size gives, and its count (at most one item per byte)."""
+        size, count = self.number(position, width), self.number(position + width, width)
+        end = position + width + size
+        if count > size or end > len(self.data):
+            raise FrameDecodeError(f"{count} items in {size} bytes")
+        return end, count
+
+    def agree(self, items_end: int, end: int) -> None:
+        if items_end != end:
+            raise FrameDecodeError("items do not fill the size their compound declares")
+
+
+def _performative(body: bytes) -> None:
+    checker = _Checker(body)
+    if body[:2] != b"\x00\x53" or len(body) < 4 or body[3] not in (0xC0, 0xD0):
+        raise FrameDecodeError("a frame body must be a described list")
+    checker.value(0)
+
+
 def decode_frame_body(body: bytes) -> tuple[int, list[Any]]:
-    """Performative code and its fields; for TRANSFER the payload is the last item."""
-    code, fields = _decode.decode_frame(memoryview(body))
+    """Performative code and its fields; for TRANSFER the payload is the last item.
+
+    Raises FrameDecodeError when the bytes are not a well-formed performative.
+    """
+    _performative(body)
+    try:
+        code, fields = _decode.decode_frame(memoryview(body))
+    except (ArithmeticError, IndexError, KeyError, TypeError, ValueError, struct.error) as error:
+        raise FrameDecodeError(f"undecodable frame: {error!r}") from error
     return int(code), list(fields)
 
 
@@ -121,8 +232,19 @@ def text(value: Any) -> str | None:
 
 
 def decode_message(payload: bytes) -> Any:
-    """A bare message (`Message` named tuple) from a transfer's payload."""
-    return _decode.decode_payload(memoryview(payload))
+    """A bare message (`Message` named tuple) from a transfer's payload.
+
+    Raises FrameDecodeError when the bytes are not a well-formed sequence of sections.
+    """
+    checker, position = _Checker(payload), 0
+    while position < len(payload):
+        if payload[position : position + 2] != b"\x00\x53" or position + 3 >= len(payload):
+            raise FrameDecodeError("a message section must be a described value")
+        position = checker.value(position)
+    try:
+        return _decode.decode_payload(memoryview(payload))
+    except (ArithmeticError, IndexError, KeyError, TypeError, ValueError, struct.error) as error:
+        raise FrameDecodeError(f"undecodable message: {error!r}") from error
 
 
 def encode_message(amqp_message: Any) -> bytes:

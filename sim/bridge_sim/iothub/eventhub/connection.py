@@ -127,7 +127,10 @@ class AmqpConnection:
                 0, codec.SaslMechanisms(sasl_server_mechanisms=_SASL_MECHANISMS), frame_type=1
             )
             frame_type, _, body = await self._read_frame()
-            code, fields = codec.decode_frame_body(body) if body else (None, [])
+            try:
+                code, fields = codec.decode_frame_body(body) if body else (None, [])
+            except codec.FrameDecodeError as error:
+                raise ProtocolError(b"amqp:decode-error", f"undecodable frame: {error}") from error
             if frame_type != 1 or code != codec.Code.SASL_INIT:
                 raise ProtocolError(b"amqp:connection:framing-error", "expected SASL init")
             outcome = 0 if self._sasl_accepts(fields) else 1
@@ -169,7 +172,7 @@ class AmqpConnection:
                 raise ProtocolError(b"amqp:connection:framing-error", "unexpected frame type")
             try:
                 code, fields = codec.decode_frame_body(body)
-            except Exception as error:
+            except codec.FrameDecodeError as error:
                 raise ProtocolError(b"amqp:decode-error", f"undecodable frame: {error}") from error
             await self._dispatch(code, channel, fields)
 

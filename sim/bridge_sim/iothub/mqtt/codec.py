@@ -100,18 +100,35 @@ _REQUIRED_FLAGS = {PacketType.PUBREL: 2, PacketType.SUBSCRIBE: 2, PacketType.UNS
 
 
 class PacketDecoder:
-    """Feed bytes in, take whole packets out; raises on the first malformed one."""
+    """Feed bytes in, take whole packets out; raises on the first malformed one.
+
+    Packets before a malformed one are returned first, and the error is raised by
+    `raise_pending` (or the next `feed`), so what the endpoint handles does not depend on
+    how TCP happened to split the stream.
+    """
 
     def __init__(self, max_packet_size: int = MAX_REMAINING_LENGTH) -> None:
         self.max_packet_size = max_packet_size
         self._buffer = bytearray()
+        self._error: MalformedPacketError | None = None
 
     def feed(self, data: bytes) -> list[Packet]:
+        self.raise_pending()
         self._buffer += data
-        packets = []
-        while (packet := self._next()) is not None:
-            packets.append(packet)
+        packets: list[Packet] = []
+        try:
+            while (packet := self._next()) is not None:
+                packets.append(packet)
+        except MalformedPacketError as error:
+            if not packets:
+                raise
+            self._error = error
         return packets
+
+    def raise_pending(self) -> None:
+        """Raise the error found after the packets the last `feed` returned, if any."""
+        if self._error is not None:
+            raise self._error
 
     def _next(self) -> Packet | None:
         buffer = self._buffer

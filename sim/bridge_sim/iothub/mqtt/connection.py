@@ -91,12 +91,14 @@ class DeviceConnection:
         expiry = self._close_at_token_expiry()
         try:
             await self._handle_all(pending)
+            self._decoder.raise_pending()
             while not self.closed:
                 data = await self._read()
                 if not data:
                     self.close(self.close_reason or "peer closed")
                     break
                 await self._handle_all(self._decoder.feed(data))
+                self._decoder.raise_pending()
         except codec.MalformedPacketError as error:
             self.close(f"malformed packet: {error}", abort=True)
         except ProtocolViolationError as error:
