@@ -11,6 +11,9 @@
 ARG BASE=python:3.11-slim-bookworm
 
 FROM ${BASE} AS build
+# Only for builds behind a TLS-inspecting proxy: a CA bundle that the builder mounts for
+# the build (scripts/build-image does); it is not copied into any layer.
+ARG PIP_CERT=
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 # A virtualenv is one directory to copy: pip, its caches and build leftovers stay here.
@@ -24,6 +27,8 @@ RUN /opt/venv/bin/pip install --no-cache-dir -c constraints.txt . \
     && /opt/venv/bin/pip uninstall --yes pip
 
 FROM ${BASE}
+# Declared again: an ARG before the first FROM is visible only in FROM lines.
+ARG BASE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG TINI_VERSION=0.19.0-1+b3
@@ -41,8 +46,8 @@ RUN if ! command -v tini >/dev/null 2>&1; then \
         && apt-get install -y --no-install-recommends "tini=${TINI_VERSION}" \
         && rm -rf /var/lib/apt/lists/*; \
     fi \
-    && groupadd --system --gid 10001 iot-bridge \
-    && useradd --system --uid 10001 --gid iot-bridge --no-create-home \
+    && groupadd --gid 10001 iot-bridge \
+    && useradd --uid 10001 --gid iot-bridge --no-create-home --no-log-init \
         --home-dir /var/lib/iot-bridge --shell /usr/sbin/nologin iot-bridge \
     && install -d -o iot-bridge -g iot-bridge -m 0750 /var/lib/iot-bridge
 
