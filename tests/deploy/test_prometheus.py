@@ -62,9 +62,8 @@ def metric_names(expr: str) -> set[str]:
     text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)
     text = re.sub(r"\{[^}]*\}", " ", text)
     text = re.sub(r"\[[^\]]*\]", " ", text)
-    text = re.sub(
-        r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text, flags=re.I
-    )
+    grouping = r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)"
+    text = re.sub(grouping, " ", text, flags=re.IGNORECASE)
     names = set()
     for match in re.finditer(r"(?<![\w.:$])[a-zA-Z_:][a-zA-Z0-9_:]*", text):
         rest = text[match.end() :].lstrip()
@@ -88,9 +87,8 @@ def dashboard_queries() -> list[tuple[str, str]]:
             found.extend((panel["title"], t["expr"]) for t in panel.get("targets", []))
 
     walk(json.loads(DASHBOARD.read_text())["panels"])
-    for variable in json.loads(DASHBOARD.read_text())["templating"]["list"]:
-        if variable["type"] == "query":
-            found.append((variable["name"], variable["query"]))
+    variables = json.loads(DASHBOARD.read_text())["templating"]["list"]
+    found.extend((v["name"], v["query"]) for v in variables if v["type"] == "query")
     return found
 
 
@@ -162,7 +160,9 @@ def run_promtool(*args: str, cwd: Path) -> str:
 
 
 def test_promtool_checks_the_rules():
-    assert "SUCCESS: 11 rules found" in run_promtool("check", "rules", "alerts.yaml", cwd=PROMETHEUS)
+    assert "SUCCESS: 11 rules found" in run_promtool(
+        "check", "rules", "alerts.yaml", cwd=PROMETHEUS
+    )
 
 
 def test_promtool_unit_tests_pass():
