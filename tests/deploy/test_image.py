@@ -178,6 +178,7 @@ def test_build_context_is_the_product_only():
 def test_sim_build_context_keeps_the_stand_ins():
     context = build_context(DEPLOY / "sim" / "Dockerfile.dockerignore")
     assert any(path.startswith("bridge/sim/aws/mosquitto_plugin/") for path in context)
+    assert {"tools/azurite/package.json", "tools/azurite/package-lock.json"} <= context
     assert not {p for p in context if p.startswith(("tests/", ".venv/", "deploy/"))}
 
 
