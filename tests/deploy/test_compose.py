@@ -107,3 +107,13 @@ def test_nothing_secret_is_committed():
     text = COMPOSE.read_text().lower()
     for marker in ("password:", "sharedaccesskey=", "accountkey=", "begin private key"):
         assert marker not in text
+
+
+
+def test_bridge_and_stand_ins_run_as_the_same_user():
+    """`sim up` writes /sim/env and the keys mode 0600: the bridge reads them as that user."""
+    users = set()
+    for dockerfile in (ROOT / "Dockerfile", ROOT / "deploy" / "sim" / "Dockerfile"):
+        lines = dockerfile.read_text().splitlines()
+        users.add([line.split()[1] for line in lines if line.startswith("USER ")][-1])
+    assert len(users) == 1, users
