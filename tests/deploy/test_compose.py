@@ -109,7 +109,6 @@ def test_nothing_secret_is_committed():
         assert marker not in text
 
 
-
 def test_bridge_and_stand_ins_run_as_the_same_user():
     """`sim up` writes /sim/env and the keys mode 0600: the bridge reads them as that user."""
     users = set()
