@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from tests.deploy.conftest import DEPLOY, ROOT, setting_names
+from tests.deploy.helpers import DEPLOY, ROOT, setting_names
 
 COMPOSE = DEPLOY / "compose.yaml"
 

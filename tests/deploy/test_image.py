@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY, ROOT, setting_names
+from tests.deploy.helpers import DEPLOY, ROOT, setting_names
 
 DOCKERFILES = [ROOT / "Dockerfile", DEPLOY / "sim" / "Dockerfile"]
 CONTEXT_FILES = {"pyproject.toml", "constraints.txt", "README.md"}

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from bridge.config import CloudSettings, Settings
-from tests.deploy.conftest import DEPLOY, load_yaml_documents, setting_names
+from tests.deploy.helpers import DEPLOY, load_yaml_documents, setting_names
 
 K8S = DEPLOY / "kubernetes"
 # The oldest Kubernetes the manifests must work on: unhealthyPodEvictionPolicy is GA in 1.31.

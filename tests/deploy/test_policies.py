@@ -9,7 +9,7 @@ from pathlib import Path
 import botocore.session
 from botocore import xform_name
 
-from tests.deploy.conftest import DEPLOY, ROOT
+from tests.deploy.helpers import DEPLOY, ROOT
 
 POLICIES = DEPLOY / "policies"
 PLACEHOLDERS = {"${AWS_REGION}": "eu-west-1", "${AWS_ACCOUNT_ID}": "123456789012"}

@@ -18,7 +18,7 @@ import yaml
 from prometheus_client import generate_latest
 
 from bridge.metrics import Metrics
-from tests.deploy.conftest import DEPLOY
+from tests.deploy.helpers import DEPLOY
 
 PROMETHEUS = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "iot-bridge.json"
