@@ -6,7 +6,7 @@ ENV_FILE ?= .env.sim
 THINGS ?= 300
 PYTEST_ARGS ?=
 
-.PHONY: all setup system venv azurite checkov lint test rehearse clean
+.PHONY: all setup system venv azurite checkov lint test rehearse image clean
 
 all: test
 
@@ -52,6 +52,11 @@ test: setup lint
 
 rehearse: setup
 	$(VENV)/bin/iot-bridge rehearse --things $(THINGS) --env-file $(ENV_FILE)
+
+# The product image, built and smoke-tested with podman from a debootstrap base (no registry
+# needed). Not part of `test`: it needs root, the network and about five minutes.
+image:
+	bash scripts/build-image
 
 clean:
 	rm -rf $(VENV) .venv-checkov build .mypy_cache .pytest_cache .ruff_cache tools/azurite/node_modules

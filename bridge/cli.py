@@ -158,7 +158,12 @@ _register_plan()
 def _register_plugins() -> None:
     """Commands other distributions add (the stand-ins add `sim` and `rehearse`)."""
     for entry in entry_points(group="iot_bridge.commands"):
-        entry.load()(app)
+        try:
+            register = entry.load()
+        except ImportError as exc:  # a broken add-on must not take the product's CLI down
+            typer.echo(f"iot-bridge: commands of {entry.value} unavailable: {exc}", err=True)
+            continue
+        register(app)
 
 
 _register_plugins()
