@@ -1,0 +1,95 @@
+"""Find the AWS IoT code in a device repository: which stacks, which files, which lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.firmware.models import FileReport, ScanReport, TouchPoint
+from bridge.firmware.recipes import PatchOptions, PatchRefusedError, Recipe, load_recipes
+from bridge.firmware.secrets import find_secrets
+from bridge.firmware.touch import PREFILTER
+from bridge.firmware.walk import walk
+
+__all__ = ["Finding", "analyse", "scan"]
+
+VENDORED_REASON = "vendored code: reported, never edited; upgrade or replace the SDK copy"
+# Verdicts come from a dry run of the patch, so a scan never promises what patch cannot do.
+_DRY_RUN = PatchOptions(hub="scan.azure-devices.net")
+
+
+@dataclass
+class Finding:
+    """A file with AWS IoT usage, the recipe that owns it and its text."""
+
+    report: FileReport
+    text: str
+    recipe: Recipe | None
+
+
+def analyse(
+    root: Path, recipes: tuple[Recipe, ...] | None = None
+) -> tuple[ScanReport, list[Finding]]:
+    """The scan report and, for patching, each finding's text and recipe."""
+    recipes = load_recipes() if recipes is None else recipes
+    stats: dict[str, int] = {}
+    findings: list[Finding] = []
+    for candidate in walk(str(root), stats):
+        if not PREFILTER.search(candidate.data):
+            continue
+        try:
+            text = candidate.data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = candidate.data.decode("latin-1")
+        finding = _examine(candidate.path, text, candidate.vendored, recipes)
+        if finding is not None:
+            findings.append(finding)
+    findings.sort(key=lambda finding: finding.report.file)
+    report = ScanReport(
+        root=str(root),
+        files_scanned=stats.get("scanned", 0),
+        files_skipped=stats.get("skipped", 0),
+        stacks=sorted({f.report.stack for f in findings if f.report.stack != "generic"}),
+        files=[finding.report for finding in findings],
+    )
+    return report, findings
+
+
+def scan(root: Path) -> ScanReport:
+    """Every AWS IoT touch point under `root`."""
+    return analyse(root)[0]
+
+
+def _examine(path: str, text: str, vendored: bool, recipes: tuple[Recipe, ...]) -> Finding | None:  # noqa: FBT001
+    recipe = next((r for r in recipes if r.detect(path, text)), None)
+    stack = recipe.stack if recipe else "unknown"
+    points = recipe.scan(path, text) if recipe else []
+    if points and vendored:
+        points = [_human(point, VENDORED_REASON) for point in points]
+    elif recipe is not None and any(p.verdict == "rewritten" for p in points):
+        points = _check_verdicts(recipe, path, text, points)
+    secrets = find_secrets(path, text, stack)
+    if not points and not secrets:
+        return None
+    secret_lines = {point.line for point in secrets}
+    # A secret's line is reported once, as a secret, so no other rule can echo it.
+    points = [point for point in points if point.line not in secret_lines]
+    ordered = sorted([*points, *secrets], key=lambda point: (point.line, point.kind))
+    report = FileReport(file=path, stack=stack, vendored=vendored, touch_points=ordered)
+    return Finding(report, text, None if vendored else recipe)
+
+
+def _check_verdicts(
+    recipe: Recipe, path: str, text: str, points: list[TouchPoint]
+) -> list[TouchPoint]:
+    try:
+        recipe.patch(path, text, _DRY_RUN)
+    except PatchRefusedError as refused:
+        return [_human(point, f"not rewritten: {refused}") for point in points]
+    return points
+
+
+def _human(point: TouchPoint, reason: str) -> TouchPoint:
+    if point.verdict == "needs_human" and point.kind == "secret":
+        return point
+    return point.model_copy(update={"verdict": "needs_human", "reason": reason})
