@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from azure.iot.hub import IoTHubRegistryManager
+from azure.iot.hub.models import Twin, TwinProperties
 
 from bridge.firmware import DeviceIdSource, PatchOptions, patch
 from bridge_sim.iothub.emulator import IotHubEmulator
@@ -105,26 +106,42 @@ def provision(rm: IoTHubRegistryManager, repo: Path, device_id: str, cert: str, 
     return Device(device_id, cert_file, key_file)
 
 
-def run_program(
+def program_env(
     hub: IotHubEmulator,
     repo: Path,
-    script: str,
     *,
     micropython: bool = False,
     extra_env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
+) -> dict[str, str]:
     paths = [str(SHIMS)] + ([str(MICROPYTHON_LIB)] if micropython else []) + [str(repo)]
-    env = {
+    return {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": os.pathsep.join(paths),
         "SSL_CERT_FILE": str(hub.ca_path),
         "FIRMWARE_TEST_HOSTS": f"{hub.hostname}={hub.gateway_host}",
         **(extra_env or {}),
     }
+
+
+def start_program(hub: IotHubEmulator, repo: Path, script: str, **kwargs) -> subprocess.Popen[str]:
+    """A long-running program (it listens for desired properties) in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-X", "faulthandler", script],
+        cwd=repo,
+        env=program_env(hub, repo, **kwargs),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_program(
+    hub: IotHubEmulator, repo: Path, script: str, **kwargs
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-X", "faulthandler", script],
         cwd=repo,
-        env=env,
+        env=program_env(hub, repo, **kwargs),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
@@ -145,6 +162,10 @@ def wait_for(predicate, timeout: float = 10.0):
             return value
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def set_desired(rm: IoTHubRegistryManager, device_id: str, desired: dict) -> None:
+    rm.update_twin(device_id, Twin(properties=TwinProperties(desired=desired)), "*")
 
 
 def reported(rm: IoTHubRegistryManager, device_id: str) -> dict:
