@@ -123,10 +123,12 @@ def program_env(
     }
 
 
-def start_program(hub: IotHubEmulator, repo: Path, script: str, **kwargs) -> subprocess.Popen[str]:
+def start_program(
+    hub: IotHubEmulator, repo: Path, script: str, *args: str, **kwargs
+) -> subprocess.Popen[str]:
     """A long-running program (it listens for desired properties) in the background."""
     return subprocess.Popen(
-        [sys.executable, "-X", "faulthandler", script],
+        [sys.executable, "-X", "faulthandler", script, *args],
         cwd=repo,
         env=program_env(hub, repo, **kwargs),
         stdout=subprocess.PIPE,

@@ -60,3 +60,29 @@ def test_paho_gateway_sends_telemetry_reports_and_follows_desired(hub, rm, tmp_p
         "interval": 0.02,
         "enabled": False,
     }
+
+
+def test_awsiotsdk_thermostat_on_azure_iot_device(hub, rm, tmp_path):
+    repo = copy_corpus("python_awsiotsdk/thermostat", tmp_path)
+    outcome = patch_repo(repo, hub.hostname)
+    assert set(outcome.changed) == {"thermostat.py"}
+    assert "awsiot" not in outcome.changed["thermostat.py"].split("<<<")[-1]
+    device = "thermostat-42"
+    provision(rm, repo, device, "certs/thermostat.cert.pem", "certs/thermostat.private.key")
+
+    process = start_program(hub, repo, "thermostat.py", "--listen")
+    try:
+        wait_for(lambda: reported(rm, device).get("online"), timeout=20)
+        set_desired(rm, device, {"setpoint": 22.0})
+        wait_for(lambda: reported(rm, device).get("setpoint") == 22.0, timeout=20)
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+    finally:
+        process.kill()
+
+    events = telemetry(hub, device)
+    assert len(events) == 3
+    assert events[0].properties["awsTopic"] == "dt/thermostats/thermostat-42/temperature"
+    assert events[0].content_type == "application/json"
+    assert json.loads(events[0].body)["setpoint"] == 20.5
+    assert reported(rm, device) == {"setpoint": 22.0, "mode": "heat", "online": True}
