@@ -6,8 +6,8 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.firmware.models import ScanReport, TouchPoint
-from bridge.firmware.recipes import PatchOptions, PatchRefusedError
+from bridge.firmware.models import ScanReport
+from bridge.firmware.recipes import PatchOptions
 from bridge.firmware.scan import analyse
 
 __all__ = ["PatchOutcome", "patch"]
@@ -24,41 +24,25 @@ class PatchOutcome:
 
 def patch(root: Path, options: PatchOptions, *, apply: bool = False) -> PatchOutcome:
     """Patch every file a recipe owns; vendored files are never touched."""
-    report, findings = analyse(root)
-    changed: dict[str, str] = {}
-    diffs: list[str] = []
-    for finding in findings:
-        recipe = finding.recipe
-        if recipe is None or not any(p.verdict == "rewritten" for p in finding.report.touch_points):
-            continue
-        path = finding.report.file
-        try:
-            new = recipe.patch(path, finding.text, options)
-        except PatchRefusedError as refused:
-            finding.report.touch_points = [
-                _human(point, f"not rewritten: {refused}") for point in finding.report.touch_points
-            ]
-            continue
-        if new is None or new == finding.text:
-            continue
-        changed[path] = new
-        diffs.append(
-            "".join(
-                difflib.unified_diff(
-                    finding.text.splitlines(keepends=True),
-                    new.splitlines(keepends=True),
-                    fromfile=f"a/{path}",
-                    tofile=f"b/{path}",
-                )
+    report, findings = analyse(root, options)
+    changed = {
+        finding.report.file: finding.patched
+        for finding in findings
+        if finding.patched is not None and finding.patched != finding.text
+    }
+    diffs = [
+        "".join(
+            difflib.unified_diff(
+                finding.text.splitlines(keepends=True),
+                changed[finding.report.file].splitlines(keepends=True),
+                fromfile=f"a/{finding.report.file}",
+                tofile=f"b/{finding.report.file}",
             )
         )
+        for finding in findings
+        if finding.report.file in changed
+    ]
     if apply:
         for path, new in changed.items():
             (root / path).write_text(new, encoding="utf-8")
     return PatchOutcome(report=report, diff="".join(diffs), changed=changed)
-
-
-def _human(point: TouchPoint, reason: str) -> TouchPoint:
-    if point.verdict == "needs_human":
-        return point
-    return point.model_copy(update={"verdict": "needs_human", "reason": reason})

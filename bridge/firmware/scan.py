@@ -20,17 +20,20 @@ _DRY_RUN = PatchOptions(hub="scan.azure-devices.net")
 
 @dataclass
 class Finding:
-    """A file with AWS IoT usage, the recipe that owns it and its text."""
+    """A file with AWS IoT usage, the recipe that owns it, its text and its patched text."""
 
     report: FileReport
     text: str
     recipe: Recipe | None
+    patched: str | None = None
 
 
 def analyse(
-    root: Path, recipes: tuple[Recipe, ...] | None = None
+    root: Path,
+    options: PatchOptions = _DRY_RUN,
+    recipes: tuple[Recipe, ...] | None = None,
 ) -> tuple[ScanReport, list[Finding]]:
-    """The scan report and, for patching, each finding's text and recipe."""
+    """The scan report, with verdicts from patching each file in memory with `options`."""
     recipes = load_recipes() if recipes is None else recipes
     stats: dict[str, int] = {}
     findings: list[Finding] = []
@@ -41,7 +44,7 @@ def analyse(
             text = candidate.data.decode("utf-8")
         except UnicodeDecodeError:
             text = candidate.data.decode("latin-1")
-        finding = _examine(candidate.path, text, candidate.vendored, recipes)
+        finding = _examine(candidate.path, text, candidate.vendored, recipes, options)
         if finding is not None:
             findings.append(finding)
     findings.sort(key=lambda finding: finding.report.file)
@@ -55,19 +58,29 @@ def analyse(
     return report, findings
 
 
-def scan(root: Path) -> ScanReport:
+def scan(root: Path, options: PatchOptions = _DRY_RUN) -> ScanReport:
     """Every AWS IoT touch point under `root`."""
-    return analyse(root)[0]
+    return analyse(root, options)[0]
 
 
-def _examine(path: str, text: str, vendored: bool, recipes: tuple[Recipe, ...]) -> Finding | None:  # noqa: FBT001
+def _examine(
+    path: str,
+    text: str,
+    vendored: bool,  # noqa: FBT001
+    recipes: tuple[Recipe, ...],
+    options: PatchOptions,
+) -> Finding | None:
     recipe = next((r for r in recipes if r.detect(path, text)), None)
     stack = recipe.stack if recipe else "unknown"
     points = recipe.scan(path, text) if recipe else []
+    patched = None
     if points and vendored:
         points = [_human(point, VENDORED_REASON) for point in points]
     elif recipe is not None and any(p.verdict == "rewritten" for p in points):
-        points = _check_verdicts(recipe, path, text, points)
+        try:
+            patched = recipe.patch(path, text, options)
+        except PatchRefusedError as refused:
+            points = [_human(point, f"not rewritten: {refused}") for point in points]
     secrets = find_secrets(path, text, stack)
     if not points and not secrets:
         return None
@@ -76,20 +89,10 @@ def _examine(path: str, text: str, vendored: bool, recipes: tuple[Recipe, ...]) 
     points = [point for point in points if point.line not in secret_lines]
     ordered = sorted([*points, *secrets], key=lambda point: (point.line, point.kind))
     report = FileReport(file=path, stack=stack, vendored=vendored, touch_points=ordered)
-    return Finding(report, text, None if vendored else recipe)
-
-
-def _check_verdicts(
-    recipe: Recipe, path: str, text: str, points: list[TouchPoint]
-) -> list[TouchPoint]:
-    try:
-        recipe.patch(path, text, _DRY_RUN)
-    except PatchRefusedError as refused:
-        return [_human(point, f"not rewritten: {refused}") for point in points]
-    return points
+    return Finding(report, text, None if vendored else recipe, patched)
 
 
 def _human(point: TouchPoint, reason: str) -> TouchPoint:
-    if point.verdict == "needs_human" and point.kind == "secret":
+    if point.verdict == "needs_human":
         return point
     return point.model_copy(update={"verdict": "needs_human", "reason": reason})

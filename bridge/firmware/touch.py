@@ -58,7 +58,8 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(
         "client_id",
-        r"client_?id|clientIdentifier|CLIENT_IDENTIFIER|thing_?name|THING_NAME",
+        r"\b(?:client_?id|thing_?name|clientIdentifier)\b\s*(?:=|:|\()|"
+        r"#define\s+\w*(?:CLIENT_?ID|CLIENT_IDENTIFIER|THING_NAME)\b|setClientId|client_id\s*=",
         "client id: must equal the IoT Hub device id",
         re.IGNORECASE,
     ),
@@ -107,6 +108,13 @@ RULES: tuple[Rule, ...] = (
         r"boto3\.client\(\s*['\"]iot|boto3\.client\(\s*['\"]iot-data|@aws-sdk/client-iot|"
         r"AWS\.IotData|aws-sdk['\"]|IotDataPlane",
         "AWS SDK call from the device: needs a cloud-side replacement",
+    ),
+    _rule(
+        "dependency",
+        r"^\s*(?:awsiotsdk|AWSIoTPythonSDK|awscrt)\b|\"aws-iot-device-sdk(?:-v2)?\"\s*:|"
+        r"\"aws-crt\"\s*:|lib_deps.*(?:PubSubClient|aws|MQTT)",
+        "AWS IoT SDK dependency: replace with Microsoft's azure-iot-device package",
+        re.IGNORECASE,
     ),
     _rule(
         "keep_alive",

@@ -140,7 +140,7 @@ def device_id_expression(
             raise PatchRefusedError(
                 "MicroPython has no environment: use --device-id-from literal:ID"
             )
-        return cst.parse_expression(f"os.environ[{source.value!r}]")
+        return cst.parse_expression(f"_iothub_os.environ[{source.value!r}]")
     if client_id is None:
         raise PatchRefusedError("no client id to use as the device id: pass --device-id-from")
     if RANDOM_ID.search(code_of(client_id)):

@@ -75,7 +75,10 @@ class MqttRecipe:
         return imports and (bool(self.aws_markers.search(text)) or HUB_NAME in text)
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
-        points = touch_points(path, text, self.stack, _REWRITTEN)
+        rewritten = dict(_REWRITTEN)
+        if not self.micropython:
+            rewritten["root_ca"] = "tls_set trusts the system store, which holds IoT Hub's roots"
+        points = touch_points(path, text, self.stack, rewritten)
         if RANDOM_ID.search(text) and any(p.kind == "client_id" for p in points):
             points = [
                 p.model_copy(

@@ -9,6 +9,7 @@
 # `shadows.<name>`); other subscriptions receive cloud-to-device messages.
 import concurrent.futures as _iothub_futures
 import json as _iothub_json
+import os as _iothub_os
 import types as _iothub_types
 
 from azure.iot.device import IoTHubDeviceClient, Message, X509

@@ -6,6 +6,8 @@
 # as they were: telemetry goes to devices/{id}/messages/events/ with the original topic in
 # the awsTopic/awsTopic1..N properties, shadow update/get/delta become twin reported
 # patches, twin GET and desired patches, and other subscriptions become C2D messages.
+import os as _iothub_os
+
 try:
     import ujson as _iothub_json
 except ImportError:

@@ -1,0 +1,98 @@
+"""Files of any stack that name AWS IoT: build scripts, manifests, settings.
+
+Makefiles and shell scripts that call `aws iot describe-endpoint`, `.env` and JSON/YAML
+settings, `platformio.ini`, `sdkconfig`, `package.json` are reported. Two kinds are
+rewritten because their syntax is simple and the change is mechanical: the awsiotsdk
+line of a pip requirements file becomes azure-iot-device, and an AWS endpoint string
+literal in a Python settings module becomes the hub's host (found with LibCST, so
+only string literals change).
+"""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from bridge.firmware.models import TouchPoint
+from bridge.firmware.recipes import PatchOptions
+from bridge.firmware.touch import RULES, touch_points
+from firmware_patches._python import parse
+
+__all__ = ["RECIPE"]
+
+_MARKERS = re.compile(
+    r"amazonaws\.com|describe-endpoint|\$aws/|AmazonRootCA|awsiotsdk|AWSIoTPythonSDK|"
+    r"aws-iot-device-sdk|AWS_IOT|greengrass",
+    re.IGNORECASE,
+)
+_ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
+_REQUIREMENT = re.compile(r"^(?P<name>awsiotsdk)\b[^#\n]*", re.IGNORECASE | re.MULTILINE)
+AZURE_IOT_DEVICE = "azure-iot-device>=2.14"
+
+
+def _requirements(path: str) -> bool:
+    base = path.rsplit("/", 1)[-1]
+    return base.startswith("requirements") and base.endswith(".txt")
+
+
+class GenericRecipe:
+    """Settings, manifests and build scripts of any stack."""
+
+    name = "generic"
+    stack = "generic"
+
+    def detect(self, path: str, text: str) -> bool:
+        return bool(_MARKERS.search(text))
+
+    def scan(self, path: str, text: str) -> list[TouchPoint]:
+        rewritten: dict[str, str] = {}
+        if path.endswith(".py"):
+            rewritten["endpoint"] = "AWS endpoint literal replaced with the IoT Hub host"
+        if _requirements(path):
+            rewritten["dependency"] = f"awsiotsdk replaced with {AZURE_IOT_DEVICE}"
+        points = touch_points(path, text, self.stack, rewritten)
+        if _requirements(path):
+            # AWSIoTPythonSDK v1 programs are not rewritten, so their dependency stays.
+            points = [
+                p.model_copy(
+                    update={
+                        "verdict": "needs_human",
+                        "reason": "AWSIoTPythonSDK stays until its programs are ported by hand",
+                    }
+                )
+                if p.kind == "dependency"
+                and "awsiotpythonsdk" in text.splitlines()[p.line - 1].lower()
+                else p
+                for p in points
+            ]
+        return points
+
+    def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        if _requirements(path):
+            new = _REQUIREMENT.sub(AZURE_IOT_DEVICE, text)
+            return new if new != text else None
+        if path.endswith(".py"):
+            module = parse(path, text)
+            new_module = module.visit(_EndpointLiterals(options.hub))
+            return new_module.code if new_module.code != text else None
+        return None
+
+
+class _EndpointLiterals(cst.CSTTransformer):
+    def __init__(self, hub: str) -> None:
+        super().__init__()
+        self.hub = hub
+
+    def leave_SimpleString(
+        self, original: cst.SimpleString, updated: cst.SimpleString
+    ) -> cst.SimpleString:
+        value = updated.evaluated_value
+        if isinstance(value, str) and _ENDPOINT.fullmatch(value):
+            return updated.with_changes(
+                value=updated.prefix + updated.quote + self.hub + updated.quote
+            )
+        return updated
+
+
+RECIPE = GenericRecipe()
