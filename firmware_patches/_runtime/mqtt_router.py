@@ -152,12 +152,15 @@ def _iothub_twin_response(topic, payload):
     elif asked.endswith("/get"):
         twin = _iothub_json.loads(_iothub_str(payload))
         desired = twin.get("desired") or {}
+        reported = twin.get("reported") or {}
+        version = desired.get("$version")
+        name = _iothub_shadow(asked)[1]
+        if name is not None:
+            desired = (desired.get("shadows") or {}).get(name) or {}
+            reported = (reported.get("shadows") or {}).get(name) or {}
         body = {
-            "state": {
-                "desired": _iothub_strip(desired),
-                "reported": _iothub_strip(twin.get("reported")),
-            },
-            "version": desired.get("$version"),
+            "state": {"desired": _iothub_strip(desired), "reported": _iothub_strip(reported)},
+            "version": version,
         }
     elif "$version=" in topic:
         body = {"version": int(topic.split("$version=")[1].split("&")[0])}

@@ -15,6 +15,7 @@ from tests.firmware.conftest import (
     patch_repo,
     provision,
     reported,
+    run_program,
     set_desired,
     start_program,
     telemetry,
@@ -86,3 +87,38 @@ def test_awsiotsdk_thermostat_on_azure_iot_device(hub, rm, tmp_path):
     assert events[0].content_type == "application/json"
     assert json.loads(events[0].body)["setpoint"] == 20.5
     assert reported(rm, device) == {"setpoint": 22.0, "mode": "heat", "online": True}
+
+
+def test_paho_kiosk_with_makefile_endpoint_and_hostname_id(hub, rm, tmp_path):
+    repo = copy_corpus("python_paho/kiosk", tmp_path)
+    # The client id is the host name, so the device id comes from the environment.
+    outcome = patch_repo(repo, hub.hostname, "env:KIOSK_ID")
+    assert set(outcome.changed) == {"kiosk.py"}
+    assert "iothub_device(_iothub_os.environ['KIOSK_ID'])" in outcome.changed["kiosk.py"]
+    provision(rm, repo, "kiosk-station-4", "kiosk.crt", "kiosk.key")
+
+    result = run_program(hub, repo, "kiosk.py", extra_env={"KIOSK_ID": "kiosk-station-4"})
+    assert result.returncode == 0, result.stderr
+
+    events = telemetry(hub, "kiosk-station-4")
+    assert len(events) == 2
+    # The topic names the host, as the AWS program did; the identity is the device id.
+    assert events[0].properties["awsTopic1"] == "sales"
+    assert json.loads(events[1].body) == {"sale": 1, "item": "coffee", "price": 2.5}
+
+
+def test_paho_agent_reads_named_shadow_desired_and_reports(hub, rm, tmp_path):
+    repo = copy_corpus("python_paho/fleet_agent", tmp_path)
+    outcome = patch_repo(repo, hub.hostname)
+    assert set(outcome.changed) == {"agent.py"}  # vendor/ and keys/ are left alone
+    provision(rm, repo, "plc-gw-11", "certs/plc-gw-11.cert.pem", "certs/plc-gw-11.private.key")
+    set_desired(rm, "plc-gw-11", {"shadows": {"settings": {"line": "L3"}}})
+
+    result = run_program(hub, repo, "agent.py")
+    assert result.returncode == 0, result.stderr
+
+    status = {"line": "L3", "settings_loaded": True}
+    assert reported(rm, "plc-gw-11") == {"shadows": {"settings": status}}
+    [event] = telemetry(hub, "plc-gw-11")
+    assert event.properties["awsTopic"] == "status/plc-gw-11"
+    assert json.loads(event.body) == status
