@@ -32,6 +32,7 @@ CORPUS = HERE / "corpus"
 SHIMS = HERE / "shims"
 MICROPYTHON_LIB = HERE / "micropython_lib"
 RUN_TIMEOUT = 60
+LOOPS: dict[int, asyncio.AbstractEventLoop] = {}
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +56,7 @@ def running_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IotHubEmul
     thread.start()
     assert started.wait(60), "the emulator did not start"
     assert not failure, f"the emulator failed to start: {failure[0]!r}"
+    LOOPS[id(emulator)] = loop
     yield emulator
     loop.call_soon_threadsafe(stop.set)
     thread.join(15)
@@ -164,6 +166,13 @@ def wait_for(predicate, timeout: float = 10.0):
             return value
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def send_c2d(hub: IotHubEmulator, device_id: str, body: str, properties=None) -> None:
+    """A cloud-to-device message, delivered by the emulator's device endpoint."""
+    assert hub.devices is not None
+    coroutine = hub.devices.send_c2d(device_id, body, properties)
+    asyncio.run_coroutine_threadsafe(coroutine, LOOPS[id(hub)]).result(10)
 
 
 def set_desired(rm: IoTHubRegistryManager, device_id: str, desired: dict) -> None:

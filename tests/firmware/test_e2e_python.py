@@ -16,6 +16,7 @@ from tests.firmware.conftest import (
     provision,
     reported,
     run_program,
+    send_c2d,
     set_desired,
     start_program,
     telemetry,
@@ -122,3 +123,37 @@ def test_paho_agent_reads_named_shadow_desired_and_reports(hub, rm, tmp_path):
     [event] = telemetry(hub, "plc-gw-11")
     assert event.properties["awsTopic"] == "status/plc-gw-11"
     assert json.loads(event.body) == status
+
+
+def test_awsiotsdk_edge_sensor_named_shadow_get_alarm_and_command(hub, rm, tmp_path):
+    repo = copy_corpus("python_awsiotsdk/edge_sensor", tmp_path)
+    # A uuid client id cannot be the device id: take THING_NAME from the unit's environment.
+    outcome = patch_repo(repo, hub.hostname, "env:THING_NAME")
+    assert set(outcome.changed) == {"sensor.py", "requirements.txt"}
+    assert outcome.changed["requirements.txt"].splitlines()[0] == "azure-iot-device>=2.14"
+    device = "vib-press-2"
+    provision(rm, repo, device, "cert.pem", "key.pem")
+    set_desired(rm, device, {"shadows": {"thresholds": {"alarm": 0.5}}})
+
+    env = {
+        "AWS_IOT_ENDPOINT": "unused",
+        "THING_NAME": device,
+        "CERT_PATH": "cert.pem",
+        "KEY_PATH": "key.pem",
+        "LISTEN_SECONDS": "30",
+    }
+    process = start_program(hub, repo, "sensor.py", extra_env=env)
+    try:
+        wait_for(lambda: len(telemetry(hub, device)) == 2, timeout=20)
+        send_c2d(hub, device, json.dumps({"cmd": "recalibrate"}))
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+    finally:
+        process.kill()
+
+    alarm, reading, ack = telemetry(hub, device)
+    assert alarm.properties["awsTopic"] == "alarms/vibration/vib-press-2"
+    assert json.loads(alarm.body) == {"peak": 0.7, "limit": 0.5}
+    assert reading.properties["awsTopic"] == "dt/vibration/vib-press-2"
+    assert ack.properties["awsTopic"] == "cmd/vibration/vib-press-2/ack"
+    assert json.loads(ack.body) == {"ack": "recalibrate", "topic": "cmd/vibration/vib-press-2"}
