@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.firmware.models import ScanReport
+from bridge.firmware.models import FileReport, ScanReport
 from bridge.firmware.recipes import PatchOptions
 from bridge.firmware.scan import analyse
 
@@ -31,14 +31,7 @@ def patch(root: Path, options: PatchOptions, *, apply: bool = False) -> PatchOut
         if finding.patched is not None and finding.patched != finding.text
     }
     diffs = [
-        "".join(
-            difflib.unified_diff(
-                finding.text.splitlines(keepends=True),
-                changed[finding.report.file].splitlines(keepends=True),
-                fromfile=f"a/{finding.report.file}",
-                tofile=f"b/{finding.report.file}",
-            )
-        )
+        _diff(finding.report, finding.text, changed[finding.report.file])
         for finding in findings
         if finding.report.file in changed
     ]
@@ -46,3 +39,18 @@ def patch(root: Path, options: PatchOptions, *, apply: bool = False) -> PatchOut
         for path, new in changed.items():
             (root / path).write_text(new, encoding="utf-8")
     return PatchOutcome(report=report, diff="".join(diffs), changed=changed)
+
+
+def _diff(report: FileReport, old: str, new: str) -> str:
+    # Context lines would echo a secret that sits near a change: files with secrets get
+    # hunks without context (still applicable with `patch` or `git apply --unidiff-zero`).
+    has_secret = any(point.kind == "secret" for point in report.touch_points)
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"a/{report.file}",
+            tofile=f"b/{report.file}",
+            n=0 if has_secret else 3,
+        )
+    )

@@ -52,7 +52,7 @@ def analyse(
         root=str(root),
         files_scanned=stats.get("scanned", 0),
         files_skipped=stats.get("skipped", 0),
-        stacks=sorted({f.report.stack for f in findings if f.report.stack != "generic"}),
+        stacks=sorted({f.report.stack for f in findings} - {"generic", "unknown"}),
         files=[finding.report for finding in findings],
     )
     return report, findings
@@ -75,7 +75,8 @@ def _examine(
     points = recipe.scan(path, text) if recipe else []
     patched = None
     if points and vendored:
-        points = [_human(point, VENDORED_REASON) for point in points]
+        update = {"verdict": "needs_human", "reason": VENDORED_REASON}
+        points = [point.model_copy(update=update) for point in points]
     elif recipe is not None and any(p.verdict == "rewritten" for p in points):
         try:
             patched = recipe.patch(path, text, options)

@@ -17,7 +17,7 @@ _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(
             r"(?i)\b\w*(?:wifi|wlan|ssid|sta)_?(?:pass|password|psk|passphrase|key)\w*\b"
-            r"\s*(?:=|:|\s)\s*[\"'][^\"']+[\"']"
+            r"(?:\[\w*\])?\s*(?:=|:|\s)\s*[\"'][^\"']+[\"']"
         ),
         "Wi-Fi password in source: move it to provisioning or secure storage",
     ),

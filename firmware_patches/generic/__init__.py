@@ -2,8 +2,9 @@
 
 Makefiles and shell scripts that call `aws iot describe-endpoint`, `.env` and JSON/YAML
 settings, `platformio.ini`, `sdkconfig`, `package.json` are reported. Two kinds are
-rewritten because their syntax is simple and the change is mechanical: the awsiotsdk
-line of a pip requirements file becomes azure-iot-device, and an AWS endpoint string
+rewritten because their syntax is simple and the change is mechanical: a pip
+requirements file that names awsiotsdk gains azure-iot-device (awsiotsdk stays until no
+program imports it, which a human confirms), and an AWS endpoint string
 literal in a Python settings module becomes the hub's host (found with LibCST, so
 only string literals change).
 """
@@ -50,7 +51,9 @@ class GenericRecipe:
         if path.endswith(".py"):
             rewritten["endpoint"] = "AWS endpoint literal replaced with the IoT Hub host"
         if _requirements(path):
-            rewritten["dependency"] = f"awsiotsdk replaced with {AZURE_IOT_DEVICE}"
+            rewritten["dependency"] = (
+                f"{AZURE_IOT_DEVICE} added; drop awsiotsdk once no program imports awsiot"
+            )
         points = touch_points(path, text, self.stack, rewritten)
         if _requirements(path):
             # AWSIoTPythonSDK v1 programs are not rewritten, so their dependency stays.
@@ -70,8 +73,9 @@ class GenericRecipe:
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
         if _requirements(path):
-            new = _REQUIREMENT.sub(AZURE_IOT_DEVICE, text)
-            return new if new != text else None
+            if "azure-iot-device" in text or not _REQUIREMENT.search(text):
+                return None
+            return _REQUIREMENT.sub(lambda m: f"{m.group(0)}\n{AZURE_IOT_DEVICE}", text, count=1)
         if path.endswith(".py"):
             module = parse(path, text)
             new_module = module.visit(_EndpointLiterals(options.hub))
