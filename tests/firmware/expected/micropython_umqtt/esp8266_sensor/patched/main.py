@@ -279,12 +279,7 @@ def main():
         celsius = sensor.read() * 0.1
         client.publish(*iothub_publish(TOPIC, ujson.dumps({"seq": n, "celsius": celsius})))
         time.sleep(0.01)
-    client.publish(
-        *iothub_publish(
-            SHADOW_UPDATE,
-            ujson.dumps({"state": {"reported": {"firmware": "1.4.2", "readings": READINGS}}}),
-        )
-    )
+    client.publish(*iothub_publish(SHADOW_UPDATE, ujson.dumps({"state": {"reported": {"firmware": "1.4.2", "readings": READINGS}}})))
     client.disconnect()
 
 

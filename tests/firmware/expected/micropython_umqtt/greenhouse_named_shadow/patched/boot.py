@@ -262,27 +262,12 @@ def run():
         key = f.read()
     with open("cert/greenhouse.crt") as f:
         cert = f.read()
-    mqtt = MQTTClient(
-        client_id=iothub_device(CLIENT_ID),
-        server=IOTHUB_HOST,
-        port=8883,
-        keepalive=iothub_keep_alive(4000),
-        ssl=True,
-        ssl_params={"key": key, "cert": cert},
-        user=iothub_user(),
-        password="",
-    )
+    mqtt = MQTTClient(client_id=iothub_device(CLIENT_ID), server=IOTHUB_HOST, port=8883, keepalive=iothub_keep_alive(4000),
+                      ssl=True, ssl_params={"key": key, "cert": cert}, user=iothub_user(), password="")
     mqtt.connect()
     for sample in range(2):
-        mqtt.publish(
-            *iothub_publish(
-                b"greenhouse/" + CLIENT_ID.encode() + b"/climate",
-                ujson.dumps({"humidity": 61 + sample, "vent": "half"}),
-            )
-        )
-    mqtt.publish(
-        *iothub_publish(CLIMATE, ujson.dumps({"state": {"reported": {"vent": "half", "fan": 2}}}))
-    )
+        mqtt.publish(*iothub_publish(b"greenhouse/" + CLIENT_ID.encode() + b"/climate", ujson.dumps({"humidity": 61 + sample, "vent": "half"})))
+    mqtt.publish(*iothub_publish(CLIMATE, ujson.dumps({"state": {"reported": {"vent": "half", "fan": 2}}})))
     mqtt.disconnect()
 
 

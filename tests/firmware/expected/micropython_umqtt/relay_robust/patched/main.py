@@ -256,9 +256,7 @@ seen = []
 
 def report(client):
     body = {"state": {"reported": {"relay": relay.value(), "commands": len(seen)}}}
-    client.publish(
-        *iothub_publish("$aws/things/%s/shadow/update" % THING, ujson.dumps(body)), qos=1
-    )
+    client.publish(*iothub_publish("$aws/things/%s/shadow/update" % THING, ujson.dumps(body)), qos=1)
 
 
 def on_message(topic, msg):
@@ -275,16 +273,8 @@ def main():
         key = f.read()
     with open("certs/relay.crt", "rb") as f:
         cert = f.read()
-    client = MQTTClient(
-        iothub_device("relay-0042"),
-        IOTHUB_HOST,
-        keepalive=iothub_keep_alive(3600),
-        ssl=True,
-        ssl_params={"key": key, "cert": cert},
-        port=8883,
-        user=iothub_user(),
-        password="",
-    )
+    client = MQTTClient(iothub_device('relay-0042'), IOTHUB_HOST, keepalive=iothub_keep_alive(3600), ssl=True,
+                        ssl_params={"key": key, "cert": cert}, port=8883, user=iothub_user(), password="")
     client.DEBUG = True
     client.set_callback(iothub_callback(on_message))
     client.connect(clean_session=False)

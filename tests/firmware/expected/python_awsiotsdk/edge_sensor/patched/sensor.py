@@ -174,33 +174,18 @@ class _IoTHubShadowClient:
         try:
             self.client.patch_twin_reported_properties(_iothub_nest(name, reported))
         except Exception as error:  # the AWS program expects a rejected callback, not a raise
-            self._fire(
-                "update/rejected", iothub_model(code=400, message=str(error), client_token=token)
-            )
+            self._fire("update/rejected", iothub_model(code=400, message=str(error), client_token=token))
         else:
-            self._fire(
-                "update/accepted",
-                iothub_model(
-                    state=state, version=None, client_token=token, metadata=None, timestamp=None
-                ),
-            )
+            self._fire("update/accepted", iothub_model(state=state, version=None, client_token=token, metadata=None, timestamp=None))
         return _iothub_done({})
 
     def _get(self, request, name):
         twin = self.client.get_twin()
         desired, reported = twin.get("desired") or {}, twin.get("reported") or {}
         state = iothub_model(
-            desired=_iothub_unnest(name, desired),
-            reported=_iothub_unnest(name, reported),
-            delta=None,
+            desired=_iothub_unnest(name, desired), reported=_iothub_unnest(name, reported), delta=None
         )
-        response = iothub_model(
-            state=state,
-            version=desired.get("$version"),
-            client_token=getattr(request, "client_token", None),
-            metadata=None,
-            timestamp=None,
-        )
+        response = iothub_model(state=state, version=desired.get("$version"), client_token=getattr(request, "client_token", None), metadata=None, timestamp=None)
         self._fire("get/accepted", response)
         return _iothub_done({})
 
@@ -247,8 +232,6 @@ class _IoTHubShadowClient:
 
 def iothub_shadow_client(client):
     return _IoTHubShadowClient(client)
-
-
 # <<< iot-bridge: IoT Hub device client adapter <<<
 
 
@@ -280,7 +263,7 @@ def run():
     conn = CONNECTION = IoTHubDeviceClient.create_from_x509_certificate(
         x509=X509(os.environ["CERT_PATH"], os.environ["KEY_PATH"]),
         hostname=IOTHUB_HOST,
-        device_id=_iothub_os.environ["THING_NAME"],
+        device_id=_iothub_os.environ['THING_NAME'],
         keep_alive=iothub_keep_alive(2400),
     )
     iothub_connect(conn).result()

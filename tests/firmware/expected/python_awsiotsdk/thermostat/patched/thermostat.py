@@ -177,33 +177,18 @@ class _IoTHubShadowClient:
         try:
             self.client.patch_twin_reported_properties(_iothub_nest(name, reported))
         except Exception as error:  # the AWS program expects a rejected callback, not a raise
-            self._fire(
-                "update/rejected", iothub_model(code=400, message=str(error), client_token=token)
-            )
+            self._fire("update/rejected", iothub_model(code=400, message=str(error), client_token=token))
         else:
-            self._fire(
-                "update/accepted",
-                iothub_model(
-                    state=state, version=None, client_token=token, metadata=None, timestamp=None
-                ),
-            )
+            self._fire("update/accepted", iothub_model(state=state, version=None, client_token=token, metadata=None, timestamp=None))
         return _iothub_done({})
 
     def _get(self, request, name):
         twin = self.client.get_twin()
         desired, reported = twin.get("desired") or {}, twin.get("reported") or {}
         state = iothub_model(
-            desired=_iothub_unnest(name, desired),
-            reported=_iothub_unnest(name, reported),
-            delta=None,
+            desired=_iothub_unnest(name, desired), reported=_iothub_unnest(name, reported), delta=None
         )
-        response = iothub_model(
-            state=state,
-            version=desired.get("$version"),
-            client_token=getattr(request, "client_token", None),
-            metadata=None,
-            timestamp=None,
-        )
+        response = iothub_model(state=state, version=desired.get("$version"), client_token=getattr(request, "client_token", None), metadata=None, timestamp=None)
         self._fire("get/accepted", response)
         return _iothub_done({})
 
@@ -250,8 +235,6 @@ class _IoTHubShadowClient:
 
 def iothub_shadow_client(client):
     return _IoTHubShadowClient(client)
-
-
 # <<< iot-bridge: IoT Hub device client adapter <<<
 
 
@@ -306,7 +289,9 @@ def main():
 
     if "--listen" in sys.argv and changed.wait(timeout=30):
         shadow.publish_update_shadow(
-            iothub_model(thing_name=THING_NAME, state=iothub_model(reported=dict(state))),
+            iothub_model(
+                thing_name=THING_NAME, state=iothub_model(reported=dict(state))
+            ),
             1,
         ).result()
 

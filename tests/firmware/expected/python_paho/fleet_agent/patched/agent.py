@@ -270,15 +270,9 @@ def main():
     client.loop_start()
     ready = settings_ready.wait(timeout=20)
     status = {"line": settings.get("line", "unknown"), "settings_loaded": ready}
-    client.publish(
-        *iothub_publish(
-            shadow_topic(THING, "settings", "update"), json.dumps({"state": {"reported": status}})
-        ),
-        qos=1,
-    ).wait_for_publish()
-    client.publish(
-        *iothub_publish("status/%s" % THING, json.dumps(status)), qos=1
-    ).wait_for_publish()
+    client.publish(*iothub_publish(shadow_topic(THING, "settings", "update"), json.dumps({"state": {"reported": status}})),
+                   qos=1).wait_for_publish()
+    client.publish(*iothub_publish("status/%s" % THING, json.dumps(status)), qos=1).wait_for_publish()
     client.loop_stop()
     client.disconnect()
 

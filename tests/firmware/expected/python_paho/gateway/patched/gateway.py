@@ -264,12 +264,8 @@ def on_message(client, userdata, msg):
         delta = json.loads(msg.payload)["state"]
         settings.update(delta)
         # Acknowledge the new settings in the shadow, as the AWS docs recommend.
-        client.publish(
-            *iothub_publish(
-                "$aws/things/%s/shadow/update" % THING, json.dumps({"state": {"reported": delta}})
-            ),
-            qos=1,
-        )
+        client.publish(*iothub_publish("$aws/things/%s/shadow/update" % THING, json.dumps({"state": {"reported": delta}})),
+                       qos=1)
     else:
         commands.append((msg.topic, msg.payload.decode()))
 
@@ -292,18 +288,11 @@ def main():
     client.connect(IOTHUB_HOST, 8883, keepalive=iothub_keep_alive(60))
     client.loop_start()
     for n in range(int(os.environ.get("READINGS", "3"))):
-        info = client.publish(
-            *iothub_publish("dt/meters/%s/energy" % THING, json.dumps(read_meter(n))), qos=1
-        )
+        info = client.publish(*iothub_publish("dt/meters/%s/energy" % THING, json.dumps(read_meter(n))), qos=1)
         info.wait_for_publish()
         time.sleep(settings["interval"])
-    client.publish(
-        *iothub_publish(
-            "$aws/things/%s/shadow/update" % THING,
-            json.dumps({"state": {"reported": {"online": True, "meter": "M-17"}}}),
-        ),
-        qos=1,
-    ).wait_for_publish()
+    client.publish(*iothub_publish("$aws/things/%s/shadow/update" % THING, json.dumps({"state": {"reported": {"online": True, "meter": "M-17"}}})),
+                   qos=1).wait_for_publish()
     deadline = time.time() + float(os.environ.get("LISTEN_SECONDS", "0"))
     while time.time() < deadline and not os.path.exists("stop"):
         time.sleep(0.05)

@@ -258,7 +258,7 @@ def on_message(client, userdata, message):
 
 
 def connect():
-    client = mqtt_client.Client(iothub_device(_iothub_os.environ["KIOSK_ID"]))
+    client = mqtt_client.Client(iothub_device(_iothub_os.environ['KIOSK_ID']))
     client.username_pw_set(iothub_user())
     client.tls_set(ca_certs=None, certfile="kiosk.crt", keyfile="kiosk.key")
     client.on_message = iothub_on_message(on_message)
