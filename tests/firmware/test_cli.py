@@ -54,7 +54,7 @@ def test_patch_prints_a_diff_that_git_apply_accepts(tmp_path):
     assert git is not None
     subprocess.run([git, "init", "-q", str(repo)], check=True)
     subprocess.run(
-        ["git", "-C", str(repo), "apply", "--unidiff-zero", str(tmp_path / "change.diff")],
+        [git, "-C", str(repo), "apply", "--unidiff-zero", str(tmp_path / "change.diff")],
         check=True,
     )
     assert "IOTHUB_HOST" in (repo / "gateway.py").read_text()
