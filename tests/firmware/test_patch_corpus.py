@@ -34,7 +34,9 @@ PROGRAMS = [
     ("python_awsiotsdk/thermostat", "client-id", {"thermostat.py"}),
     ("python_awsiotsdk/edge_sensor", "env:THING_NAME", {"sensor.py", "requirements.txt"}),
     ("python_awsiotsdk/jobs_runner", "client-id", {"requirements.txt"}),
-    ("python_awsiotpythonsdk/legacy_logger", "client-id", set()),
+    ("python_awsiotpythonsdk/legacy_logger", "literal:logger-5", {"logger.py"}),
+    ("python_awsiotpythonsdk/porch_light", "client-id", {"light.py"}),
+    ("python_awsiotpythonsdk/basic_pubsub", "env:DEVICE_ID", {"pubsub.py"}),
     ("node_aws_iot_device_sdk/door_sensor", "client-id", set()),
     ("arduino_mqtt/esp32_weather", "client-id", set()),
     ("c_esp_mqtt/pump_controller", "client-id", set()),
@@ -137,6 +139,13 @@ def test_jobs_client_needs_a_human_with_the_reason():
         "AWS IoT Jobs: IoT Hub has direct methods and scheduled jobs, not per-device queues"
     }
     assert {p.reason for p in runner if p.kind in {"endpoint", "topic"}} == {refused}
+
+
+def test_two_client_ids_in_one_program_need_a_device_id_source():
+    report = scan(CORPUS / "python_awsiotpythonsdk/legacy_logger")
+    logger = [p for p in report.touch_points if p.file == "logger.py"]
+    assert {p.verdict for p in logger} == {"needs_human"}
+    assert any("IoT Hub allows one connection per device" in p.reason for p in logger)
 
 
 def test_random_client_id_needs_a_device_id_source():

@@ -21,5 +21,7 @@ handler = shadow_client.createShadowHandlerWithName("logger-5", True)
 
 for n in range(3):
     client.publish("logs/logger-5/temperature", json.dumps({"n": n, "celsius": 18.5}), 1)
-    time.sleep(1)
+    time.sleep(0.05)
 handler.shadowUpdate(json.dumps({"state": {"reported": {"online": True}}}), None, 5)
+shadow_client.disconnect()
+client.disconnect()
