@@ -40,7 +40,7 @@ PROGRAMS = [
     ("node_aws_iot_device_sdk/door_sensor", "client-id", set()),
     ("arduino_mqtt/esp32_weather", "client-id", set()),
     ("c_esp_mqtt/pump_controller", "client-id", set()),
-    ("c_coremqtt/freertos_meter", "client-id", set()),
+    ("c_coremqtt/freertos_meter", "client-id", {"demo_config.h", "mqtt_demo.c"}),
 ]
 IDS = [name for name, _, _ in PROGRAMS]
 
