@@ -65,24 +65,24 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(
         "named_shadow",
-        r"\$aws/things/[^\s\"']*/shadow/name/|shadow_name\s*=|ShadowName",
+        r"\$aws/things/.*?shadow/name/|shadow_name\s*=|ShadowName",
         "named shadow: no twin equivalent; the patch nests it under `shadows.<name>`",
     ),
     _rule(
         "shadow",
-        r"\$aws/things/[^\s\"']*/shadow|iotshadow|ShadowClient|shadowUpdate|shadowGet|"
+        r"\$aws/things/.*?shadow|iotshadow|ShadowClient|shadowUpdate|shadowGet|"
         r"shadowRegisterDeltaCallback|UpdateShadowRequest|GetShadowRequest|thingShadow",
         "shadow: map to twin reported patches, twin GET and desired patches",
     ),
     _rule(
         "jobs",
-        r"\$aws/things/[^\s\"']*/jobs|iotjobs|IotJobsClient|AWSIoTMQTTThingJobsClient|"
+        r"\$aws/things/.*?jobs|iotjobs|IotJobsClient|AWSIoTMQTTThingJobsClient|"
         r"jobExecution",
         "AWS IoT Jobs: IoT Hub has direct methods and scheduled jobs, not per-device queues",
     ),
     _rule(
         "ota",
-        r"\$aws/things/[^\s\"']*/streams|OTA_Init|otaPal|OtaAgent|esp_https_ota|AFR_OTA",
+        r"\$aws/things/.*?streams|OTA_Init|otaPal|OtaAgent|esp_https_ota|AFR_OTA",
         "OTA over AWS jobs/streams: move to Device Update for IoT Hub or the cutover job",
     ),
     _rule(

@@ -41,6 +41,12 @@ PROGRAMS = [
     ("arduino_mqtt/esp32_weather", "client-id", set()),
     ("c_esp_mqtt/pump_controller", "client-id", set()),
     ("c_coremqtt/freertos_meter", "client-id", {"demo_config.h", "mqtt_demo.c"}),
+    (
+        "c_coremqtt/freertos_lts_sensor",
+        "client-id",
+        {"include/aws_clientcredential.h", "sensor_task.c"},
+    ),
+    ("c_coremqtt/freertos_keys_vendored", "client-id", {"demo_config.h", "app_main.c"}),
 ]
 IDS = [name for name, _, _ in PROGRAMS]
 
@@ -51,6 +57,7 @@ SECRETS = [
     "r4dish-and-b33t",
     "w4ter-w0rks",
     "MIIEpAIBAAKCAQEAzGz1TEST0NLYxKEYxNOTxREALxKEYxFORxTHExCORPUSxxxx",
+    "MHcCAQEEIBOILERfakeKEYdoNOTuseTHISanywhereXXXXXXXXXXXXXXXXXXoAoGCCqGSM49",
 ]
 
 
@@ -111,6 +118,7 @@ def test_secrets_are_reported_by_location_and_kind():
     assert secrets == {
         ("arduino_mqtt/esp32_weather/secrets.h", 7),
         ("arduino_mqtt/esp32_weather/secrets.h", 19),
+        ("c_coremqtt/freertos_keys_vendored/aws_clientcredential_keys.h", 6),
         ("c_esp_mqtt/pump_controller/sdkconfig", 4),
         ("micropython_umqtt/esp8266_sensor/config.py", 5),
         ("micropython_umqtt/greenhouse_named_shadow/credentials.py", 2),
