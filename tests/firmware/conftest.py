@@ -31,6 +31,7 @@ HERE = Path(__file__).parent
 CORPUS = HERE / "corpus"
 SHIMS = HERE / "shims"
 MICROPYTHON_LIB = HERE / "micropython_lib"
+NODE_SDKS = HERE.parent.parent / "tools" / "node-sdks" / "node_modules"
 RUN_TIMEOUT = 60
 LOOPS: dict[int, asyncio.AbstractEventLoop] = {}
 
@@ -133,6 +134,30 @@ def start_program(
         [sys.executable, "-X", "faulthandler", script, *args],
         cwd=repo,
         env=program_env(hub, repo, **kwargs),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def start_node_program(
+    hub: IotHubEmulator, repo: Path, script: str, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """A Node program with Microsoft's SDK from tools/node-sdks (`make node-sdks`)."""
+    node = shutil.which("node")
+    if node is None or not (NODE_SDKS / "azure-iot-device-mqtt").is_dir():
+        pytest.skip("Node.js or tools/node-sdks is missing: run `make node-sdks`")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "NODE_PATH": str(NODE_SDKS),
+        "NODE_EXTRA_CA_CERTS": str(hub.ca_path),
+        "FIRMWARE_TEST_HOSTS": f"{hub.hostname}={hub.gateway_host}",
+        **(extra_env or {}),
+    }
+    return subprocess.Popen(
+        [node, "-r", str(SHIMS / "node" / "resolve-hub.js"), script],
+        cwd=repo,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -16,6 +16,8 @@ from bridge.firmware import DeviceIdSource, PatchOptions, load_recipes, patch
 from tests.firmware.conftest import CORPUS
 
 runner = CliRunner()
+# Examples whose client ids cannot be the device id, and where it comes from instead.
+EXAMPLE_IDS = {"edge_sensor": "env:THING_NAME", "door_sensor": "literal:door-7"}
 
 
 def test_scan_json_lists_touch_points_with_verdicts():
@@ -122,7 +124,7 @@ def test_recipe_examples_patch_to_their_after(tmp_path):
     for after in examples:
         repo = tmp_path / after.parent.parent.parent.name
         shutil.copytree(after.parent / "before", repo)
-        device_id_from = "env:THING_NAME" if after.parent.name == "edge_sensor" else "client-id"
+        device_id_from = EXAMPLE_IDS.get(after.parent.name, "client-id")
         options = PatchOptions(
             hub="myhub.azure-devices.net", device_id=DeviceIdSource.parse(device_id_from)
         )

@@ -22,4 +22,10 @@ shadows.on('connect', () => {
     shadows.update(config.thingName, { state: { reported: { open: false } } });
   });
 });
-shadows.on('delta', (thingName, stateObject) => console.log('delta', thingName, stateObject.state));
+shadows.on('delta', (thingName, stateObject) => {
+  console.log('delta', thingName, stateObject.state);
+  // Acknowledge: the door reports the settings it now runs with.
+  shadows.update(thingName, { state: { reported: stateObject.state } });
+});
+
+process.on('SIGTERM', () => device.end(false, () => shadows.end(false, () => process.exit(0))));
