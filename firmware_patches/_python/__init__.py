@@ -63,10 +63,10 @@ def inject_block(text: str, block: str) -> str:
             position = index + 1
         else:
             break
-    head = module.with_changes(body=module.body[:position], footer=[])
-    tail = module.with_changes(body=module.body[position:], header=[])
-    head_code = head.code if position else ""
-    tail_code = tail.code if position else module.code
+    head_module = module.with_changes(body=module.body[:position], footer=[])
+    tail_module = module.with_changes(body=module.body[position:], header=[])
+    head_code = head_module.code if position else ""
+    tail_code = tail_module.code if position else module.code
     separator = "\n" if head_code and not head_code.endswith("\n\n") else ""
     return head_code + separator + block + "\n\n" + tail_code.lstrip("\n")
 
@@ -99,18 +99,17 @@ def imported_names(  # noqa: C901 - one branch per import form
                     small.names, cst.ImportStar
                 ):
                     for alias in small.names:
+                        bound = code_of(alias.asname.name if alias.asname else alias.name)
                         if code_of(alias.name) == name:
-                            local = alias.asname.name if alias.asname else alias.name
-                            found.add(code_of(local))
+                            found.add(bound)
                         elif source + "." + code_of(alias.name) in module_prefixes:
-                            local = alias.asname.name if alias.asname else alias.name
-                            found.add(code_of(local) + "." + name)
+                            found.add(bound + "." + name)
             if isinstance(small, cst.Import):
                 for alias in small.names:
-                    source = code_of(alias.name)
-                    if source.startswith(module_prefixes):
-                        local = code_of(alias.asname.name) if alias.asname else source
-                        found.add(local + "." + name)
+                    imported = code_of(alias.name)
+                    if imported.startswith(module_prefixes):
+                        bound = code_of(alias.asname.name) if alias.asname else imported
+                        found.add(bound + "." + name)
     return found
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from tree_sitter import Tree
+
 from bridge.firmware.models import TouchPoint
 from bridge.firmware.recipes import (
     IOTHUB_API_VERSION,
@@ -93,7 +95,7 @@ class CoreMqttRecipe:
             raise PatchRefusedError(f"the rewrite of {path} would not parse")
         return new.decode()
 
-    def _header_edits(self, source: bytes, tree, options: PatchOptions) -> list[Edit]:  # noqa: ANN001
+    def _header_edits(self, source: bytes, tree: Tree, options: PatchOptions) -> list[Edit]:
         found = defines(tree)
         known = {d.name: d.value for d in found}
         device = next((d for d in found if d.name in _ID_NAMES), None)
@@ -136,7 +138,7 @@ class CoreMqttRecipe:
             edits.append(Edit(device.node.end_byte, device.node.end_byte, user.encode()))
         return edits
 
-    def _source_edits(self, source: bytes, tree) -> list[Edit]:  # noqa: ANN001
+    def _source_edits(self, source: bytes, tree: Tree) -> list[Edit]:
         if b"pUserName" in source:
             return []
         edits: list[Edit] = []
