@@ -17,6 +17,8 @@ import pytest
 
 from bridge.firmware import DeviceIdSource, PatchOptions, patch, scan
 from bridge.firmware.report import to_html, to_json, to_markdown
+from firmware_patches.node_aws_iot_device_sdk import error_count as js_errors
+from firmware_patches.node_aws_iot_device_sdk import parse_js
 from tests.firmware.conftest import CORPUS
 
 EXPECTED = Path(__file__).parent / "expected"
@@ -95,6 +97,8 @@ def test_report_and_patch_are_as_expected(name, device_id_from, files, tmp_path)
         _check_expected(EXPECTED / name / "patched" / file, text)
         if file.endswith(".py"):
             compile(text, file, "exec")
+        if file.endswith(".js"):
+            assert js_errors(parse_js(text.encode())) == 0
     # Patching the patched program again changes nothing.
     assert patch(repo, _options(device_id_from)).changed == {}
 
