@@ -13,6 +13,7 @@ from bridge.firmware.walk import walk
 
 __all__ = ["Finding", "analyse", "scan"]
 
+NOTHING_CHANGED = "found, but the recipe had nothing it could change here: by hand"
 VENDORED_REASON = "vendored code: reported, never edited; upgrade or replace the SDK copy"
 # Verdicts come from a dry run of the patch, so a scan never promises what patch cannot do.
 _DRY_RUN = PatchOptions(hub="scan.azure-devices.net")
@@ -82,6 +83,10 @@ def _examine(
             patched = recipe.patch(path, text, options)
         except PatchRefusedError as refused:
             points = [_human(point, f"not rewritten: {refused}") for point in points]
+        else:
+            if patched is None or patched == text:
+                # Never claim a rewrite the patch does not make.
+                points = [_human(point, NOTHING_CHANGED) for point in points]
     secrets = find_secrets(path, text, stack)
     if not points and not secrets:
         return None

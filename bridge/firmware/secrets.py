@@ -26,6 +26,10 @@ _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
         "Wi-Fi password in source: move it to provisioning or secure storage",
     ),
     (
+        re.compile(r"#define\s+\w*(?:PASS|PASSWORD|PSK|PASSPHRASE)\w*\s+\"[^\"]+\""),
+        "password in a header: move it to provisioning or secure storage",
+    ),
+    (
         re.compile(r"(?i)CONFIG_\w*WIFI_PASSWORD\s*=\s*\"[^\"]+\""),
         "Wi-Fi password in sdkconfig: move it to provisioning or secure storage",
     ),

@@ -44,7 +44,7 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(
         "root_ca",
-        r"AmazonRootCA\d?|AWS_ROOT_CA|rootCA|root-CA|root_ca",
+        r"AmazonRootCA\d?|AWS_ROOT_CA|rootCA|root-CA|root_ca|setCACert|setTrustAnchors|CERT_CA\b",
         "AWS trust anchor: trust DigiCert Global Root G2 and Microsoft RSA Root CA 2017",
         re.IGNORECASE,
     ),
@@ -59,7 +59,8 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "client_id",
         r"\b(?:client_?id|thing_?name|clientIdentifier)\b\s*(?:=|:|\()|"
-        r"#define\s+\w*(?:CLIENT_?ID|CLIENT_IDENTIFIER|THING_NAME)\b|setClientId|client_id\s*=",
+        r"#define\s+\w*(?:CLIENT_?ID|CLIENT_IDENTIFIER|THING_NAME)\b|setClientId|setId\(|"
+        r"client_id\s*=",
         "client id: must equal the IoT Hub device id",
         re.IGNORECASE,
     ),
@@ -125,7 +126,7 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "topic",
         r"\.publish\(|\.subscribe\(|MQTT_Publish|MQTT_Subscribe|esp_mqtt_client_publish|"
-        r"esp_mqtt_client_subscribe|mqtt_publish|mqtt_subscribe|publishAsync",
+        r"esp_mqtt_client_subscribe|mqtt_publish|mqtt_subscribe|publishAsync|beginMessage\(",
         "MQTT topic: IoT Hub allows only its own topics (devices/{id}/messages/events/ ...)",
     ),
 )

@@ -5,18 +5,55 @@ The grammar is the `tree-sitter-c` wheel from PyPI, so nothing is downloaded at 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import tree_sitter_c
+import tree_sitter_cpp
 from tree_sitter import Language, Node, Parser, Tree
 
-__all__ = ["Define", "Edit", "apply_edits", "defines", "error_count", "parse_c", "resolve_string"]
+__all__ = [
+    "Define",
+    "Edit",
+    "apply_edits",
+    "defines",
+    "error_count",
+    "parse_c",
+    "parse_cpp",
+    "resolve_string",
+    "string_literal_edits",
+]
 
 C = Language(tree_sitter_c.language())
+CPP = Language(tree_sitter_cpp.language())
 
 
 def parse_c(source: bytes) -> Tree:
     return Parser(C).parse(source)
+
+
+def parse_cpp(source: bytes) -> Tree:
+    return Parser(CPP).parse(source)
+
+
+def string_literal_edits(tree: Tree, pattern: re.Pattern[str], replacement: str) -> list[Edit]:
+    """Replace every string literal whose whole content matches `pattern`."""
+    edits = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        text = node.text.decode() if node.text is not None else ""
+        if node.type == "preproc_arg":
+            # A define's value is raw text to the grammar: `#define HOST "x"` counts too.
+            stripped = text.strip()
+            quoted = len(stripped) > 1 and stripped[0] == stripped[-1] == '"'
+            if quoted and pattern.fullmatch(stripped[1:-1]):
+                start = node.start_byte + len(text) - len(text.lstrip())
+                edits.append(Edit(start, start + len(stripped), f'"{replacement}"'.encode()))
+        elif node.type == "string_literal" and pattern.fullmatch(text[1:-1]):
+            edits.append(Edit(node.start_byte, node.end_byte, f'"{replacement}"'.encode()))
+    return edits
 
 
 def error_count(tree: Tree) -> int:

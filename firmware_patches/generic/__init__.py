@@ -5,8 +5,8 @@ settings, `platformio.ini`, `sdkconfig`, `package.json` are reported. Two kinds 
 rewritten because their syntax is simple and the change is mechanical: a pip
 requirements file that names awsiotsdk gains azure-iot-device (awsiotsdk stays until no
 program imports it, which a human confirms), and an AWS endpoint string
-literal in a Python settings module becomes the hub's host (found with LibCST, so
-only string literals change).
+literal in a Python settings module or a C/C++ header (`secrets.h`) becomes the hub's
+host (found with LibCST or tree-sitter, so only string literals change).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import re
 import libcst as cst
 
 from bridge.firmware.models import TouchPoint
-from bridge.firmware.recipes import PatchOptions
+from bridge.firmware.recipes import PatchOptions, PatchRefusedError
 from bridge.firmware.touch import RULES, touch_points
-from firmware_patches._python import parse
+from firmware_patches._c import apply_edits, error_count, parse_c, parse_cpp, string_literal_edits
+from firmware_patches._python import parse as parse_python
 
 __all__ = ["RECIPE"]
 
@@ -30,6 +31,7 @@ _MARKERS = re.compile(
 _ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
 _REQUIREMENT = re.compile(r"^(?P<name>awsiotsdk)\b[^#\n]*", re.IGNORECASE | re.MULTILINE)
 AZURE_IOT_DEVICE = "azure-iot-device>=2.14"
+_C_FAMILY = (".c", ".h", ".cpp", ".hpp", ".ino")
 
 
 def _requirements(path: str) -> bool:
@@ -48,7 +50,7 @@ class GenericRecipe:
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
         rewritten: dict[str, str] = {}
-        if path.endswith(".py"):
+        if path.endswith((".py", *_C_FAMILY)):
             rewritten["endpoint"] = "AWS endpoint literal replaced with the IoT Hub host"
         if _requirements(path):
             rewritten["dependency"] = (
@@ -76,8 +78,18 @@ class GenericRecipe:
             if "azure-iot-device" in text or not _REQUIREMENT.search(text):
                 return None
             return _REQUIREMENT.sub(lambda m: f"{m.group(0)}\n{AZURE_IOT_DEVICE}", text, count=1)
+        if path.endswith(_C_FAMILY):
+            parse = parse_c if path.endswith((".c", ".h")) else parse_cpp
+            tree = parse(text.encode())
+            edits = string_literal_edits(tree, _ENDPOINT, options.hub)
+            if not edits:
+                return None
+            new = apply_edits(text.encode(), edits)
+            if error_count(parse(new)) > error_count(tree):
+                raise PatchRefusedError(f"the rewrite of {path} would not parse")
+            return new.decode()
         if path.endswith(".py"):
-            module = parse(path, text)
+            module = parse_python(path, text)
             new_module = module.visit(_EndpointLiterals(options.hub))
             return new_module.code if new_module.code != text else None
         return None

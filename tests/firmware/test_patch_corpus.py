@@ -42,7 +42,9 @@ PROGRAMS = [
     ("node_aws_iot_device_sdk/door_sensor", "literal:door-7", {"index.js", "package.json"}),
     ("node_aws_iot_device_sdk/gps_tracker", "env:VAN_NAME", {"tracker.js", "package.json"}),
     ("node_aws_iot_device_sdk/jobs_agent", "client-id", set()),
-    ("arduino_mqtt/esp32_weather", "client-id", set()),
+    ("arduino_mqtt/esp32_weather", "client-id", {"esp32_weather.ino", "secrets.h"}),
+    ("arduino_mqtt/esp8266_relay_bearssl", "client-id", {"esp8266_relay_bearssl.ino", "config.h"}),
+    ("arduino_mqtt/nano33_iot_meter", "client-id", {"arduino_secrets.h"}),
     ("c_esp_mqtt/pump_controller", "client-id", set()),
     ("c_coremqtt/freertos_meter", "client-id", {"demo_config.h", "mqtt_demo.c"}),
     (
@@ -59,6 +61,9 @@ SECRETS = [
     "Corr3ct-H0rse-Battery",
     "t0mat0es-and-basil",
     "r4dish-and-b33t",
+    "h4y-b4les-2019",
+    "v0lts-and-amps",
+    "MIIEowIBAAKCAQEAr3lAYbarnKEYfakeFORtheCORPUSonly",
     "w4ter-w0rks",
     "MIIEpAIBAAKCAQEAzGz1TEST0NLYxKEYxNOTxREALxKEYxFORxTHExCORPUSxxxx",
     "MHcCAQEEIBOILERfakeKEYdoNOTuseTHISanywhereXXXXXXXXXXXXXXXXXXoAoGCCqGSM49",
@@ -123,7 +128,10 @@ def test_secrets_are_reported_by_location_and_kind():
     secrets = {(p.file, p.line) for p in report.touch_points if p.kind == "secret"}
     assert secrets == {
         ("arduino_mqtt/esp32_weather/secrets.h", 7),
-        ("arduino_mqtt/esp32_weather/secrets.h", 19),
+        ("arduino_mqtt/esp32_weather/secrets.h", 26),
+        ("arduino_mqtt/esp8266_relay_bearssl/config.h", 6),
+        ("arduino_mqtt/esp8266_relay_bearssl/config.h", 10),
+        ("arduino_mqtt/nano33_iot_meter/arduino_secrets.h", 2),
         ("c_coremqtt/freertos_keys_vendored/aws_clientcredential_keys.h", 6),
         ("c_esp_mqtt/pump_controller/sdkconfig", 4),
         ("micropython_umqtt/esp8266_sensor/config.py", 5),

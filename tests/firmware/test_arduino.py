@@ -1,0 +1,90 @@
+"""Arduino sketches on PubSubClient: patched with tree-sitter-cpp, parsed, then compiled
+with g++ against stub Arduino headers and run, the stub PubSubClient printing what the
+sketch would send to IoT Hub."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from bridge.firmware import PatchOptions, patch
+from bridge.mapping.topics import topic_properties
+from firmware_patches._c import parse_cpp
+from firmware_patches.arduino_mqtt import error_count
+from tests.firmware.conftest import CORPUS
+
+STUBS = Path(__file__).parent / "stubs" / "arduino"
+HUB = "myhub.azure-devices.net"
+GXX = shutil.which("g++")
+
+
+def run_sketch(tmp_path, name):
+    repo = tmp_path / name
+    shutil.copytree(CORPUS / "arduino_mqtt" / name, repo)
+    originals = {p: p.read_bytes() for p in repo.iterdir() if p.suffix in {".ino", ".h"}}
+    patch(repo, PatchOptions(hub=HUB), apply=True)
+    for path, before in originals.items():
+        assert error_count(parse_cpp(path.read_bytes())) <= error_count(parse_cpp(before))
+    probe = tmp_path / "probe.cpp"
+    probe.write_text(
+        f'#include "{name}.ino"\n'
+        'int main() { setup(); loop(); pubsub_stub_last->deliver("1"); return 0; }\n'
+    )
+    binary = tmp_path / "probe"
+    flags = ["-std=c++17", "-Wall", "-Werror", "-Wno-unused-variable", "-I", str(STUBS)]
+    subprocess.run([GXX, *flags, "-I", str(repo), "-o", str(binary), str(probe)], check=True)
+    result = subprocess.run([str(binary)], capture_output=True, text=True, check=True)
+    return result.stdout.splitlines()
+
+
+def bag(topic):
+    prefix, _, properties = topic.partition("/messages/events/")
+    pairs = dict(pair.split("=") for pair in properties.split("&"))
+    return prefix, {k: unquote(v) for k, v in pairs.items()}
+
+
+pytestmark = pytest.mark.skipif(GXX is None, reason="g++ is not installed")
+
+
+def test_esp32_weather_talks_iothub_mqtt(tmp_path):
+    calls = run_sketch(tmp_path, "esp32_weather")
+    user = f"{HUB}/weather-station-12/?api-version=2021-04-12"
+    assert calls[:4] == [
+        f"setServer {HUB} 8883",
+        "setBufferSize 1024",
+        "setKeepAlive 1177",
+        f"connect weather-station-12 {user} (none)",
+    ]
+    assert calls[4] == "subscribe $iothub/twin/PATCH/properties/desired/#"
+    verb, topic, payload = calls[5].split(" ")
+    assert (verb, payload) == ("publish", '{"celsius":21.4}')
+    prefix, properties = bag(topic)
+    assert prefix == "devices/weather-station-12"
+    assert properties == topic_properties("weather/weather-station-12/readings")
+
+
+def test_esp8266_relay_takes_a_command_and_reports(tmp_path):
+    calls = run_sketch(tmp_path, "esp8266_relay_bearssl")
+    assert calls[0] == f"setServer {HUB} 8883"
+    assert calls[2] == f"connect relay-8266-2 {HUB}/relay-8266-2/?api-version=2021-04-12 (none)"
+    assert calls[3] == "subscribe devices/relay-8266-2/messages/devicebound/#"
+    states = [line.split(" ") for line in calls if line.startswith("publish")]
+    assert [payload for _, _, payload in states] == ['{"on":false}', '{"on":true}']
+    prefix, properties = bag(states[0][1])
+    assert prefix == "devices/relay-8266-2"
+    assert properties == topic_properties("relays/relay-8266-2/state")
+
+
+def test_arduino_mqtt_client_sketch_needs_a_human(tmp_path):
+    repo = tmp_path / "nano"
+    shutil.copytree(CORPUS / "arduino_mqtt/nano33_iot_meter", repo)
+    outcome = patch(repo, PatchOptions(hub=HUB))
+    assert "nano33_iot_meter.ino" not in outcome.changed
+    sketch = [p for p in outcome.report.touch_points if p.file == "nano33_iot_meter.ino"]
+    assert sketch
+    assert {p.verdict for p in sketch} == {"needs_human"}
+    assert all("only PubSubClient is rewritten" in p.reason for p in sketch)
