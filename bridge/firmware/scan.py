@@ -75,6 +75,12 @@ def _examine(
     stack = recipe.stack if recipe else "unknown"
     points = recipe.scan(path, text) if recipe else []
     patched = None
+    if vendored and recipe is not None and not points:
+        # An SDK copy with no line-level touch point is still AWS IoT code to replace.
+        point = TouchPoint(
+            file=path, line=1, kind="vendored_sdk", stack=stack, verdict="needs_human", reason=""
+        )
+        points = [point]
     if points and vendored:
         update = {"verdict": "needs_human", "reason": VENDORED_REASON}
         points = [point.model_copy(update=update) for point in points]

@@ -60,7 +60,7 @@ RULES: tuple[Rule, ...] = (
         "client_id",
         r"\b(?:client_?id|thing_?name|clientIdentifier)\b\s*(?:=|:|\()|"
         r"#define\s+\w*(?:CLIENT_?ID|CLIENT_IDENTIFIER|THING_NAME)\b|setClientId|setId\(|"
-        r"client_id\s*=",
+        r"client_id\s*=|pMqttClientId",
         "client id: must equal the IoT Hub device id",
         re.IGNORECASE,
     ),
@@ -72,7 +72,8 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "shadow",
         r"\$aws/things/.*?shadow|iotshadow|ShadowClient|shadowUpdate|shadowGet|"
-        r"shadowRegisterDeltaCallback|UpdateShadowRequest|GetShadowRequest|thingShadow",
+        r"shadowRegisterDeltaCallback|UpdateShadowRequest|GetShadowRequest|thingShadow|"
+        r"aws_iot_shadow_\w+",
         "shadow: map to twin reported patches, twin GET and desired patches",
     ),
     _rule(

@@ -16,14 +16,18 @@ __all__ = [
     "Define",
     "Edit",
     "apply_edits",
+    "c_concat",
     "defines",
     "error_count",
+    "events_topic",
     "parse_c",
     "parse_cpp",
     "resolve_string",
     "string_literal_edits",
+    "topic_tokens",
 ]
 
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 C = Language(tree_sitter_c.language())
 CPP = Language(tree_sitter_cpp.language())
 
@@ -134,3 +138,61 @@ def apply_edits(source: bytes, edits: list[Edit]) -> bytes:
     for edit in sorted(edits, key=lambda e: e.start, reverse=True):
         source = source[: edit.start] + edit.text + source[edit.end :]
     return source
+
+
+def _quote(text: str) -> str:
+    return "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
+
+
+def topic_tokens(value: str) -> list[tuple[str, str]] | None:
+    """A topic spelled as "literal" MACRO "literal": [("lit", text), ("macro", NAME)]."""
+    tokens: list[tuple[str, str]] = []
+    for match in re.finditer(r'"((?:[^"\\]|\\.)*)"|([A-Za-z_]\w*)|(\S)', value):
+        literal, macro, other = match.groups()
+        if other is not None or (literal is not None and "\\" in literal):
+            return None
+        tokens.append(("lit", literal) if literal is not None else ("macro", macro))
+    return tokens or None
+
+
+def c_concat(pieces: list[tuple[str, str]]) -> str:
+    """C source for literal and macro pieces, adjacent literals merged."""
+    out: list[str] = []
+    for kind, text in pieces:
+        if kind == "lit" and out and out[-1].endswith('"'):
+            out[-1] = out[-1][:-1] + text + '"'
+        else:
+            out.append(f'"{text}"' if kind == "lit" else text)
+    return " ".join(out)
+
+
+def events_topic(device: str, tokens: list[tuple[str, str]]) -> str:
+    """C source of IoT Hub's events topic for an AWS topic made of literals and macros.
+
+    The bag is bridge.mapping.topics.topic_properties(): awsTopic, then awsTopic1..N.
+    Macros (thing names: letters, digits, ':', '_', '-') are spliced in unencoded.
+    """
+    levels: list[list[tuple[str, str]]] = [[]]
+    for kind, text in tokens:
+        if kind == "macro":
+            levels[-1].append((kind, text))
+            continue
+        for index, part in enumerate(text.split("/")):
+            if index:
+                levels.append([])
+            if part:
+                levels[-1].append(("lit", part))
+
+    def encoded(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(k, _quote(t) if k == "lit" else t) for k, t in pieces]
+
+    whole: list[tuple[str, str]] = []
+    for index, level in enumerate(levels):
+        if index:
+            whole.append(("lit", "%2F"))
+        whole.extend(encoded(level))
+    pieces: list[tuple[str, str]] = [("lit", "devices/"), ("macro", device)]
+    pieces += [("lit", "/messages/events/awsTopic="), *whole]
+    for number, level in enumerate(levels, start=1):
+        pieces += [("lit", f"&awsTopic{number}="), *encoded(level)]
+    return c_concat(pieces)

@@ -25,7 +25,15 @@ from bridge.firmware.recipes import (
     PatchRefusedError,
 )
 from bridge.firmware.touch import RULES, touch_points
-from firmware_patches._c import Edit, apply_edits, parse_cpp, string_literal_edits
+from firmware_patches._c import (
+    Edit,
+    apply_edits,
+    c_concat,
+    events_topic,
+    parse_cpp,
+    string_literal_edits,
+    topic_tokens,
+)
 
 __all__ = ["RECIPE"]
 
@@ -33,7 +41,6 @@ _MARKER = re.compile(r"PubSubClient|MQTTClient|ArduinoMqttClient")
 _OTHER_LIBRARIES = re.compile(r"#include\s*[<\"](MQTT\.h|MQTTClient\.h|ArduinoMqttClient\.h)")
 _ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
 _MACRO = re.compile(r"[A-Z][A-Z0-9_]*")
-_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 BUFFER = 1024
 _REWRITTEN = {
     "endpoint": "endpoint literal is the IoT Hub host",
@@ -71,64 +78,6 @@ def _nodes(tree: Tree, *kinds: str) -> list[Node]:
             found.append(node)
         stack.extend(reversed(node.children))
     return found
-
-
-def _quote(text: str) -> str:
-    return "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
-
-
-def _tokens(value: str) -> list[tuple[str, str]] | None:
-    """A topic spelled as "literal" MACRO "literal": [("lit", text), ("macro", NAME)]."""
-    tokens: list[tuple[str, str]] = []
-    for match in re.finditer(r'"((?:[^"\\]|\\.)*)"|([A-Za-z_]\w*)|(\S)', value):
-        literal, macro, other = match.groups()
-        if other is not None or (literal is not None and "\\" in literal):
-            return None
-        tokens.append(("lit", literal) if literal is not None else ("macro", macro))
-    return tokens or None
-
-
-def _c_concat(pieces: list[tuple[str, str]]) -> str:
-    """C source for literal and macro pieces, adjacent literals merged."""
-    out: list[str] = []
-    for kind, text in pieces:
-        if kind == "lit" and out and out[-1].endswith('"'):
-            out[-1] = out[-1][:-1] + text + '"'
-        else:
-            out.append(f'"{text}"' if kind == "lit" else text)
-    return " ".join(out)
-
-
-def events_topic(device: str, tokens: list[tuple[str, str]]) -> str:
-    """C source of IoT Hub's events topic for an AWS topic made of literals and macros.
-
-    The bag is bridge.mapping.topics.topic_properties(): awsTopic, then awsTopic1..N.
-    Macros (thing names: letters, digits, ':', '_', '-') are spliced in unencoded.
-    """
-    levels: list[list[tuple[str, str]]] = [[]]
-    for kind, text in tokens:
-        if kind == "macro":
-            levels[-1].append((kind, text))
-            continue
-        for index, part in enumerate(text.split("/")):
-            if index:
-                levels.append([])
-            if part:
-                levels[-1].append(("lit", part))
-
-    def encoded(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        return [(k, _quote(t) if k == "lit" else t) for k, t in pieces]
-
-    whole: list[tuple[str, str]] = []
-    for index, level in enumerate(levels):
-        if index:
-            whole.append(("lit", "%2F"))
-        whole.extend(encoded(level))
-    pieces: list[tuple[str, str]] = [("lit", "devices/"), ("macro", device)]
-    pieces += [("lit", "/messages/events/awsTopic="), *whole]
-    for number, level in enumerate(levels, start=1):
-        pieces += [("lit", f"&awsTopic{number}="), *encoded(level)]
-    return _c_concat(pieces)
 
 
 class ArduinoRecipe:
@@ -272,7 +221,7 @@ def _topic_edits(
             patched = spelled.startswith(('"devices/', '"$iothub/'))
             if patched or ("$aws/" in spelled and method == "publish"):
                 continue  # patched before, or a shadow publish a human must reshape
-            tokens = _tokens(spelled)
+            tokens = topic_tokens(spelled)
             if tokens is None or device is None:
                 raise PatchRefusedError(f"topic {spelled} is built at run time: map it by hand")
             if method == "publish":
@@ -281,7 +230,7 @@ def _topic_edits(
                 new = '"$iothub/twin/PATCH/properties/desired/#"'
             else:
                 bound = [("lit", "devices/"), ("macro", device), ("lit", "/messages/devicebound/#")]
-                new = _c_concat(bound)
+                new = c_concat(bound)
             done.add(_text(node))
             edits.append(Edit(node.start_byte, node.end_byte, new.encode()))
     return edits

@@ -26,7 +26,7 @@ from bridge.firmware.touch import RULES, touch_points
 from bridge.mapping.topics import topic_properties
 from firmware_patches._c import Edit, apply_edits, defines, error_count, parse_c, resolve_string
 
-_MARKER = re.compile(r"core_mqtt|MQTT_Connect|clientcredential|democonfig|aws_iot_mqtt_client")
+_MARKER = re.compile(r"core_mqtt|MQTT_Connect|clientcredential|democonfig")
 _ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
 _ID_NAMES = ("democonfigCLIENT_IDENTIFIER", "clientcredentialIOT_THING_NAME")
 _ENDPOINT_NAMES = ("democonfigMQTT_BROKER_ENDPOINT", "clientcredentialMQTT_BROKER_ENDPOINT")

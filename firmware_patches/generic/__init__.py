@@ -5,8 +5,9 @@ settings, `platformio.ini`, `sdkconfig`, `package.json` are reported. Two kinds 
 rewritten because their syntax is simple and the change is mechanical: a pip
 requirements file that names awsiotsdk gains azure-iot-device (awsiotsdk stays until no
 program imports it, which a human confirms), and an AWS endpoint string
-literal in a Python settings module or a C/C++ header (`secrets.h`) becomes the hub's
-host (found with LibCST or tree-sitter, so only string literals change).
+literal in a Python settings module, a C/C++ header (`secrets.h`) or an ESP-IDF
+`sdkconfig` value becomes the hub's host (found with LibCST or tree-sitter, so only
+string literals change).
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ AZURE_IOT_DEVICE = "azure-iot-device>=2.14"
 _C_FAMILY = (".c", ".h", ".cpp", ".hpp", ".ino")
 
 
+# ESP-IDF's sdkconfig: one CONFIG_NAME="value" per line.
+_SDKCONFIG_VALUE = re.compile(r'^(CONFIG_\w+=")([^"\n]*)(")$', re.MULTILINE)
+
+
+def _sdkconfig(path: str) -> bool:
+    return path.rsplit("/", 1)[-1].startswith("sdkconfig")
+
+
 def _requirements(path: str) -> bool:
     base = path.rsplit("/", 1)[-1]
     return base.startswith("requirements") and base.endswith(".txt")
@@ -50,7 +59,7 @@ class GenericRecipe:
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
         rewritten: dict[str, str] = {}
-        if path.endswith((".py", *_C_FAMILY)):
+        if path.endswith((".py", *_C_FAMILY)) or _sdkconfig(path):
             rewritten["endpoint"] = "AWS endpoint literal replaced with the IoT Hub host"
         if _requirements(path):
             rewritten["dependency"] = (
@@ -74,25 +83,36 @@ class GenericRecipe:
         return points
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
-        if _requirements(path):
+        if _sdkconfig(path):
+            new = _SDKCONFIG_VALUE.sub(
+                lambda m: (
+                    m.group(1) + options.hub + m.group(3)
+                    if _ENDPOINT.fullmatch(m.group(2))
+                    else m.group(0)
+                ),
+                text,
+            )
+        elif _requirements(path):
             if "azure-iot-device" in text or not _REQUIREMENT.search(text):
                 return None
-            return _REQUIREMENT.sub(lambda m: f"{m.group(0)}\n{AZURE_IOT_DEVICE}", text, count=1)
-        if path.endswith(_C_FAMILY):
-            parse = parse_c if path.endswith((".c", ".h")) else parse_cpp
-            tree = parse(text.encode())
-            edits = string_literal_edits(tree, _ENDPOINT, options.hub)
-            if not edits:
-                return None
-            new = apply_edits(text.encode(), edits)
-            if error_count(parse(new)) > error_count(tree):
-                raise PatchRefusedError(f"the rewrite of {path} would not parse")
-            return new.decode()
-        if path.endswith(".py"):
-            module = parse_python(path, text)
-            new_module = module.visit(_EndpointLiterals(options.hub))
-            return new_module.code if new_module.code != text else None
-        return None
+            new = _REQUIREMENT.sub(lambda m: f"{m.group(0)}\n{AZURE_IOT_DEVICE}", text, count=1)
+        elif path.endswith(_C_FAMILY):
+            new = _c_endpoints(path, text, options.hub)
+        elif path.endswith(".py"):
+            new = parse_python(path, text).visit(_EndpointLiterals(options.hub)).code
+        else:
+            return None
+        return new if new != text else None
+
+
+def _c_endpoints(path: str, text: str, hub: str) -> str:
+    parse = parse_c if path.endswith((".c", ".h")) else parse_cpp
+    tree = parse(text.encode())
+    edits = string_literal_edits(tree, _ENDPOINT, hub)
+    new = apply_edits(text.encode(), edits)
+    if error_count(parse(new)) > error_count(tree):
+        raise PatchRefusedError(f"the rewrite of {path} would not parse")
+    return new.decode()
 
 
 class _EndpointLiterals(cst.CSTTransformer):

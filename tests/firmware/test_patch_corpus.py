@@ -45,7 +45,9 @@ PROGRAMS = [
     ("arduino_mqtt/esp32_weather", "client-id", {"esp32_weather.ino", "secrets.h"}),
     ("arduino_mqtt/esp8266_relay_bearssl", "client-id", {"esp8266_relay_bearssl.ino", "config.h"}),
     ("arduino_mqtt/nano33_iot_meter", "client-id", {"arduino_secrets.h"}),
-    ("c_esp_mqtt/pump_controller", "client-id", set()),
+    ("c_esp_mqtt/pump_controller", "client-id", {"main/app_main.c", "sdkconfig"}),
+    ("c_esp_mqtt/boiler_v4", "client-id", {"main/boiler.c"}),
+    ("c_esp_mqtt/aws_sdk_shadow", "client-id", {"main/aws_iot_config.h"}),
     ("c_coremqtt/freertos_meter", "client-id", {"demo_config.h", "mqtt_demo.c"}),
     (
         "c_coremqtt/freertos_lts_sensor",
