@@ -34,11 +34,20 @@ def scan_cmd(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the report here.")
     ] = None,
+    device_id_from: Annotated[
+        str,
+        typer.Option(help="As for patch: the verdicts are those of patching with it."),
+    ] = "client-id",
 ) -> None:
     """List every AWS IoT touch point by file and line, with a verdict for each."""
     if fmt not in _RENDER:
         raise typer.BadParameter("--format must be json, md or html")
-    text = _RENDER[fmt](scan(path))
+    try:
+        source = DeviceIdSource.parse(device_id_from)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    report = scan(path, PatchOptions(hub="scan.azure-devices.net", device_id=source))
+    text = _RENDER[fmt](report)
     if output is None:
         typer.echo(text, nl=False)
     else:

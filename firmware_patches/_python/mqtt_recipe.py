@@ -84,8 +84,8 @@ class MqttRecipe:
                 p.model_copy(
                     update={
                         "verdict": "needs_human",
-                        "reason": "client id may be random: "
-                        "pass --device-id-from env:NAME or literal:ID",
+                        "reason": "random client id: the device id must come from "
+                        "--device-id-from env:NAME or literal:ID; drop the random id by hand",
                     }
                 )
                 if p.kind == "client_id" and RANDOM_ID.search(text.splitlines()[p.line - 1])

@@ -132,3 +132,17 @@ def test_recipe_examples_patch_to_their_after(tmp_path):
         for file in after.rglob("*"):
             if file.is_file():
                 assert changed[file.relative_to(after).as_posix()] == file.read_text()
+
+
+def test_scan_verdicts_follow_the_device_id_source():
+    path = str(CORPUS / "micropython_umqtt/relay_robust")
+    verdicts = {}
+    for source in ("client-id", "literal:relay-0042"):
+        result = runner.invoke(
+            app, ["firmware", "scan", path, "--format", "json", "--device-id-from", source]
+        )
+        assert result.exit_code == 0, result.output
+        points = [p for f in json.loads(result.stdout)["files"] for p in f["touch_points"]]
+        main = [p for p in points if p["file"] == "main.py" and p["kind"] != "client_id"]
+        verdicts[source] = {p["verdict"] for p in main}
+    assert verdicts == {"client-id": {"needs_human"}, "literal:relay-0042": {"rewritten"}}
