@@ -40,7 +40,9 @@ _SDKCONFIG_VALUE = re.compile(r'^(CONFIG_\w+=")([^"\n]*)(")$', re.MULTILINE)
 
 
 def _sdkconfig(path: str) -> bool:
-    return path.rsplit("/", 1)[-1].startswith("sdkconfig")
+    # ESP-IDF's sdkconfig and Zephyr's prj.conf: the same Kconfig value syntax.
+    base = path.rsplit("/", 1)[-1]
+    return base.startswith("sdkconfig") or (base.endswith(".conf") and base.startswith("prj"))
 
 
 def _requirements(path: str) -> bool:

@@ -49,6 +49,9 @@ PROGRAMS = [
     ("c_esp_mqtt/boiler_v4", "client-id", {"main/boiler.c"}),
     ("c_esp_mqtt/aws_sdk_shadow", "client-id", {"main/aws_iot_config.h"}),
     ("c_coremqtt/freertos_meter", "client-id", {"demo_config.h", "mqtt_demo.c"}),
+    ("c_zephyr_mqtt/nrf9160_tracker", "client-id", {"src/main.c"}),
+    ("c_zephyr_mqtt/cold_chain", "client-id", {"src/main.c", "prj.conf"}),
+    ("c_zephyr_mqtt/shadow_client", "client-id", {"src/main.c"}),
     (
         "c_coremqtt/freertos_lts_sensor",
         "client-id",
@@ -191,6 +194,7 @@ def test_stacks_detected_in_the_corpus():
         "arduino_mqtt",
         "c_coremqtt",
         "c_esp_mqtt",
+        "c_zephyr_mqtt",
         "micropython_umqtt",
         "node_aws_iot_device_sdk",
         "python_awsiotpythonsdk",
