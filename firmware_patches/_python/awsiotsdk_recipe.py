@@ -30,7 +30,7 @@ from firmware_patches._python.transform import ClientTracker, is_method_call, mo
 __all__ = ["AwsIotSdkRecipe"]
 
 _AWS_MODULES = ("awsiot", "awscrt")
-_SHADOW_ALIAS = re.compile(r"\biotshadow as (\w+)")
+_SHADOW_ALIAS = re.compile(r"\biot(?:shadow|jobs) as (\w+)")
 _BUILDERS = ("mtls_from_path",)
 _REFUSED_BUILDERS = {
     "mtls_from_bytes": "certificate held in memory: write it to files or use SAS",
@@ -57,6 +57,7 @@ _REWRITTEN = {
     "topic": "publish becomes send_message(Message(...)) with awsTopic properties",
     "shadow": "shadow update/get/delta become twin reported patch, get_twin, desired patches",
     "named_shadow": "named shadow mapped to twin properties under shadows.<name>",
+    "jobs": "jobs become a direct method named after the job; status in reported jobs.<id>",
 }
 
 
@@ -82,16 +83,12 @@ class AwsIotSdkRecipe:
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
         module = parse(path, text)
-        if "iotjobs" in text:
-            raise PatchRefusedError(
-                "AWS IoT Jobs client: map job documents to direct methods by hand"
-            )
         builders = set()
         for name in (*_BUILDERS, *_REFUSED_BUILDERS):
             builders |= imported_names(module, ("awsiot.mqtt_connection_builder", "awsiot"), name)
         tracker = ClientTracker(builders)
         module.visit(tracker)
-        shadow_modules = {"iotshadow", *_SHADOW_ALIAS.findall(text)}
+        shadow_modules = {"iotshadow", "iotjobs", *_SHADOW_ALIAS.findall(text)}
         rewriter = _Rewriter(options, tracker.clients, builders, module, shadow_modules)
         new = module.visit(rewriter)
         if not rewriter.changed:
@@ -129,6 +126,10 @@ class _Rewriter(cst.CSTTransformer):
     def leave_Attribute(
         self, original: cst.Attribute, updated: cst.Attribute
     ) -> cst.BaseExpression:
+        # iotjobs.JobStatus.SUCCEEDED -> "SUCCEEDED": AWS's job statuses are strings.
+        if code_of(updated.value).endswith("JobStatus") and updated.attr.value.isupper():
+            self.changed = True
+            return cst.SimpleString(f'"{updated.attr.value}"')
         # mqtt.QoS.AT_LEAST_ONCE -> 1: IoT Hub takes QoS 0 or 1 and azure-iot-device picks.
         if code_of(updated.value).endswith("QoS") and updated.attr.value in _QOS:
             self.changed = True
@@ -159,6 +160,8 @@ class _Rewriter(cst.CSTTransformer):
             self.changed = True
             if attr == "IotShadowClient":
                 return updated.with_changes(func=cst.Name("iothub_shadow_client"))
+            if attr == "IotJobsClient":
+                return updated.with_changes(func=cst.Name("iothub_jobs_client"))
             if any(arg.keyword is None for arg in updated.args):
                 raise PatchRefusedError(f"positional arguments to {func}: needs a human")
             return updated.with_changes(func=cst.Name("iothub_model"))

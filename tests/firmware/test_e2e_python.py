@@ -9,6 +9,10 @@ IoTHubRegistryManager.
 from __future__ import annotations
 
 import json
+import signal
+
+from azure.iot.hub.models import CloudToDeviceMethod
+from msrest.exceptions import HttpOperationError
 
 from tests.firmware.conftest import (
     copy_corpus,
@@ -160,3 +164,37 @@ def test_awsiotsdk_edge_sensor_named_shadow_get_alarm_and_command(hub, rm, tmp_p
     assert reading.properties["awsTopic"] == "dt/vibration/vib-press-2"
     assert ack.properties["awsTopic"] == "cmd/vibration/vib-press-2/ack"
     assert json.loads(ack.body) == {"ack": "recalibrate", "topic": "cmd/vibration/vib-press-2"}
+
+
+def test_awsiotsdk_jobs_runner_takes_jobs_as_direct_methods(hub, rm, tmp_path):
+    repo = copy_corpus("python_awsiotsdk/jobs_runner", tmp_path)
+    outcome = patch_repo(repo, hub.hostname)
+    assert "runner.py" in outcome.changed
+    device = "ota-runner-1"
+    provision(rm, repo, device, "device.pem.crt", "private.pem.key")
+
+    process = start_program(hub, repo, "runner.py", device)
+
+    def invoke(name, document):
+        method = CloudToDeviceMethod(
+            method_name=name, payload=document, response_timeout_in_seconds=30
+        )
+        try:
+            return rm.invoke_device_method(device, method)
+        except HttpOperationError:
+            return None  # the device has not subscribed to methods yet
+
+    try:
+        ok = wait_for(lambda: invoke("firmware-update", {"version": "2.0.1"}), timeout=20)
+        failed = invoke("rollback", {"version": "1.9"})
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+        assert process.returncode == 0, err
+    finally:
+        process.kill()
+    assert (ok.status, ok.payload) == (200, {"jobId": "firmware-update", "status": "SUCCEEDED"})
+    assert (failed.status, failed.payload) == (500, {"jobId": "rollback", "status": "FAILED"})
+    assert reported(rm, device)["jobs"] == {
+        "firmware-update": {"status": "SUCCEEDED", "statusDetails": {"installed": "2.0.1"}},
+        "rollback": {"status": "FAILED", "statusDetails": {"installed": "1.9"}},
+    }

@@ -35,7 +35,7 @@ PROGRAMS = [
     ("python_paho/fleet_agent", "client-id", {"agent.py"}),
     ("python_awsiotsdk/thermostat", "client-id", {"thermostat.py"}),
     ("python_awsiotsdk/edge_sensor", "env:THING_NAME", {"sensor.py", "requirements.txt"}),
-    ("python_awsiotsdk/jobs_runner", "client-id", {"requirements.txt"}),
+    ("python_awsiotsdk/jobs_runner", "client-id", {"runner.py", "requirements.txt"}),
     ("python_awsiotpythonsdk/legacy_logger", "literal:logger-5", {"logger.py"}),
     ("python_awsiotpythonsdk/porch_light", "client-id", {"light.py"}),
     ("python_awsiotpythonsdk/basic_pubsub", "env:DEVICE_ID", {"pubsub.py"}),
@@ -157,15 +157,14 @@ def test_vendored_code_is_reported_and_never_edited(tmp_path):
     assert (repo / "vendor/aws_iot_helpers/topics.py").read_text() == before
 
 
-def test_jobs_client_needs_a_human_with_the_reason():
-    report = scan(CORPUS / "python_awsiotsdk/jobs_runner")
-    runner = [p for p in report.touch_points if p.file == "runner.py"]
-    assert {p.verdict for p in runner} == {"needs_human"}
-    refused = "not rewritten: AWS IoT Jobs client: map job documents to direct methods by hand"
-    assert {p.reason for p in runner if p.kind == "jobs"} == {
-        "AWS IoT Jobs: IoT Hub has direct methods and scheduled jobs, not per-device queues"
-    }
-    assert {p.reason for p in runner if p.kind in {"endpoint", "topic"}} == {refused}
+def test_awsiotsdk_jobs_become_direct_methods_and_node_jobs_need_a_human():
+    runner = scan(CORPUS / "python_awsiotsdk/jobs_runner").touch_points
+    jobs = [p for p in runner if p.kind == "jobs"]
+    assert jobs
+    assert {p.verdict for p in jobs} == {"rewritten"}
+    agent = scan(CORPUS / "node_aws_iot_device_sdk/jobs_agent").touch_points
+    assert {p.verdict for p in agent if p.file == "agent.js"} == {"needs_human"}
+    assert any("map job documents to direct methods by hand" in p.reason for p in agent)
 
 
 def test_two_client_ids_in_one_program_need_a_device_id_source():

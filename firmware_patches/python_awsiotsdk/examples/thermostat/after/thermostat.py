@@ -14,16 +14,22 @@ import time
 # certificate (X.509 thumbprint auth). Telemetry goes out as Message objects carrying the
 # original topic in the awsTopic/awsTopic1..N properties; shadow update, get and delta
 # become twin reported patches, twin GET and desired patches (named shadows live under
-# `shadows.<name>`); other subscriptions receive cloud-to-device messages.
+# `shadows.<name>`); other subscriptions receive cloud-to-device messages. AWS IoT Jobs
+# become direct methods: a method named after the job, its payload the job document,
+# answered once the program reports a final status (200 SUCCEEDED, 500 FAILED or
+# REJECTED, 202 if still running after IOTHUB_JOB_WAIT seconds); every status update is
+# also a reported property under `jobs.<jobId>`.
 import concurrent.futures as _iothub_futures
 import json as _iothub_json
 import os as _iothub_os
+import threading as _iothub_threading
 import types as _iothub_types
 
-from azure.iot.device import IoTHubDeviceClient, Message, X509
+from azure.iot.device import IoTHubDeviceClient, Message, MethodResponse, X509
 
 IOTHUB_HOST = "myhub.azure-devices.net"
 IOTHUB_MAX_KEEP_ALIVE = 1177
+IOTHUB_JOB_WAIT = 20
 _IOTHUB_STATE = {}
 
 
@@ -235,6 +241,72 @@ class _IoTHubShadowClient:
 
 def iothub_shadow_client(client):
     return _IoTHubShadowClient(client)
+
+
+class _IoTHubJobsClient:
+    """awsiot's IotJobsClient calls, answered by direct methods and reported properties."""
+
+    _FINAL = {"SUCCEEDED": 200, "FAILED": 500, "REJECTED": 500, "CANCELED": 500, "REMOVED": 500}
+
+    def __init__(self, client):
+        self.client = client
+        self.callbacks = []
+        self.status = {}
+        self.done = {}
+
+    def subscribe_to_next_job_execution_changed_events(self, request, qos=None, callback=None):
+        first = not self.callbacks
+        self.callbacks.append(callback)
+        if first:
+            self.client.on_method_request_received = self._on_method
+        return _iothub_done({}), 0
+
+    def _on_method(self, method_request):
+        job_id = method_request.name
+        self.done[job_id] = _iothub_threading.Event()
+        execution = iothub_model(
+            job_id=job_id,
+            job_document=method_request.payload,
+            status="QUEUED",
+            thing_name=None,
+            version_number=1,
+            execution_number=1,
+            queued_at=None,
+            last_updated_at=None,
+            started_at=None,
+            status_details=None,
+        )
+        for callback in self.callbacks:
+            callback(iothub_model(execution=execution, timestamp=None))
+        self.done[job_id].wait(IOTHUB_JOB_WAIT)
+        status = self.status.get(job_id, "QUEUED")
+        code = self._FINAL.get(status, 202)
+        response = MethodResponse.create_from_method_request(
+            method_request, code, {"jobId": job_id, "status": status}
+        )
+        self.client.send_method_response(response)
+
+    def publish_update_job_execution(self, request, qos=None):
+        job_id = request.job_id
+        status = str(request.status)
+        self.status[job_id] = status
+        details = getattr(request, "status_details", None)
+        self.client.patch_twin_reported_properties(
+            {"jobs": {job_id: {"status": status, "statusDetails": details}}}
+        )
+        if status in self._FINAL and job_id in self.done:
+            self.done[job_id].set()
+        return _iothub_done({})
+
+    def __getattr__(self, name):
+        # Other subscriptions (accepted/rejected topics, start-next) have no IoT Hub side.
+        if name.startswith(("subscribe_to_", "publish_")):
+            return lambda *args, **kwargs: (_iothub_done({}), 0)
+        raise AttributeError(name)
+
+
+def iothub_jobs_client(client):
+    return _IoTHubJobsClient(client)
 # <<< iot-bridge: IoT Hub device client adapter <<<
 
 

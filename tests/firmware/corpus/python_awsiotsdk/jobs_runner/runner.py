@@ -1,7 +1,9 @@
 """Firmware job runner: takes AWS IoT Jobs, runs them, reports status (jobs sample shape)."""
 
 import json
+import signal
 import sys
+import threading
 
 from awscrt import mqtt
 from awsiot import iotjobs, mqtt_connection_builder
@@ -15,15 +17,20 @@ connection = mqtt_connection_builder.mtls_from_path(
     client_id=THING,
 )
 jobs = iotjobs.IotJobsClient(connection)
+stop = threading.Event()
 
 
 def on_next_job(event):
     execution = event.execution
     if execution:
-        print("running", execution.job_id, json.dumps(execution.job_document))
+        print("running", execution.job_id, json.dumps(execution.job_document), flush=True)
+        ok = execution.job_document.get("version", "").startswith("2.")
         jobs.publish_update_job_execution(
             iotjobs.UpdateJobExecutionRequest(
-                thing_name=THING, job_id=execution.job_id, status=iotjobs.JobStatus.SUCCEEDED
+                thing_name=THING,
+                job_id=execution.job_id,
+                status=iotjobs.JobStatus.SUCCEEDED if ok else iotjobs.JobStatus.FAILED,
+                status_details={"installed": execution.job_document.get("version", "")},
             ),
             mqtt.QoS.AT_LEAST_ONCE,
         )
@@ -35,3 +42,7 @@ jobs.subscribe_to_next_job_execution_changed_events(
     mqtt.QoS.AT_LEAST_ONCE,
     on_next_job,
 )
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+while not stop.wait(0.5):
+    pass
+connection.disconnect().result()
