@@ -8,7 +8,7 @@ from pathlib import Path
 from bridge.firmware.models import FileReport, ScanReport, TouchPoint
 from bridge.firmware.recipes import PatchOptions, PatchRefusedError, Recipe, load_recipes
 from bridge.firmware.secrets import find_secrets
-from bridge.firmware.touch import PREFILTER
+from bridge.firmware.touch import worth_reading
 from bridge.firmware.walk import walk
 
 __all__ = ["Finding", "analyse", "scan"]
@@ -39,7 +39,7 @@ def analyse(
     stats: dict[str, int] = {}
     findings: list[Finding] = []
     for candidate in walk(str(root), stats):
-        if not PREFILTER.search(candidate.data):
+        if not worth_reading(candidate.data):
             continue
         try:
             text = candidate.data.decode("utf-8")

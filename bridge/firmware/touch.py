@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from bridge.firmware.models import TouchPoint
 
-__all__ = ["PREFILTER", "RULES", "Rule", "line_of", "touch_points"]
+__all__ = ["PREFILTER", "RULES", "Rule", "line_of", "touch_points", "worth_reading"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +132,22 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
-# One pass over the bytes of every file decides whether it is worth reading line by line.
-PREFILTER = re.compile(
-    rb"amazonaws\.com|\$aws/|awsiot|AWSIoT|aws-iot|aws_iot|AmazonRootCA|describe-endpoint|"
-    rb"iot-data|greengrass|umqtt|paho|PubSubClient|MQTTClient|MqttClient|esp_mqtt|core_mqtt|"
-    rb"coreMQTT|mqtt_client|PRIVATE KEY|clientcredential|(?i:wifi_?pass|wlan\.connect|passphrase)"
-)
+# One pass over the lower-cased bytes of every file decides whether it is worth reading
+# line by line. Literals only, matched case-sensitively on lowered data: an inline (?i)
+# group makes Python's regex engine about seven times slower on a 50,000-file tree.
+_NEEDLES = (
+    "amazonaws.com", "$aws/", "awsiot", "aws-iot", "aws_iot", "amazonrootca",
+    "describe-endpoint", "iot-data", "greengrass", "umqtt", "paho", "pubsubclient",
+    "mqttclient", "esp_mqtt", "core_mqtt", "coremqtt", "mqtt_client", "private key",
+    "clientcredential", "wifi_pass", "wifipass", "wlan.connect", "passphrase", "_pass",
+    "password",
+)  # fmt: skip
+PREFILTER = re.compile("|".join(re.escape(needle) for needle in _NEEDLES).encode())
+
+
+def worth_reading(data: bytes) -> bool:
+    """Whether a file's bytes mention anything a recipe or the secret check looks for."""
+    return PREFILTER.search(data.lower()) is not None
 
 
 def line_of(text: str, offset: int) -> int:

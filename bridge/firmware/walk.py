@@ -75,12 +75,11 @@ def _read_text(entry: os.DirEntry[str]) -> bytes | None:
     if os.path.splitext(entry.name)[1].lower() in _BINARY_SUFFIXES:  # noqa: PTH122 - hot path
         return None
     try:
-        if entry.stat(follow_symlinks=False).st_size > MAX_FILE_BYTES:
-            return None
+        # Reading one byte past the limit tells a huge file without a stat() per file.
         with open(entry.path, "rb") as handle:  # noqa: PTH123 - hot path, no Path objects
-            data = handle.read()
+            data = handle.read(MAX_FILE_BYTES + 1)
     except OSError:
         return None
-    if b"\0" in data[:_SNIFF]:
+    if len(data) > MAX_FILE_BYTES or b"\0" in data[:_SNIFF]:
         return None
     return data

@@ -46,8 +46,19 @@ def block_source(name: str, hub: str) -> str:
     return block.replace("@HUB@", hub)
 
 
-def inject_block(text: str, block: str) -> str:
-    """`text` with `block` after its imports, or replacing the block a former patch left."""
+def inject_block(module: cst.Module, block: str, path: str = "<patched>") -> str:
+    """The module's code with `block` after its imports (or replacing the block a former
+    patch left), checked to compile."""
+    result = _with_block(module, block)
+    try:
+        compile(result, path, "exec", dont_inherit=True)
+    except SyntaxError as error:
+        raise PatchRefusedError(f"the rewrite of {path} would not compile: {error}") from None
+    return result
+
+
+def _with_block(module: cst.Module, block: str) -> str:
+    text = module.code
     title = _BEGIN.search(block)
     assert title is not None
     begin = title.group(0)
@@ -56,7 +67,6 @@ def inject_block(text: str, block: str) -> str:
         head, _, rest = text.partition(begin)
         _, _, tail = rest.partition(end)
         return head + block + tail
-    module = cst.parse_module(text)
     position = 0
     for index, statement in enumerate(module.body):
         if _is_preamble(statement):

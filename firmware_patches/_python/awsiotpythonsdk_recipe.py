@@ -82,9 +82,7 @@ class AwsIotPythonSdkRecipe:
         if not rewriter.changed:
             return None
         new = drop_unused_imports(new, _MODULES)
-        result = inject_block(new.code, block_source("awsiotpythonsdk_adapter", options.hub))
-        cst.parse_module(result)
-        return result
+        return inject_block(new, block_source("awsiotpythonsdk_adapter", options.hub), path)
 
 
 class _Rewriter(cst.CSTTransformer):

@@ -94,9 +94,7 @@ class AwsIotSdkRecipe:
         if not rewriter.changed:
             return None
         new = drop_unused_imports(new, _AWS_MODULES)
-        result = inject_block(new.code, block_source("awsiotsdk_adapter", options.hub))
-        cst.parse_module(result)
-        return result
+        return inject_block(new, block_source("awsiotsdk_adapter", options.hub), path)
 
 
 class _Rewriter(cst.CSTTransformer):

@@ -105,9 +105,7 @@ class MqttRecipe:
         new = module.visit(rewriter)
         if not rewriter.changed:
             return None
-        result = inject_block(new.code, block_source("mqtt_router", options.hub))
-        cst.parse_module(result)
-        return result
+        return inject_block(new, block_source("mqtt_router", options.hub), path)
 
     def _rewriter(
         self,
