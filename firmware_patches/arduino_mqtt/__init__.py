@@ -1,14 +1,14 @@
-"""Arduino sketches on PubSubClient talking to AWS IoT, moved to IoT Hub's MQTT.
+"""Arduino sketches on PubSubClient or 256dpi's MQTTClient talking to AWS IoT, moved to
+IoT Hub's MQTT.
 
-Stays on PubSubClient; tree-sitter-cpp finds what to change. AWS endpoint string literals
+Stays on the sketch's library; tree-sitter-cpp finds what to change. AWS endpoint string literals
 become the hub host; `connect(ID)` gains IoT Hub's user name (built at compile time from
 the client id macro) and no password, since the device authenticates with its
 certificate; keep-alives are capped at 1177 s; publish topic defines and literals become
 `devices/{id}/messages/events/` with the relay's awsTopic properties (thing-name macros
 are spliced in by the preprocessor); subscriptions become the desired-properties or C2D
 topic; the buffer grows for IoT Hub's longer topics. Callbacks that read shadow payloads,
-the root CA (IoT Hub's roots must be embedded) and the 256dpi MQTTClient and
-ArduinoMqttClient libraries need a human.
+the root CA (IoT Hub's roots must be embedded) and ArduinoMqttClient need a human.
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ from firmware_patches._c import (
 __all__ = ["RECIPE"]
 
 _MARKER = re.compile(r"PubSubClient|MQTTClient|ArduinoMqttClient")
-_OTHER_LIBRARIES = re.compile(r"#include\s*[<\"](MQTT\.h|MQTTClient\.h|ArduinoMqttClient\.h)")
+_OTHER_LIBRARIES = re.compile(r"#include\s*[<\"]ArduinoMqttClient\.h")
+# PubSubClient and 256dpi's arduino-mqtt (class MQTTClient) share the calls rewritten here.
+_CLIENT_TYPES = frozenset({"PubSubClient", "MQTTClient"})
 _ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
 _MACRO = re.compile(r"[A-Z][A-Z0-9_]*")
 BUFFER = 1024
@@ -92,8 +94,8 @@ class ArduinoRecipe:
     def scan(self, path: str, text: str) -> list[TouchPoint]:
         human = dict(_HUMAN)
         if _OTHER_LIBRARIES.search(text):
-            reason = "ArduinoMqttClient / 256dpi MQTTClient sketch: move host, user name and "
-            reason += "topics to IoT Hub by hand (only PubSubClient is rewritten)"
+            reason = "ArduinoMqttClient sketch: move host, user name and topics to IoT Hub "
+            reason += "by hand (only PubSubClient and 256dpi MQTTClient are rewritten)"
             points = touch_points(path, text, self.stack, {})
             return [p.model_copy(update={"reason": reason}) for p in points]
         points = touch_points(path, text, self.stack, _REWRITTEN)
@@ -106,7 +108,7 @@ class ArduinoRecipe:
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
         if _OTHER_LIBRARIES.search(text):
-            raise PatchRefusedError("only PubSubClient sketches are rewritten")
+            raise PatchRefusedError("only PubSubClient and 256dpi MQTTClient are rewritten")
         source = text.encode()
         tree = parse_cpp(source)
         before = error_count(tree)
@@ -129,7 +131,7 @@ def _endpoint_edits(tree: Tree, hub: str) -> list[Edit]:
 def _clients(tree: Tree) -> set[str]:
     names = set()
     for declaration in _nodes(tree, "declaration"):
-        if _text(declaration.child_by_field_name("type")) == "PubSubClient":
+        if _text(declaration.child_by_field_name("type")) in _CLIENT_TYPES:
             for declarator in declaration.children_by_field_name("declarator"):
                 inner = declarator.child_by_field_name("declarator") or declarator
                 names.add(_text(inner).split("(")[0].strip())
@@ -175,7 +177,7 @@ def _client_edits(source: bytes, tree: Tree, clients: set[str], hub: str) -> lis
             edits.append(Edit(number.start_byte, number.end_byte, limit))
     topic_edits = _topic_edits(calls, defines, device)
     if topic_edits and "setBufferSize" not in calls:
-        edits += _buffer_edits(source, calls)
+        edits += _buffer_edits(source, calls) + _mqttclient_buffer_edits(tree)
     return edits + topic_edits
 
 
@@ -233,6 +235,29 @@ def _topic_edits(
                 new = c_concat(bound)
             done.add(_text(node))
             edits.append(Edit(node.start_byte, node.end_byte, new.encode()))
+    return edits
+
+
+def _mqttclient_buffer_edits(tree: Tree) -> list[Edit]:
+    """256dpi's MQTTClient takes its buffer size in the constructor (default 128)."""
+    edits = []
+    for declaration in _nodes(tree, "declaration"):
+        if _text(declaration.child_by_field_name("type")) != "MQTTClient":
+            continue
+        for declarator in declaration.children_by_field_name("declarator"):
+            arguments = declarator.child_by_field_name("value")
+            if arguments is not None and arguments.type == "call_expression":
+                arguments = arguments.child_by_field_name("arguments")  # = MQTTClient(256)
+            if declarator.type == "identifier":
+                edits.append(Edit(declarator.end_byte, declarator.end_byte, f"({BUFFER})".encode()))
+            elif arguments is not None and arguments.type == "argument_list":
+                size = arguments.named_children[0] if arguments.named_children else None
+                if size is None:
+                    edits.append(
+                        Edit(arguments.start_byte, arguments.end_byte, f"({BUFFER})".encode())
+                    )
+                elif size.type == "number_literal" and int(_text(size)) < BUFFER:
+                    edits.append(Edit(size.start_byte, size.end_byte, str(BUFFER).encode()))
     return edits
 
 

@@ -31,8 +31,7 @@ def run_sketch(tmp_path, name):
         assert error_count(parse_cpp(path.read_bytes())) <= error_count(parse_cpp(before))
     probe = tmp_path / "probe.cpp"
     probe.write_text(
-        f'#include "{name}.ino"\n'
-        'int main() { setup(); loop(); pubsub_stub_last->deliver("1"); return 0; }\n'
+        f'#include "{name}.ino"\nint main() {{ setup(); loop(); stub_deliver("1"); return 0; }}\n'
     )
     binary = tmp_path / "probe"
     flags = ["-std=c++17", "-Wall", "-Werror", "-Wno-unused-variable", "-I", str(STUBS)]
@@ -79,6 +78,22 @@ def test_esp8266_relay_takes_a_command_and_reports(tmp_path):
     assert properties == topic_properties("relays/relay-8266-2/state")
 
 
+def test_esp32_256dpi_mqttclient_sketch(tmp_path):
+    calls = run_sketch(tmp_path, "esp32_lwmqtt")
+    user = f"{HUB}/greenhouse-esp32-6/?api-version=2021-04-12"
+    assert calls[:4] == [
+        "buffer 1024",
+        f"begin {HUB} 8883",
+        f"connect greenhouse-esp32-6 {user} (none)",
+        "subscribe devices/greenhouse-esp32-6/messages/devicebound/#",
+    ]
+    publishes = [line.split(" ") for line in calls if line.startswith("publish")]
+    assert [payload for _, _, payload in publishes] == ['{"humidity":58}', '{"ack":"1"}']
+    prefix, properties = bag(publishes[0][1])
+    assert prefix == "devices/greenhouse-esp32-6"
+    assert properties == topic_properties("esp32/pub")
+
+
 def test_arduino_mqtt_client_sketch_needs_a_human(tmp_path):
     repo = tmp_path / "nano"
     shutil.copytree(CORPUS / "arduino_mqtt/nano33_iot_meter", repo)
@@ -87,4 +102,4 @@ def test_arduino_mqtt_client_sketch_needs_a_human(tmp_path):
     sketch = [p for p in outcome.report.touch_points if p.file == "nano33_iot_meter.ino"]
     assert sketch
     assert {p.verdict for p in sketch} == {"needs_human"}
-    assert all("only PubSubClient is rewritten" in p.reason for p in sketch)
+    assert all("only PubSubClient and 256dpi MQTTClient" in p.reason for p in sketch)

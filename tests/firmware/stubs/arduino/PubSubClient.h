@@ -44,3 +44,5 @@ class PubSubClient {
   Callback callback_ = nullptr;
   char subscribed_[512] = "";
 };
+
+inline void stub_deliver(const char *payload) { pubsub_stub_last->deliver(payload); }
