@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from bridge.firmware.models import TouchPoint
 
-__all__ = ["PREFILTER", "RULES", "Rule", "line_of", "touch_points", "worth_reading"]
+__all__ = ["PREFILTER", "RULES", "Rule", "touch_points", "worth_reading"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +148,6 @@ PREFILTER = re.compile("|".join(re.escape(needle) for needle in _NEEDLES).encode
 def worth_reading(data: bytes) -> bool:
     """Whether a file's bytes mention anything a recipe or the secret check looks for."""
     return PREFILTER.search(data.lower()) is not None
-
-
-def line_of(text: str, offset: int) -> int:
-    """1-based line of a character offset."""
-    return text.count("\n", 0, offset) + 1
 
 
 def touch_points(
