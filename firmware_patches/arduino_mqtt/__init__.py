@@ -1,5 +1,5 @@
-"""Arduino sketches on PubSubClient or 256dpi's MQTTClient talking to AWS IoT, moved to
-IoT Hub's MQTT.
+"""Arduino sketches on PubSubClient, 256dpi's MQTTClient or ArduinoMqttClient talking to
+AWS IoT, moved to IoT Hub's MQTT.
 
 Stays on the sketch's library; tree-sitter-cpp finds what to change. AWS endpoint string literals
 become the hub host; `connect(ID)` gains IoT Hub's user name (built at compile time from
@@ -8,7 +8,9 @@ certificate; keep-alives are capped at 1177 s; publish topic defines and literal
 `devices/{id}/messages/events/` with the relay's awsTopic properties (thing-name macros
 are spliced in by the preprocessor); subscriptions become the desired-properties or C2D
 topic; the buffer grows for IoT Hub's longer topics. Callbacks that read shadow payloads,
-the root CA (IoT Hub's roots must be embedded) and ArduinoMqttClient need a human.
+and the root CA (IoT Hub's roots must be embedded) need a human. ArduinoMqttClient gets
+`setUsernamePassword(IOTHUB_USER, "")` after `setId`, its keep-alive (milliseconds) capped,
+and `beginMessage`/`subscribe` topics rewritten the same way.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from firmware_patches._c import (
 __all__ = ["RECIPE"]
 
 _MARKER = re.compile(r"PubSubClient|MQTTClient|ArduinoMqttClient")
-_OTHER_LIBRARIES = re.compile(r"#include\s*[<\"]ArduinoMqttClient\.h")
+_ARDUINO_MQTT_CLIENT = re.compile(r"#include\s*[<\"]ArduinoMqttClient\.h")
 # PubSubClient and 256dpi's arduino-mqtt (class MQTTClient) share the calls rewritten here.
 _CLIENT_TYPES = frozenset({"PubSubClient", "MQTTClient"})
 _ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
@@ -93,11 +95,6 @@ class ArduinoRecipe:
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
         human = dict(_HUMAN)
-        if _OTHER_LIBRARIES.search(text):
-            reason = "ArduinoMqttClient sketch: move host, user name and topics to IoT Hub "
-            reason += "by hand (only PubSubClient and 256dpi MQTTClient are rewritten)"
-            points = touch_points(path, text, self.stack, {})
-            return [p.model_copy(update={"reason": reason}) for p in points]
         points = touch_points(path, text, self.stack, _REWRITTEN)
         return [
             p.model_copy(update={"verdict": "needs_human", "reason": human[p.kind]})
@@ -107,15 +104,16 @@ class ArduinoRecipe:
         ]
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
-        if _OTHER_LIBRARIES.search(text):
-            raise PatchRefusedError("only PubSubClient and 256dpi MQTTClient are rewritten")
         source = text.encode()
         tree = parse_cpp(source)
         before = error_count(tree)
         edits = _endpoint_edits(tree, options.hub)
-        clients = _clients(tree)
-        if clients:
-            edits += _client_edits(source, tree, clients, options.hub)
+        if _ARDUINO_MQTT_CLIENT.search(text):
+            edits += _mqtt_client_edits(source, tree, options.hub)
+        else:
+            clients = _clients(tree)
+            if clients:
+                edits += _client_edits(source, tree, clients, options.hub)
         if not edits:
             return None
         new = apply_edits(source, edits)
@@ -274,6 +272,86 @@ def _buffer_edits(source: bytes, calls: dict[str, list[Node]]) -> list[Edit]:
             f"\n{indent}{client}.setBufferSize({BUFFER});  // IoT Hub topics carry a property bag"
         )
         edits.append(Edit(statement.end_byte, statement.end_byte, line.encode()))
+    return edits
+
+
+def _mqtt_client_edits(source: bytes, tree: Tree, hub: str) -> list[Edit]:
+    """ArduinoMqttClient: setId names the device; the user name is set right after it."""
+    clients = {
+        _text(d).split("(")[0].strip()
+        for declaration in _nodes(tree, "declaration")
+        if _text(declaration.child_by_field_name("type")) == "MqttClient"
+        for d in declaration.children_by_field_name("declarator")
+    }
+    calls = _calls(tree, clients)
+    device, edits = _set_id_edits(source, calls)
+    if not re.search(r"#define\s+IOTHUB_USER\b", source.decode()):
+        includes = [n for n in tree.root_node.children if n.type == "preproc_include"]
+        at = includes[-1].end_byte if includes else 0
+        user = c_concat(
+            [("lit", f"{hub}/"), device, ("lit", f"/?api-version={IOTHUB_API_VERSION}")]
+        )
+        block = f"// IoT Hub's MQTT user name.\n#define IOTHUB_USER {user}\n"
+        edits.append(Edit(at, at, block.encode()))
+    for call in calls.get("setKeepAliveInterval", []):
+        args = _args(call)
+        numbers = re.findall(r"\d+", _text(args[0])) if args else []
+        milliseconds = 1
+        for number in numbers:
+            milliseconds *= int(number)
+        if numbers and milliseconds > IOTHUB_MAX_KEEP_ALIVE * 1000:
+            limit = f"{IOTHUB_MAX_KEEP_ALIVE} * 1000L".encode()
+            edits.append(Edit(args[0].start_byte, args[0].end_byte, limit))
+    return edits + _literal_topic_edits(calls, device)
+
+
+def _set_id_edits(
+    source: bytes, calls: dict[str, list[Node]]
+) -> tuple[tuple[str, str], list[Edit]]:
+    device: tuple[str, str] | None = None
+    edits: list[Edit] = []
+    for call in calls.get("setId", []):
+        args = _args(call)
+        spelled = _text(args[0]) if args else ""
+        if args and args[0].type == "string_literal":
+            device = ("lit", spelled[1:-1])
+        elif _MACRO.fullmatch(spelled):
+            device = ("macro", spelled)
+        else:
+            raise PatchRefusedError("setId() without a literal or macro id: by hand")
+        statement, function = call.parent, call.child_by_field_name("function")
+        if "setUsernamePassword" not in calls and statement is not None and function is not None:
+            client = _text(function.child_by_field_name("argument"))
+            line_start = source.rfind(b"\n", 0, statement.start_byte) + 1
+            indent = source[line_start : statement.start_byte].decode()
+            line = (
+                f'\n{indent}{client}.setUsernamePassword(IOTHUB_USER, "");  // no password: X.509'
+            )
+            edits.append(Edit(statement.end_byte, statement.end_byte, line.encode()))
+    if device is None:
+        raise PatchRefusedError("no setId() call: the device id is unknown")
+    return device, edits
+
+
+def _literal_topic_edits(calls: dict[str, list[Node]], device: tuple[str, str]) -> list[Edit]:
+    edits = []
+    kind, value = device
+    for method in ("beginMessage", "subscribe"):
+        for call in calls.get(method, []):
+            args = _args(call)
+            if not args or args[0].type != "string_literal":
+                continue
+            spelled = _text(args[0])
+            if spelled.startswith(('"devices/', '"$iothub/')) or "$aws/" in spelled:
+                continue
+            tokens = topic_tokens(spelled) or []
+            if method == "beginMessage":
+                spliced = f'"{value}"' if kind == "lit" else value
+                new = events_topic("IOTHUB_DEVICE_ID", tokens).replace("IOTHUB_DEVICE_ID", spliced)
+                new = c_concat(topic_tokens(new) or []) if kind == "lit" else new
+            else:
+                new = c_concat([("lit", "devices/"), device, ("lit", "/messages/devicebound/#")])
+            edits.append(Edit(args[0].start_byte, args[0].end_byte, new.encode()))
     return edits
 
 

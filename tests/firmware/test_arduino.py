@@ -94,12 +94,11 @@ def test_esp32_256dpi_mqttclient_sketch(tmp_path):
     assert properties == topic_properties("esp32/pub")
 
 
-def test_arduino_mqtt_client_sketch_needs_a_human(tmp_path):
-    repo = tmp_path / "nano"
-    shutil.copytree(CORPUS / "arduino_mqtt/nano33_iot_meter", repo)
-    outcome = patch(repo, PatchOptions(hub=HUB))
-    assert "nano33_iot_meter.ino" not in outcome.changed
-    sketch = [p for p in outcome.report.touch_points if p.file == "nano33_iot_meter.ino"]
-    assert sketch
-    assert {p.verdict for p in sketch} == {"needs_human"}
-    assert all("only PubSubClient and 256dpi MQTTClient" in p.reason for p in sketch)
+def test_nano33_arduinomqttclient_sketch(tmp_path):
+    calls = run_sketch(tmp_path, "nano33_iot_meter")
+    user = f"{HUB}/nano-meter-5/?api-version=2021-04-12"
+    assert calls[0] == "keepalive_ms 1177000"
+    assert calls[1] == f"connect {HUB} 8883 id=nano-meter-5 user={user} password=(none)"
+    verb, topic, payload = calls[2].split(" ")
+    assert (verb, payload) == ("publish", '{"watts":42}')
+    assert bag(topic) == ("devices/nano-meter-5", topic_properties("meters/nano-meter-5/power"))

@@ -44,7 +44,7 @@ PROGRAMS = [
     ("node_aws_iot_device_sdk/jobs_agent", "client-id", set()),
     ("arduino_mqtt/esp32_weather", "client-id", {"esp32_weather.ino", "secrets.h"}),
     ("arduino_mqtt/esp8266_relay_bearssl", "client-id", {"esp8266_relay_bearssl.ino", "config.h"}),
-    ("arduino_mqtt/nano33_iot_meter", "client-id", {"arduino_secrets.h"}),
+    ("arduino_mqtt/nano33_iot_meter", "client-id", {"arduino_secrets.h", "nano33_iot_meter.ino"}),
     ("arduino_mqtt/esp32_lwmqtt", "client-id", {"esp32_lwmqtt.ino", "secrets.h"}),
     ("c_esp_mqtt/pump_controller", "client-id", {"main/app_main.c", "sdkconfig"}),
     ("c_esp_mqtt/boiler_v4", "client-id", {"main/boiler.c"}),
