@@ -63,7 +63,7 @@ class PatchOptions:
 
     hub: str
     device_id: DeviceIdSource = DeviceIdSource()
-    auth: Literal["x509", "sas"] = "x509"
+    # Devices keep their certificate (X.509 thumbprint auth); SAS is not offered yet.
 
 
 @runtime_checkable
