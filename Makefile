@@ -6,7 +6,7 @@ ENV_FILE ?= .env.sim
 THINGS ?= 300
 PYTEST_ARGS ?=
 
-.PHONY: all setup system venv azurite checkov lint test rehearse image clean
+.PHONY: all setup system venv azurite node-sdks checkov lint test rehearse image clean
 
 all: test
 
@@ -31,6 +31,14 @@ tools/azurite/node_modules/.installed: tools/azurite/package-lock.json
 
 azurite: tools/azurite/node_modules/.installed
 
+# Microsoft's Node device SDK, which the firmware tests run patched Node programs with,
+# pinned by tools/node-sdks/package-lock.json.
+tools/node-sdks/node_modules/.installed: tools/node-sdks/package-lock.json
+	npm ci --prefix tools/node-sdks --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-sdks: tools/node-sdks/node_modules/.installed
+
 # checkov pins old boto3/packaging, so it gets a venv of its own; the Terraform tests find it.
 .venv-checkov/.installed: constraints-checkov.txt
 	python3 -m venv .venv-checkov
@@ -39,7 +47,7 @@ azurite: tools/azurite/node_modules/.installed
 
 checkov: .venv-checkov/.installed
 
-setup: system venv azurite checkov
+setup: system venv azurite node-sdks checkov
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -59,4 +67,4 @@ image:
 	bash scripts/build-image
 
 clean:
-	rm -rf $(VENV) .venv-checkov build .mypy_cache .pytest_cache .ruff_cache tools/azurite/node_modules
+	rm -rf $(VENV) .venv-checkov build .mypy_cache .pytest_cache .ruff_cache tools/azurite/node_modules tools/node-sdks/node_modules

@@ -13,6 +13,7 @@ import typer
 from bridge import __version__
 from bridge.cli_errors import DEBUG, explain, guarded
 from bridge.config import CloudSettings, Settings, redacted
+from bridge.firmware.cli import firmware_app
 from bridge.logging import configure_logging
 
 __all__ = ["app", "main"]
@@ -20,6 +21,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(no_args_is_help=True, help="Live migration of an AWS IoT fleet to Azure IoT Hub.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the resolved settings.")
 app.add_typer(config_app, name="config")
+app.add_typer(firmware_app, name="firmware")
 
 EnvFile = Annotated[
     Path | None,

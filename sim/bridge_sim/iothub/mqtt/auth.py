@@ -153,12 +153,17 @@ def authenticate(
         raise ConnectRefusedError(REFUSED_NOT_AUTHORIZED, "device is disabled")
     authentication = copy.deepcopy(identity.authentication)
     token_expiry = None
-    if connect.password is not None:
+    # umqtt and other small clients send an empty password whenever they send a user
+    # name; with a client certificate that is X.509, not a SAS attempt.
+    password = connect.password
+    if password == b"" and client_certificate is not None:
+        password = None
+    if password is not None:
         if authentication.type != "sas":
             raise ConnectRefusedError(REFUSED_NOT_AUTHORIZED, "identity does not use SAS")
         try:
             token_expiry = verify_token(
-                connect.password.decode("utf-8", "replace"),
+                password.decode("utf-8", "replace"),
                 authentication.sas_keys,
                 resource=registry.device_resource(device_id, module_id),
             ).expiry

@@ -1,0 +1,95 @@
+"""`iot-bridge firmware scan` and `iot-bridge firmware patch`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from bridge.firmware.package import build_package
+from bridge.firmware.patch import patch
+from bridge.firmware.recipes import DeviceIdSource, PatchOptions
+from bridge.firmware.report import to_html, to_json, to_markdown
+from bridge.firmware.scan import scan
+
+__all__ = ["firmware_app"]
+
+firmware_app = typer.Typer(
+    no_args_is_help=True, help="Find AWS IoT code in a device repository and port it to IoT Hub."
+)
+
+Repo = Annotated[
+    Path, typer.Argument(exists=True, file_okay=False, resolve_path=True, help="Device repository.")
+]
+Format = Literal["json", "md", "html"]
+_RENDER = {"json": to_json, "md": to_markdown, "html": to_html}
+
+
+@firmware_app.command("scan")
+def scan_cmd(
+    path: Repo,
+    fmt: Annotated[str, typer.Option("--format", help="json, md or html.")] = "md",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report here.")
+    ] = None,
+    device_id_from: Annotated[
+        str,
+        typer.Option(help="As for patch: the verdicts are those of patching with it."),
+    ] = "client-id",
+) -> None:
+    """List every AWS IoT touch point by file and line, with a verdict for each."""
+    if fmt not in _RENDER:
+        raise typer.BadParameter("--format must be json, md or html")
+    try:
+        source = DeviceIdSource.parse(device_id_from)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    report = scan(path, PatchOptions(hub="scan.azure-devices.net", device_id=source))
+    text = _RENDER[fmt](report)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@firmware_app.command("patch")
+def patch_cmd(
+    path: Repo,
+    hub: Annotated[str, typer.Option(help="IoT Hub host name, e.g. myhub.azure-devices.net.")],
+    device_id_from: Annotated[
+        str,
+        typer.Option(help="Device id source: client-id (the code's own), env:NAME or literal:ID."),
+    ] = "client-id",
+    apply: Annotated[bool, typer.Option("--apply", help="Write the changes.")] = False,
+    package: Annotated[
+        Path | None,
+        typer.Option("--package", help="Also write the patched program as an OTA tar.gz here."),
+    ] = None,
+    package_url: Annotated[
+        str | None, typer.Option(help="URL the OTA artifact will be served from.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the JSON report after patching here.")
+    ] = None,
+) -> None:
+    """Print a unified diff moving the repository to IoT Hub, or apply it with --apply."""
+    try:
+        options = PatchOptions(hub=hub, device_id=DeviceIdSource.parse(device_id_from))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    outcome = patch(path, options, apply=apply)
+    if report is not None:
+        report.write_text(to_json(outcome.report), encoding="utf-8")
+    if package is not None:
+        artifact = build_package(path, outcome.changed, package, url=package_url)
+        typer.echo(json.dumps(artifact), err=True)
+    if not apply:
+        typer.echo(outcome.diff, nl=False)
+    counts = outcome.report.counts()
+    typer.echo(
+        f"{len(outcome.changed)} files {'patched' if apply else 'to patch'}, "
+        f"{counts['needs_human']} touch points need a human",
+        err=True,
+    )

@@ -1,0 +1,110 @@
+"""Find the AWS IoT code in a device repository: which stacks, which files, which lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.firmware.models import FileReport, ScanReport, TouchPoint
+from bridge.firmware.recipes import PatchOptions, PatchRefusedError, Recipe, load_recipes
+from bridge.firmware.secrets import find_secrets
+from bridge.firmware.touch import worth_reading
+from bridge.firmware.walk import walk
+
+__all__ = ["Finding", "analyse", "scan"]
+
+NOTHING_CHANGED = "found, but the recipe had nothing it could change here: by hand"
+VENDORED_REASON = "vendored code: reported, never edited; upgrade or replace the SDK copy"
+# Verdicts come from a dry run of the patch, so a scan never promises what patch cannot do.
+_DRY_RUN = PatchOptions(hub="scan.azure-devices.net")
+
+
+@dataclass
+class Finding:
+    """A file with AWS IoT usage, the recipe that owns it, its text and its patched text."""
+
+    report: FileReport
+    text: str
+    recipe: Recipe | None
+    patched: str | None = None
+
+
+def analyse(
+    root: Path,
+    options: PatchOptions = _DRY_RUN,
+    recipes: tuple[Recipe, ...] | None = None,
+) -> tuple[ScanReport, list[Finding]]:
+    """The scan report, with verdicts from patching each file in memory with `options`."""
+    recipes = load_recipes() if recipes is None else recipes
+    stats: dict[str, int] = {}
+    findings: list[Finding] = []
+    for candidate in walk(str(root), stats):
+        if not worth_reading(candidate.data):
+            continue
+        try:
+            text = candidate.data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = candidate.data.decode("latin-1")
+        finding = _examine(candidate.path, text, candidate.vendored, recipes, options)
+        if finding is not None:
+            findings.append(finding)
+    findings.sort(key=lambda finding: finding.report.file)
+    report = ScanReport(
+        root=str(root),
+        files_scanned=stats.get("scanned", 0),
+        files_skipped=stats.get("skipped", 0),
+        stacks=sorted({f.report.stack for f in findings} - {"generic", "unknown"}),
+        files=[finding.report for finding in findings],
+    )
+    return report, findings
+
+
+def scan(root: Path, options: PatchOptions = _DRY_RUN) -> ScanReport:
+    """Every AWS IoT touch point under `root`."""
+    return analyse(root, options)[0]
+
+
+def _examine(
+    path: str,
+    text: str,
+    vendored: bool,  # noqa: FBT001
+    recipes: tuple[Recipe, ...],
+    options: PatchOptions,
+) -> Finding | None:
+    recipe = next((r for r in recipes if r.detect(path, text)), None)
+    stack = recipe.stack if recipe else "unknown"
+    points = recipe.scan(path, text) if recipe else []
+    patched = None
+    if vendored and recipe is not None and not points:
+        # An SDK copy with no line-level touch point is still AWS IoT code to replace.
+        point = TouchPoint(
+            file=path, line=1, kind="vendored_sdk", stack=stack, verdict="needs_human", reason=""
+        )
+        points = [point]
+    if points and vendored:
+        update = {"verdict": "needs_human", "reason": VENDORED_REASON}
+        points = [point.model_copy(update=update) for point in points]
+    elif recipe is not None and any(p.verdict == "rewritten" for p in points):
+        try:
+            patched = recipe.patch(path, text, options)
+        except PatchRefusedError as refused:
+            points = [_human(point, f"not rewritten: {refused}") for point in points]
+        else:
+            if patched is None or patched == text:
+                # Never claim a rewrite the patch does not make.
+                points = [_human(point, NOTHING_CHANGED) for point in points]
+    secrets = find_secrets(path, text, stack)
+    if not points and not secrets:
+        return None
+    secret_lines = {point.line for point in secrets}
+    # A secret's line is reported once, as a secret, so no other rule can echo it.
+    points = [point for point in points if point.line not in secret_lines]
+    ordered = sorted([*points, *secrets], key=lambda point: (point.line, point.kind))
+    report = FileReport(file=path, stack=stack, vendored=vendored, touch_points=ordered)
+    return Finding(report, text, None if vendored else recipe, patched)
+
+
+def _human(point: TouchPoint, reason: str) -> TouchPoint:
+    if point.verdict == "needs_human":
+        return point
+    return point.model_copy(update={"verdict": "needs_human", "reason": reason})

@@ -1,0 +1,184 @@
+"""Line rules that find AWS IoT touch points; recipes pick verdicts per kind.
+
+Finding is allowed to be cheap (regular expressions over lines); rewriting is not, and
+happens in the recipes with syntax-aware tools.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from bridge.firmware.models import TouchPoint
+
+__all__ = ["PREFILTER", "RULES", "Rule", "touch_points", "worth_reading"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    kind: str
+    pattern: re.Pattern[str]
+    human_reason: str  # why a human is needed when the recipe does not rewrite this kind
+
+
+def _rule(kind: str, pattern: str, reason: str, flags: int = 0) -> Rule:
+    return Rule(kind, re.compile(pattern, flags), reason)
+
+
+RULES: tuple[Rule, ...] = (
+    _rule(
+        "endpoint",
+        r"[a-z0-9]+(?:-ats)?\.iot\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?",
+        "AWS IoT endpoint: set the IoT Hub host name",
+    ),
+    _rule(
+        "endpoint_lookup",
+        r"describe[-_]endpoint",
+        "endpoint looked up with the AWS CLI or SDK: use the IoT Hub host name instead",
+    ),
+    _rule(
+        "config_key",
+        r"\b\w*(?:IOT_ENDPOINT|iot_endpoint|iotEndpoint|AWS_IOT_\w+|MQTT_BROKER_ENDPOINT)\b",
+        "endpoint setting: point it at the IoT Hub host name",
+    ),
+    _rule(
+        "root_ca",
+        r"AmazonRootCA\d?|AWS_ROOT_CA|rootCA|root-CA|root_ca|setCACert|setTrustAnchors|CERT_CA\b",
+        "AWS trust anchor: trust DigiCert Global Root G2 and Microsoft RSA Root CA 2017",
+        re.IGNORECASE,
+    ),
+    _rule(
+        "certificate",
+        r"cert_filepath|pri_key_filepath|certfile|keyfile|certificate\.pem|private\.pem|"
+        r"\.pem\.crt|\.pem\.key|clientcert|clientkey|setCertificate|setPrivateKey|"
+        r"client_cert_pem|client_key_pem|configureCredentials",
+        "device certificate and key: keep them, register the thumbprint in IoT Hub",
+        re.IGNORECASE,
+    ),
+    _rule(
+        "client_id",
+        r"\b(?:client_?id|thing_?name|clientIdentifier)\b\s*(?:=|:|\()|"
+        r"#define\s+\w*(?:CLIENT_?ID|CLIENT_IDENTIFIER|THING_NAME)\b|setClientId|setId\(|"
+        r"client_id\s*=|pMqttClientId",
+        "client id: must equal the IoT Hub device id",
+        re.IGNORECASE,
+    ),
+    _rule(
+        "named_shadow",
+        r"\$aws/things/.*?shadow/name/|shadow_name\s*=|ShadowName",
+        "named shadow: no twin equivalent; the patch nests it under `shadows.<name>`",
+    ),
+    _rule(
+        "shadow",
+        r"\$aws/things/.*?shadow|iotshadow|ShadowClient|shadowUpdate|shadowGet|"
+        r"shadowRegisterDeltaCallback|UpdateShadowRequest|GetShadowRequest|thingShadow|"
+        r"aws_iot_shadow_\w+",
+        "shadow: map to twin reported patches, twin GET and desired patches",
+    ),
+    _rule(
+        "jobs",
+        r"\$aws/things/.*?jobs|iotjobs|IotJobsClient|AWSIoTMQTTThingJobsClient|"
+        r"jobExecution",
+        "AWS IoT Jobs: IoT Hub has direct methods and scheduled jobs, not per-device queues",
+    ),
+    _rule(
+        "ota",
+        r"\$aws/things/.*?streams|OTA_Init|otaPal|OtaAgent|esp_https_ota|AFR_OTA",
+        "OTA over AWS jobs/streams: move to Device Update for IoT Hub or the cutover job",
+    ),
+    _rule(
+        "fleet_provisioning",
+        r"\$aws/certificates/create|\$aws/provisioning-templates|iotidentity|"
+        r"RegisterThing|CreateKeysAndCertificate",
+        "fleet provisioning: replace with the Device Provisioning Service (DPS)",
+    ),
+    _rule(
+        "greengrass",
+        r"greengrass|awsgreengrasssdk|ggcore",
+        "Greengrass: move to IoT Edge by hand",
+        re.IGNORECASE,
+    ),
+    _rule(
+        "sigv4_websocket",
+        r"websockets_with_default_aws_signing|websockets_with_custom_handshake|"
+        r"useWebsocket\s*=\s*True|protocol\s*:\s*['\"]wss['\"]|X-Amz-|AwsSigV4|sigv4",
+        "SigV4 websocket: IoT Hub uses MQTT over WebSockets on 443 with SAS or X.509",
+    ),
+    _rule(
+        "aws_sdk_call",
+        r"boto3\.client\(\s*['\"]iot|boto3\.client\(\s*['\"]iot-data|@aws-sdk/client-iot|"
+        r"AWS\.IotData|aws-sdk['\"]|IotDataPlane",
+        "AWS SDK call from the device: needs a cloud-side replacement",
+    ),
+    _rule(
+        "dependency",
+        r"^\s*(?:awsiotsdk|AWSIoTPythonSDK|awscrt)\b|\"aws-iot-device-sdk(?:-v2)?\"\s*:|"
+        r"\"aws-crt\"\s*:|lib_deps.*(?:PubSubClient|aws|MQTT)",
+        "AWS IoT SDK dependency: replace with Microsoft's azure-iot-device package",
+        re.IGNORECASE,
+    ),
+    _rule(
+        "keep_alive",
+        r"keep_?alive|keepAlive|KEEP_ALIVE",
+        "keep-alive: IoT Hub allows at most 1177 seconds",
+        re.IGNORECASE,
+    ),
+    _rule(
+        "topic",
+        r"\.publish\(|\.subscribe\(|MQTT_Publish|MQTT_Subscribe|esp_mqtt_client_publish|"
+        r"esp_mqtt_client_subscribe|mqtt_publish|mqtt_subscribe|publishAsync|beginMessage\(",
+        "MQTT topic: IoT Hub allows only its own topics (devices/{id}/messages/events/ ...)",
+    ),
+)
+
+# One pass over the lower-cased bytes of every file decides whether it is worth reading
+# line by line. Literals only, matched case-sensitively on lowered data: an inline (?i)
+# group makes Python's regex engine about seven times slower on a 50,000-file tree.
+_NEEDLES = (
+    "amazonaws.com", "$aws/", "awsiot", "aws-iot", "aws_iot", "amazonrootca",
+    "describe-endpoint", "iot-data", "greengrass", "umqtt", "paho", "pubsubclient",
+    "mqttclient", "esp_mqtt", "core_mqtt", "coremqtt", "mqtt_client", "private key",
+    "clientcredential", "wifi_pass", "wifipass", "wlan.connect", "passphrase", "_pass",
+    "password",
+)  # fmt: skip
+PREFILTER = re.compile("|".join(re.escape(needle) for needle in _NEEDLES).encode())
+
+
+def worth_reading(data: bytes) -> bool:
+    """Whether a file's bytes mention anything a recipe or the secret check looks for."""
+    return PREFILTER.search(data.lower()) is not None
+
+
+def touch_points(
+    path: str,
+    text: str,
+    stack: str,
+    rewritten: Mapping[str, str],
+    *,
+    rules: Iterable[Rule] = RULES,
+) -> list[TouchPoint]:
+    """One touch point per (line, kind); `rewritten` maps a kind to what the patch does."""
+    points: list[TouchPoint] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if "\x00" in line:
+            continue
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.kind in seen or not rule.pattern.search(line):
+                continue
+            seen.add(rule.kind)
+            if rule.kind == "shadow" and "named_shadow" in seen:
+                continue
+            action = rewritten.get(rule.kind)
+            points.append(
+                TouchPoint(
+                    file=path,
+                    line=number,
+                    kind=rule.kind,
+                    stack=stack,
+                    verdict="rewritten" if action else "needs_human",
+                    reason=action or rule.human_reason,
+                )
+            )
+    return points

@@ -1,0 +1,216 @@
+"""awsiotsdk v2 (awscrt MQTT 3 connection, iotshadow) rewritten to azure-iot-device.
+
+The connection builder becomes `IoTHubDeviceClient.create_from_x509_certificate` with the
+device's own certificate and key; the connection's calls and the shadow client's calls
+become calls of the injected adapter, which keeps their return shapes (futures, packet
+ids) and callback shapes, so the program's own code around them is unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from bridge.firmware.models import TouchPoint
+from bridge.firmware.recipes import PatchOptions, PatchRefusedError
+from bridge.firmware.touch import touch_points
+from firmware_patches._python import (
+    RANDOM_ID,
+    block_source,
+    code_of,
+    device_id_expression,
+    imported_names,
+    inject_block,
+    parse,
+)
+from firmware_patches._python.imports import drop_unused_imports
+from firmware_patches._python.transform import ClientTracker, is_method_call, module_assignments
+
+__all__ = ["AwsIotSdkRecipe"]
+
+_AWS_MODULES = ("awsiot", "awscrt")
+_SHADOW_ALIAS = re.compile(r"\biot(?:shadow|jobs) as (\w+)")
+_BUILDERS = ("mtls_from_path",)
+_REFUSED_BUILDERS = {
+    "mtls_from_bytes": "certificate held in memory: write it to files or use SAS",
+    "websockets_with_default_aws_signing": "SigV4 websocket: IoT Hub needs X.509 or SAS",
+    "websockets_with_custom_handshake": "custom websocket handshake: needs a human",
+    "direct_with_custom_authorizer": "AWS custom authorizer: needs a human",
+    "mtls_with_pkcs11": "PKCS#11 key: wire it into azure-iot-device by hand",
+}
+_CONNECTION_CALLS = {
+    "connect": "iothub_connect",
+    "disconnect": "iothub_disconnect",
+    "publish": "iothub_publish",
+    "subscribe": "iothub_subscribe",
+    "unsubscribe": "iothub_unsubscribe",
+}
+_QOS = {"AT_MOST_ONCE": "0", "AT_LEAST_ONCE": "1", "EXACTLY_ONCE": "1"}
+_REWRITTEN = {
+    "endpoint": "connection built for the IoT Hub host (IOTHUB_HOST)",
+    "config_key": "connection built for the IoT Hub host (IOTHUB_HOST)",
+    "client_id": "client id is the IoT Hub device id",
+    "certificate": "same certificate and key: X.509 thumbprint authentication",
+    "root_ca": "trust comes from azure-iot-device's default store (IoT Hub's roots)",
+    "keep_alive": "keep-alive capped at 1177 s",
+    "topic": "publish becomes send_message(Message(...)) with awsTopic properties",
+    "shadow": "shadow update/get/delta become twin reported patch, get_twin, desired patches",
+    "named_shadow": "named shadow mapped to twin properties under shadows.<name>",
+    "jobs": "jobs become a direct method named after the job; status in reported jobs.<id>",
+}
+
+
+def _kw(name: str, value: cst.BaseExpression) -> cst.Arg:
+    return cst.Arg(value, keyword=cst.Name(name))
+
+
+class AwsIotSdkRecipe:
+    """The python_awsiotsdk recipe."""
+
+    name = "python_awsiotsdk"
+    stack = "python_awsiotsdk"
+
+    def detect(self, path: str, text: str) -> bool:
+        return path.endswith(".py") and (
+            "from awsiot" in text
+            or "import awsiot" in text
+            or "IoT Hub device client adapter" in text
+        )
+
+    def scan(self, path: str, text: str) -> list[TouchPoint]:
+        return touch_points(path, text, self.stack, _REWRITTEN)
+
+    def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        module = parse(path, text)
+        builders = set()
+        for name in (*_BUILDERS, *_REFUSED_BUILDERS):
+            builders |= imported_names(module, ("awsiot.mqtt_connection_builder", "awsiot"), name)
+        tracker = ClientTracker(builders)
+        module.visit(tracker)
+        shadow_modules = {"iotshadow", "iotjobs", *_SHADOW_ALIAS.findall(text)}
+        rewriter = _Rewriter(options, tracker.clients, builders, module, shadow_modules)
+        new = module.visit(rewriter)
+        if not rewriter.changed:
+            return None
+        new = drop_unused_imports(new, _AWS_MODULES)
+        return inject_block(new, block_source("awsiotsdk_adapter", options.hub), path)
+
+
+class _Rewriter(cst.CSTTransformer):
+    def __init__(
+        self,
+        options: PatchOptions,
+        clients: set[str],
+        builders: set[str],
+        module: cst.Module,
+        shadow_modules: set[str],
+    ) -> None:
+        super().__init__()
+        self.options = options
+        self.clients = clients
+        self.builders = builders
+        self.assignments = module_assignments(module)
+        self.shadow_modules = shadow_modules or {"iotshadow"}
+        self.shadow_clients: set[str] = set()
+        self.changed = False
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        value = node.value
+        if isinstance(value, cst.Call) and code_of(value.func).endswith("IotShadowClient"):
+            for target in node.targets:
+                self.shadow_clients.add(code_of(target.target))
+
+    def leave_Attribute(
+        self, original: cst.Attribute, updated: cst.Attribute
+    ) -> cst.BaseExpression:
+        # iotjobs.JobStatus.SUCCEEDED -> "SUCCEEDED": AWS's job statuses are strings.
+        if code_of(updated.value).endswith("JobStatus") and updated.attr.value.isupper():
+            self.changed = True
+            return cst.SimpleString(f'"{updated.attr.value}"')
+        # mqtt.QoS.AT_LEAST_ONCE -> 1: IoT Hub takes QoS 0 or 1 and azure-iot-device picks.
+        if code_of(updated.value).endswith("QoS") and updated.attr.value in _QOS:
+            self.changed = True
+            return cst.Integer(_QOS[updated.attr.value])
+        return updated
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        func = code_of(updated.func)
+        if func in self.builders:
+            return self._builder(updated, func)
+        if is_method_call(updated, self.clients, set(_CONNECTION_CALLS)):
+            assert isinstance(updated.func, cst.Attribute)
+            helper = _CONNECTION_CALLS[updated.func.attr.value]
+            self.changed = True
+            separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+            if (
+                updated.args
+                and isinstance(updated.args[0].comma, cst.Comma)
+                and len(updated.args) > 1
+            ):
+                separator = updated.args[0].comma
+            connection = cst.Arg(
+                updated.func.value, comma=separator if updated.args else cst.MaybeSentinel.DEFAULT
+            )
+            return updated.with_changes(func=cst.Name(helper), args=[connection, *updated.args])
+        head, _, attr = func.rpartition(".")
+        if head in self.shadow_modules and attr:
+            self.changed = True
+            if attr == "IotShadowClient":
+                return updated.with_changes(func=cst.Name("iothub_shadow_client"))
+            if attr == "IotJobsClient":
+                return updated.with_changes(func=cst.Name("iothub_jobs_client"))
+            if any(arg.keyword is None for arg in updated.args):
+                raise PatchRefusedError(f"positional arguments to {func}: needs a human")
+            return updated.with_changes(func=cst.Name("iothub_model"))
+        return updated
+
+    def _builder(self, call: cst.Call, func: str) -> cst.BaseExpression:
+        name = func.rsplit(".", 1)[-1]
+        if name in _REFUSED_BUILDERS:
+            raise PatchRefusedError(_REFUSED_BUILDERS[name])
+        args = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+        if len(args) != len(call.args):
+            raise PatchRefusedError(f"positional arguments to {func}")
+        for needed in ("cert_filepath", "pri_key_filepath"):
+            if needed not in args:
+                raise PatchRefusedError(f"{func} without {needed}")
+        client_id = args.get("client_id")
+        checked = client_id
+        if isinstance(client_id, cst.Name) and client_id.value in self.assignments:
+            checked = self.assignments[client_id.value]
+        if checked is not None and RANDOM_ID.search(code_of(checked)):
+            device = device_id_expression(self.options.device_id, checked)
+        else:
+            device = device_id_expression(self.options.device_id, client_id)
+        new_args = [
+            _kw(
+                "x509",
+                cst.Call(
+                    cst.Name("X509"),
+                    [cst.Arg(args["cert_filepath"]), cst.Arg(args["pri_key_filepath"])],
+                ),
+            ),
+            _kw("hostname", cst.Name("IOTHUB_HOST")),
+            _kw("device_id", device),
+        ]
+        if "keep_alive_secs" in args:
+            keep_alive = cst.Call(cst.Name("iothub_keep_alive"), [cst.Arg(args["keep_alive_secs"])])
+            new_args.append(_kw("keep_alive", keep_alive))
+        self.changed = True
+        return call.with_changes(
+            func=cst.parse_expression("IoTHubDeviceClient.create_from_x509_certificate"),
+            args=_layout(new_args, call),
+        )
+
+
+def _layout(args: list[cst.Arg], original: cst.Call) -> list[cst.Arg]:
+    """The new arguments laid out like the original call's (one per line stays so)."""
+    separator: cst.Comma | cst.MaybeSentinel = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    if len(original.args) > 1 and isinstance(original.args[0].comma, cst.Comma):
+        separator = original.args[0].comma
+    trailing = original.args[-1].comma if original.args else cst.MaybeSentinel.DEFAULT
+    equal = cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))
+    out = [a.with_changes(comma=separator, equal=equal) for a in args[:-1]]
+    out.append(args[-1].with_changes(comma=trailing, equal=equal))
+    return out

@@ -1,0 +1,358 @@
+"""Arduino sketches on PubSubClient, 256dpi's MQTTClient or ArduinoMqttClient talking to
+AWS IoT, moved to IoT Hub's MQTT.
+
+Stays on the sketch's library; tree-sitter-cpp finds what to change. AWS endpoint string literals
+become the hub host; `connect(ID)` gains IoT Hub's user name (built at compile time from
+the client id macro) and no password, since the device authenticates with its
+certificate; keep-alives are capped at 1177 s; publish topic defines and literals become
+`devices/{id}/messages/events/` with the relay's awsTopic properties (thing-name macros
+are spliced in by the preprocessor); subscriptions become the desired-properties or C2D
+topic; the buffer grows for IoT Hub's longer topics. Callbacks that read shadow payloads,
+and the root CA (IoT Hub's roots must be embedded) need a human. ArduinoMqttClient gets
+`setUsernamePassword(IOTHUB_USER, "")` after `setId`, its keep-alive (milliseconds) capped,
+and `beginMessage`/`subscribe` topics rewritten the same way.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tree_sitter import Node, Tree
+
+from bridge.firmware.models import TouchPoint
+from bridge.firmware.recipes import (
+    IOTHUB_API_VERSION,
+    IOTHUB_MAX_KEEP_ALIVE,
+    PatchOptions,
+    PatchRefusedError,
+)
+from bridge.firmware.touch import RULES, touch_points
+from firmware_patches._c import (
+    Edit,
+    apply_edits,
+    c_concat,
+    events_topic,
+    parse_cpp,
+    string_literal_edits,
+    topic_tokens,
+)
+
+__all__ = ["RECIPE"]
+
+_MARKER = re.compile(r"PubSubClient|MQTTClient|ArduinoMqttClient")
+_ARDUINO_MQTT_CLIENT = re.compile(r"#include\s*[<\"]ArduinoMqttClient\.h")
+# PubSubClient and 256dpi's arduino-mqtt (class MQTTClient) share the calls rewritten here.
+_CLIENT_TYPES = frozenset({"PubSubClient", "MQTTClient"})
+_ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
+_MACRO = re.compile(r"[A-Z][A-Z0-9_]*")
+BUFFER = 1024
+_REWRITTEN = {
+    "endpoint": "endpoint literal is the IoT Hub host",
+    "config_key": "endpoint literal is the IoT Hub host",
+    "client_id": "client id is the device id; connect() sends IoT Hub's user name",
+    "certificate": "same certificate and key: X.509 thumbprint authentication",
+    "keep_alive": "keep-alive capped at 1177 s",
+    "topic": "topics become IoT Hub's (events with awsTopic properties, desired, C2D)",
+}
+_HUMAN = {
+    "shadow": "the callback now receives $iothub/twin/PATCH/properties/desired/?$version=N "
+    "with the desired patch itself (no state wrapper): adapt it by hand",
+    "root_ca": "embed IoT Hub's roots (DigiCert Global Root G2, Microsoft RSA Root CA 2017)",
+}
+
+
+def error_count(tree: Tree) -> int:
+    count, stack = 0, [tree.root_node]
+    while stack:
+        node = stack.pop()
+        count += node.type == "ERROR" or node.is_missing
+        stack.extend(node.children)
+    return count
+
+
+def _text(node: Node | None) -> str:
+    return node.text.decode() if node is not None and node.text else ""
+
+
+def _nodes(tree: Tree, *kinds: str) -> list[Node]:
+    found, stack = [], [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.type in kinds:
+            found.append(node)
+        stack.extend(reversed(node.children))
+    return found
+
+
+class ArduinoRecipe:
+    """The arduino_mqtt recipe: PubSubClient rewritten, other MQTT libraries reported."""
+
+    name = "arduino_mqtt"
+    stack = "arduino_mqtt"
+
+    def detect(self, path: str, text: str) -> bool:
+        return path.endswith((".ino", ".cpp", ".h", ".hpp")) and bool(_MARKER.search(text))
+
+    def scan(self, path: str, text: str) -> list[TouchPoint]:
+        human = dict(_HUMAN)
+        points = touch_points(path, text, self.stack, _REWRITTEN)
+        return [
+            p.model_copy(update={"verdict": "needs_human", "reason": human[p.kind]})
+            if p.kind in human
+            else p
+            for p in points
+        ]
+
+    def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        source = text.encode()
+        tree = parse_cpp(source)
+        before = error_count(tree)
+        edits = _endpoint_edits(tree, options.hub)
+        if _ARDUINO_MQTT_CLIENT.search(text):
+            edits += _mqtt_client_edits(source, tree, options.hub)
+        else:
+            clients = _clients(tree)
+            if clients:
+                edits += _client_edits(source, tree, clients, options.hub)
+        if not edits:
+            return None
+        new = apply_edits(source, edits)
+        if error_count(parse_cpp(new)) > before:
+            raise PatchRefusedError(f"the rewrite of {path} would not parse")
+        return new.decode()
+
+
+def _endpoint_edits(tree: Tree, hub: str) -> list[Edit]:
+    return string_literal_edits(tree, _ENDPOINT, hub)
+
+
+def _clients(tree: Tree) -> set[str]:
+    names = set()
+    for declaration in _nodes(tree, "declaration"):
+        if _text(declaration.child_by_field_name("type")) in _CLIENT_TYPES:
+            for declarator in declaration.children_by_field_name("declarator"):
+                inner = declarator.child_by_field_name("declarator") or declarator
+                names.add(_text(inner).split("(")[0].strip())
+    return names
+
+
+def _defines(tree: Tree) -> dict[str, Node]:
+    found = {}
+    for define in _nodes(tree, "preproc_def"):
+        value = define.child_by_field_name("value")
+        if value is not None:
+            found[_text(define.child_by_field_name("name"))] = value
+    return found
+
+
+def _args(call: Node) -> list[Node]:
+    arguments = call.child_by_field_name("arguments")
+    return arguments.named_children if arguments is not None else []
+
+
+def _calls(tree: Tree, clients: set[str]) -> dict[str, list[Node]]:
+    """The PubSubClient method calls, by method name."""
+    calls: dict[str, list[Node]] = {}
+    for call in _nodes(tree, "call_expression"):
+        function = call.child_by_field_name("function")
+        if function is None or function.type != "field_expression":
+            continue
+        if _text(function.child_by_field_name("argument")) in clients:
+            method = _text(function.child_by_field_name("field"))
+            calls.setdefault(method, []).append(call)
+    return calls
+
+
+def _client_edits(source: bytes, tree: Tree, clients: set[str], hub: str) -> list[Edit]:
+    calls = _calls(tree, clients)
+    defines = _defines(tree)
+    device, edits = _connect_edits(tree, calls, defines, hub)
+    for call in calls.get("setKeepAlive", []):
+        args = _args(call)
+        number = args[0] if args and args[0].type == "number_literal" else None
+        if number is not None and int(_text(number).rstrip("UuLl")) > IOTHUB_MAX_KEEP_ALIVE:
+            limit = str(IOTHUB_MAX_KEEP_ALIVE).encode()
+            edits.append(Edit(number.start_byte, number.end_byte, limit))
+    topic_edits = _topic_edits(calls, defines, device)
+    if topic_edits and "setBufferSize" not in calls:
+        edits += _buffer_edits(source, calls) + _mqttclient_buffer_edits(tree)
+    return edits + topic_edits
+
+
+def _connect_edits(
+    tree: Tree, calls: dict[str, list[Node]], defines: dict[str, Node], hub: str
+) -> tuple[str | None, list[Edit]]:
+    device = None
+    edits: list[Edit] = []
+    for call in calls.get("connect", []):
+        args = _args(call)
+        if not args or not _MACRO.fullmatch(_text(args[0])):
+            raise PatchRefusedError(
+                "connect() without a client id macro: build the user name by hand"
+            )
+        device = _text(args[0])
+        if len(args) == 1:
+            edits.append(Edit(args[0].end_byte, args[0].end_byte, b", IOTHUB_USER, NULL"))
+    if device is not None and "IOTHUB_USER" not in defines:
+        # A define, not an argument: C++ parses "a" MACRO "b" only once preprocessed.
+        includes = [n for n in tree.root_node.children if n.type == "preproc_include"]
+        at = includes[-1].end_byte if includes else 0
+        user = (
+            "// IoT Hub's MQTT user name; no password: the certificate authenticates.\n"
+            f'#define IOTHUB_USER "{hub}/" {device} "/?api-version={IOTHUB_API_VERSION}"\n'
+        )
+        edits.append(Edit(at, at, user.encode()))
+    return device, edits
+
+
+def _topic_edits(
+    calls: dict[str, list[Node]], defines: dict[str, Node], device: str | None
+) -> list[Edit]:
+    edits: list[Edit] = []
+    done: set[str] = set()
+    for method in ("publish", "subscribe"):
+        for call in calls.get(method, []):
+            args = _args(call)
+            topic = args[0] if args else None
+            node = defines.get(_text(topic)) if topic and topic.type == "identifier" else topic
+            if node is None or _text(node) in done:
+                continue
+            spelled = _text(node).strip()
+            patched = spelled.startswith(('"devices/', '"$iothub/'))
+            if patched or ("$aws/" in spelled and method == "publish"):
+                continue  # patched before, or a shadow publish a human must reshape
+            tokens = topic_tokens(spelled)
+            if tokens is None or device is None:
+                raise PatchRefusedError(f"topic {spelled} is built at run time: map it by hand")
+            if method == "publish":
+                new = events_topic(device, tokens)
+            elif "$aws/" in spelled and "/shadow/" in spelled:
+                new = '"$iothub/twin/PATCH/properties/desired/#"'
+            else:
+                bound = [("lit", "devices/"), ("macro", device), ("lit", "/messages/devicebound/#")]
+                new = c_concat(bound)
+            done.add(_text(node))
+            edits.append(Edit(node.start_byte, node.end_byte, new.encode()))
+    return edits
+
+
+def _mqttclient_buffer_edits(tree: Tree) -> list[Edit]:
+    """256dpi's MQTTClient takes its buffer size in the constructor (default 128)."""
+    edits = []
+    for declaration in _nodes(tree, "declaration"):
+        if _text(declaration.child_by_field_name("type")) != "MQTTClient":
+            continue
+        for declarator in declaration.children_by_field_name("declarator"):
+            arguments = declarator.child_by_field_name("value")
+            if arguments is not None and arguments.type == "call_expression":
+                arguments = arguments.child_by_field_name("arguments")  # = MQTTClient(256)
+            if declarator.type == "identifier":
+                edits.append(Edit(declarator.end_byte, declarator.end_byte, f"({BUFFER})".encode()))
+            elif arguments is not None and arguments.type == "argument_list":
+                size = arguments.named_children[0] if arguments.named_children else None
+                if size is None:
+                    edits.append(
+                        Edit(arguments.start_byte, arguments.end_byte, f"({BUFFER})".encode())
+                    )
+                elif size.type == "number_literal" and int(_text(size)) < BUFFER:
+                    edits.append(Edit(size.start_byte, size.end_byte, str(BUFFER).encode()))
+    return edits
+
+
+def _buffer_edits(source: bytes, calls: dict[str, list[Node]]) -> list[Edit]:
+    edits = []
+    for call in calls.get("setServer", []):
+        statement, function = call.parent, call.child_by_field_name("function")
+        if statement is None or statement.type != "expression_statement" or function is None:
+            continue
+        line_start = source.rfind(b"\n", 0, statement.start_byte) + 1
+        indent = source[line_start : statement.start_byte].decode()
+        client = _text(function.child_by_field_name("argument"))
+        line = (
+            f"\n{indent}{client}.setBufferSize({BUFFER});  // IoT Hub topics carry a property bag"
+        )
+        edits.append(Edit(statement.end_byte, statement.end_byte, line.encode()))
+    return edits
+
+
+def _mqtt_client_edits(source: bytes, tree: Tree, hub: str) -> list[Edit]:
+    """ArduinoMqttClient: setId names the device; the user name is set right after it."""
+    clients = {
+        _text(d).split("(")[0].strip()
+        for declaration in _nodes(tree, "declaration")
+        if _text(declaration.child_by_field_name("type")) == "MqttClient"
+        for d in declaration.children_by_field_name("declarator")
+    }
+    calls = _calls(tree, clients)
+    device, edits = _set_id_edits(source, calls)
+    if not re.search(r"#define\s+IOTHUB_USER\b", source.decode()):
+        includes = [n for n in tree.root_node.children if n.type == "preproc_include"]
+        at = includes[-1].end_byte if includes else 0
+        user = c_concat(
+            [("lit", f"{hub}/"), device, ("lit", f"/?api-version={IOTHUB_API_VERSION}")]
+        )
+        block = f"// IoT Hub's MQTT user name.\n#define IOTHUB_USER {user}\n"
+        edits.append(Edit(at, at, block.encode()))
+    for call in calls.get("setKeepAliveInterval", []):
+        args = _args(call)
+        numbers = re.findall(r"\d+", _text(args[0])) if args else []
+        milliseconds = 1
+        for number in numbers:
+            milliseconds *= int(number)
+        if numbers and milliseconds > IOTHUB_MAX_KEEP_ALIVE * 1000:
+            limit = f"{IOTHUB_MAX_KEEP_ALIVE} * 1000L".encode()
+            edits.append(Edit(args[0].start_byte, args[0].end_byte, limit))
+    return edits + _literal_topic_edits(calls, device)
+
+
+def _set_id_edits(
+    source: bytes, calls: dict[str, list[Node]]
+) -> tuple[tuple[str, str], list[Edit]]:
+    device: tuple[str, str] | None = None
+    edits: list[Edit] = []
+    for call in calls.get("setId", []):
+        args = _args(call)
+        spelled = _text(args[0]) if args else ""
+        if args and args[0].type == "string_literal":
+            device = ("lit", spelled[1:-1])
+        elif _MACRO.fullmatch(spelled):
+            device = ("macro", spelled)
+        else:
+            raise PatchRefusedError("setId() without a literal or macro id: by hand")
+        statement, function = call.parent, call.child_by_field_name("function")
+        if "setUsernamePassword" not in calls and statement is not None and function is not None:
+            client = _text(function.child_by_field_name("argument"))
+            line_start = source.rfind(b"\n", 0, statement.start_byte) + 1
+            indent = source[line_start : statement.start_byte].decode()
+            line = (
+                f'\n{indent}{client}.setUsernamePassword(IOTHUB_USER, "");  // no password: X.509'
+            )
+            edits.append(Edit(statement.end_byte, statement.end_byte, line.encode()))
+    if device is None:
+        raise PatchRefusedError("no setId() call: the device id is unknown")
+    return device, edits
+
+
+def _literal_topic_edits(calls: dict[str, list[Node]], device: tuple[str, str]) -> list[Edit]:
+    edits = []
+    kind, value = device
+    for method in ("beginMessage", "subscribe"):
+        for call in calls.get(method, []):
+            args = _args(call)
+            if not args or args[0].type != "string_literal":
+                continue
+            spelled = _text(args[0])
+            if spelled.startswith(('"devices/', '"$iothub/')) or "$aws/" in spelled:
+                continue
+            tokens = topic_tokens(spelled) or []
+            if method == "beginMessage":
+                spliced = f'"{value}"' if kind == "lit" else value
+                new = events_topic("IOTHUB_DEVICE_ID", tokens).replace("IOTHUB_DEVICE_ID", spliced)
+                new = c_concat(topic_tokens(new) or []) if kind == "lit" else new
+            else:
+                new = c_concat([("lit", "devices/"), device, ("lit", "/messages/devicebound/#")])
+            edits.append(Edit(args[0].start_byte, args[0].end_byte, new.encode()))
+    return edits
+
+
+RECIPE = ArduinoRecipe()

@@ -1,0 +1,136 @@
+"""Files of any stack that name AWS IoT: build scripts, manifests, settings.
+
+Makefiles and shell scripts that call `aws iot describe-endpoint`, `.env` and JSON/YAML
+settings, `platformio.ini`, `sdkconfig`, `package.json` are reported. Two kinds are
+rewritten because their syntax is simple and the change is mechanical: a pip
+requirements file that names awsiotsdk gains azure-iot-device (awsiotsdk stays until no
+program imports it, which a human confirms), and an AWS endpoint string
+literal in a Python settings module, a C/C++ header (`secrets.h`) or an ESP-IDF
+`sdkconfig` value becomes the hub's host (found with LibCST or tree-sitter, so only
+string literals change).
+"""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from bridge.firmware.models import TouchPoint
+from bridge.firmware.recipes import PatchOptions, PatchRefusedError
+from bridge.firmware.touch import RULES, touch_points
+from firmware_patches._c import apply_edits, error_count, parse_c, parse_cpp, string_literal_edits
+from firmware_patches._python import parse as parse_python
+
+__all__ = ["RECIPE"]
+
+_MARKERS = re.compile(
+    r"amazonaws\.com|describe-endpoint|\$aws/|AmazonRootCA|awsiotsdk|AWSIoTPythonSDK|"
+    r"aws-iot-device-sdk|AWS_IOT|greengrass",
+    re.IGNORECASE,
+)
+_ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
+_REQUIREMENT = re.compile(r"^(?P<name>awsiotsdk)\b[^#\n]*", re.IGNORECASE | re.MULTILINE)
+AZURE_IOT_DEVICE = "azure-iot-device>=2.14"
+_C_FAMILY = (".c", ".h", ".cpp", ".hpp", ".ino")
+
+
+# ESP-IDF's sdkconfig: one CONFIG_NAME="value" per line.
+_SDKCONFIG_VALUE = re.compile(r'^(CONFIG_\w+=")([^"\n]*)(")$', re.MULTILINE)
+
+
+def _sdkconfig(path: str) -> bool:
+    # ESP-IDF's sdkconfig and Zephyr's prj.conf: the same Kconfig value syntax.
+    base = path.rsplit("/", 1)[-1]
+    return base.startswith("sdkconfig") or (base.endswith(".conf") and base.startswith("prj"))
+
+
+def _requirements(path: str) -> bool:
+    base = path.rsplit("/", 1)[-1]
+    return base.startswith("requirements") and base.endswith(".txt")
+
+
+class GenericRecipe:
+    """Settings, manifests and build scripts of any stack."""
+
+    name = "generic"
+    stack = "generic"
+
+    def detect(self, path: str, text: str) -> bool:
+        return bool(_MARKERS.search(text))
+
+    def scan(self, path: str, text: str) -> list[TouchPoint]:
+        rewritten: dict[str, str] = {}
+        if path.endswith((".py", *_C_FAMILY)) or _sdkconfig(path):
+            rewritten["endpoint"] = "AWS endpoint literal replaced with the IoT Hub host"
+        if _requirements(path):
+            rewritten["dependency"] = (
+                f"{AZURE_IOT_DEVICE} added; drop awsiotsdk once no program imports awsiot"
+            )
+        points = touch_points(path, text, self.stack, rewritten)
+        if _requirements(path):
+            # AWSIoTPythonSDK v1 programs are not rewritten, so their dependency stays.
+            points = [
+                p.model_copy(
+                    update={
+                        "verdict": "needs_human",
+                        "reason": "AWSIoTPythonSDK stays until its programs are ported by hand",
+                    }
+                )
+                if p.kind == "dependency"
+                and "awsiotpythonsdk" in text.splitlines()[p.line - 1].lower()
+                else p
+                for p in points
+            ]
+        return points
+
+    def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        if _sdkconfig(path):
+            new = _SDKCONFIG_VALUE.sub(
+                lambda m: (
+                    m.group(1) + options.hub + m.group(3)
+                    if _ENDPOINT.fullmatch(m.group(2))
+                    else m.group(0)
+                ),
+                text,
+            )
+        elif _requirements(path):
+            if "azure-iot-device" in text or not _REQUIREMENT.search(text):
+                return None
+            new = _REQUIREMENT.sub(lambda m: f"{m.group(0)}\n{AZURE_IOT_DEVICE}", text, count=1)
+        elif path.endswith(_C_FAMILY):
+            new = _c_endpoints(path, text, options.hub)
+        elif path.endswith(".py"):
+            new = parse_python(path, text).visit(_EndpointLiterals(options.hub)).code
+        else:
+            return None
+        return new if new != text else None
+
+
+def _c_endpoints(path: str, text: str, hub: str) -> str:
+    parse = parse_c if path.endswith((".c", ".h")) else parse_cpp
+    tree = parse(text.encode())
+    edits = string_literal_edits(tree, _ENDPOINT, hub)
+    new = apply_edits(text.encode(), edits)
+    if error_count(parse(new)) > error_count(tree):
+        raise PatchRefusedError(f"the rewrite of {path} would not parse")
+    return new.decode()
+
+
+class _EndpointLiterals(cst.CSTTransformer):
+    def __init__(self, hub: str) -> None:
+        super().__init__()
+        self.hub = hub
+
+    def leave_SimpleString(
+        self, original: cst.SimpleString, updated: cst.SimpleString
+    ) -> cst.SimpleString:
+        value = updated.evaluated_value
+        if isinstance(value, str) and _ENDPOINT.fullmatch(value):
+            return updated.with_changes(
+                value=updated.prefix + updated.quote + self.hub + updated.quote
+            )
+        return updated
+
+
+RECIPE = GenericRecipe()

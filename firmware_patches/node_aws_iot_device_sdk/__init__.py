@@ -1,0 +1,252 @@
+"""Node programs on aws-iot-device-sdk (v1) moved to Microsoft's azure-iot-device.
+
+tree-sitter-javascript finds `require('aws-iot-device-sdk')` and the `device(...)` and
+`thingShadow(...)` calls on it; those calls are renamed to the injected adapter's, their
+`host` becomes the hub and their `clientId` the device id. The adapter answers publish,
+subscribe, 'connect'/'message' events, shadow register/update/get and 'delta'/'status'
+events with one azure-iot-device Client per device. `package.json` gains
+azure-iot-device and azure-iot-device-mqtt. The v2 SDK (aws-crt), ES module imports and
+the jobs API need a human.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+
+import tree_sitter_javascript
+from tree_sitter import Language, Node, Parser, Tree
+
+from bridge.firmware.models import TouchPoint
+from bridge.firmware.recipes import PatchOptions, PatchRefusedError
+from bridge.firmware.touch import touch_points
+from firmware_patches._c import Edit, apply_edits
+
+__all__ = ["RECIPE"]
+
+JS = Language(tree_sitter_javascript.language())
+SDK = "aws-iot-device-sdk"
+_CONSTRUCTORS = {"device": "iothubDevice", "thingShadow": "iothubThingShadow"}
+AZURE_DEPENDENCIES = {"azure-iot-device": "^1.18.4", "azure-iot-device-mqtt": "^1.16.4"}
+_BEGIN = "// >>> iot-bridge: IoT Hub adapter for aws-iot-device-sdk calls >>>"
+_END = "// <<< iot-bridge: IoT Hub adapter for aws-iot-device-sdk calls <<<\n"
+_REFUSED = {
+    "aws-iot-device-sdk-v2": "aws-iot-device-sdk-v2 (aws-crt): port to azure-iot-device by hand",
+    "aws-crt": "aws-crt connection: port to azure-iot-device by hand",
+    ".jobs(": "AWS IoT Jobs: map job documents to direct methods by hand",
+}
+_REWRITTEN = {
+    "endpoint": "host is the IoT Hub host (IOTHUB_HOST)",
+    "config_key": "host is the IoT Hub host (IOTHUB_HOST)",
+    "client_id": "clientId is the IoT Hub device id; one connection per device",
+    "certificate": "same certificate and key: X.509 thumbprint authentication",
+    "root_ca": "azure-iot-device trusts IoT Hub's roots itself",
+    "keep_alive": "keep-alive capped at 1177 s",
+    "topic": "publish becomes sendEvent(Message) with awsTopic properties",
+    "shadow": "shadow update/get/delta become twin reported patch, twin GET, desired patches",
+    "dependency": "azure-iot-device and azure-iot-device-mqtt added",
+}
+
+
+def parse_js(source: bytes) -> Tree:
+    return Parser(JS).parse(source)
+
+
+def error_count(tree: Tree) -> int:
+    count, stack = 0, [tree.root_node]
+    while stack:
+        node = stack.pop()
+        count += node.type == "ERROR" or node.is_missing
+        stack.extend(node.children)
+    return count
+
+
+def _text(node: Node | None) -> str:
+    return node.text.decode() if node is not None and node.text else ""
+
+
+def _nodes(tree: Tree, kind: str) -> list[Node]:
+    found, stack = [], [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == kind:
+            found.append(node)
+        stack.extend(reversed(node.children))
+    return found
+
+
+class NodeSdkRecipe:
+    """The node_aws_iot_device_sdk recipe."""
+
+    name = "node_aws_iot_device_sdk"
+    stack = "node_aws_iot_device_sdk"
+
+    def detect(self, path: str, text: str) -> bool:
+        if path.rsplit("/", 1)[-1] == "package.json":
+            return f'"{SDK}' in text
+        return path.endswith((".js", ".cjs", ".mjs", ".ts")) and (SDK in text or _BEGIN in text)
+
+    def scan(self, path: str, text: str) -> list[TouchPoint]:
+        return touch_points(path, text, self.stack, _REWRITTEN)
+
+    def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        if path.endswith("package.json"):
+            return _package_json(text)
+        for marker, reason in _REFUSED.items():
+            if marker in text:
+                raise PatchRefusedError(reason)
+        source = text.encode()
+        tree = parse_js(source)
+        before = error_count(tree)
+        local = _sdk_name(tree)
+        if local is None:
+            if _BEGIN in text:
+                return _with_block(text, options.hub)
+            raise PatchRefusedError(f"{SDK} is not loaded with require(): needs a human")
+        edits, ids = self._call_edits(tree, local, options)
+        if options.device_id.mode == "client-id" and len(ids) > 1:
+            raise PatchRefusedError(
+                f"client objects use different ids ({', '.join(sorted(ids))}) and IoT Hub "
+                "allows one connection per device: pass --device-id-from"
+            )
+        declaration = _declaration(tree, local)
+        new = apply_edits(source, edits).decode()
+        remaining = [n for n in _nodes(parse_js(new.encode()), "identifier") if _text(n) == local]
+        if len(remaining) <= 1 and declaration is not None:
+            # Only the require itself is left: the adapter block takes its place.
+            start, end = declaration
+            new = new[:start] + new[end:].removeprefix("\n")
+            new = new[:start] + _block(options.hub) + new[start:]
+        else:
+            new = _with_block(new, options.hub)
+        if error_count(parse_js(new.encode())) > before:
+            raise PatchRefusedError(f"the rewrite of {path} would not parse")
+        return new
+
+    def _call_edits(
+        self, tree: Tree, local: str, options: PatchOptions
+    ) -> tuple[list[Edit], set[str]]:
+        edits: list[Edit] = []
+        ids: set[str] = set()
+        for call in _nodes(tree, "call_expression"):
+            function = call.child_by_field_name("function")
+            if function is None or function.type != "member_expression":
+                continue
+            obj, prop = (
+                function.child_by_field_name("object"),
+                function.child_by_field_name("property"),
+            )
+            if _text(obj) != local or _text(prop) not in _CONSTRUCTORS:
+                continue
+            edits.append(
+                Edit(function.start_byte, function.end_byte, _CONSTRUCTORS[_text(prop)].encode())
+            )
+            arguments = call.child_by_field_name("arguments")
+            literal = (
+                arguments.named_children[0] if arguments and arguments.named_children else None
+            )
+            if literal is None or literal.type != "object":
+                raise PatchRefusedError("device options are not an object literal: needs a human")
+            edits.extend(_option_edits(literal, options, ids))
+        return edits, ids
+
+
+def _option_edits(literal: Node, options: PatchOptions, ids: set[str]) -> list[Edit]:
+    """`host` becomes the hub, `clientId` the device id; a wss protocol is refused."""
+    edits = []
+    for pair in literal.named_children:
+        key, value = pair.child_by_field_name("key"), pair.child_by_field_name("value")
+        if pair.type != "pair" or value is None:
+            continue
+        name = _text(key).strip("'\"")
+        if name == "host":
+            edits.append(Edit(value.start_byte, value.end_byte, b"IOTHUB_HOST"))
+        elif name == "clientId":
+            ids.add(_text(value))
+            device = _device_id(options, _text(value))
+            edits.append(Edit(value.start_byte, value.end_byte, device.encode()))
+        elif name == "protocol" and "wss" in _text(value):
+            raise PatchRefusedError("SigV4 websocket: IoT Hub needs X.509 or SAS")
+    return edits
+
+
+def _device_id(options: PatchOptions, client_id: str) -> str:
+    source = options.device_id
+    if source.mode == "env":
+        return f"process.env.{source.value}"
+    if source.mode == "literal":
+        return json.dumps(source.value)
+    if re.search(r"Math\.random|uuid|Date\.now|randomBytes", client_id):
+        raise PatchRefusedError(
+            "the client id is random, so it cannot be the device id: pass --device-id-from"
+        )
+    return client_id
+
+
+def _sdk_name(tree: Tree) -> str | None:
+    for declarator in _nodes(tree, "variable_declarator"):
+        value = declarator.child_by_field_name("value")
+        if (
+            value is not None
+            and value.type == "call_expression"
+            and _text(value.child_by_field_name("function")) == "require"
+            and SDK in _text(value.child_by_field_name("arguments"))
+        ):
+            return _text(declarator.child_by_field_name("name"))
+    return None
+
+
+def _declaration(tree: Tree, local: str) -> tuple[int, int] | None:
+    for statement in tree.root_node.named_children:
+        if statement.type in {"lexical_declaration", "variable_declaration"} and local in _text(
+            statement
+        ):
+            names = [_text(d.child_by_field_name("name")) for d in statement.named_children]
+            if names == [local]:
+                return statement.start_byte, statement.end_byte
+    return None
+
+
+def _block(hub: str) -> str:
+    text = (
+        resources.files("firmware_patches._runtime")
+        .joinpath("aws_iot_device_sdk_adapter.js")
+        .read_text()
+    )
+    return text[text.index(_BEGIN) : text.index(_END) + len(_END)].replace("@HUB@", hub)
+
+
+def _with_block(text: str, hub: str) -> str:
+    if _BEGIN in text:
+        head, _, rest = text.partition(_BEGIN)
+        return head + _block(hub) + rest.partition(_END)[2]
+    # After the leading comments and requires, before the program's own code.
+    lines = text.splitlines(keepends=True)
+    position = 0
+    for index, line in enumerate(lines):
+        if (
+            line.startswith(("//", "'use strict'", '"use strict"'))
+            or "require(" in line
+            or not line.strip()
+        ):
+            position = index + 1
+        else:
+            break
+    return "".join(lines[:position]) + _block(hub) + "".join(lines[position:])
+
+
+def _package_json(text: str) -> str | None:
+    document = json.loads(text)
+    dependencies = document.setdefault("dependencies", {})
+    if SDK not in dependencies or all(name in dependencies for name in AZURE_DEPENDENCIES):
+        return None
+    dependencies.update({k: v for k, v in AZURE_DEPENDENCIES.items() if k not in dependencies})
+    indent = re.search(r"\n(\s+)\"", text)
+    return (
+        json.dumps(document, indent=len(indent.group(1)) if indent else 2, ensure_ascii=False)
+        + "\n"
+    )
+
+
+RECIPE = NodeSdkRecipe()

@@ -1,0 +1,31 @@
+// Just enough of the Arduino core for the corpus sketches to compile and run on the host.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+#define PROGMEM
+typedef uint8_t byte;
+inline void delay(unsigned long) {}
+
+class Client {};
+
+// Arduino's String, as far as the sketches use it.
+#include <string>
+class String {
+ public:
+  String(const char *text = "") : value_(text) {}
+  String(const std::string &text) : value_(text) {}
+  const char *c_str() const { return value_.c_str(); }
+  friend String operator+(const String &a, const String &b) { return String(a.value_ + b.value_); }
+  friend String operator+(const char *a, const String &b) { return String(std::string(a) + b.value_); }
+  friend String operator+(const String &a, const char *b) { return String(a.value_ + b); }
+
+ private:
+  std::string value_;
+};
+
+struct WiFiClass {
+  void begin(const char *, const char *) {}
+};
+inline WiFiClass WiFi;

@@ -1,0 +1,3 @@
+#pragma once
+#include <stdio.h>
+#define ESP_LOGI(tag, format, ...) printf("I %s: " format "\n", tag, ##__VA_ARGS__)
