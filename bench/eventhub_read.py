@@ -39,7 +39,7 @@ configure_logging("WARNING")
 from azure.eventhub import EventHubConsumerClient as SyncConsumerClient  # noqa: E402
 from azure.eventhub.aio import EventHubConsumerClient  # noqa: E402
 
-from bridge_sim.iothub.eventhub import AmqpEndpoint, EventLog  # noqa: E402
+from bridge_sim.iothub.eventhub import AmqpEndpoint, EventLog, wire  # noqa: E402
 
 KEY = base64.b64encode(b"bench-eventhub-read-key-32bytes!").decode()
 HUB = "benchhub"
@@ -62,8 +62,11 @@ def _append(log: EventLog, number: int, devices: int) -> None:
     )
 
 
-async def _serve(devices: int) -> None:
-    """Child: serve a log; stdin says `store N` or `live RATE SECONDS`; stdout answers."""
+async def _serve(devices: int, *, general_encoder: bool) -> None:
+    """Child: serve a log; stdin says `store N`, `live RATE SECONDS`, `cpu`...; stdout answers."""
+    if general_encoder:
+        # What the endpoint did before wire.py: azure-eventhub's encoder for every event.
+        wire.encode_event = lambda _event: None
     log = EventLog(hub_name=HUB)
     endpoint = AmqpEndpoint(
         log=log, hub_name=HUB, namespace="bench-ns", shared_access_keys={"bench": KEY}
@@ -83,6 +86,8 @@ async def _serve(devices: int) -> None:
                     _append(log, appended, devices)
                     appended += 1
                 print("stored", flush=True)
+            elif command[0] == "cpu":
+                print(time.process_time(), flush=True)
             elif command[0] == "receivers":
                 print(endpoint.receiver_count, flush=True)
             elif command[0] == "live":
@@ -101,9 +106,10 @@ async def _serve(devices: int) -> None:
 class Endpoint:
     """The child process serving the endpoint, driven line by line."""
 
-    def __init__(self, devices: int) -> None:
+    def __init__(self, devices: int, *, general_encoder: bool = False) -> None:
+        flags = ["--general-encoder"] if general_encoder else []
         self.process = subprocess.Popen(  # noqa: S603 - this script, run as the child
-            [sys.executable, __file__, "--serve", "--devices", str(devices)],
+            [sys.executable, __file__, "--serve", "--devices", str(devices), *flags],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -117,6 +123,10 @@ class Endpoint:
         self.process.stdin.write(command + "\n")
         self.process.stdin.flush()
         return self.process.stdout.readline().strip()
+
+    def cpu(self) -> float:
+        """The child's CPU seconds so far."""
+        return float(self.ask("cpu"))
 
     def close(self) -> None:
         with contextlib.suppress(BrokenPipeError):
@@ -147,6 +157,7 @@ class Reading:
     out_of_order: int = 0
     finished: float = 0.0
     cpu: float = 0.0
+    endpoint_cpu: float = float("nan")
 
     def on_event(self, partition: str, event: Any) -> None:
         now = time.time()
@@ -171,9 +182,10 @@ class Reading:
             return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
 
         cpu_us = self.cpu / count * 1e6 if count else float("nan")
+        endpoint_us = self.endpoint_cpu / count * 1e6 if count else float("nan")
         return (
-            f"{self.label:<34} {count:>7}/{self.expected:<7} {count / elapsed:>8.0f}/s "
-            f"{pct(0.5):>9.1f} {pct(0.99):>9.1f} {cpu_us:>8.0f}   "
+            f"{self.label:<40} {count:>6}/{self.expected:<6} {count / elapsed:>7.0f} "
+            f"{pct(0.5):>8.0f} {pct(0.99):>8.0f} {cpu_us:>7.0f} {endpoint_us:>7.0f}  "
             f"{'in order' if not self.out_of_order else f'{self.out_of_order} out of order'}"
         )
 
@@ -204,6 +216,7 @@ async def read_async(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), limit)
     reading.stop()
+    print(reading.row(), flush=True)
     for client in clients:
         await client.close()
     for task in tasks:
@@ -244,8 +257,11 @@ def read_sync(
     while not reading.finished and time.monotonic() < deadline:
         time.sleep(0.05)
     reading.stop()
+    print(reading.row(), flush=True)
     for client in clients:
         client.close()
+    for thread in threads:
+        thread.join(10)
     return reading
 
 
@@ -263,11 +279,61 @@ async def live(endpoint: Endpoint, rate: int, seconds: float) -> tuple[Reading, 
     return reading, answer
 
 
-def scenario(devices: int, prepare: str | None) -> Endpoint:
-    endpoint = Endpoint(devices)
-    if prepare:
-        endpoint.ask(prepare)
-    return endpoint
+async def backlog(
+    args: argparse.Namespace, label: str, *, per_partition: bool, general_encoder: bool = False
+) -> Reading:
+    endpoint = Endpoint(args.devices, general_encoder=general_encoder)
+    try:
+        endpoint.ask(f"store {args.events}")
+        cpu = endpoint.cpu()
+        reading = await read_async(
+            endpoint,
+            Reading(label, args.events),
+            per_partition=per_partition,
+            limit=max(60.0, args.events / 300),
+        )
+        reading.endpoint_cpu = endpoint.cpu() - cpu
+    finally:
+        endpoint.close()
+    return reading
+
+
+async def live_writes(args: argparse.Namespace) -> Reading:
+    endpoint = Endpoint(args.devices)
+    try:
+        cpu = endpoint.cpu()
+        reading, answer = await live(endpoint, args.rate, args.seconds)
+        # Here the endpoint's figure includes appending (the writer runs in the child).
+        reading.endpoint_cpu = endpoint.cpu() - cpu
+        reading.label += f" ({answer.split(' written in ')[1]})"
+    finally:
+        endpoint.close()
+    return reading
+
+
+async def sync_backlog(args: argparse.Namespace, label: str, *, per_partition: bool) -> Reading:
+    endpoint = Endpoint(args.devices)
+    try:
+        endpoint.ask(f"store {args.sync_events}")
+        cpu = endpoint.cpu()
+        reading = await asyncio.to_thread(
+            read_sync,
+            endpoint,
+            label,
+            args.sync_events,
+            per_partition=per_partition,
+            limit=args.sync_limit,
+        )
+        reading.endpoint_cpu = endpoint.cpu() - cpu
+    finally:
+        endpoint.close()
+    return reading
+
+
+HEADER = (
+    f"{'scenario':<40} {'read/expected':>13} {'ev/s':>7} {'p50 ms':>8} {'p99 ms':>8} "
+    f"{'reader':>7} {'endpt':>7}  (CPU us per event)"
+)
 
 
 async def main() -> None:
@@ -279,57 +345,25 @@ async def main() -> None:
     parser.add_argument("--sync-events", type=int, default=2000)
     parser.add_argument("--sync-limit", type=float, default=30.0, help="seconds per sync run")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--general-encoder", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        await _serve(args.devices)
+        await _serve(args.devices, general_encoder=args.general_encoder)
         return
-    rows: list[str] = []
-    limit = max(60.0, args.events / 500)
-    for label, per_partition in (
-        ("backlog, one client, all partitions", False),
-        ("backlog, one client per partition", True),
-    ):
-        endpoint = scenario(args.devices, f"store {args.events}")
-        try:
-            reading = await read_async(
-                endpoint, Reading(label, args.events), per_partition=per_partition, limit=limit
-            )
-        finally:
-            endpoint.close()
-        rows.append(reading.row())
-        print(rows[-1], flush=True)
-    endpoint = scenario(args.devices, None)
-    try:
-        reading, answer = await live(endpoint, args.rate, args.seconds)
-    finally:
-        endpoint.close()
-    rows.append(reading.row() + f"   (writer: {answer})")
-    print(rows[-1], flush=True)
-    for label, per_partition in (
-        ("sync client, all partitions", False),
-        ("sync client, one per partition", True),
-    ):
-        endpoint = scenario(args.devices, f"store {args.sync_events}")
-        try:
-            reading = await asyncio.to_thread(
-                read_sync,
-                endpoint,
-                label,
-                args.sync_events,
-                per_partition=per_partition,
-                limit=args.sync_limit,
-            )
-        finally:
-            endpoint.close()
-        rows.append(reading.row())
-        print(rows[-1], flush=True)
-    print()
-    print(
-        f"{'scenario':<34} {'read/expected':>15} {'events/s':>10} {'p50 ms':>9} {'p99 ms':>9} "
-        f"{'CPU us/ev':>8}"
-    )
-    for row in rows:
-        print(row)
+    print(HEADER, flush=True)
+    readings = [
+        await backlog(args, "backlog, one client, all partitions", per_partition=False),
+        await backlog(args, "backlog, one client per partition", per_partition=True),
+        await backlog(
+            args, "  same, endpoint on the SDK's encoder", per_partition=False, general_encoder=True
+        ),
+        await live_writes(args),
+        await sync_backlog(args, "sync client, all partitions", per_partition=False),
+        await sync_backlog(args, "sync client, one per partition", per_partition=True),
+    ]
+    print(HEADER)
+    for reading in readings:
+        print(reading.row())
 
 
 if __name__ == "__main__":
