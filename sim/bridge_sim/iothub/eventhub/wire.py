@@ -87,16 +87,16 @@ def _map(pairs: list[bytes]) -> bytes:
 
 
 @functools.lru_cache(maxsize=4096)
-def _device_annotations(device_id: str) -> list[bytes]:
-    # What is the same for every event of one device, encoded once.
-    return [
+def _device_annotations(device_id: str) -> tuple[bytes, ...]:
+    # What is the same for every event of one device, encoded once (a tuple: it is shared).
+    return (
         _symbol("iothub-connection-device-id"),
         _string(device_id),
         _symbol("iothub-connection-auth-method"),
         _string(SAS_AUTH_METHOD),
         _symbol("iothub-connection-auth-generation-id"),
         _string(generation_id(device_id)),
-    ]
+    )
 
 
 def _annotations(event: StoredEvent) -> bytes | None:
