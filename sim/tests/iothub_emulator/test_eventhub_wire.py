@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from bridge_sim.iothub.eventhub import AmqpEndpoint, EventLog, codec
+from bridge_sim.iothub.eventhub import AmqpEndpoint, EventLog, codec, wire
+from bridge_sim.iothub.eventhub.events import event_message
 
 KEY = base64.b64encode(b"wire-test-key-0123456789abcdefgh").decode()
 TIMEOUT = 5
@@ -286,3 +287,58 @@ async def test_drain_uses_up_the_remaining_credit(endpoint: AmqpEndpoint) -> Non
         code, flow = await client.frame()
     assert code == _FLOW
     assert (flow[5], flow[6]) == (8, 0)
+
+
+_WIRE_CASES: list[dict[str, Any]] = [
+    {},
+    {"message_id": "m-1", "content_type": "application/json", "content_encoding": "utf-8"},
+    {"message_id": "m" * 300, "correlation_id": "c-1", "user_id": "u" * 300},
+    {"content_encoding": "utf-8"},
+    {"properties": {"awsTopic": "dt/dev/telemetry", "awsTopic1": "dt", "n": "7"}},
+    {"properties": {f"k{n}": "v" * 40 for n in range(12)}},
+    {"module_id": "aws-bridge", "extra_annotations": {"x-opt-partition-key": "pk"}},
+    {"message_source": "deviceConnectionStateEvents", "properties": {"opType": "é"}},
+]
+
+
+@pytest.mark.parametrize("body_size", [0, 200, 255, 256, 70_000])
+@pytest.mark.parametrize("case", _WIRE_CASES)
+def test_hand_encoded_events_match_the_sdk_encoder(case: dict[str, Any], body_size: int) -> None:
+    log = EventLog(partition_count=1)
+    for _ in range(300):  # sequence numbers and offsets past the one-octet encodings
+        log.append(body=b"x" * 300, device_id="other")
+    event = log.append(
+        body=bytes(range(256)) * (body_size // 256) + b"y" * (body_size % 256),
+        device_id="dévice-1",
+        **case,
+    )
+    payload = wire.encode_event(event)
+    assert payload == codec.encode_message(event_message(event))
+    for channel, handle, delivery_id in [(0, 0, 0), (1, 3, 255), (300, 256, 2**32 - 1)]:
+        tag = struct.pack(">I", delivery_id)
+        expected = codec.encode_frame(
+            channel,
+            codec.TransferFrame(
+                handle=handle,
+                delivery_id=delivery_id,
+                delivery_tag=tag,
+                message_format=0,
+                settled=True,
+                more=False,
+                rcv_settle_mode=None,
+                state=None,
+                resume=None,
+                aborted=None,
+                batchable=None,
+                payload=payload,
+            ),
+        )
+        assert wire.transfer_frame(channel, handle, delivery_id, tag, payload) == expected
+
+
+@pytest.mark.parametrize(
+    "annotations", [{"x-opt-partition-key": 7}, {"x-opt-offset": "overridden in place"}]
+)
+def test_unusual_annotations_take_the_general_encoder(annotations: dict[str, Any]) -> None:
+    event = EventLog().append(body=b"{}", device_id="d-1", extra_annotations=annotations)
+    assert wire.encode_event(event) is None

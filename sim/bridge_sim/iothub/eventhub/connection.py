@@ -92,6 +92,11 @@ class AmqpConnection:
         if not self.closed:
             self.writer.write(codec.encode_frame(channel, performative, frame_type=frame_type))
 
+    def write(self, data: bytes) -> None:
+        """Write frames already encoded (see `wire`), in one call so they stay together."""
+        if not self.closed and data:
+            self.writer.write(data)
+
     async def drain(self) -> None:
         """Wait until the socket takes what was written (back-pressure for event pumps)."""
         if not self.closed:

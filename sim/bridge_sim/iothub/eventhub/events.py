@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -12,15 +13,16 @@ from bridge_sim.iothub.eventhub import codec
 if TYPE_CHECKING:
     from bridge_sim.iothub.eventhub.log import PartitionInfo, StoredEvent
 
-__all__ = ["event_message"]
+__all__ = ["SAS_AUTH_METHOD", "event_message", "generation_id"]
 
-_SAS_AUTH_METHOD = json.dumps(
+SAS_AUTH_METHOD = json.dumps(
     {"scope": "device", "type": "sas", "issuer": "iothub", "acceptingIpFilterRule": None},
     separators=(",", ":"),
 )
 
 
-def _generation_id(device_id: str) -> str:
+@functools.lru_cache(maxsize=4096)
+def generation_id(device_id: str) -> str:
     # IoT Hub assigns an 18-digit generation id when a device identity is created; a hash of
     # the id is stable across runs, which is all a reader can rely on.
     digest = hashlib.sha256(device_id.encode()).digest()
@@ -33,9 +35,9 @@ def _annotations(event: StoredEvent) -> dict[str, Any]:
         "x-opt-offset": codec.typed("string", str(event.offset)),
         "x-opt-enqueued-time": codec.typed("timestamp", event.enqueued_time_ms),
         "iothub-connection-device-id": codec.typed("string", event.device_id),
-        "iothub-connection-auth-method": codec.typed("string", _SAS_AUTH_METHOD),
+        "iothub-connection-auth-method": codec.typed("string", SAS_AUTH_METHOD),
         "iothub-connection-auth-generation-id": codec.typed(
-            "string", _generation_id(event.device_id)
+            "string", generation_id(event.device_id)
         ),
         "iothub-enqueuedtime": codec.typed("timestamp", event.enqueued_time_ms),
         "iothub-message-source": codec.typed("string", event.message_source),

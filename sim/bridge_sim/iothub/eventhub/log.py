@@ -8,8 +8,9 @@ Retention: a partition keeps at most `max_events_per_partition` events (plus up 
 more, trimmed in batches so appends stay cheap); the oldest go first and
 `begin_sequence_number` moves on, as when Event Hubs' retention period expires.
 
-Readers await `wait_for` instead of polling. The log is not thread-safe: append from the
-event loop its readers run on (`loop.call_soon_threadsafe` from another thread).
+Readers await `wait_for`, or `listen` with an event, instead of polling. The log is not
+thread-safe: append from the event loop its readers run on (`loop.call_soon_threadsafe`
+from another thread).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class _Partition:
         self.next_sequence_number = 0
         self.next_offset = 0
         self.changed = asyncio.Event()
+        # Pumps that want a plain set() per append, without a task per wait.
+        self.listeners: set[asyncio.Event] = set()
 
     def index_of(self, sequence_number: int) -> int:
         return max(0, sequence_number - self.begin_sequence_number)
@@ -149,6 +152,8 @@ class EventLog:
         self._trim(partition)
         signal, partition.changed = partition.changed, asyncio.Event()
         signal.set()
+        for listener in partition.listeners:
+            listener.set()
         return event
 
     def append_connection_state(
@@ -209,6 +214,14 @@ class EventLog:
         stored = self._partition(partition)
         while stored.next_sequence_number <= sequence_number:
             await stored.changed.wait()
+
+    def listen(self, partition: int, wakeup: asyncio.Event) -> None:
+        """Have every append to `partition` set `wakeup` until `unlisten`."""
+        self._partition(partition).listeners.add(wakeup)
+
+    def unlisten(self, partition: int, wakeup: asyncio.Event) -> None:
+        """Stop setting `wakeup` on appends to `partition`."""
+        self._partition(partition).listeners.discard(wakeup)
 
     def partition_info(self, partition: int) -> PartitionInfo:
         """Begin and last-enqueued figures for the management node."""
