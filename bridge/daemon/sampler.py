@@ -125,7 +125,9 @@ class StatusSampler:
         start = now - bins * width
         grouped: list[list[tuple[float, Sample, Sample]]] = [[] for _ in range(bins)]
         for delta in self._deltas(start):
-            grouped[min(int((delta[0] - start) // width), bins - 1)].append(delta)
+            # Bins are (start, end]: a sample at a minute's end closes that minute.
+            index = math.ceil((delta[0] - start) / width) - 1
+            grouped[min(max(index, 0), bins - 1)].append(delta)
         answer: list[dict[str, float | None]] = []
         for deltas in grouped:
             if not deltas:

@@ -95,7 +95,13 @@ class StatusBoard:
         # The mirror has created and migrated the store by now; this handle only reads.
         self._store = await self._stack.enter_async_context(open_store(self._dsn, existing=True))
         task = asyncio.create_task(self.sampler.run(), name="daemon.status_sampler")
-        self._stack.callback(task.cancel)
+
+        async def stop_sampling() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        self._stack.push_async_callback(stop_sampling)
         return self
 
     async def __aexit__(
