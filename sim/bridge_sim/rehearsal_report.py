@@ -90,7 +90,7 @@ def render_rehearsal(r: Rehearsal) -> str:
         )
     )
     latency = svg.bar_chart(
-        [ms / 1000 for ms in r.latencies_ms], title="live change latency", unit=" s"
+        r.latencies_ms, title="live change latency", unit=" ms", width=900, height=150
     )
     rows = [[escape(name), f"{seconds:.1f} s"] for name, seconds in r.stages]
     body = (
