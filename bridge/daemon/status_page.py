@@ -245,8 +245,8 @@ def render_board(snap: Mapping[str, Any]) -> str:
             _verdict_html(snap),
             _kpis(snap),
             _states(snap),
-            _plots(snap),
             _waves(snap),
+            _plots(snap),
             _attention(snap),
             _letters(snap),
         ]

@@ -24,7 +24,8 @@ h3{font-size:14px;margin:14px 0 6px}
  margin-bottom:14px}
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:14px}
 .kpi{background:#fff;border:1px solid #e2e8f0;border-radius:10px;padding:10px 14px}
-.kpi .n{font-size:26px;font-weight:650;font-variant-numeric:tabular-nums}
+.kpi .n{font-size:24px;font-weight:650;font-variant-numeric:tabular-nums;
+ white-space:nowrap}
 .kpi .l{color:#64748b;font-size:12px}
 .kpi.bad{border-color:#fca5a5;background:#fef2f2}.kpi.bad .n{color:#b91c1c}
 .kpi.warn{border-color:#fcd34d;background:#fffbeb}
