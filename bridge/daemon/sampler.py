@@ -20,6 +20,8 @@ from bridge.metrics import Metrics
 
 __all__ = ["Sample", "StatusSampler", "quantile"]
 
+_SPACING = 0.9  # kept samples are at least this share of the interval apart
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:
@@ -65,11 +67,16 @@ class StatusSampler:
         self._clock = clock
         self.every = every
         self.window = window
-        self.samples: deque[Sample] = deque(maxlen=math.ceil(window / every) + 2)
+        # Samples stay at least `_SPACING * every` apart (see `sample`), so this holds a window.
+        self.samples: deque[Sample] = deque(maxlen=math.ceil(window / (every * _SPACING)) + 2)
         self.bounds: tuple[float, ...] = ()
 
     def sample(self) -> Sample:
-        """Read the counters now and keep the reading."""
+        """Read the counters now and keep the reading.
+
+        A reading close after the previous one replaces it rather than adding one, so
+        pages asking for fresh figures every few seconds do not shorten the window.
+        """
         applied = sum(
             s.value
             for metric in self._metrics.events_applied.collect()
@@ -90,7 +97,12 @@ class StatusSampler:
             if s.name.endswith("_total")
         )
         taken = Sample(self._clock(), applied, tuple(v for _, v in buckets), dead)
-        self.samples.append(taken)
+        found = self.samples
+        # The newest sample floats (is replaced) until it is far enough from the one before.
+        if len(found) >= 2 and found[-1].at - found[-2].at < self.every * _SPACING:
+            found[-1] = taken
+        else:
+            self.samples.append(taken)
         return taken
 
     async def run(self) -> None:

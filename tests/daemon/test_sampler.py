@@ -48,7 +48,7 @@ def test_the_ring_buffer_keeps_one_window():
     for _ in range(100):
         clock.now += 5
         sampler.sample()
-    assert len(sampler.samples) <= 14
+    assert len(sampler.samples) <= 16  # a minute at 4.5 s or more apart, and both ends
     metrics.dead_letters.labels(side="aws").inc()
     clock.now += 5
     sampler.sample()
@@ -58,3 +58,16 @@ def test_the_ring_buffer_keeps_one_window():
 def test_impossible_intervals_are_refused():
     with pytest.raises(ValueError):
         StatusSampler(Metrics.create(), every=0)
+
+
+def test_readings_asked_for_between_ticks_do_not_shorten_the_window():
+    metrics, clock = Metrics.create(), Clock()
+    sampler = StatusSampler(metrics, every=5, window=3600, clock=clock)
+    applied = metrics.events_applied.labels(kind="sync", outcome="synced")
+    for _ in range(3600):  # an hour of a page asking every second, the timer every 5 s
+        clock.now += 1
+        applied.inc()
+        sampler.sample()
+    assert sampler.samples[-1].at - sampler.samples[0].at >= 3600 - 10
+    assert sampler.applied_since(3600) >= 3590
+    assert 60 <= sampler.applied_since(60) <= 65  # whole sampling intervals, ~5 s apart

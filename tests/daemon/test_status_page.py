@@ -70,6 +70,12 @@ def png_size(path):
 async def test_the_status_page_shows_the_fleet_and_follows_it_live(stack, tmp_path):
     env = stack.env()
     iot, data = aws_clients(env)
+    # boto3 keeps its connections to the AWS stand-in pooled until closed.
+    with contextlib.closing(iot), contextlib.closing(data):
+        await _watch_the_page(stack, tmp_path, env, iot, data)
+
+
+async def _watch_the_page(stack, tmp_path, env, iot, data):
     for i in range(3):
         iot.create_thing(thingName=f"sp-{i}")
         _shadow(data, f"sp-{i}", {"rate": i})
