@@ -28,7 +28,7 @@ class Sample:
     """The counters at one instant."""
 
     at: float  # wall clock, seconds
-    applied: float  # events applied to Azure so far, every outcome
+    applied: float  # device writes that landed on Azure so far
     lag: tuple[float, ...]  # cumulative lag observations per bucket bound (+Inf last)
     dead_letters: float  # messages and changes given up on so far
 
@@ -48,6 +48,11 @@ def quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> floa
             return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
         lower, below = bound, count
     return lower  # pragma: no cover - the +Inf bucket holds everything
+
+
+def _written(labels: dict[str, str]) -> bool:
+    """A device write that landed on Azure (not a stale event skipped, not a refusal)."""
+    return labels.get("kind") == "sync" and labels.get("outcome") != "rejected"
 
 
 class StatusSampler:
@@ -81,7 +86,7 @@ class StatusSampler:
             s.value
             for metric in self._metrics.events_applied.collect()
             for s in metric.samples
-            if s.name.endswith("_total")
+            if s.name.endswith("_total") and _written(s.labels)
         )
         buckets = sorted(
             (float(s.labels["le"]), s.value)

@@ -28,6 +28,8 @@ def test_throughput_and_lag_per_minute_come_from_differences_between_samples():
     sampler = StatusSampler(metrics, every=5, clock=clock)
     sampler.sample()
     applied = metrics.events_applied.labels(kind="sync", outcome="synced")
+    metrics.events_applied.labels(kind="sync", outcome="rejected").inc(5)  # refused: not counted
+    metrics.events_applied.labels(kind="event", outcome="stale").inc(5)  # skipped: not counted
     for minute in range(3):
         for _ in range(12):  # one sample every 5 s
             clock.now += 5
