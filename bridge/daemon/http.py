@@ -16,9 +16,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from bridge.core.service import Check
 from bridge.daemon.status_page import StatusBoard, render_board, render_page
+from bridge.logging import get_logger
 
 __all__ = ["HealthServer"]
 
+_log = get_logger("daemon.http")
 _NO_CACHE = {"Cache-Control": "no-store"}
 ReadyCheck = Callable[[], Awaitable[Mapping[str, Check]]]
 
@@ -72,7 +74,11 @@ class HealthServer:
 
     async def _snapshot(self) -> dict[str, Any]:
         assert self._status is not None
-        return await self._status.snapshot(await self._ready())
+        try:
+            return await self._status.snapshot(await self._ready())
+        except Exception as exc:  # the store went away: say so, and keep serving
+            _log.warning("daemon.status_page_failed", error=str(exc))
+            raise web.HTTPServiceUnavailable(text=f"the status cannot be read: {exc}") from exc
 
     async def _page(self, request: web.Request) -> web.Response:
         snap = await self._snapshot()

@@ -3,10 +3,13 @@
 import re
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
+
 from bridge.core.machine import Event
 from bridge.core.service import Check
 from bridge.core.store import ChangeSet, open_store
 from bridge.core.view import DeviceView
+from bridge.daemon.http import HealthServer
 from bridge.daemon.status_page import StatusBoard, WaveProgress, render_page
 from bridge.metrics import Metrics
 
@@ -58,3 +61,26 @@ async def test_a_device_left_in_a_passing_state_too_long_needs_attention(tmp_pat
     assert stuck["reason"].startswith("being created on Azure for ")
     assert any("stuck" in reason for reason in snap["verdict"]["reasons"])
     assert datetime.fromisoformat(stuck["since"]) > datetime.now(UTC) - timedelta(minutes=1)
+
+
+class _Broken:
+    async def snapshot(self, _checks):
+        raise OSError("database is locked")
+
+
+async def test_a_store_that_cannot_be_read_answers_503_and_the_server_keeps_serving():
+    async def ready():
+        return {}
+
+    server = HealthServer(Metrics.create().registry, ready, status=_Broken())
+    await server.start("127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{server.port}") as client:
+            for path in ("/", "/status.json"):
+                async with client.get(path) as answer:
+                    assert answer.status == 503
+                    assert "database is locked" in await answer.text()
+            async with client.get("/livez") as answer:
+                assert answer.status == 200
+    finally:
+        await server.close()
