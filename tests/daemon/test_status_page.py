@@ -18,7 +18,11 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from bridge.config import CloudSettings
+from bridge.core.store import open_store
 from bridge.daemon.app import RunOptions, build_daemon
+from bridge.daemon.http import HealthServer
+from bridge.daemon.status_page import StatusBoard, WaveProgress
+from bridge.metrics import Metrics
 from tests.daemon.parity import aws_clients
 from tests.daemon.test_run import bridge_settings
 
@@ -143,3 +147,36 @@ async def _watch_the_page(stack, tmp_path, env, iot, data):
     assert all(url.startswith(base) for url in requested), requested
     if target := os.environ.get("STATUS_PAGE_SCREENSHOT"):  # refreshes docs/status-page.png
         shutil.copyfile(shot, target)
+
+
+async def test_waves_appear_and_progress_on_the_page_without_a_reload(tmp_path):
+    dsn = f"sqlite:///{tmp_path / 'bridge.db'}"
+    async with open_store(dsn):
+        pass  # an empty store, as the mirror leaves it before the first device
+    waves = []
+
+    async def current_waves():
+        return list(waves)
+
+    async def ready():
+        return {}
+
+    async with StatusBoard(Metrics.create(), dsn, waves=current_waves) as board:
+        server = HealthServer(Metrics.create().registry, ready, status=board)
+        await server.start("127.0.0.1", 0)
+        try:
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(executable_path=str(CHROMIUM))
+                page = await browser.new_page(viewport=VIEWPORT)
+                await page.goto(f"http://127.0.0.1:{server.port}/")
+                await expect(page.locator("#waves")).to_contain_text("No waves yet")
+                waves.append(WaveProgress("pilot", "running", devices=20, on_azure=5))
+                row = page.locator("#waves tbody tr")
+                await expect(row).to_contain_text("pilot", timeout=15_000)
+                await expect(row).to_contain_text("running")
+                waves[0] = WaveProgress("pilot", "done", devices=20, on_azure=19, rolled_back=1)
+                await expect(row).to_contain_text("done", timeout=15_000)
+                await expect(row.locator(".bar i")).to_have_attribute("style", "width:95%")
+                await browser.close()
+        finally:
+            await server.close()
