@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -63,6 +64,16 @@ async def until_status(url, check, timeout=60.0):
             if check(status):
                 return status
             await asyncio.sleep(0.2)
+
+
+def secret_values(env):
+    """The keys in the settings: AWS secret key, keys inside connection strings."""
+    found = [v for k, v in env.items() if "SECRET" in k and v]
+    for name, value in env.items():
+        if "CONNECTION_STRING" in name and value:
+            found += re.findall(r"(?:SharedAccessKey|AccountKey)=([^;]+)", value)
+    assert found, "the stand-ins' settings carry no key to look for"
+    return found
 
 
 def png_size(path):
@@ -136,6 +147,11 @@ async def _watch_the_page(stack, tmp_path, env, iot, data):
         )
         await expect(page.locator("[data-kpi=applied]")).not_to_have_text("0", timeout=10_000)
         await expect(page.locator("[data-kpi=lag]")).not_to_contain_text("n/a", timeout=10_000)
+
+        # Nothing secret: no key from the settings shows anywhere on the page or in its data.
+        shown = await page.content() + json.dumps(status)
+        for secret in secret_values(env):
+            assert secret not in shown
 
         shot = tmp_path / "status-page.png"
         await page.screenshot(path=shot)
