@@ -5,6 +5,7 @@ from __future__ import annotations
 from bridge.config import CloudSettings, Settings
 from bridge.core.service import Service
 from bridge.daemon.server import Daemon
+from bridge.daemon.status_page import StatusBoard
 from bridge.exit_codes import ExitCode
 from bridge.metrics import Metrics
 from bridge.mirror.service import MirrorOptions, MirrorService
@@ -31,6 +32,7 @@ def build_daemon(
         host=settings.http.host,
         port=settings.http.port,
         shutdown_timeout=settings.shutdown_timeout,
+        status=StatusBoard(metrics, settings.store.dsn),
     )
 
 

@@ -1,30 +1,39 @@
-"""`/livez`, `/readyz` and `/metrics` on one small aiohttp server.
+"""`/livez`, `/readyz`, `/metrics` and the status page on one small aiohttp server.
 
 Live means the event loop answers; ready means every check of every service holds (see
 each service's `ready`), so Kubernetes counts no success before the bridge does its job.
 `/readyz` shows each check with its state, why it does not hold and its progress.
+With a status board, `/` is the page people watch and `/status.json` what it shows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from bridge.core.service import Check
+from bridge.daemon.status_page import StatusBoard, render_board, render_page
+from bridge.logging import get_logger
 
 __all__ = ["HealthServer"]
 
+_log = get_logger("daemon.http")
+_NO_CACHE = {"Cache-Control": "no-store"}
 ReadyCheck = Callable[[], Awaitable[Mapping[str, Check]]]
 
 
 class HealthServer:
     """Serves health and metrics until closed."""
 
-    def __init__(self, registry: CollectorRegistry, ready: ReadyCheck) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, ready: ReadyCheck, *, status: StatusBoard | None = None
+    ) -> None:
         self._registry = registry
         self._ready = ready
+        self._status = status
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -34,6 +43,9 @@ class HealthServer:
         app.router.add_get("/livez", self._livez)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
+        if self._status is not None:
+            app.router.add_get("/", self._page)
+            app.router.add_get("/status.json", self._status_json)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -59,3 +71,20 @@ class HealthServer:
     async def _metrics(self, _request: web.Request) -> web.Response:
         body = generate_latest(self._registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _snapshot(self) -> dict[str, Any]:
+        assert self._status is not None
+        try:
+            return await self._status.snapshot(await self._ready())
+        except Exception as exc:  # the store went away: say so, and keep serving
+            _log.warning("daemon.status_page_failed", error=str(exc))
+            raise web.HTTPServiceUnavailable(text=f"the status cannot be read: {exc}") from exc
+
+    async def _page(self, request: web.Request) -> web.Response:
+        snap = await self._snapshot()
+        # The page's script asks for the board alone, to redraw it without a reload.
+        html = render_board(snap) if request.query.get("part") == "board" else render_page(snap)
+        return web.Response(text=html, content_type="text/html", headers=_NO_CACHE)
+
+    async def _status_json(self, _request: web.Request) -> web.Response:
+        return web.json_response(await self._snapshot(), headers=_NO_CACHE)

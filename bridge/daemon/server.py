@@ -23,6 +23,7 @@ from typing import Any
 
 from bridge.core.service import Check, Service
 from bridge.daemon.http import HealthServer
+from bridge.daemon.status_page import StatusBoard
 from bridge.errors import BridgeError, ConfigError
 from bridge.exit_codes import ExitCode
 from bridge.logging import get_logger
@@ -45,6 +46,7 @@ class Daemon:
         host: str = "127.0.0.1",
         port: int = 0,
         shutdown_timeout: float = 30.0,
+        status: StatusBoard | None = None,
     ) -> None:
         if not services:
             raise ValueError("a daemon needs at least one service")
@@ -52,7 +54,8 @@ class Daemon:
             raise ValueError("shutdown_timeout must be positive")
         self.services = tuple(services)
         self.shutdown_timeout = shutdown_timeout
-        self.health = HealthServer(metrics.registry, self.readiness)
+        self.status = status
+        self.health = HealthServer(metrics.registry, self.readiness, status=status)
         self._host = host
         self._port = port
         self.should_exit = asyncio.Event()
@@ -82,6 +85,8 @@ class Daemon:
                 for service in self.services:
                     _log.info("daemon.service_starting", service=service.name)
                     await stack.enter_async_context(service)
+                if self.status is not None:  # after the services: it reads the store they made
+                    await stack.enter_async_context(self.status)
                 await self.health.start(self._host, self._port)
                 stack.push_async_callback(self.health.close)
             except ConfigError as exc:

@@ -14,15 +14,25 @@ from bridge.plan.devices import plan_devices
 from bridge.plan.gaps import find_gaps
 from bridge.plan.landing_zone import landing_zone_tfvars
 from bridge.plan.report import render_report
+from bridge.plan.report_html import render_html_report
 from bridge.plan.routes import plan_routes
 from bridge.plan.rules import translate_topic_rules
 from bridge.plan.sizing import choose_sizing
 
-__all__ = ["PLAN_FILE", "REPORT_FILE", "TFVARS_FILE", "PlanResult", "build_plan", "write_plan"]
+__all__ = [
+    "PLAN_FILE",
+    "REPORT_FILE",
+    "REPORT_HTML_FILE",
+    "TFVARS_FILE",
+    "PlanResult",
+    "build_plan",
+    "write_plan",
+]
 
 TFVARS_FILE = "landing-zone.auto.tfvars.json"
 PLAN_FILE = "migration-plan.json"
 REPORT_FILE = "migration-plan.md"
+REPORT_HTML_FILE = "migration-plan.html"  # the same report with charts, opens offline
 
 
 @dataclass(frozen=True)
@@ -92,12 +102,14 @@ def build_plan(inventory: Inventory, options: PlanOptions) -> PlanResult:
 
 
 def write_plan(result: PlanResult, output_dir: Path) -> list[Path]:
-    """Write the three plan files, each atomically; returns their paths."""
+    """Write the plan files (Terraform variables, plan, report as Markdown and HTML), each
+    atomically; returns their paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
     files = {
         TFVARS_FILE: json.dumps(result.tfvars, indent=2, sort_keys=True) + "\n",
         PLAN_FILE: result.plan.model_dump_json(indent=2) + "\n",
         REPORT_FILE: render_report(result.plan),
+        REPORT_HTML_FILE: render_html_report(result.plan),
     }
     paths = []
     for name, text in files.items():

@@ -34,6 +34,7 @@ from bridge.plan import PlanOptions, build_plan, write_plan
 from bridge_sim.envfile import write_env_file
 from bridge_sim.errors import SimulatorError
 from bridge_sim.estate import EstateSpec, build_estate
+from bridge_sim.rehearsal_report import Rehearsal, render_rehearsal
 from bridge_sim.stack import sim_stack
 
 __all__ = ["RehearsalOptions", "rehearse"]
@@ -58,24 +59,34 @@ def _say(text: str) -> None:
 async def rehearse(options: RehearsalOptions) -> int:
     """Run the rehearsal; returns the process exit code."""
     workdir = options.workdir.resolve()
+    record = Rehearsal()
+    clock = time.monotonic()
     async with sim_stack(workdir / "state") as stack:
         env = stack.env()
         write_env_file(options.env_file, env, header="Written by `iot-bridge rehearse`.")
         _say(f"1/5 stand-ins up; settings in {options.env_file}")
+        clock = _stage(record, "stand-ins", clock)
         aws = stack.aws
         assert aws.shadows is not None
         estate = await asyncio.to_thread(
             build_estate, aws.moto, aws.shadows, EstateSpec(things=options.things)
         )
         _say(f"2/5 estate built: {len(estate.devices)} things in {len(estate.groups)} groups")
+        clock = _stage(record, "estate", clock)
         cloud = CloudSettings.model_validate(env)
         inventory_path = workdir / "inventory.json"
         inventory = await discover(
             cloud, inventory_path, DiscoveryOptions(rate_scale=0, resume=False)
         )
+        clock = _stage(record, "discovery", clock)
         result = build_plan(inventory, PlanOptions())
         written = write_plan(result, workdir / "plan")
         plan = result.plan
+        clock = _stage(record, "plan", clock)
+        record.things, record.groups = len(inventory.things), len(estate.groups)
+        record.certificates, record.rules = len(inventory.certificates), len(inventory.rules)
+        record.gaps = len(plan.gaps)
+        record.needing_human = sum(1 for device in plan.devices if device.needs_human)
         _say(
             f"3/5 discovered {len(inventory.things)} things, {len(inventory.certificates)} "
             f"certificates, {len(inventory.rules)} rules -> {inventory_path}"
@@ -86,10 +97,16 @@ async def rehearse(options: RehearsalOptions) -> int:
             run_daemon(cloud, settings, RunOptions(plan=written[0].parent / "migration-plan.json"))
         )
         try:
-            await _mirror_stage(settings, daemon, len(inventory.things))
-            await _live_changes(cloud, daemon)
+            await _mirror_stage(settings, daemon, len(inventory.things), record)
+            clock = _stage(record, "initial sync", clock)
+            record.latencies_ms = await _live_changes(cloud, daemon)
+            clock = _stage(record, "live changes", clock)
+            report = workdir / "rehearsal.html"
+            report.write_text(render_rehearsal(record), encoding="utf-8")
+            _say(f"    summary: {report}")
             if options.stay_up:
-                _say(f"    metrics: http://{settings.http.host}:{settings.http.port}/metrics")
+                base = f"http://{settings.http.host}:{settings.http.port}"
+                _say(f"    status page: {base}/   metrics: {base}/metrics")
                 await _stay_up()
         finally:
             daemon.cancel()
@@ -111,7 +128,16 @@ def _daemon_settings(workdir: Path) -> Settings:
     )
 
 
-async def _mirror_stage(settings: Settings, daemon: asyncio.Task[ExitCode], things: int) -> None:
+def _stage(record: Rehearsal, name: str, since: float) -> float:
+    """Record how long a stage took; returns the time the next one starts."""
+    now = time.monotonic()
+    record.stages.append((name, now - since))
+    return now
+
+
+async def _mirror_stage(
+    settings: Settings, daemon: asyncio.Task[ExitCode], things: int, record: Rehearsal
+) -> None:
     started = time.monotonic()
     while True:
         if daemon.done():
@@ -124,6 +150,11 @@ async def _mirror_stage(settings: Settings, daemon: asyncio.Task[ExitCode], thin
         except StoreError:  # the daemon has not created its store yet
             await asyncio.sleep(0.2)
             continue
+        devices = status["devices"]
+        failed = devices["failed"]
+        waiting = devices["discovered"] + devices["provisioning"]
+        on_azure = status["total"] - failed - waiting - devices["deleted"]
+        record.progress.append((time.monotonic() - started, on_azure, failed, waiting))
         if (
             status["devices"]["mirrored"] + status["devices"]["failed"] >= things
             and not status["outbox"]
@@ -137,7 +168,7 @@ async def _mirror_stage(settings: Settings, daemon: asyncio.Task[ExitCode], thin
     )
 
 
-async def _live_changes(cloud: CloudSettings, daemon: asyncio.Task[ExitCode]) -> None:
+async def _live_changes(cloud: CloudSettings, daemon: asyncio.Task[ExitCode]) -> list[float]:
     """Change a few shadows on AWS and time each until IoT Hub's twin shows it."""
     async with (
         open_clients(cloud, RateLimiter(scale=0), concurrency=4) as (iot, data),
@@ -165,6 +196,7 @@ async def _live_changes(cloud: CloudSettings, daemon: asyncio.Task[ExitCode]) ->
         f"5/5 live: {len(latencies)} shadow changes reached their twins in "
         f"{min(latencies):.0f}-{max(latencies):.0f} ms (AWS API call to twin read)"
     )
+    return latencies
 
 
 async def _stay_up() -> None:

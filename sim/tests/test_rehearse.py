@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -24,3 +25,13 @@ async def test_rehearsal_discovers_the_estate_and_plans_it(tmp_path: Path) -> No
     assert b"4/5 mirror: initial sync of 21 devices" in output
     assert b"21 mirrored, 0 failed" in output
     assert b"5/5 live: 5 shadow changes reached their twins" in output
+    # The summary and the plan, as pages with charts that open without a network.
+    summary = (tmp_path / "rehearsal" / "rehearsal.html").read_text()
+    plan_page = (tmp_path / "rehearsal" / "plan" / "migration-plan.html").read_text()
+    for page in (summary, plan_page):
+        assert "<svg" in page
+        assert not re.search(r"https?://|(src|href)\s*=|@import|url\(", page)
+    assert "<div class='n'>21</div><div class='l'>things on AWS</div>" in summary
+    assert "<div class='n'>21</div><div class='l'>mirrored on Azure</div>" in summary
+    assert "aria-label='devices per state during the initial sync'" in summary
+    assert "5 changes, each timed" in summary

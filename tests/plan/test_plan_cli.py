@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from bridge.inventory.models import Certificate, Inventory, Shadow, Thing, TopicRule
 from bridge.plan import plan_command
-from bridge.plan.planner import PLAN_FILE, REPORT_FILE, TFVARS_FILE
+from bridge.plan.planner import PLAN_FILE, REPORT_FILE, REPORT_HTML_FILE, TFVARS_FILE
 from bridge.x509 import thumbprints
 from bridge_sim.pki import self_signed
 
@@ -117,7 +117,7 @@ def test_plans_are_identical_whatever_the_inventory_order(tmp_path):
     second = write_inventory(tmp_path / "two.json", list(reversed(things)))
     assert run(first, "-o", tmp_path / "1", "--auth", "sas").exit_code == 0
     assert run(second, "-o", tmp_path / "2", "--auth", "sas").exit_code == 0
-    for name in (TFVARS_FILE, PLAN_FILE, REPORT_FILE):
+    for name in (TFVARS_FILE, PLAN_FILE, REPORT_FILE, REPORT_HTML_FILE):
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
 
 

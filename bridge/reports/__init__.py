@@ -1,0 +1,1 @@
+"""Pieces shared by the HTML reports and the status page: inline SVG charts, page styles."""
