@@ -37,7 +37,10 @@ _DEFAULT_RATE = 9.0
 class _Bucket:
     def __init__(self, rate: float) -> None:
         self.rate = rate
-        self.tokens = rate
+        # Room for at least one call: a bucket that holds less than one token (a rate under
+        # one call a second) would never let a call through.
+        self.capacity = max(rate, 1.0)
+        self.tokens = self.capacity
         self.stamp = time.monotonic()
         self.lock = asyncio.Lock()
 
@@ -45,7 +48,7 @@ class _Bucket:
         async with self.lock:  # FIFO: waiters are served in order
             while True:
                 now = time.monotonic()
-                self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+                self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
                 self.stamp = now
                 if self.tokens >= 1:
                     self.tokens -= 1
