@@ -8,10 +8,11 @@ from bridge.daemon.server import Daemon
 from bridge.exit_codes import ExitCode
 from bridge.metrics import Metrics
 from bridge.mirror.service import MirrorOptions, MirrorService
+from bridge.relay.service import RelayOptions, RelayService
 
 __all__ = ["RunOptions", "build_daemon", "run_daemon"]
 
-# What the command line adds to the settings; the mirror is the only service so far.
+# What the command line adds to the settings (the plan serves the mirror and the relay).
 RunOptions = MirrorOptions
 
 
@@ -25,6 +26,10 @@ def build_daemon(
     """The daemon and its services, in start-up order (shutdown goes in reverse)."""
     metrics = metrics or Metrics.create()
     services: list[Service] = [MirrorService(cloud, settings, options, metrics=metrics)]
+    # The relay is live only: a `--once` catch-up has no telemetry stream to finish.
+    if settings.relay.enabled and not options.once:
+        relay = RelayService(cloud, settings, RelayOptions(plan=options.plan), metrics=metrics)
+        services.append(relay)
     return Daemon(
         services,
         metrics=metrics,
