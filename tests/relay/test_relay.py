@@ -1,0 +1,116 @@
+"""The relay end to end: devices on the AWS stand-in (awsiotsdk, their own certificates)
+publish telemetry, the daemon (mirror + relay) relays it, the IoT Hub emulator captures it."""
+
+import asyncio
+import contextlib
+
+import pytest
+
+from bridge.config import CloudSettings, RelaySettings
+from bridge.core.store import open_store
+from bridge.daemon.app import RunOptions, run_daemon
+from bridge.metrics import Metrics
+from bridge_sim.stack import sim_stack
+from tests.daemon.parity import aws_clients
+from tests.daemon.test_run import bridge_settings, until_parity
+from tests.relay.fleet import (
+    captured,
+    connect,
+    cut_over,
+    first_seen_seqs,
+    make_fleet,
+    publish,
+    publish_raw,
+    until_captured,
+)
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+async def stack(tmp_path):
+    async with sim_stack(tmp_path / "sim") as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def daemon(env, settings):
+    metrics = Metrics.create()
+    task = asyncio.create_task(
+        run_daemon(CloudSettings(**env), settings, RunOptions(), metrics=metrics)
+    )
+    try:
+        yield metrics
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert not task.done() or task.cancelled() or task.exception() is None
+
+
+def sample(metrics, name, **labels):
+    return metrics.registry.get_sample_value(name, labels) or 0
+
+
+async def until_metric(metrics, name, value, timeout=30.0, **labels):
+    async with asyncio.timeout(timeout):
+        while sample(metrics, name, **labels) < value:
+            await asyncio.sleep(0.05)
+
+
+async def test_telemetry_arrives_once_in_order_as_the_device_until_it_is_cut_over(stack, tmp_path):
+    env = stack.env()
+    iot, _data = aws_clients(env)
+    names = [f"rly-{i}" for i in range(3)]
+    things = await asyncio.to_thread(make_fleet, stack, iot, names)
+    settings = bridge_settings(tmp_path).model_copy(
+        update={"relay": RelaySettings(enabled=True, topics=["dt/+=2", "tele/#=2"])}
+    )
+    async with daemon(env, settings) as metrics:
+        await until_parity(env, "rly-")  # the mirror created the devices and relay modules
+        devices = await asyncio.to_thread(connect, stack, things)
+        try:
+            for seq in range(20):
+                for name, device in devices.items():
+                    await asyncio.to_thread(publish, device, f"dt/{name}", {"seq": seq, "d": name})
+            # An unknown thing's topic, and a topic whose device level is missing.
+            await publish_raw(stack, "dt/not-a-thing", b'{"seq": 0}')
+            await publish_raw(stack, "tele", b'{"seq": 0}')
+            found = await until_captured(stack, dict.fromkeys(names, 20))
+            for name in names:
+                events = found[name]
+                assert first_seen_seqs(events) == list(range(20))
+                assert len({e["messageId"] for e in events}) == len(events) == 20
+                for event in events:
+                    assert (event["deviceId"], event["moduleId"]) == (name, "aws-bridge")
+                    assert event["contentType"] == "application/json"
+                    props = event["properties"]
+                    assert (props["awsTopic"], props["awsTopic1"], props["awsTopic2"]) == (
+                        f"dt/{name}",
+                        "dt",
+                        name,
+                    )
+                    assert "awsTopic3" not in props
+                    assert props["awsReceivedAt"].endswith("Z")
+            await until_metric(metrics, "bridge_relay_messages_total", 2, outcome="dead_lettered")
+            async with open_store(settings.store.dsn) as store:
+                letters = await store.dead_letters(10)
+            assert sorted((dl.reason, dl.payload["topic"]) for dl in letters) == [
+                ("unknown_device", "dt/not-a-thing"),
+                ("unresolved_device", "tele"),
+            ]
+            # rly-0 moves to Azure: its AWS telemetry is no longer relayed; the others' is.
+            await cut_over(settings.store.dsn, "rly-0")
+            await asyncio.sleep(settings.relay.state_ttl)  # the relay's cached state expires
+            for seq in range(20, 25):
+                for name, device in devices.items():
+                    await asyncio.to_thread(publish, device, f"dt/{name}", {"seq": seq, "d": name})
+            await until_metric(metrics, "bridge_relay_messages_total", 5, outcome="skipped")
+            found = await until_captured(stack, {"rly-1": 25, "rly-2": 25})
+            assert first_seen_seqs(found["rly-1"]) == list(range(25))
+            assert len(await captured(stack, "rly-0")) == 20
+            assert sample(metrics, "bridge_relay_messages_total", outcome="sent") == 70
+            assert sample(metrics, "bridge_relay_lag_seconds_count") == 70
+        finally:
+            for device in devices.values():
+                await asyncio.to_thread(device.stop)
