@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bridge.azure.budget import RateBudget
 from bridge.config import CloudSettings, Settings
 from bridge.core.service import Service
 from bridge.daemon.server import Daemon
@@ -25,11 +26,19 @@ def build_daemon(
 ) -> Daemon:
     """The daemon and its services, in start-up order (shutdown goes in reverse)."""
     metrics = metrics or Metrics.create()
-    services: list[Service] = [MirrorService(cloud, settings, options, metrics=metrics)]
+    # One budget per hub: the mirror's registry writes and the relay's module key reads spend
+    # the same identity-registry quota, and IoT Hub counts them together.
+    tier = settings.iothub.tier
+    budget = RateBudget.for_tier(tier, settings.iothub.units) if tier else RateBudget.unlimited()
+    services: list[Service] = [
+        MirrorService(cloud, settings, options, metrics=metrics, budget=budget)
+    ]
     # The relay is live only: a `--once` catch-up has no telemetry stream to finish.
     if settings.relay.enabled and not options.once:
-        relay = RelayService(cloud, settings, RelayOptions(plan=options.plan), metrics=metrics)
-        services.append(relay)
+        relay_options = RelayOptions(plan=options.plan)
+        services.append(
+            RelayService(cloud, settings, relay_options, metrics=metrics, budget=budget)
+        )
     return Daemon(
         services,
         metrics=metrics,

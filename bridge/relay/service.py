@@ -69,8 +69,10 @@ class RelayService:
         options: RelayOptions,
         *,
         metrics: Metrics,
+        budget: RateBudget | None = None,
     ) -> None:
         self._cloud = cloud
+        self._budget = budget  # shared with the mirror: one hub, one set of quotas
         self._settings = settings
         self._options = options
         self._metrics = metrics
@@ -104,7 +106,7 @@ class RelayService:
             raise ConfigError("IOTHUB_CONNECTION_STRING is not set: the relay has no IoT Hub")
         self._routes = relay_routes(settings, self._options.plan)
         tier = settings.iothub.tier
-        budget = (
+        budget = self._budget or (
             RateBudget.for_tier(tier, settings.iothub.units) if tier else RateBudget.unlimited()
         )
         enter = self._stack.enter_async_context

@@ -3,6 +3,7 @@ publish telemetry, the daemon (mirror + relay) relays it, the IoT Hub emulator c
 
 import asyncio
 import contextlib
+import json
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.relay.fleet import (
     make_fleet,
     publish,
     publish_raw,
+    read_event_hub,
     until_captured,
 )
 
@@ -92,6 +94,17 @@ async def test_telemetry_arrives_once_in_order_as_the_device_until_it_is_cut_ove
                     )
                     assert "awsTopic3" not in props
                     assert props["awsReceivedAt"].endswith("Z")
+            # The same, as an Azure consumer reads it: Event Hubs system properties.
+            hub_events = await read_event_hub(env, 60)
+            for event in hub_events:
+                system = event.system_properties
+                body = json.loads(event.body_as_str())
+                assert system[b"iothub-connection-device-id"] == body["d"].encode()
+                assert system[b"iothub-connection-module-id"] == b"aws-bridge"
+                assert event.content_type == "application/json"
+                assert system[b"content-encoding"] == b"utf-8"
+                assert event.properties[b"awsTopic"] == f"dt/{body['d']}".encode()
+            assert len({e.system_properties[b"message-id"] for e in hub_events}) == 60
             await until_metric(metrics, "bridge_relay_messages_total", 2, outcome="dead_lettered")
             async with open_store(settings.store.dsn) as store:
                 letters = await store.dead_letters(10)

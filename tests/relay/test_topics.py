@@ -1,7 +1,11 @@
 """Device resolution from topics, and the topic routes the plan records for the relay."""
 
+import json
+
 import pytest
 
+from bridge.config import Settings
+from bridge.errors import ConfigError
 from bridge.mapping.telemetry import (
     TopicRoute,
     default_device_level,
@@ -11,6 +15,7 @@ from bridge.mapping.telemetry import (
     topic_matches,
 )
 from bridge.plan.rules import translate_topic_rule
+from bridge.relay.service import relay_routes
 
 
 @pytest.mark.parametrize(
@@ -79,3 +84,16 @@ def test_routes_from_a_plan_keep_enabled_device_message_rules_with_a_level():
         ]
     }
     assert routes_from_plan(plan) == [TopicRoute("dt/+/telemetry/#", 2)]
+
+
+def test_the_settings_override_the_plan_and_no_topics_at_all_is_a_config_error(tmp_path):
+    plan = tmp_path / "plan.json"
+    rule = {"topic_filter": "dt/+/telemetry/#", "device_level": 2, "source": "DeviceMessages"}
+    plan.write_text(json.dumps({"rules": [rule]}))
+    assert relay_routes(Settings(), plan) == [TopicRoute("dt/+/telemetry/#", 2)]
+    overridden = Settings(relay={"topics": ["fleet/#=3"]})
+    assert relay_routes(overridden, plan) == [TopicRoute("fleet/#", 3)]
+    with pytest.raises(ConfigError, match="no telemetry topics"):
+        relay_routes(Settings(), None)
+    with pytest.raises(ConfigError, match="filter=device-level"):
+        relay_routes(Settings(relay={"topics": ["fleet/#"]}), None)
