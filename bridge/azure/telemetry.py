@@ -21,12 +21,13 @@ from typing import Any
 
 from azure.iot.device import Message
 from azure.iot.device.aio import IoTHubModuleClient
+from azure.iot.device.exceptions import CredentialError
 
 from bridge.azure.budget import RateBudget
 from bridge.azure.hub import IotHubService
 from bridge.azure.models import SasAuth
 from bridge.azure.quotas import Operation
-from bridge.errors import TargetError
+from bridge.errors import NotFound, Rejected
 from bridge.logging import get_logger
 
 __all__ = ["ModuleSender"]
@@ -88,8 +89,11 @@ class ModuleSender:
     ) -> None:
         """Send one message as the device's relay module; returns once IoT Hub accepted it.
 
-        A failure closes that connection (the next send opens a new one) and raises.
-        Callers keep one send per device at a time, which keeps the device's order.
+        A failure closes that connection (the next send opens a new one) and raises:
+        `Rejected` when retrying cannot help as things stand (the module or its key is
+        gone, IoT Hub refuses its credentials), anything else for what may pass (a dropped
+        connection, a timeout, a 5xx). Callers keep one send per device at a time, which
+        keeps the device's order.
         """
         message = Message(
             body,
@@ -103,6 +107,13 @@ class ModuleSender:
             client = await self._client(device_id)
             async with asyncio.timeout(_TIMEOUT):
                 await client.send_message(message)
+        except (NotFound, CredentialError) as exc:
+            await self._drop(device_id)
+            self.forget_key(device_id)  # a regenerated key is read again next time
+            raise Rejected(
+                f"IoT Hub refuses relay module {self._module_id} of {device_id}: {exc}",
+                device_id=device_id,
+            ) from exc
         except BaseException:
             await self._drop(device_id)  # a broken connection is not reused
             raise
@@ -126,7 +137,7 @@ class ModuleSender:
         if key is None:
             module = await self._hub.get_module(device_id, self._module_id)
             if not isinstance(module.auth, SasAuth) or not module.auth.primary_key:
-                raise TargetError(
+                raise Rejected(
                     f"relay module {self._module_id} of {device_id} has no SAS key",
                     device_id=device_id,
                 )

@@ -24,6 +24,7 @@ from bridge.azure.quotas import Operation
 from bridge.core.machine import RELAYING_STATES, State
 from bridge.core.ports import Delivery
 from bridge.core.store import Store
+from bridge.errors import Rejected
 from bridge.logging import get_logger
 from bridge.mapping.telemetry import TopicRoute, resolve_device
 from bridge.metrics import Metrics
@@ -33,8 +34,10 @@ __all__ = ["DailyQuota", "RelayEngine", "Sender"]
 
 _log = get_logger("relay.engine")
 _SOURCE = "relay"  # dead letters' source column
-_BACKOFF = (0.2, 10.0)  # seconds, first and largest retry delay (full jitter)
-_REFUSED_AFTER = 8  # attempts before a message IoT Hub keeps refusing is dead-lettered
+# Refusals (module or key gone, credentials refused) in a row before a message is
+# dead-lettered: the mirror may be re-creating the module meanwhile. Anything else (dropped
+# connections, timeouts, 5xx: an outage) is retried until it passes or the relay stops.
+_REFUSED_AFTER = 5
 # Devices the mirror is still creating on Azure: their messages wait (unacknowledged).
 _NOT_ON_AZURE_YET = frozenset({State.DISCOVERED, State.PROVISIONING})
 _WAIT_POLL = 0.25  # seconds between state reads while a device is not on Azure yet
@@ -56,9 +59,9 @@ class Sender(Protocol):
         properties: Mapping[str, str],
         content_type: str | None = None,
         content_encoding: str | None = None,
-    ) -> None: ...
-
-    def forget_key(self, device_id: str) -> None: ...
+    ) -> None:
+        """Raise `Rejected` when retrying cannot help, anything else when it may."""
+        ...
 
 
 class DailyQuota:
@@ -92,6 +95,7 @@ class EngineOptions:
     in_flight: int = 100
     state_ttl: float = 1.0  # seconds a device's state is cached
     drain_seconds: float = 10.0
+    backoff: tuple[float, float] = (0.2, 10.0)  # first and largest retry delay, seconds
 
 
 class RelayEngine:
@@ -222,9 +226,15 @@ class RelayEngine:
             self._quota.spend(message.size)
 
     async def _send(self, message: RelayMessage, delivery: Delivery) -> bool:
-        """Send until IoT Hub accepts; dead-letter after `_REFUSED_AFTER` failures in a row."""
+        """Send until IoT Hub accepts; dead-letter after `_REFUSED_AFTER` refusals in a row.
+
+        Back-pressure does the rest during an outage: this lane waits, the others fill the
+        in-flight bound, and the relay stops reading until IoT Hub is back.
+        """
         await self._budget.acquire(Operation.D2C_SEND, blocks(message.size))
-        for attempt in range(1, _REFUSED_AFTER + 1):
+        attempt = refusals = 0
+        while True:
+            attempt += 1
             try:
                 await self._sender.send(
                     message.device_id,
@@ -236,19 +246,23 @@ class RelayEngine:
                 )
             except Exception as exc:
                 error = str(exc) or type(exc).__name__
+                refusals = refusals + 1 if isinstance(exc, Rejected) else 0
                 self._metrics.retries.labels(side="azure", operation="d2cSend").inc()
                 _log.warning(
-                    "relay.send_failed", device_id=message.device_id, attempt=attempt, error=error
+                    "relay.send_failed",
+                    device_id=message.device_id,
+                    attempt=attempt,
+                    refused=bool(refusals),
+                    error=error,
                 )
-                self._sender.forget_key(message.device_id)
-                if attempt == _REFUSED_AFTER:
+                if refusals >= _REFUSED_AFTER:
                     await self._dead_letter(delivery, message.device_id, "refused", error=error)
                     return False
-                delay = min(_BACKOFF[1], _BACKOFF[0] * 2 ** (attempt - 1))
-                await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
+                first, largest = self.options.backoff
+                delay = min(largest, first * 2 ** min(attempt - 1, 16))
+                await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 - full jitter
             else:
                 return True
-        return False
 
     async def _state(self, device_id: str) -> State | None:
         now = self._clock()

@@ -8,6 +8,7 @@ from bridge.azure.budget import RateBudget
 from bridge.core.machine import Event
 from bridge.core.ports import Delivery
 from bridge.core.store import open_store
+from bridge.errors import Rejected
 from bridge.mapping.telemetry import parse_route
 from bridge.metrics import Metrics
 from bridge.relay.engine import DailyQuota, EngineOptions, RelayEngine
@@ -18,9 +19,10 @@ ROUTES = [parse_route("dt/+=2")]
 class Recorder:
     """A sender that records sends, can be held, and fails the first `fail` sends."""
 
-    def __init__(self, fail=0):
+    def __init__(self, fail=0, error=ConnectionError):
         self.sent = []
         self.fail = fail
+        self.error = error
         self.gate = asyncio.Event()
         self.gate.set()
         self.busy = {}
@@ -34,13 +36,10 @@ class Recorder:
             await self.gate.wait()
             if self.fail:
                 self.fail -= 1
-                raise ConnectionError("dropped")
+                raise self.error("dropped")
             self.sent.append((device_id, body, fields))
         finally:
             self.busy[device_id] = False
-
-    def forget_key(self, device_id):
-        pass
 
 
 class Feed:
@@ -88,7 +87,9 @@ async def running(tmp_path, sender, *, devices=("a", "b"), in_flight=100, state=
             budget=RateBudget.unlimited(),
             metrics=metrics,
             quota=DailyQuota(1000, metrics, 0.8),
-            options=EngineOptions(in_flight=in_flight, state_ttl=0.05, drain_seconds=2),
+            options=EngineOptions(
+                in_flight=in_flight, state_ttl=0.05, drain_seconds=2, backoff=(0.001, 0.01)
+            ),
         )
         feed = Feed()
         task = asyncio.create_task(engine.run(feed))
@@ -133,14 +134,27 @@ async def test_nothing_is_acked_before_iot_hub_accepts_and_reading_stops_when_fu
     assert [body for _, body, _ in sender.sent] == [str(n).encode() for n in range(6)]
 
 
-async def test_a_failed_send_is_retried_in_order(tmp_path):
-    sender = Recorder(fail=2)
-    async with running(tmp_path, sender) as (feed, _engine, _store, metrics):
+async def test_an_outage_is_waited_out_in_order_and_loses_nothing(tmp_path):
+    sender = Recorder(fail=30)  # dropped connections, timeouts, 5xx: may pass
+    async with running(tmp_path, sender) as (feed, _engine, store, metrics):
         feed.publish("dt/a", b"1")
         feed.publish("dt/a", b"2")
         await until(lambda: len(feed.acked) == 2, timeout=10)
+        assert await store.dead_letters(10) == []
     assert [body for _, body, _ in sender.sent] == [b"1", b"2"]
-    assert value(metrics, "bridge_retries_total", side="azure", operation="d2cSend") == 2
+    assert value(metrics, "bridge_retries_total", side="azure", operation="d2cSend") == 30
+
+
+async def test_a_message_iot_hub_keeps_refusing_is_dead_lettered(tmp_path):
+    sender = Recorder(fail=5, error=Rejected)  # the module is gone
+    async with running(tmp_path, sender) as (feed, _engine, store, metrics):
+        feed.publish("dt/a", b"1")
+        feed.publish("dt/a", b"2")
+        await until(lambda: len(feed.acked) == 2)
+        letters = await store.dead_letters(10)
+    assert [(dl.reason, dl.payload["payload_base64"]) for dl in letters] == [("refused", "MQ==")]
+    assert [body for _, body, _ in sender.sent] == [b"2"]
+    assert value(metrics, "bridge_relay_dead_letters_total", reason="refused") == 1
 
 
 async def test_unresolvable_unknown_and_oversized_messages_are_dead_lettered(tmp_path):

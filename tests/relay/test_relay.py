@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import json
 
+import aiohttp
 import pytest
 
 from bridge.config import CloudSettings, RelaySettings
@@ -127,3 +128,61 @@ async def test_telemetry_arrives_once_in_order_as_the_device_until_it_is_cut_ove
         finally:
             for device in devices.values():
                 await asyncio.to_thread(device.stop)
+
+
+async def _faults(stack, method, body=None):
+    service = stack.iothub.service
+    url = f"https://{service.host}:{service.port}/_emulator/faults"
+    async with (
+        aiohttp.ClientSession() as client,
+        client.request(method, url, json=body, ssl=False) as answer,
+    ):
+        assert answer.status < 300, await answer.text()
+
+
+async def test_an_iot_hub_outage_mid_stream_loses_nothing_and_keeps_order(stack, tmp_path):
+    env = stack.env()
+    iot, _data = aws_clients(env)
+    names = [f"out-{i}" for i in range(2)]
+    things = await asyncio.to_thread(make_fleet, stack, iot, names)
+    settings = bridge_settings(tmp_path).model_copy(
+        update={"relay": RelaySettings(enabled=True, topics=["dt/+=2"])}
+    )
+    async with daemon(env, settings) as metrics:
+        await until_parity(env, "out-")
+        devices = await asyncio.to_thread(connect, stack, things)
+        try:
+            for seq in range(10):
+                for name, device in devices.items():
+                    await asyncio.to_thread(publish, device, f"dt/{name}", {"seq": seq, "d": name})
+            await until_captured(stack, dict.fromkeys(names, 10))
+            # IoT Hub drops a third of the relay's sends and connection attempts (as 503s
+            # and dropped connections do), then every connection at once, then recovers.
+            await _faults(stack, "POST", {"status": 503, "endpoint": "mqtt", "fraction": 0.33})
+            for seq in range(10, 40):
+                for name, device in devices.items():
+                    await asyncio.to_thread(publish, device, f"dt/{name}", {"seq": seq, "d": name})
+                if seq == 25:
+                    await _drop_all(stack)
+            await until_metric(
+                metrics, "bridge_retries_total", 3, side="azure", operation="d2cSend"
+            )
+            await _faults(stack, "DELETE")
+            found = await until_captured(stack, dict.fromkeys(names, 40))
+            for name in names:
+                assert first_seen_seqs(found[name]) == list(range(40))
+            async with open_store(settings.store.dsn) as store:
+                assert await store.dead_letters(10) == []
+        finally:
+            for device in devices.values():
+                await asyncio.to_thread(device.stop)
+
+
+async def _drop_all(stack):
+    service = stack.iothub.service
+    url = f"https://{service.host}:{service.port}/_emulator/connections/drop"
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(url, json={}, ssl=False) as answer,
+    ):
+        assert answer.status == 200, await answer.text()
