@@ -88,7 +88,7 @@ async def running(tmp_path, sender, *, devices=("a", "b"), in_flight=100, state=
             metrics=metrics,
             quota=DailyQuota(1000, metrics, 0.8),
             options=EngineOptions(
-                in_flight=in_flight, state_ttl=0.05, drain_seconds=2, backoff=(0.001, 0.01)
+                in_flight=in_flight, state_ttl=0, drain_seconds=2, backoff=(0.001, 0.01)
             ),
         )
         feed = Feed()
@@ -124,8 +124,8 @@ async def test_nothing_is_acked_before_iot_hub_accepts_and_reading_stops_when_fu
     async with running(tmp_path, sender, in_flight=3) as (feed, engine, _store, _metrics):
         for n in range(6):
             feed.publish("dt/a", str(n).encode())
-        await until(lambda: engine.in_flight == 3)
-        await asyncio.sleep(0.1)
+        # Three in lanes, and the reader holds the fourth while it waits for a slot.
+        await until(lambda: engine.in_flight == 3 and feed.queue.qsize() == 2)
         assert feed.acked == []
         assert engine.in_flight == 3  # bounded: of the other three, one waits for a slot
         assert feed.queue.qsize() == 2
@@ -181,16 +181,15 @@ async def test_unresolvable_unknown_and_oversized_messages_are_dead_lettered(tmp
 
 async def test_cut_over_devices_are_skipped_and_new_ones_wait_for_the_mirror(tmp_path):
     sender = Recorder()
-    async with running(tmp_path, sender, devices=("a",), state=None) as (feed, _eng, store, m):
+    async with running(tmp_path, sender, devices=("a",), state=None) as (feed, engine, store, m):
         # "a" is PROVISIONING: its message waits, unacknowledged, until the mirror is done.
         feed.publish("dt/a", b"1")
-        await asyncio.sleep(0.2)
+        await until(lambda: engine.in_flight == 1)
         assert feed.acked == []
         await store.transition("a", Event.PROVISIONED)
         await until(lambda: len(feed.acked) == 1)
         for event in (Event.SCHEDULE_CUTOVER, Event.JOB_SENT, Event.AZURE_CONNECTED):
             await store.transition("a", event)
-        await asyncio.sleep(0.1)  # the cached state expires
         feed.publish("dt/a", b"2")
         await until(lambda: len(feed.acked) == 2)
     assert [body for _, body, _ in sender.sent] == [b"1"]

@@ -24,9 +24,10 @@ async def stack(tmp_path):
         yield running
 
 
-def _stream(device, name):
+def _stream(device, name, progress):
     for seq in range(MESSAGES):
         publish(device, f"dt/{name}", {"seq": seq, "at": time.time()})
+        progress[name] = seq + 1
         time.sleep(PACE)
 
 
@@ -46,8 +47,9 @@ async def test_a_kill_9_mid_stream_loses_nothing(stack, tmp_path):
         try:
             await until_parity(env, "kil-", timeout=60)
             devices = await asyncio.to_thread(connect, stack, things)
+            progress = dict.fromkeys(names, 0)
             streams = [
-                asyncio.create_task(asyncio.to_thread(_stream, devices[name], name))
+                asyncio.create_task(asyncio.to_thread(_stream, devices[name], name, progress))
                 for name in names
             ]
             async with asyncio.timeout(60):
@@ -57,7 +59,11 @@ async def test_a_kill_9_mid_stream_loses_nothing(stack, tmp_path):
             daemon.kill()  # mid-stream: sends and PUBACKs in flight die with it
             killed_at = {name: len(await captured(stack, name)) for name in names}
             assert all(count < MESSAGES for count in killed_at.values())
-            await asyncio.sleep(0.5)  # the devices go on publishing while the bridge is away
+            # The devices go on publishing while the bridge is away.
+            published_at_kill = dict(progress)
+            async with asyncio.timeout(30):
+                while any(progress[n] < min(published_at_kill[n] + 10, MESSAGES) for n in names):
+                    await asyncio.sleep(0.05)
             daemon.start()
             await asyncio.gather(*streams)
             async with asyncio.timeout(90):
