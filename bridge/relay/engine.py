@@ -126,6 +126,8 @@ class RelayEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._states: dict[str, tuple[State | None, float]] = {}
         self._stopping = asyncio.Event()
+        self._failure: BaseException | None = None  # what broke a lane (the store, a bug)
+        self._failed = asyncio.Event()
         self.sent = 0
 
     @property
@@ -141,15 +143,21 @@ class RelayEngine:
         """Relay until the deliveries end or `stop`; then drain, and cancel what is left."""
         reading = asyncio.create_task(self._read(deliveries), name="relay.read")
         stopping = asyncio.create_task(self._stopping.wait(), name="relay.stopping")
+        failing = asyncio.create_task(self._failed.wait(), name="relay.failing")
+        waits = {reading, stopping, failing}
         try:
-            await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            reading.cancel()
-            stopping.cancel()
-            await asyncio.gather(reading, stopping, return_exceptions=True)
+            for task in waits:
+                task.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
             await self._drain()
         if reading.done() and not reading.cancelled() and reading.exception():
             raise reading.exception()  # type: ignore[misc]
+        if self._failure is not None:
+            # A lane that broke holds its messages unacknowledged forever: fail the service
+            # (the daemon exits non-zero) rather than relay on with a silent hole.
+            raise self._failure
 
     async def _read(self, deliveries: AsyncIterable[Delivery]) -> None:
         async for delivery in deliveries:
@@ -189,6 +197,10 @@ class RelayEngine:
                 self._settled(delivery)
         except _Stopped:
             pass  # the rest of the lane stays unacknowledged: AWS sends it again
+        except Exception as exc:
+            _log.exception("relay.lane_failed", device_id=device_id)
+            self._failure = exc
+            self._failed.set()
         finally:
             self._lanes.pop(device_id, None)
 

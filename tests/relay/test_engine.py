@@ -4,11 +4,13 @@ import asyncio
 import contextlib
 import time
 
+import pytest
+
 from bridge.azure.budget import RateBudget
 from bridge.core.machine import Event
 from bridge.core.ports import Delivery
 from bridge.core.store import open_store
-from bridge.errors import Rejected
+from bridge.errors import Rejected, StoreError
 from bridge.mapping.telemetry import parse_route
 from bridge.metrics import Metrics
 from bridge.relay.engine import DailyQuota, EngineOptions, RelayEngine
@@ -194,3 +196,26 @@ async def test_cut_over_devices_are_skipped_and_new_ones_wait_for_the_mirror(tmp
         await until(lambda: len(feed.acked) == 2)
     assert [body for _, body, _ in sender.sent] == [b"1"]
     assert value(m, "bridge_relay_messages_total", outcome="skipped") == 1
+
+
+async def test_a_broken_lane_fails_the_engine_instead_of_holding_messages_silently():
+    class GoneStore:
+        async def get_device(self, _device_id):
+            raise StoreError("the database is gone")
+
+    metrics = Metrics.create()
+    engine = RelayEngine(
+        ROUTES,
+        GoneStore(),
+        Recorder(),
+        budget=RateBudget.unlimited(),
+        metrics=metrics,
+        quota=DailyQuota(None, metrics, 0.8),
+        options=EngineOptions(state_ttl=0),
+    )
+    feed = Feed()
+    feed.publish("dt/a", b"1")
+    async with asyncio.timeout(5):
+        with pytest.raises(StoreError, match="gone"):
+            await engine.run(feed)
+    assert feed.acked == []  # AWS sends it again to the next session
