@@ -101,7 +101,10 @@ def run_cmd(
     env_file: EnvFile = None,
     plan: Annotated[
         Path | None,
-        typer.Option(help="Migration plan JSON from `iot-bridge plan`: per-device auth."),
+        typer.Option(
+            help="Migration plan JSON from `iot-bridge plan`: per-device auth, and the "
+            "telemetry topics the relay carries."
+        ),
     ] = None,
     once: Annotated[
         bool,

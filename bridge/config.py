@@ -18,6 +18,7 @@ __all__ = [
     "HttpSettings",
     "IotHubSettings",
     "MirrorSettings",
+    "RelaySettings",
     "Settings",
     "StoreSettings",
     "redacted",
@@ -105,6 +106,47 @@ class MirrorSettings(BaseModel):
     )
 
 
+class RelaySettings(BaseModel):
+    """How `iot-bridge run` relays AWS telemetry into IoT Hub (the second service)."""
+
+    enabled: bool = Field(default=False, description="Run the telemetry relay beside the mirror.")
+    topics: list[str] = Field(
+        default_factory=list,
+        description="'filter=device-level' pairs (dt/+/telemetry/#=2); default: the FROM "
+        "filters of the plan's rules and the topic level their analysis found.",
+    )
+    client_id: str | None = Field(
+        default=None,
+        description="MQTT client id of the relay's own persistent session. Default: the "
+        "mirror's client id with '-relay' appended.",
+    )
+    shared_group: str | None = Field(
+        default=None, description="MQTT 5 shared-subscription group, for several replicas."
+    )
+    session_expiry: int = Field(
+        default=3600, ge=60, description="Seconds AWS keeps the relay's session while away."
+    )
+    in_flight: int = Field(
+        default=100,
+        ge=1,
+        le=65535,
+        description="Messages received and not yet accepted by IoT Hub, at most (the MQTT "
+        "Receive Maximum); AWS IoT allows 100 per connection.",
+    )
+    connections: int = Field(
+        default=64, ge=1, le=4096, description="Relay module connections kept open (LRU)."
+    )
+    state_ttl: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds a device's migration state is cached; a cutover stops its relay "
+        "at most this late.",
+    )
+    quota_alert_ratio: float = Field(
+        default=0.8, gt=0, le=1, description="Daily message quota used that logs a warning."
+    )
+
+
 class IotHubSettings(BaseModel):
     """The IoT Hub the bridge writes to: its tier and units set the rate budget."""
 
@@ -146,6 +188,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     http: HttpSettings = HttpSettings()
     mirror: MirrorSettings = MirrorSettings()
+    relay: RelaySettings = RelaySettings()
     iothub: IotHubSettings = IotHubSettings()
 
 

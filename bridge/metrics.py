@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["SIDES", "Metrics"]
+__all__ = ["RELAY_DEAD_LETTER_REASONS", "RELAY_OUTCOMES", "SIDES", "Metrics"]
 
 NAMESPACE = "bridge"
 SIDES = ("aws", "azure")
+RELAY_OUTCOMES = ("sent", "skipped", "dead_lettered")
+RELAY_DEAD_LETTER_REASONS = ("unresolved_device", "unknown_device", "too_large", "refused")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,10 @@ class Metrics:
     queue_depth: Gauge
     drift: Counter
     dead_letters: Counter
+    relay_messages: Counter
+    relay_dead_letters: Counter
+    relay_quota_used: Gauge
+    relay_lag: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -104,7 +110,39 @@ class Metrics:
                 namespace=NAMESPACE,
                 registry=registry,
             ),
+            relay_messages=Counter(
+                "relay_messages_total",
+                "Telemetry messages taken from AWS by the relay, by outcome "
+                "(sent, skipped, dead_lettered).",
+                ["outcome"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            relay_dead_letters=Counter(
+                "relay_dead_letters_total",
+                "Telemetry messages the relay dead-lettered, by reason.",
+                ["reason"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            relay_quota_used=Gauge(
+                "relay_daily_quota_used_ratio",
+                "Share of IoT Hub's daily message quota (4 KB blocks) the relay used today (UTC).",
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            relay_lag=Histogram(
+                "relay_lag_seconds",
+                "Time from a telemetry message reaching the bridge to IoT Hub accepting it.",
+                namespace=NAMESPACE,
+                registry=registry,
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            ),
         )
+        for outcome in RELAY_OUTCOMES:
+            metrics.relay_messages.labels(outcome=outcome)
+        for reason in RELAY_DEAD_LETTER_REASONS:
+            metrics.relay_dead_letters.labels(reason=reason)
         for side in SIDES:
             metrics.errors.labels(side=side, reason="unexpected")
         return metrics

@@ -25,7 +25,7 @@ import functools
 import hashlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from awscrt import mqtt5
@@ -89,6 +89,8 @@ class AwsSource:
         connect_timeout_s: How long entering the context waits for the first subscription.
         reconnect_delay_s: awscrt's reconnect backoff, (min, max) seconds, with full jitter.
         keep_alive_s: MQTT keep-alive; also how fast a silent network failure is noticed.
+        filters: Topic filters to subscribe to instead of the registry, presence and shadow
+            topics (the relay's telemetry); their messages are delivered undecoded.
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class AwsSource:
         connect_timeout_s: float = 30.0,
         reconnect_delay_s: tuple[float, float] = (0.5, 30.0),
         keep_alive_s: int = 60,
+        filters: Sequence[str] | None = None,
     ) -> None:
         missing = [
             name
@@ -120,6 +123,8 @@ class AwsSource:
             raise ValueError("session_expiry_s must be positive")
         if not 1 <= max_pending <= 65535:
             raise ValueError("max_pending must be within 1..65535 (MQTT Receive Maximum)")
+        if filters is not None and not filters:
+            raise ValueError("filters must not be empty (None means the mirror's topics)")
         if share_group is not None and (not share_group or set(share_group) & set("/+#")):
             raise ValueError("share_group must be non-empty and contain none of / + #")
         assert cloud.AWS_IOT_DATA_ENDPOINT is not None
@@ -140,7 +145,8 @@ class AwsSource:
             reconnect_delay_s=reconnect_delay_s,
         )
         prefix = f"$share/{share_group}/" if share_group else ""
-        self.filters = tuple(prefix + topic_filter for topic_filter in SUBSCRIPTIONS)
+        self._decode = filters is None  # only the mirror's topics have events to decode
+        self.filters = tuple(prefix + topic_filter for topic_filter in filters or SUBSCRIPTIONS)
         self._connect_timeout_s = connect_timeout_s
         self._inbox = Inbox(max_pending)
         self._valve = AckValve(self._inbox, self._send_puback)
@@ -261,10 +267,12 @@ class AwsSource:
             )
 
     def _delivery(self, arrival: Arrival) -> Delivery:
+        event, error = None, None
         try:
-            event, error = decode(arrival.topic, arrival.payload), None
+            if self._decode:
+                event = decode(arrival.topic, arrival.payload)
         except MalformedEvent as exc:
-            event, error = None, exc.reason
+            error = exc.reason
         ack: Callable[[], None] = _nothing_to_ack
         if arrival.handle is not None:
             ack = functools.partial(self._ack, arrival.handle)

@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Operation", "Rate", "Tier", "rate_for"]
+__all__ = ["DAILY_MESSAGES", "Operation", "Rate", "Tier", "daily_messages", "rate_for"]
 
 Tier = Literal["F1", "S1", "S2", "S3"]
 
@@ -85,3 +85,14 @@ def rate_for(tier: Tier, units: int, operation: Operation) -> Rate:
         Operation.NEW_CONNECTION: _per_second(max(100, 12 * units)),
     }
     return s1[operation]
+
+
+DAILY_MESSAGES: dict[str, int] = {"F1": 8_000, "S1": 400_000, "S2": 6_000_000, "S3": 300_000_000}
+"""Messages (4 KB blocks for D2C) a hub accepts per UTC day, per unit; then it refuses."""
+
+
+def daily_messages(tier: Tier, units: int) -> int:
+    """The daily message quota of a hub of `units` units of `tier` (F1 has one unit)."""
+    if units < 1:
+        raise ValueError("a hub has at least one unit")
+    return DAILY_MESSAGES[tier] * (1 if tier == "F1" else units)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bridge.azure.budget import RateBudget
 from bridge.config import CloudSettings, Settings
 from bridge.core.service import Service
 from bridge.daemon.server import Daemon
@@ -9,10 +10,11 @@ from bridge.daemon.status_page import StatusBoard
 from bridge.exit_codes import ExitCode
 from bridge.metrics import Metrics
 from bridge.mirror.service import MirrorOptions, MirrorService
+from bridge.relay.service import RelayOptions, RelayService
 
 __all__ = ["RunOptions", "build_daemon", "run_daemon"]
 
-# What the command line adds to the settings; the mirror is the only service so far.
+# What the command line adds to the settings (the plan serves the mirror and the relay).
 RunOptions = MirrorOptions
 
 
@@ -25,7 +27,19 @@ def build_daemon(
 ) -> Daemon:
     """The daemon and its services, in start-up order (shutdown goes in reverse)."""
     metrics = metrics or Metrics.create()
-    services: list[Service] = [MirrorService(cloud, settings, options, metrics=metrics)]
+    # One budget per hub: the mirror's registry writes and the relay's module key reads spend
+    # the same identity-registry quota, and IoT Hub counts them together.
+    tier = settings.iothub.tier
+    budget = RateBudget.for_tier(tier, settings.iothub.units) if tier else RateBudget.unlimited()
+    services: list[Service] = [
+        MirrorService(cloud, settings, options, metrics=metrics, budget=budget)
+    ]
+    # The relay is live only: a `--once` catch-up has no telemetry stream to finish.
+    if settings.relay.enabled and not options.once:
+        relay_options = RelayOptions(plan=options.plan)
+        services.append(
+            RelayService(cloud, settings, relay_options, metrics=metrics, budget=budget)
+        )
     return Daemon(
         services,
         metrics=metrics,

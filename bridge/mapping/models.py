@@ -132,6 +132,13 @@ class RulePlan(_Model):
     enabled: bool
     manual_actions: list[str] = Field(description="Actions whose Azure target is not a route.")
     issues: list[str]
+    topic_filter: str | None = Field(default=None, description="The rule's FROM topic filter.")
+    device_level: int | None = Field(
+        default=None,
+        ge=1,
+        description="The topic level (1-based, like topic(n)) that names the device, for the "
+        "relay; None when the rule analysis could not tell.",
+    )
 
 
 class Gap(_Model):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from bridge.core.groups import group_paths
 from bridge.core.ports import BulkProvisioner, DeletePolicy, Importer, Source, SourceReader, Target
-from bridge.core.store import ChangeSet, Store
+from bridge.core.store import SEEDED, ChangeSet, Store
 from bridge.core.view import DeviceView
 from bridge.logging import get_logger
 from bridge.mirror.ingest import Fresh, Ingest
@@ -27,7 +27,6 @@ __all__ = ["Engine", "EngineOptions"]
 
 _log = get_logger("mirror.engine")
 _SEED_CHUNK = 5000  # devices folded (and imported) at a time during the initial sync
-SEEDED = "initial_sync.seeded"  # checkpoint: the initial read of the source was folded in
 
 
 @dataclass(frozen=True)

@@ -75,11 +75,14 @@ class MirrorService:
         options: MirrorOptions,
         *,
         metrics: Metrics,
+        budget: RateBudget | None = None,
     ) -> None:
         self._cloud = cloud
         self._settings = settings
         self._options = options
         self._metrics = metrics
+        # Shared with the other services writing to the same hub (the relay), if given.
+        self._budget = budget or _budget(settings)
         self._stack = contextlib.AsyncExitStack()
         self._stopping = asyncio.Event()
         self._engine: Engine | None = None
@@ -120,7 +123,7 @@ class MirrorService:
         iot, _data = await enter(open_clients(cloud, limiter, concurrency=8))
         self._events_enabled = await _registry_events(iot, enable=mirror.enable_registry_events)
         reader = self._reader = await enter(AwsReader(cloud, limiter=limiter))
-        hub = await enter(_hub(cloud, settings, self._metrics))
+        hub = await enter(_hub(cloud, settings, self._metrics, self._budget))
         source = self._source = await enter(
             AwsSource(
                 cloud,
@@ -304,7 +307,7 @@ def _budget(settings: Settings) -> RateBudget:
 
 @contextlib.asynccontextmanager
 async def _hub(
-    cloud: CloudSettings, settings: Settings, metrics: Metrics
+    cloud: CloudSettings, settings: Settings, metrics: Metrics, budget: RateBudget
 ) -> AsyncIterator[IotHubService]:
     assert cloud.IOTHUB_CONNECTION_STRING is not None
 
@@ -318,7 +321,7 @@ async def _hub(
 
     async with IotHubService(
         cloud.IOTHUB_CONNECTION_STRING.get_secret_value(),
-        budget=_budget(settings),
+        budget=budget,
         stats=HubStats(listener=count),
         ca_bundle=cloud.IOTHUB_ROOT_CA,
         max_connections=max(settings.mirror.concurrency, 8),

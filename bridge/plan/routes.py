@@ -115,6 +115,8 @@ def _rule_plan(
         enabled=translation.enabled,
         manual_actions=manual,
         issues=list(dict.fromkeys(issues)),
+        topic_filter=translation.topic_filter,
+        device_level=translation.device_level,
     )
 
 

@@ -104,7 +104,7 @@ def test_metric_name_extraction():
 @pytest.mark.parametrize(
     "expr",
     [
-        "rate(bridge_relay_messages_total[5m])",  # not exported (yet)
+        "rate(bridge_cutover_waves_total[5m])",  # not exported (yet)
         "bridge_event_lag_seconds_total",  # a histogram has no _total
         "sum(bridge_devices_total)",  # a gauge has no _total
     ],

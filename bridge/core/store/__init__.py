@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from bridge.core.store.base import (
+    SEEDED,
     SYNC,
     ChangeSet,
     DeadLetter,
@@ -21,6 +22,7 @@ from bridge.errors import StoreError
 
 __all__ = [
     "BACKENDS",
+    "SEEDED",
     "SYNC",
     "ChangeSet",
     "DeadLetter",

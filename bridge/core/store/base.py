@@ -14,6 +14,7 @@ from bridge.core.view import DeviceView
 
 __all__ = [
     "CHANGED_MOVES",
+    "SEEDED",
     "SYNC",
     "ChangeSet",
     "DeadLetter",
@@ -29,6 +30,10 @@ __all__ = [
 
 SYNC = "sync"
 """Outbox kind: bring the device's target up to date with its stored view (coalesced)."""
+
+SEEDED = "initial_sync.seeded"
+"""Checkpoint: the mirror's initial read of the AWS estate is in the store (the relay
+waits for it, so a device is never dead-lettered as unknown only because the store is new)."""
 
 CHANGED_MOVES: Mapping[str, str] = {
     state.value: moves[Event.CHANGED].value

@@ -76,6 +76,7 @@ class RuleTranslation(_Frozen):
     rule_name: str
     enabled: bool
     topic_filter: str | None
+    device_level: int | None = None  # the topic level naming the device, for the relay
     source: RouteSource | None
     route_condition: str | None
     endpoints: tuple[EndpointSuggestion, ...]

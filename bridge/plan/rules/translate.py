@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from bridge.errors import RuleSqlError
+from bridge.mapping.telemetry import device_level_of
 from bridge.plan.rules.ast import (
     Access,
     Binary,
@@ -13,6 +14,7 @@ from bridge.plan.rules.ast import (
     Case,
     Cast,
     Expr,
+    Literal,
     NestedSelect,
     RuleQuery,
     Unary,
@@ -46,6 +48,7 @@ def translate_topic_rule(rule: Mapping[str, Any]) -> RuleTranslation:
         for action_type, settings in action.items()
     )
     topic_filter = source = condition = None
+    device_level: int | None = None
     try:
         query = parse_rule_sql(str(rule.get("sql", "")))
     except RuleSqlError as exc:
@@ -58,12 +61,14 @@ def translate_topic_rule(rule: Mapping[str, Any]) -> RuleTranslation:
         )
     else:
         topic_filter = query.topic_filter
+        device_level = device_level_of(topic_filter, _topic_calls(query))
         issues.extend(_select_findings(query))
         source, condition = _route(query, issues)
     return RuleTranslation(
         rule_name=str(rule.get("ruleName", "")),
         enabled=not rule.get("ruleDisabled", False),
         topic_filter=topic_filter,
+        device_level=device_level,
         source=source,
         route_condition=condition,
         endpoints=endpoints,
@@ -145,6 +150,18 @@ def _select_findings(query: RuleQuery) -> list[Finding]:
         if finding not in issues:
             issues.append(finding)
     return issues
+
+
+def _topic_calls(query: RuleQuery) -> list[tuple[int, str | None]]:
+    """(n, alias) of each SELECT item that is exactly `topic(n)`."""
+    calls = []
+    for item in query.items:
+        expr = item.expr
+        if isinstance(expr, Call) and expr.name.lower() == "topic" and len(expr.args) == 1:
+            arg = expr.args[0]
+            if isinstance(arg, Literal) and type(arg.value) is int and arg.value > 0:
+                calls.append((arg.value, item.alias))
+    return calls
 
 
 def _walk(*exprs: Expr) -> Iterator[Expr]:
