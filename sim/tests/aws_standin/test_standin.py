@@ -211,6 +211,11 @@ async def test_a_job_runs_end_to_end_with_the_jobs_client(aws: AwsStandIn) -> No
         await asyncio.to_thread(future.result, TIMEOUT)
     job_id = f"cutover-{uuid.uuid4().hex[:8]}"
     document = {"operation": "migrate", "iothub": "myhub.azure-devices.net"}
+    # As on AWS, job execution events are published only once their type is enabled.
+    await asyncio.to_thread(
+        iot.update_event_configurations,
+        eventConfigurations={"JOB_EXECUTION": {"Enabled": True}},
+    )
     async with bridge_client(aws) as bridge:
         await bridge.subscribe(f"$aws/events/jobExecution/{job_id}/#", qos=1)
         await asyncio.to_thread(
