@@ -160,7 +160,7 @@ def run_promtool(*args: str, cwd: Path) -> str:
 
 
 def test_promtool_checks_the_rules():
-    assert "SUCCESS: 11 rules found" in run_promtool(
+    assert "SUCCESS: 12 rules found" in run_promtool(
         "check", "rules", "alerts.yaml", cwd=PROMETHEUS
     )
 
