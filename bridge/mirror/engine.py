@@ -20,7 +20,7 @@ from bridge.core.store import SEEDED, ChangeSet, Store
 from bridge.core.view import DeviceView
 from bridge.logging import get_logger
 from bridge.mirror.ingest import Fresh, Ingest
-from bridge.mirror.reconcile import DriftReport, reconcile
+from bridge.mirror.reconcile import DriftReport, confirm_vanished, reconcile
 from bridge.mirror.workers import Mirror
 
 __all__ = ["Engine", "EngineOptions"]
@@ -116,15 +116,25 @@ class Engine:
         read_at = int(time.time() * 1000)
         await self.ingest.submit_groups(dict(parents))
         count = 0
+        seen: set[str] = set()
         chunk: list[Fresh] = []
         async for view in _each(views):
             chunk.append(Fresh(view, read_at))
+            seen.add(view.device_id)
             count += 1
             if len(chunk) >= _SEED_CHUNK:
                 await self._seed_chunk(chunk)
                 chunk = []
         if chunk:
             await self._seed_chunk(chunk)
+        if self._reader is not None:
+            # A store from an earlier, interrupted run may know things that are gone now,
+            # deleted while no session was there to hear it: check each the read missed.
+            report = DriftReport()
+            await confirm_vanished(self._store, self._reader, self.ingest, seen, report)
+            await self.ingest.flush()
+            if report.vanished:
+                _log.info("mirror.vanished_since_last_run", devices=report.vanished)
         await self._store.set_checkpoint(SEEDED, str(read_at))
         _log.info("mirror.initial_read_folded", devices=count)
         return count

@@ -18,7 +18,7 @@ from bridge.core.view import DeviceView
 from bridge.logging import get_logger
 from bridge.mirror.ingest import Fresh, Ingest
 
-__all__ = ["DriftReport", "reconcile"]
+__all__ = ["DriftReport", "confirm_vanished", "reconcile"]
 
 _log = get_logger("mirror.reconcile")
 _PAGE = 1000
@@ -54,7 +54,7 @@ async def reconcile(
         seen.add(view.device_id)
         await ingest.submit(Fresh(view, read_at, drift_check=True))
     report.source_devices = len(seen)
-    await _confirm_vanished(store, reader, ingest, seen, report)
+    await confirm_vanished(store, reader, ingest, seen, report)
     await ingest.flush()
     report.source_drift = ingest.stats.drift - drift_before
     report.seconds = round(time.monotonic() - started, 3)
@@ -62,7 +62,7 @@ async def reconcile(
     return report
 
 
-async def _confirm_vanished(
+async def confirm_vanished(
     store: Store, reader: SourceReader, ingest: Ingest, seen: set[str], report: DriftReport
 ) -> None:
     """Stored things the listing missed: read each one, since it may be brand new."""

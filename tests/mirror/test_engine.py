@@ -229,3 +229,18 @@ async def test_a_large_initial_sync_goes_through_one_import_job_and_writes_nothi
         assert len(target.twins) == 39
         counts = await store.counts_by_state()
         assert (counts[State.MIRRORED], counts[State.FAILED]) == (39, 1)
+
+
+async def test_a_repeated_initial_sync_removes_things_deleted_while_no_one_listened(store):
+    # A first run read five things and was killed before its sync was recorded as done;
+    # two were deleted while no session was there to hear it (a broker restart loses it).
+    views = {f"v{i}": DeviceView(f"v{i}", thing_version=1) for i in range(5)}
+    reader, target = MemoryReader(dict(views), {}), MemoryTarget()
+    async with running(store, target, reader=reader) as engine:
+        await engine.seed(views.values(), {})
+        await settle(engine)
+        assert set(target.twins) == set(views)
+        del reader.views["v3"], reader.views["v4"]
+        await engine.seed(reader.snapshot(), {})  # the next start reads the estate again
+        await settle(engine)
+    assert set(target.twins) == {"v0", "v1", "v2"}
