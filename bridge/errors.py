@@ -21,6 +21,7 @@ __all__ = [
     "SourceError",
     "StoreError",
     "TargetError",
+    "WaveError",
 ]
 
 
@@ -130,3 +131,11 @@ class HubThrottled(HubError):  # noqa: N818 - reads as what happened
 
 class HubConnectionError(TargetError):
     """Raised when IoT Hub cannot be reached, or its TLS certificate is not trusted."""
+
+
+class WaveError(BridgeError):
+    """Raised when a cutover wave is unknown, or cannot move as asked from its state."""
+
+    def __init__(self, message: str, *, wave: str) -> None:
+        super().__init__(message)
+        self.wave = wave

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bridge.config import CloudSettings, Settings
 from bridge.core.service import Service
+from bridge.cutover.service import CutoverService
 from bridge.daemon.server import Daemon
 from bridge.exit_codes import ExitCode
 from bridge.metrics import Metrics
@@ -11,7 +12,7 @@ from bridge.mirror.service import MirrorOptions, MirrorService
 
 __all__ = ["RunOptions", "build_daemon", "run_daemon"]
 
-# What the command line adds to the settings; the mirror is the only service so far.
+# What the command line adds to the settings (the mirror's options; cutover takes none).
 RunOptions = MirrorOptions
 
 
@@ -25,6 +26,9 @@ def build_daemon(
     """The daemon and its services, in start-up order (shutdown goes in reverse)."""
     metrics = metrics or Metrics.create()
     services: list[Service] = [MirrorService(cloud, settings, options, metrics=metrics)]
+    # After the mirror: cutover moves devices the mirror has put on Azure, and stops first.
+    if settings.cutover.enabled and not options.once:
+        services.append(CutoverService(cloud, settings, metrics=metrics))
     return Daemon(
         services,
         metrics=metrics,
