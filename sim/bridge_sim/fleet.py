@@ -8,7 +8,8 @@ current cloud at a set rate. Some can be told to misbehave:
 - `reject`: rejects the migration job;
 - `vanish`: takes the job and is never heard from again (no Azure, no AWS);
 - `azure-unreachable`: cannot reach Azure, reports FAILED at its fallback deadline, stays on AWS;
-- `ignore-jobs`: old firmware that never listens to jobs.
+- `ignore-jobs`: old firmware that never listens to jobs;
+- `claim-success`: marks the job SUCCEEDED without ever going to Azure.
 """
 
 from __future__ import annotations

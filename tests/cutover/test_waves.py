@@ -158,3 +158,48 @@ async def test_a_wave_past_its_abort_threshold_stops_and_leaves_the_rest_on_aws(
             assert await asyncio.to_thread(fleet.devices[name].agent.send_telemetry, {}) == "aws"
         job = iot_client(env).describe_job(jobId=wave["job_id"])["job"]
         assert job["status"] == "CANCELED"
+
+
+async def test_job_status_alone_proves_nothing_and_a_restarted_daemon_finishes_the_wave(
+    stack, tmp_path
+):
+    env = stack.env()
+    dsn = f"sqlite:///{tmp_path / 'bridge.db'}"
+    faults = {1: ["vanish"], 2: ["claim-success"], 3: ["ignore-jobs"]}
+    async with Fleet(env, tmp_path / "fleet", devices=4, prefix="dl", misbehaving=faults) as fleet:
+        names = fleet.names
+        async with _daemon(env, _settings(dsn)):
+            await until(lambda: _all_in(dsn, names, State.MIRRORED), what="the fleet mirrored")
+            await _cli(
+                dsn, "plan", "w", "--devices", ",".join(names), "--deadline", "8",
+                "--abort-threshold", "1",
+            )  # fmt: skip
+            await _cli(dsn, "start", "w")
+            await until(lambda: _all_in(dsn, names, State.CUTTING_OVER), what="the job sent")
+        # The daemon is gone mid-wave (its store says where the wave stood); a new one
+        # picks the wave up, and the job is not sent twice.
+        async with _daemon(env, _settings(dsn)):
+            wave = await until(lambda: _wave(dsn, "w", "done", "aborted"), what="the wave")
+        outcomes = {d["device_id"]: (d["state"], d["reason"]) for d in wave["devices"]}
+        assert outcomes["dl-00"][0] == "cut_over"
+        assert outcomes["dl-01"] == (
+            "rolled_back",
+            "not seen on Azure by the deadline (job execution IN_PROGRESS)",
+        )
+        assert outcomes["dl-02"] == (
+            "rolled_back",
+            (
+                "not seen on Azure by the deadline (job execution SUCCEEDED, but the device "
+                "never connected to Azure)"
+            ),
+        )
+        assert outcomes["dl-03"] == (
+            "rolled_back",
+            "not seen on Azure by the deadline (job execution QUEUED)",
+        )
+        assert wave["reason"] == "1 of 4 on Azure; success threshold missed"
+        jobs = iot_client(env).list_jobs()["jobs"]
+        assert [j["jobId"] for j in jobs if j["jobId"].startswith("iot-bridge-cutover-")] == [
+            wave["job_id"]
+        ]
+        assert fleet.devices["dl-00"].agent.cloud == "azure"

@@ -49,7 +49,7 @@ SUPPORTED_VERSIONS = frozenset({"1"})
 THING_NAME = "$thingName"
 QOS1 = mqtt.QoS.AT_LEAST_ONCE
 TIMEOUT = 10.0
-FAULTS = frozenset({"reject", "vanish", "azure-unreachable", "ignore-jobs"})
+FAULTS = frozenset({"reject", "vanish", "azure-unreachable", "ignore-jobs", "claim-success"})
 
 log = logging.getLogger("migration_agent")
 
@@ -276,6 +276,10 @@ class MigrationAgent:
         if "reject" in self.settings.faults:
             self.outcome = {"jobId": job_id, "status": "REJECTED"}
             self._update_job(job_id, "REJECTED", {"reason": "device refused the migration"})
+            return
+        if "claim-success" in self.settings.faults:  # says SUCCEEDED, never moves
+            self.outcome = {"jobId": job_id, "status": "SUCCEEDED"}
+            self._update_job(job_id, "SUCCEEDED", {"azure": "connected"})
             return
         if "vanish" in self.settings.faults:
             self.outcome = {"jobId": job_id, "status": "vanished"}
