@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["SIDES", "Metrics"]
+__all__ = ["CUTOVER_OUTCOMES", "SIDES", "Metrics"]
 
 NAMESPACE = "bridge"
 SIDES = ("aws", "azure")
+CUTOVER_OUTCOMES = ("cut_over", "rolled_back", "left_on_aws", "skipped")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Metrics:
     queue_depth: Gauge
     drift: Counter
     dead_letters: Counter
+    cutover_devices: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -104,7 +106,16 @@ class Metrics:
                 namespace=NAMESPACE,
                 registry=registry,
             ),
+            cutover_devices=Counter(
+                "cutover_devices_total",
+                "Devices whose cutover was decided, by outcome.",
+                ["outcome"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
         )
+        for outcome in CUTOVER_OUTCOMES:
+            metrics.cutover_devices.labels(outcome=outcome)
         for side in SIDES:
             metrics.errors.labels(side=side, reason="unexpected")
         return metrics

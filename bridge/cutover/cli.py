@@ -16,7 +16,6 @@ import typer
 from bridge.config import Settings
 from bridge.core.store import Store, open_store
 from bridge.cutover.operator import plan_wave, render_status, set_wave_state, wave_status
-from bridge.cutover.wave import WaveState
 
 __all__ = ["cutover_app"]
 
@@ -82,9 +81,9 @@ def plan(
     typer.echo(f"wave {name}: planned, {len(spec.devices)} devices")
 
 
-def _mover(state: WaveState, done: str) -> Callable[..., None]:
+def _mover(command: str, done: str) -> Callable[..., None]:
     def move(name: Name, env_file: EnvFile = None) -> None:
-        _with_store(env_file, lambda store: set_wave_state(store, name, state), existing=True)
+        _with_store(env_file, lambda store: set_wave_state(store, name, command), existing=True)
         typer.echo(f"wave {name}: {done}")
 
     return move
@@ -102,17 +101,17 @@ def status(
 COMMANDS: dict[str, tuple[Callable[..., None], str]] = {
     "plan": (plan, "Plan a wave over a list of devices or a thing group."),
     "start": (
-        _mover(WaveState.RUNNING, "running (the daemon sends its job)"),
+        _mover("start", "running (the daemon sends its job)"),
         "Start (or resume) a wave; the daemon sends its AWS IoT Job.",
     ),
-    "pause": (_mover(WaveState.PAUSED, "paused"), "Stop looking at a running wave for now."),
-    "resume": (_mover(WaveState.RUNNING, "running"), "Resume a paused wave."),
+    "pause": (_mover("pause", "paused"), "Stop looking at a running wave for now."),
+    "resume": (_mover("resume", "running"), "Resume a paused wave."),
     "abort": (
-        _mover(WaveState.ABORTING, "aborting (devices not moved stay on AWS)"),
+        _mover("abort", "aborting (devices not moved stay on AWS)"),
         "Cancel the wave's job; devices already moving finish, the rest stay on AWS.",
     ),
     "rollback": (
-        _mover(WaveState.ROLLING_BACK, "rolling back"),
+        _mover("rollback", "rolling back"),
         "Cancel the wave's job, in-progress executions too; devices not on Azure stay on AWS.",
     ),
     "status": (status, "Every wave, each device's state, outcome and reason."),

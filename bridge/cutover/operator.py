@@ -14,22 +14,26 @@ from bridge.cutover.wave import WaveSpec, WaveState
 from bridge.errors import WaveError
 from bridge.logging import get_logger
 
-__all__ = ["plan_wave", "render_status", "set_wave_state", "wave_status"]
+__all__ = ["MOVES", "plan_wave", "render_status", "set_wave_state", "wave_status"]
 
 _log = get_logger("cutover.operator")
 
-# Which states each command may move a wave from.
-_MOVES: dict[WaveState, tuple[WaveState, ...]] = {
-    WaveState.RUNNING: (WaveState.PLANNED, WaveState.PAUSED),
-    WaveState.PAUSED: (WaveState.RUNNING,),
-    WaveState.ABORTING: (WaveState.PLANNED, WaveState.RUNNING, WaveState.PAUSED),
-    WaveState.ROLLING_BACK: (
-        WaveState.PLANNED,
-        WaveState.RUNNING,
-        WaveState.PAUSED,
-        WaveState.DONE,
-        WaveState.ABORTED,
-        WaveState.ABORTING,
+# command -> (the state it sets, the states it may set it from)
+MOVES: dict[str, tuple[WaveState, tuple[WaveState, ...]]] = {
+    "start": (WaveState.RUNNING, (WaveState.PLANNED, WaveState.PAUSED)),
+    "resume": (WaveState.RUNNING, (WaveState.PAUSED,)),
+    "pause": (WaveState.PAUSED, (WaveState.RUNNING,)),
+    "abort": (WaveState.ABORTING, (WaveState.PLANNED, WaveState.RUNNING, WaveState.PAUSED)),
+    "rollback": (
+        WaveState.ROLLING_BACK,
+        (
+            WaveState.PLANNED,
+            WaveState.RUNNING,
+            WaveState.PAUSED,
+            WaveState.DONE,
+            WaveState.ABORTED,
+            WaveState.ABORTING,
+        ),
     ),
 }
 
@@ -59,18 +63,19 @@ async def plan_wave(
     return wave_spec
 
 
-async def set_wave_state(store: Store, name: str, state: WaveState) -> None:
-    """Move a wave to `state` if its current state allows it; the daemon does the rest."""
+async def set_wave_state(store: Store, name: str, command: str) -> WaveState:
+    """Do `command` (see MOVES) if the wave's state allows it; the daemon does the rest."""
     wave = await store.get_wave(name)
     if wave is None:
         raise WaveError(f"no wave named {name!r}: plan it first", wave=name)
-    allowed = _MOVES[state]
+    state, allowed = MOVES[command]
     if not await store.update_wave(name, state=state, expected=allowed):
         raise WaveError(
             f"wave {name!r} is {wave.state}; it can become {state} only from {', '.join(allowed)}",
             wave=name,
         )
     _log.info("cutover.wave_state_set", wave=name, state=str(state), was=wave.state)
+    return state
 
 
 async def wave_status(store: Store) -> list[dict[str, Any]]:

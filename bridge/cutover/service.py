@@ -353,6 +353,7 @@ class CutoverService:
 
     async def _outcome(self, wave: Wave, device_id: str, outcome: str, reason: str) -> None:
         await self._parts()[0].record_outcome(wave.name, device_id, outcome, reason)
+        self._metrics.cutover_devices.labels(outcome=outcome).inc()
         log = _log.info if outcome == Outcome.CUT_OVER else _log.warning
         log(
             "cutover.device_decided",
