@@ -2,8 +2,9 @@
 
 Success is the device connecting to IoT Hub as itself, never the AWS job status (AWS says
 SUCCEEDED for work that never happened, and executions stick IN_PROGRESS). The proof read
-here is the device twin: `connectionState` Connected and the device's own reported
-`migration` section naming this wave's job. Reported properties can be written only over
+here is the device twin (one query per wave and poll; a twin read before other verdicts):
+`connectionState` Connected and the device's own reported `migration` section naming this
+wave's job. Reported properties can be written only over
 the device's own connection (the service API cannot write them, and the bridge never holds
 device keys), so together they say the device itself is on Azure.
 
@@ -264,6 +265,7 @@ class CutoverService:
         store = self._parts()[0]
         assert wave.job_id is not None
         executions = await self._executions(wave.job_id)
+        arrived = await self._arrivals(wave.job_id)
         sent = float(await store.get_checkpoint(_sent_key(wave.name)) or time.time())
         deadline = sent + spec.rollout_seconds() + spec.deadline_seconds
         for member in members:
@@ -280,14 +282,24 @@ class CutoverService:
                 executions.get(device.device_id),
                 deadline,
                 stopping=stopping,
+                arrived=device.device_id in arrived,
             )
 
     async def _judge_device(
-        self, wave: Wave, device_id: str, execution: str | None, deadline: float, *, stopping: bool
+        self,
+        wave: Wave,
+        device_id: str,
+        execution: str | None,
+        deadline: float,
+        *,
+        stopping: bool,
+        arrived: bool,
     ) -> None:
         store = self._parts()[0]
         assert wave.job_id is not None
-        if await self._on_azure(device_id, wave.job_id):
+        # The query is cheap but its index lags; before any other verdict, read the twin.
+        deciding = stopping or execution in _FAILED_EXECUTIONS or time.time() > deadline
+        if arrived or (deciding and await self._on_azure(device_id, wave.job_id)):
             await store.transition(device_id, Event.AZURE_CONNECTED)
             reason = f"connected to Azure as itself and reported migration for job {wave.job_id}"
             await self._outcome(wave, device_id, Outcome.CUT_OVER, reason)
@@ -312,6 +324,21 @@ class CutoverService:
             reason = f"not seen on Azure by the deadline ({said})"
             await store.transition(device_id, Event.CUTOVER_TIMED_OUT, reason=reason)
             await self._outcome(wave, device_id, Outcome.ROLLED_BACK, reason)
+
+    async def _arrivals(self, job_id: str) -> set[str]:
+        """Devices connected whose own reported section names the job: one query per poll
+        for the whole wave, instead of a twin read per device (IoT Hub's quotas)."""
+        hub = self._parts()[2]
+        sql = (
+            "SELECT deviceId, connectionState FROM devices WHERE "  # noqa: S608 - job ids are [A-Za-z0-9_-]
+            f"properties.reported.migration.jobId = '{job_id}' "
+            "AND properties.reported.migration.status = 'migrated'"
+        )
+        return {
+            row["deviceId"]
+            async for row in hub.query(sql)
+            if row.get("connectionState") == "Connected"
+        }
 
     async def _on_azure(self, device_id: str, job_id: str) -> bool:
         """The device's own connection is up and its own reported section names the job."""
