@@ -57,6 +57,11 @@ class Outcome:
     SKIPPED = "skipped"  # not in a state to move when the wave started
 
 
+# A device of a sent wave found in these states without an outcome was decided by a daemon
+# that died before writing the outcome down.
+_DECIDED = {State.CUT_OVER: Outcome.CUT_OVER, State.ROLLED_BACK: Outcome.ROLLED_BACK}
+
+
 class CutoverService:
     """Runs the waves operators start with `iot-bridge cutover start`."""
 
@@ -274,6 +279,10 @@ class CutoverService:
                 continue
             if device.state is State.CUTOVER_PENDING:  # a restart between the job and here
                 await store.transition(device.device_id, Event.JOB_SENT)
+            elif device.state in _DECIDED:  # a restart between a verdict and its outcome
+                reason = device.reason or "connected to Azure as itself (seen before a restart)"
+                await self._outcome(wave, device.device_id, _DECIDED[device.state], reason)
+                continue
             elif device.state is not State.CUTTING_OVER:
                 continue
             await self._judge_device(
