@@ -22,7 +22,7 @@ def iot_client(env):
     )
 
 
-async def until(check, *, timeout=60.0, what="the condition"):
+async def until(check, *, timeout=120.0, what="the condition"):
     """Poll `check` (sync or async) until it returns something truthy; return it."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

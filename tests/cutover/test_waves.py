@@ -9,6 +9,7 @@ import contextlib
 import secrets
 import socket
 
+import pytest
 from typer.testing import CliRunner
 
 from bridge.cli import app
@@ -20,6 +21,9 @@ from bridge.daemon.app import RunOptions, run_daemon
 from bridge.metrics import Metrics
 from bridge_sim.fleet import Fleet
 from tests.cutover.conftest import iot_client, until
+
+# Stand-ins, a daemon and a fleet of agents share two cores with whatever else runs.
+pytestmark = pytest.mark.timeout(300)
 
 
 def _free_port():
