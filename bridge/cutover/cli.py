@@ -76,7 +76,7 @@ def plan(
             deadline_seconds=deadline,
             max_per_minute=max_per_minute,
         ),
-        existing=False,
+        existing=True,  # the devices come from the mirror's store; never create one here
     )
     typer.echo(f"wave {name}: planned, {len(spec.devices)} devices")
 

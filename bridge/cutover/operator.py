@@ -24,16 +24,10 @@ MOVES: dict[str, tuple[WaveState, tuple[WaveState, ...]]] = {
     "resume": (WaveState.RUNNING, (WaveState.PAUSED,)),
     "pause": (WaveState.PAUSED, (WaveState.RUNNING,)),
     "abort": (WaveState.ABORTING, (WaveState.PLANNED, WaveState.RUNNING, WaveState.PAUSED)),
+    # Only while devices may still be moving: a finished wave has nothing left to stop.
     "rollback": (
         WaveState.ROLLING_BACK,
-        (
-            WaveState.PLANNED,
-            WaveState.RUNNING,
-            WaveState.PAUSED,
-            WaveState.DONE,
-            WaveState.ABORTED,
-            WaveState.ABORTING,
-        ),
+        (WaveState.PLANNED, WaveState.RUNNING, WaveState.PAUSED, WaveState.ABORTING),
     ),
 }
 

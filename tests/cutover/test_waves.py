@@ -207,3 +207,28 @@ async def test_job_status_alone_proves_nothing_and_a_restarted_daemon_finishes_t
             wave["job_id"]
         ]
         assert fleet.devices["dl-00"].agent.cloud == "azure"
+
+
+async def test_rollback_stops_a_wave_and_keeps_devices_not_on_azure_on_aws(stack, tmp_path):
+    env = stack.env()
+    dsn = f"sqlite:///{tmp_path / 'bridge.db'}"
+    async with (
+        Fleet(env, tmp_path / "fleet", devices=2, prefix="rb", misbehaving={1: ["vanish"]}),
+        _daemon(env, _settings(dsn)),
+    ):
+        names = ["rb-00", "rb-01"]
+        await until(lambda: _all_in(dsn, names, State.MIRRORED), what="the fleet mirrored")
+        await _cli(dsn, "plan", "r", "--devices", "rb-00,rb-01", "--deadline", "600")
+        await _cli(dsn, "start", "r")
+        await until(lambda: _all_in(dsn, ["rb-00"], State.CUT_OVER), what="rb-00 on Azure")
+        await _cli(dsn, "rollback", "r")
+        wave = await until(lambda: _wave(dsn, "r", "aborted"), what="the wave rolled back")
+    outcomes = {d["device_id"]: (d["state"], d["outcome"], d["reason"]) for d in wave["devices"]}
+    assert outcomes["rb-00"][:2] == ("cut_over", "cut_over")  # already on Azure: stays there
+    assert outcomes["rb-01"] == (
+        "rolled_back",
+        "left_on_aws",
+        "wave rolling_back: job canceled; stays on AWS",
+    )
+    job = iot_client(env).describe_job(jobId=wave["job_id"])["job"]
+    assert job["status"] == "CANCELED"
