@@ -160,6 +160,17 @@ def _register_plan() -> None:
 _register_plan()
 
 
+def _register_cutover() -> None:
+    from bridge.cutover.cli import COMMANDS, cutover_app  # noqa: PLC0415 - keeps `--help` fast
+
+    for name, (command, help_text) in COMMANDS.items():
+        cutover_app.command(name, help=help_text)(guarded(f"cutover {name}")(command))
+    app.add_typer(cutover_app, name="cutover")
+
+
+_register_cutover()
+
+
 def _register_plugins() -> None:
     """Commands other distributions add (the stand-ins add `sim` and `rehearse`)."""
     for entry in entry_points(group="iot_bridge.commands"):

@@ -16,7 +16,14 @@ from typing import ParamSpec, TypeVar
 import typer
 from pydantic import ValidationError
 
-from bridge.errors import BridgeError, ConfigError, HubThrottled, PlanError, StoreError
+from bridge.errors import (
+    BridgeError,
+    ConfigError,
+    HubThrottled,
+    PlanError,
+    StoreError,
+    WaveError,
+)
 from bridge.exit_codes import ExitCode
 
 __all__ = ["DEBUG", "explain", "guarded"]
@@ -115,6 +122,7 @@ _EXPLAINERS: tuple[
     (ConfigError, _said(ExitCode.CONFIG_ERROR)),
     (HubThrottled, _throttled),
     (PlanError, _said(ExitCode.STARTUP_FAILED)),
+    (WaveError, _said(ExitCode.USAGE)),
     (StoreError, _said(ExitCode.STARTUP_FAILED)),
     (BridgeError, _said(ExitCode.STARTUP_FAILED)),
     (FileNotFoundError, _file),

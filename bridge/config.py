@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "CloudSettings",
+    "CutoverSettings",
     "HttpSettings",
     "IotHubSettings",
     "MirrorSettings",
@@ -171,6 +172,28 @@ class IotHubSettings(BaseModel):
     )
 
 
+class CutoverSettings(BaseModel):
+    """How `iot-bridge run` cuts waves over (`iot-bridge cutover ...` plans and starts them)."""
+
+    enabled: bool = Field(default=True, description="Run the cutover service in the daemon.")
+    poll_interval: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Seconds between looks at waves, job executions and device twins.",
+    )
+    hub_host_name: str | None = Field(
+        default=None,
+        description="Host name devices are told to connect to; default: IOTHUB_HOSTNAME, "
+        "else the service connection string's.",
+    )
+    trust_anchors: list[str] = Field(
+        default=["DigiCert Global Root G2", "Microsoft RSA Root CA 2017"],
+        description="Roots the job tells devices to trust for IoT Hub (IOTHUB_ROOT_CA is "
+        "added as PEM when set, e.g. the emulator's CA).",
+    )
+
+
 class Settings(BaseSettings):
     """How the bridge behaves; every field can be set as BRIDGE_<SECTION>__<FIELD>."""
 
@@ -190,6 +213,7 @@ class Settings(BaseSettings):
     mirror: MirrorSettings = MirrorSettings()
     relay: RelaySettings = RelaySettings()
     iothub: IotHubSettings = IotHubSettings()
+    cutover: CutoverSettings = CutoverSettings()
 
 
 def redacted(model: BaseModel) -> dict[str, Any]:

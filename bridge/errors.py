@@ -22,6 +22,7 @@ __all__ = [
     "SourceError",
     "StoreError",
     "TargetError",
+    "WaveError",
 ]
 
 
@@ -135,3 +136,11 @@ class HubConnectionError(TargetError):
 
 class PlanFileError(ConfigError):
     """Raised when a migration plan file cannot be read or is not a plan this bridge wrote."""
+
+
+class WaveError(BridgeError):
+    """Raised when a cutover wave is unknown, or cannot move as asked from its state."""
+
+    def __init__(self, message: str, *, wave: str) -> None:
+        super().__init__(message)
+        self.wave = wave

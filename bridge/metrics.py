@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["RELAY_DEAD_LETTER_REASONS", "RELAY_OUTCOMES", "SIDES", "Metrics"]
+__all__ = ["CUTOVER_OUTCOMES", "RELAY_DEAD_LETTER_REASONS", "RELAY_OUTCOMES", "SIDES", "Metrics"]
 
 NAMESPACE = "bridge"
 SIDES = ("aws", "azure")
 RELAY_OUTCOMES = ("sent", "skipped", "dead_lettered")
 RELAY_DEAD_LETTER_REASONS = ("unresolved_device", "unknown_device", "too_large", "refused")
+CUTOVER_OUTCOMES = ("cut_over", "rolled_back", "left_on_aws", "skipped")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Metrics:
     relay_dead_letters: Counter
     relay_quota_used: Gauge
     relay_lag: Histogram
+    cutover_devices: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -138,11 +140,20 @@ class Metrics:
                 registry=registry,
                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             ),
+            cutover_devices=Counter(
+                "cutover_devices_total",
+                "Devices whose cutover was decided, by outcome.",
+                ["outcome"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
         )
         for outcome in RELAY_OUTCOMES:
             metrics.relay_messages.labels(outcome=outcome)
         for reason in RELAY_DEAD_LETTER_REASONS:
             metrics.relay_dead_letters.labels(reason=reason)
+        for outcome in CUTOVER_OUTCOMES:
+            metrics.cutover_devices.labels(outcome=outcome)
         for side in SIDES:
             metrics.errors.labels(side=side, reason="unexpected")
         return metrics

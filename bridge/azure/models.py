@@ -185,6 +185,7 @@ class Twin:
     desired_version: int
     reported: dict[str, Any]
     reported_version: int
+    connection_state: str | None = None  # "Connected"/"Disconnected": the device's own link
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> Twin:
@@ -201,6 +202,7 @@ class Twin:
             desired_version=desired_version,
             reported=reported,
             reported_version=reported_version,
+            connection_state=body.get("connectionState"),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bridge.azure.budget import RateBudget
 from bridge.config import CloudSettings, Settings
 from bridge.core.service import Service
+from bridge.cutover.service import CutoverService
 from bridge.daemon.server import Daemon
 from bridge.daemon.status_page import StatusBoard
 from bridge.exit_codes import ExitCode
@@ -40,6 +41,9 @@ def build_daemon(
         services.append(
             RelayService(cloud, settings, relay_options, metrics=metrics, budget=budget)
         )
+    # Last: cutover moves devices the mirror has put on Azure, and stops first.
+    if settings.cutover.enabled and not options.once:
+        services.append(CutoverService(cloud, settings, metrics=metrics))
     return Daemon(
         services,
         metrics=metrics,

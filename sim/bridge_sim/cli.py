@@ -53,13 +53,19 @@ def rehearse(
     stay_up: Annotated[
         bool, typer.Option(help="Keep the stand-ins running afterwards, until Ctrl-C.")
     ] = True,
+    fleet: Annotated[
+        int, typer.Option(min=0, help="Simulated devices cut over in a canary wave (0: none).")
+    ] = 5,
 ) -> None:
-    """Rehearse a migration window on the local stand-ins: estate, discovery, plan, mirror."""
+    """Rehearse a migration window on the local stand-ins: estate, discovery, plan, mirror,
+    a canary cutover wave."""
     from bridge_sim.rehearse import RehearsalOptions  # noqa: PLC0415 - heavy imports, only here
     from bridge_sim.rehearse import rehearse as run_rehearsal  # noqa: PLC0415
 
     configure_logging("WARNING")
-    options = RehearsalOptions(things=things, workdir=workdir, env_file=env_file, stay_up=stay_up)
+    options = RehearsalOptions(
+        things=things, workdir=workdir, env_file=env_file, stay_up=stay_up, fleet=fleet
+    )
     raise typer.Exit(asyncio.run(run_rehearsal(options)))
 
 

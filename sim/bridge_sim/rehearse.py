@@ -2,9 +2,11 @@
 
 Starts both stand-ins, builds a realistic estate in the AWS one, then runs what an
 operations team runs against the real clouds: discovery, the plan, then the mirror
-daemon (`iot-bridge run`) with its initial sync and a few live changes timed end to end.
-Later stages (relay, cutover) join as they land. The stand-ins and the daemon stay up
-afterwards, with their settings in the env file, so the team can look around.
+daemon (`iot-bridge run`) with its initial sync and a few live changes timed end to end,
+then a canary cutover wave over a small simulated fleet running the migration agent (one
+device rejects the job, to show a rollback). Later stages (relay, reverse) join as they
+land. The stand-ins and the daemon stay up afterwards, with their settings in the env
+file, so the team can look around.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -24,6 +27,8 @@ from bridge.aws.clients import open_clients
 from bridge.aws.ratelimit import RateLimiter
 from bridge.azure.hub import IotHubService
 from bridge.config import CloudSettings, Settings
+from bridge.core.store import open_store
+from bridge.cutover.operator import plan_wave, set_wave_state, wave_status
 from bridge.daemon.app import RunOptions, run_daemon
 from bridge.daemon.status import read_status
 from bridge.discover import DiscoveryOptions, discover
@@ -34,6 +39,7 @@ from bridge.plan import PlanOptions, build_plan, write_plan
 from bridge_sim.envfile import write_env_file
 from bridge_sim.errors import SimulatorError
 from bridge_sim.estate import EstateSpec, build_estate
+from bridge_sim.fleet import Fleet
 from bridge_sim.rehearsal_report import Rehearsal, render_rehearsal
 from bridge_sim.stack import sim_stack
 
@@ -50,6 +56,7 @@ class RehearsalOptions:
     workdir: Path = Path("rehearsal")
     env_file: Path = Path(".env.sim")
     stay_up: bool = True
+    fleet: int = 5  # simulated devices running the migration agent; 0 for none
 
 
 def _say(text: str) -> None:
@@ -61,18 +68,36 @@ async def rehearse(options: RehearsalOptions) -> int:
     workdir = options.workdir.resolve()
     record = Rehearsal()
     clock = time.monotonic()
-    async with sim_stack(workdir / "state") as stack:
+    # The fleet's certificates and agent state belong to the stand-ins of one rehearsal.
+    shutil.rmtree(workdir / "fleet", ignore_errors=True)
+    async with sim_stack(workdir / "state") as stack, contextlib.AsyncExitStack() as stack_fleet:
         env = stack.env()
         write_env_file(options.env_file, env, header="Written by `iot-bridge rehearse`.")
-        _say(f"1/5 stand-ins up; settings in {options.env_file}")
+        _say(f"1/6 stand-ins up; settings in {options.env_file}")
         clock = _stage(record, "stand-ins", clock)
         aws = stack.aws
         assert aws.shadows is not None
         estate = await asyncio.to_thread(
             build_estate, aws.moto, aws.shadows, EstateSpec(things=options.things)
         )
-        _say(f"2/5 estate built: {len(estate.devices)} things in {len(estate.groups)} groups")
+        _say(f"2/6 estate built: {len(estate.devices)} things in {len(estate.groups)} groups")
         clock = _stage(record, "estate", clock)
+        fleet = (
+            await stack_fleet.enter_async_context(
+                Fleet(
+                    env,
+                    workdir / "fleet",
+                    devices=max(options.fleet, 1),
+                    prefix="fleet",
+                    misbehaving={options.fleet - 1: ["reject"]} if options.fleet > 1 else {},
+                    telemetry_interval=1.0,
+                )
+            )
+            if options.fleet
+            else None
+        )
+        if fleet is not None:
+            _say(f"    fleet: {options.fleet} devices running the migration agent")
         cloud = CloudSettings.model_validate(env)
         inventory_path = workdir / "inventory.json"
         inventory = await discover(
@@ -88,7 +113,7 @@ async def rehearse(options: RehearsalOptions) -> int:
         record.gaps = len(plan.gaps)
         record.needing_human = sum(1 for device in plan.devices if device.needs_human)
         _say(
-            f"3/5 discovered {len(inventory.things)} things, {len(inventory.certificates)} "
+            f"3/6 discovered {len(inventory.things)} things, {len(inventory.certificates)} "
             f"certificates, {len(inventory.rules)} rules -> {inventory_path}"
         )
         _say(f"    plan: {len(plan.devices)} devices, {len(plan.gaps)} gaps -> {written[0].parent}")
@@ -101,6 +126,9 @@ async def rehearse(options: RehearsalOptions) -> int:
             clock = _stage(record, "initial sync", clock)
             record.latencies_ms = await _live_changes(cloud, daemon)
             clock = _stage(record, "live changes", clock)
+            if fleet is not None:
+                await _canary(settings, daemon, fleet.names)
+                clock = _stage(record, "cutover", clock)
             report = workdir / "rehearsal.html"
             report.write_text(render_rehearsal(record), encoding="utf-8")
             _say(f"    summary: {report}")
@@ -124,6 +152,7 @@ def _daemon_settings(workdir: Path) -> Settings:
         store={"dsn": f"sqlite:///{workdir / 'bridge.db'}"},
         http={"port": port},
         mirror={"aws_rate_scale": 0},
+        cutover={"poll_interval": 0.5},
         iothub={"import_threshold": 200},
     )
 
@@ -163,7 +192,7 @@ async def _mirror_stage(
         await asyncio.sleep(0.5)
     seconds = time.monotonic() - started
     _say(
-        f"4/5 mirror: initial sync of {things} devices in {seconds:.1f} s; "
+        f"4/6 mirror: initial sync of {things} devices in {seconds:.1f} s; "
         f"{status['devices']['mirrored']} mirrored, {status['devices']['failed']} failed"
     )
 
@@ -193,10 +222,35 @@ async def _live_changes(cloud: CloudSettings, daemon: asyncio.Task[ExitCode]) ->
                 await asyncio.sleep(0.01)
             latencies.append((time.monotonic() - sent) * 1000)
     _say(
-        f"5/5 live: {len(latencies)} shadow changes reached their twins in "
+        f"5/6 live: {len(latencies)} shadow changes reached their twins in "
         f"{min(latencies):.0f}-{max(latencies):.0f} ms (AWS API call to twin read)"
     )
     return latencies
+
+
+async def _canary(settings: Settings, daemon: asyncio.Task[ExitCode], names: list[str]) -> None:
+    """Cut the fleet over in one canary wave and print how each device ended."""
+    dsn = settings.store.dsn
+    started = time.monotonic()
+    async with open_store(dsn) as store:
+        await plan_wave(store, "canary", devices=names, group=None, deadline_seconds=60)
+        await set_wave_state(store, "canary", "start")
+        while True:
+            if daemon.done():
+                daemon.result()
+                raise SimulatorError("the daemon stopped during the canary wave")
+            [wave] = [w for w in await wave_status(store) if w["name"] == "canary"]
+            if wave["state"] in {"done", "aborted"}:
+                break
+            if time.monotonic() - started > 180:
+                raise SimulatorError("the canary wave did not finish in 180 s")
+            await asyncio.sleep(0.5)
+    _say(
+        f"6/6 cutover: canary wave {wave['state']} in {time.monotonic() - started:.1f} s: "
+        f"{wave['reason']}"
+    )
+    for device in wave["devices"]:
+        _say(f"    {device['device_id']:<12} {device['state']:<12} {device['reason']}")
 
 
 async def _stay_up() -> None:

@@ -163,6 +163,8 @@ async def test_health_and_metrics_endpoints(stack, tmp_path):
                         "mirror.registry_events": {"ok": True},
                         "mirror.initial_sync": {"ok": True},
                         "mirror.store": {"ok": True},
+                        "cutover.store": {"ok": True},
+                        "cutover.poll": {"ok": True},
                     },
                 }
             await asyncio.sleep(5.5)  # one export period

@@ -15,6 +15,8 @@ from bridge.core.store.base import (
     OutboxItem,
     Store,
     VersionKind,
+    Wave,
+    WaveDevice,
 )
 from bridge.core.store.postgres import PostgresStore
 from bridge.core.store.sqlite import SqliteStore
@@ -33,6 +35,8 @@ __all__ = [
     "SqliteStore",
     "Store",
     "VersionKind",
+    "Wave",
+    "WaveDevice",
     "open_store",
 ]
 

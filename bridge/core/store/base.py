@@ -23,6 +23,8 @@ __all__ = [
     "OutboxItem",
     "Store",
     "VersionKind",
+    "Wave",
+    "WaveDevice",
     "apply_events",
     "dump_json",
     "next_state",
@@ -100,6 +102,29 @@ class DeadLetter:
     reason: str
     payload: dict[str, Any]
     created_at: datetime = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Wave:
+    """A cutover wave as the store keeps it; `spec` is the cutover step's own document."""
+
+    name: str
+    state: str
+    spec: dict[str, Any]
+    job_id: str | None = None
+    reason: str | None = None
+    created_at: datetime | None = field(default=None, compare=False)
+    updated_at: datetime | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WaveDevice:
+    """One device of a wave: how it ended in that wave (None while undecided) and why."""
+
+    wave: str
+    device_id: str
+    outcome: str | None
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +295,41 @@ class Store(Protocol):
         reason: str | None = None,
     ) -> State:
         """Apply `events` in order, store `fingerprint` and ack `item`, atomically."""
+        ...
+
+    async def add_wave(self, wave: Wave, devices: Collection[str]) -> bool:
+        """Insert a wave and its devices; return False when a wave of that name exists."""
+        ...
+
+    async def get_wave(self, name: str) -> Wave | None:
+        """Return the wave, or None when unknown."""
+        ...
+
+    async def waves(self) -> list[Wave]:
+        """Return every wave, oldest first."""
+        ...
+
+    async def update_wave(
+        self,
+        name: str,
+        *,
+        state: str,
+        expected: Collection[str] = (),
+        job_id: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Set the wave's state (and job id, reason when given) if its state is one of
+        `expected` (any when empty); return whether it changed."""
+        ...
+
+    async def wave_devices(self, name: str) -> list[WaveDevice]:
+        """Return the wave's devices with their outcomes, in id order."""
+        ...
+
+    async def record_outcome(
+        self, name: str, device_id: str, outcome: str, reason: str | None
+    ) -> None:
+        """Remember how `device_id` ended in wave `name`, and why."""
         ...
 
     async def acquire_lease(self, partition: str, owner: str, seconds: float) -> bool:

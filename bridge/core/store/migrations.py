@@ -74,6 +74,28 @@ SQLITE: tuple[Migration, ...] = (
             "CREATE TABLE thing_groups (name TEXT PRIMARY KEY, parent TEXT)",
         ),
     ),
+    Migration(
+        3,
+        "cutover waves",
+        (
+            """CREATE TABLE waves (
+                name TEXT PRIMARY KEY,
+                state TEXT NOT NULL,
+                spec TEXT NOT NULL,
+                job_id TEXT,
+                reason TEXT,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL)""",
+            """CREATE TABLE wave_devices (
+                wave TEXT NOT NULL REFERENCES waves (name),
+                device_id TEXT NOT NULL,
+                outcome TEXT,
+                reason TEXT,
+                updated_at REAL NOT NULL,
+                PRIMARY KEY (wave, device_id))""",
+            "CREATE INDEX wave_devices_by_device ON wave_devices (device_id)",
+        ),
+    ),
 )
 
 POSTGRES: tuple[Migration, ...] = (
@@ -132,6 +154,28 @@ POSTGRES: tuple[Migration, ...] = (
                 PRIMARY KEY (group_name, device_id))""",
             "CREATE INDEX memberships_by_device ON memberships (device_id)",
             "CREATE TABLE thing_groups (name text PRIMARY KEY, parent text)",
+        ),
+    ),
+    Migration(
+        3,
+        "cutover waves",
+        (
+            """CREATE TABLE waves (
+                name text PRIMARY KEY,
+                state text NOT NULL,
+                spec text NOT NULL,
+                job_id text,
+                reason text,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now())""",
+            """CREATE TABLE wave_devices (
+                wave text NOT NULL REFERENCES waves (name),
+                device_id text NOT NULL,
+                outcome text,
+                reason text,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (wave, device_id))""",
+            "CREATE INDEX wave_devices_by_device ON wave_devices (device_id)",
         ),
     ),
 )

@@ -22,6 +22,8 @@ from bridge.core.store.base import (
     OutboxEntry,
     OutboxItem,
     VersionKind,
+    Wave,
+    WaveDevice,
     apply_events,
     dump_json,
     next_state,
@@ -107,6 +109,21 @@ def _device(row: Mapping[str, Any]) -> Device:
         lease_owner=row["lease_owner"],
         lease_until=row["lease_until"],
         fingerprint=row["fingerprint"],
+    )
+
+
+_WAVE_COLUMNS = "name, state, spec, job_id, reason, created_at, updated_at"
+
+
+def _wave(row: Mapping[str, Any]) -> Wave:
+    return Wave(
+        name=row["name"],
+        state=row["state"],
+        spec=json.loads(row["spec"]),
+        job_id=row["job_id"],
+        reason=row["reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
@@ -469,6 +486,71 @@ class PostgresStore:
             )
             await conn.execute("DELETE FROM outbox WHERE id = $1", item.id)
             return state
+
+    async def add_wave(self, wave: Wave, devices: Collection[str]) -> bool:
+        async with self._conn() as conn, conn.transaction():
+            inserted = await conn.execute(
+                "INSERT INTO waves (name, state, spec, job_id, reason) VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (name) DO NOTHING",
+                wave.name,
+                wave.state,
+                dump_json(wave.spec),
+                wave.job_id,
+                wave.reason,
+            )
+            if inserted != "INSERT 0 1":
+                return False
+            await conn.executemany(
+                "INSERT INTO wave_devices (wave, device_id) VALUES ($1, $2)",
+                [(wave.name, device_id) for device_id in devices],
+            )
+        return True
+
+    async def get_wave(self, name: str) -> Wave | None:
+        sql = f"SELECT {_WAVE_COLUMNS} FROM waves WHERE name = $1"  # noqa: S608 - our constant
+        rows = await self._fetch(sql, name)
+        return _wave(rows[0]) if rows else None
+
+    async def waves(self) -> list[Wave]:
+        sql = f"SELECT {_WAVE_COLUMNS} FROM waves ORDER BY created_at, name"  # noqa: S608
+        return [_wave(row) for row in await self._fetch(sql)]
+
+    async def update_wave(
+        self,
+        name: str,
+        *,
+        state: str,
+        expected: Collection[str] = (),
+        job_id: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        sql = (
+            "UPDATE waves SET state = $1, job_id = coalesce($2, job_id),"
+            " reason = coalesce($3, reason), updated_at = now() WHERE name = $4"
+            " AND (cardinality($5::text[]) = 0 OR state = ANY($5::text[]))"
+        )
+        done = await self._execute(sql, state, job_id, reason, name, list(expected))
+        return done == "UPDATE 1"
+
+    async def wave_devices(self, name: str) -> list[WaveDevice]:
+        rows = await self._fetch(
+            "SELECT wave, device_id, outcome, reason FROM wave_devices WHERE wave = $1"
+            " ORDER BY device_id",
+            name,
+        )
+        return [WaveDevice(r["wave"], r["device_id"], r["outcome"], r["reason"]) for r in rows]
+
+    async def record_outcome(
+        self, name: str, device_id: str, outcome: str, reason: str | None
+    ) -> None:
+        await self._execute(
+            "UPDATE wave_devices SET outcome = $1, reason = $2, updated_at = now()"
+            " WHERE wave = $3 AND device_id = $4",
+            outcome,
+            reason,
+            name,
+            device_id,
+        )
 
     async def acquire_lease(self, partition: str, owner: str, seconds: float) -> bool:
         status = await self._execute(_TAKE_LEASE, partition, owner, float(seconds))

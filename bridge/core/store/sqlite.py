@@ -26,6 +26,8 @@ from bridge.core.store.base import (
     OutboxEntry,
     OutboxItem,
     VersionKind,
+    Wave,
+    WaveDevice,
     apply_events,
     dump_json,
     next_state,
@@ -95,6 +97,21 @@ def _device(row: sqlite3.Row) -> Device:
         lease_owner=row[9],
         lease_until=_when(row[10]),
         fingerprint=row[11],
+    )
+
+
+_WAVE_COLUMNS = "name, state, spec, job_id, reason, created_at, updated_at"
+
+
+def _wave(row: sqlite3.Row) -> Wave:
+    return Wave(
+        name=row[0],
+        state=row[1],
+        spec=json.loads(row[2]),
+        job_id=row[3],
+        reason=row[4],
+        created_at=_when(row[5]),
+        updated_at=_when(row[6]),
     )
 
 
@@ -514,6 +531,68 @@ class SqliteStore:
             )
             await db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
             return state
+
+    async def add_wave(self, wave: Wave, devices: Collection[str]) -> bool:
+        now = time.time()
+        async with self._tx() as db:
+            cursor = await db.execute(
+                "INSERT INTO waves (name, state, spec, job_id, reason, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (wave.name, wave.state, dump_json(wave.spec), wave.job_id, wave.reason, now, now),
+            )
+            if cursor.rowcount != 1:
+                return False
+            await db.executemany(
+                "INSERT INTO wave_devices (wave, device_id, updated_at) VALUES (?, ?, ?)",
+                [(wave.name, device_id, now) for device_id in devices],
+            )
+        return True
+
+    async def get_wave(self, name: str) -> Wave | None:
+        sql = f"SELECT {_WAVE_COLUMNS} FROM waves WHERE name = ?"  # noqa: S608 - our constant
+        rows = await self._rows(sql, (name,))
+        return _wave(rows[0]) if rows else None
+
+    async def waves(self) -> list[Wave]:
+        sql = f"SELECT {_WAVE_COLUMNS} FROM waves ORDER BY created_at, name"  # noqa: S608
+        return [_wave(row) for row in await self._rows(sql)]
+
+    async def update_wave(
+        self,
+        name: str,
+        *,
+        state: str,
+        expected: Collection[str] = (),
+        job_id: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        sql = (
+            "UPDATE waves SET state = ?, job_id = coalesce(?, job_id),"
+            " reason = coalesce(?, reason), updated_at = ? WHERE name = ?"
+        )
+        params: list[Any] = [state, job_id, reason, time.time(), name]
+        if expected:
+            sql += f" AND state IN ({', '.join('?' * len(expected))})"
+            params.extend(expected)
+        changed, _ = await self._write(sql, params)
+        return changed == 1
+
+    async def wave_devices(self, name: str) -> list[WaveDevice]:
+        rows = await self._rows(
+            "SELECT wave, device_id, outcome, reason FROM wave_devices WHERE wave = ?"
+            " ORDER BY device_id",
+            (name,),
+        )
+        return [WaveDevice(*row) for row in rows]
+
+    async def record_outcome(
+        self, name: str, device_id: str, outcome: str, reason: str | None
+    ) -> None:
+        await self._write(
+            "UPDATE wave_devices SET outcome = ?, reason = ?, updated_at = ?"
+            " WHERE wave = ? AND device_id = ?",
+            (outcome, reason, time.time(), name, device_id),
+        )
 
     async def acquire_lease(self, partition: str, owner: str, seconds: float) -> bool:
         now = time.time()

@@ -1,0 +1,118 @@
+"""`iot-bridge cutover ...`: plan, start, pause, resume, abort, roll back and look at waves.
+
+The commands write the store; the daemon (`iot-bridge run`) acts on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from bridge.config import Settings
+from bridge.core.store import Store, open_store
+from bridge.cutover.operator import plan_wave, render_status, set_wave_state, wave_status
+
+__all__ = ["cutover_app"]
+
+T = TypeVar("T")
+
+cutover_app = typer.Typer(no_args_is_help=True, help="Move devices to IoT Hub in waves.")
+
+EnvFile = Annotated[
+    Path | None,
+    typer.Option("--env-file", help="dotenv file with the cloud connection settings."),
+]
+Name = Annotated[str, typer.Argument(help="The wave's name.")]
+
+
+def _with_store(
+    env_file: Path | None, work: Callable[[Store], Awaitable[T]], *, existing: bool
+) -> T:
+    settings = Settings(_env_file=env_file)
+
+    async def run() -> T:
+        async with open_store(settings.store.dsn, existing=existing) as store:
+            return await work(store)
+
+    return asyncio.run(run())
+
+
+def plan(
+    name: Name,
+    env_file: EnvFile = None,
+    devices: Annotated[
+        str | None, typer.Option(help="Comma-separated device ids (thing names).")
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="Thing group whose members move.")] = None,
+    success_threshold: Annotated[
+        float, typer.Option(min=0, max=1, help="Share that must end on Azure.")
+    ] = 1.0,
+    abort_threshold: Annotated[
+        float, typer.Option(min=0.01, max=1, help="Share rolled back past which the wave aborts.")
+    ] = 0.5,
+    deadline: Annotated[
+        int, typer.Option(min=1, help="Seconds a device has to show up on Azure.")
+    ] = 300,
+    max_per_minute: Annotated[int, typer.Option(min=1, max=1000, help="AWS rollout cap.")] = 60,
+) -> None:
+    """Plan a wave over a list of devices or a thing group."""
+    chosen = [d.strip() for d in (devices or "").split(",") if d.strip()]
+    if not chosen and group is None:
+        raise typer.BadParameter("give --devices or --group")
+    spec = _with_store(
+        env_file,
+        lambda store: plan_wave(
+            store,
+            name,
+            devices=chosen,
+            group=group,
+            success_threshold=success_threshold,
+            abort_threshold=abort_threshold,
+            deadline_seconds=deadline,
+            max_per_minute=max_per_minute,
+        ),
+        existing=True,  # the devices come from the mirror's store; never create one here
+    )
+    typer.echo(f"wave {name}: planned, {len(spec.devices)} devices")
+
+
+def _mover(command: str, done: str) -> Callable[..., None]:
+    def move(name: Name, env_file: EnvFile = None) -> None:
+        _with_store(env_file, lambda store: set_wave_state(store, name, command), existing=True)
+        typer.echo(f"wave {name}: {done}")
+
+    return move
+
+
+def status(
+    env_file: EnvFile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every wave, each device's state, outcome and reason."""
+    waves: list[dict[str, Any]] = _with_store(env_file, wave_status, existing=True)
+    typer.echo(json.dumps(waves, indent=2) if as_json else render_status(waves))
+
+
+COMMANDS: dict[str, tuple[Callable[..., None], str]] = {
+    "plan": (plan, "Plan a wave over a list of devices or a thing group."),
+    "start": (
+        _mover("start", "running (the daemon sends its job)"),
+        "Start (or resume) a wave; the daemon sends its AWS IoT Job.",
+    ),
+    "pause": (_mover("pause", "paused"), "Stop looking at a running wave for now."),
+    "resume": (_mover("resume", "running"), "Resume a paused wave."),
+    "abort": (
+        _mover("abort", "aborting (devices not moved stay on AWS)"),
+        "Cancel the wave's job; devices already moving finish, the rest stay on AWS.",
+    ),
+    "rollback": (
+        _mover("rollback", "rolling back"),
+        "Cancel the wave's job, in-progress executions too; devices not on Azure stay on AWS.",
+    ),
+    "status": (status, "Every wave, each device's state, outcome and reason."),
+}

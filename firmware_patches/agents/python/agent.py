@@ -1,0 +1,377 @@
+"""Reference migration agent for Python devices: AWS IoT Core (awsiotsdk) to Azure IoT Hub.
+
+A standalone program, not a firmware recipe (this folder has no `__init__.py`, so recipe
+discovery over `firmware_patches` skips it). What it does, in order:
+
+1. Connects to AWS IoT with its certificate and listens on the jobs topics
+   (`IotJobsClient`); asks for pending work at every connect.
+2. Takes a `migrate-to-azure-iot-hub` job (`StartNextPendingJobExecution`), writes its AWS
+   settings and the job into its state file first (the fallback survives a reboot).
+3. Connects to Azure IoT Hub with the SAME certificate and key
+   (`IoTHubDeviceClient.create_from_x509_certificate`; the hub knows its thumbprint) while
+   still connected to AWS: make before break.
+4. Reports `{"migration": {"status": "migrated", "jobId": ...}}` in its twin's reported
+   properties, marks the AWS job execution SUCCEEDED, records `cloud: azure`, then lets go
+   of AWS.
+5. If Azure stays unreachable until `fallbackDeadlineSeconds`, it marks the execution
+   FAILED with the reason and stays on AWS.
+
+Run it: `python agent.py --state /var/lib/agent/state.json --thing NAME --cert C --key K
+--endpoint HOST[:PORT] --ca CA.pem`. On a restart it reads the state file and goes back to
+the cloud it was on. `faults` exist for rehearsals (a simulated fleet's misbehaving devices).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import queue
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from awscrt import mqtt, mqtt5
+from awsiot import iotjobs, mqtt5_client_builder
+from azure.iot.device import X509, IoTHubDeviceClient, Message
+
+__all__ = ["AgentSettings", "MigrationAgent", "main"]
+
+OPERATION = "migrate-to-azure-iot-hub"
+SUPPORTED_VERSIONS = frozenset({"1"})
+THING_NAME = "$thingName"
+QOS1 = mqtt.QoS.AT_LEAST_ONCE
+TIMEOUT = 10.0
+FAULTS = frozenset({"reject", "vanish", "azure-unreachable", "ignore-jobs", "claim-success"})
+
+log = logging.getLogger("migration_agent")
+
+
+@dataclass
+class AgentSettings:
+    """Where the device lives on AWS; kept in the state file as the fallback."""
+
+    thing_name: str
+    cert_file: str
+    key_file: str
+    endpoint: str  # host or host:port of the AWS IoT data endpoint
+    ca_file: str | None = None
+    faults: list[str] = field(default_factory=list)
+
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.endpoint.partition(":")
+        return host, int(port or 8883)
+
+
+class StateFile:
+    """The agent's durable state: its AWS fallback, the cloud it is on, the job at hand."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def write(self, state: dict[str, Any]) -> None:
+        # Write then rename: a reboot mid-write leaves the old state, never half of one.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=self.path.parent, delete=False, suffix=".tmp"
+        ) as out:
+            json.dump(state, out, indent=1)
+            out.flush()
+            os.fsync(out.fileno())
+        Path(out.name).replace(self.path)
+
+
+class MigrationAgent:
+    """Runs on the device: telemetry on its current cloud, and the migration job."""
+
+    def __init__(self, settings: AgentSettings, state_file: Path) -> None:
+        unknown = set(settings.faults) - FAULTS
+        if unknown:
+            raise ValueError(f"unknown faults {sorted(unknown)}")
+        self.settings = settings
+        self.state = StateFile(state_file)
+        self.cloud = "aws"
+        self.azure: Any = None  # IoTHubDeviceClient once on Azure
+        self.aws: mqtt5.Client | None = None
+        self.jobs: iotjobs.IotJobsClient | None = None
+        self.outcome: dict[str, Any] | None = None  # the last job's result, for tests
+        self._work: queue.Queue[Any] = queue.Queue()
+        self._aws_up = threading.Event()
+        self._stopped = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect to the cloud the state file names (AWS the first time)."""
+        state = self.state.read()
+        state.setdefault("aws", asdict(self.settings))
+        self.state.write(state)
+        self._worker = threading.Thread(
+            target=self._run, name=f"agent-{self.settings.thing_name}", daemon=True
+        )
+        self._worker.start()
+        if state.get("cloud") == "azure" and state.get("azure"):
+            self._connect_azure(state["azure"])  # a reboot after cutover
+            self.cloud = "azure"
+            return
+        self._connect_aws()
+
+    def stop(self) -> None:
+        """Disconnect from whichever cloud the agent is on."""
+        self._stopped.set()
+        self._work.put(None)
+        self._disconnect_aws()
+        if self.azure is not None:
+            with contextlib.suppress(Exception):
+                self.azure.shutdown()
+            self.azure = None
+        if self._worker is not None:
+            self._worker.join(TIMEOUT)
+
+    def send_telemetry(self, payload: dict[str, Any]) -> str:
+        """Publish one reading on the current cloud; return which cloud took it."""
+        body = json.dumps(payload)
+        if self.cloud == "azure" and self.azure is not None:
+            message = Message(body, content_encoding="utf-8", content_type="application/json")
+            self.azure.send_message(message)
+            return "azure"
+        if self.aws is None or not self._aws_up.is_set():
+            raise ConnectionError("not connected to AWS")
+        topic = f"dt/{self.settings.thing_name}"
+        publish = mqtt5.PublishPacket(
+            topic=topic, payload=body.encode(), qos=mqtt5.QoS.AT_LEAST_ONCE
+        )
+        self.aws.publish(publish).result(TIMEOUT)
+        return "aws"
+
+    # -- AWS side --------------------------------------------------------------------------
+
+    def _connect_aws(self) -> None:
+        settings = self.settings
+        host, port = settings.host_port()
+        connected: Future[None] = Future()
+
+        def on_success(_data: Any) -> None:
+            self._aws_up.set()
+            self._work.put("connected")
+            if not connected.done():
+                connected.set_result(None)
+
+        def on_interrupted(_data: Any) -> None:
+            self._aws_up.clear()
+
+        client = mqtt5_client_builder.mtls_from_path(
+            cert_filepath=settings.cert_file,
+            pri_key_filepath=settings.key_file,
+            endpoint=host,
+            port=port,
+            ca_filepath=settings.ca_file,
+            client_id=settings.thing_name,
+            on_lifecycle_connection_success=on_success,
+            on_lifecycle_disconnection=on_interrupted,
+            min_reconnect_delay_ms=200,
+            max_reconnect_delay_ms=2000,
+        )
+        self.aws = client
+        client.start()
+        connected.result(TIMEOUT)
+        if "ignore-jobs" in settings.faults:
+            return
+        self._subscribe_jobs(client)
+        self._request_next()
+
+    def _subscribe_jobs(self, client: mqtt5.Client) -> None:
+        thing = self.settings.thing_name
+        jobs = self.jobs = iotjobs.IotJobsClient(client)
+        subscriptions = (
+            jobs.subscribe_to_next_job_execution_changed_events(
+                iotjobs.NextJobExecutionChangedSubscriptionRequest(thing_name=thing),
+                QOS1,
+                lambda event: self._work.put(event.execution) if event.execution else None,
+            ),
+            jobs.subscribe_to_start_next_pending_job_execution_accepted(
+                iotjobs.StartNextPendingJobExecutionSubscriptionRequest(thing_name=thing),
+                QOS1,
+                lambda response: self._work.put(response.execution) if response.execution else None,
+            ),
+            jobs.subscribe_to_update_job_execution_accepted(
+                iotjobs.UpdateJobExecutionSubscriptionRequest(thing_name=thing, job_id="+"),
+                QOS1,
+                lambda _response: None,
+            ),
+        )
+        for future, _topic in subscriptions:
+            future.result(TIMEOUT)
+
+    def _request_next(self) -> None:
+        if self.jobs is None:
+            return
+        request = iotjobs.StartNextPendingJobExecutionRequest(
+            thing_name=self.settings.thing_name, step_timeout_in_minutes=None
+        )
+        self.jobs.publish_start_next_pending_job_execution(request, QOS1).result(TIMEOUT)
+
+    def _update_job(self, job_id: str, status: str, details: dict[str, str]) -> None:
+        assert self.jobs is not None
+        request = iotjobs.UpdateJobExecutionRequest(
+            thing_name=self.settings.thing_name,
+            job_id=job_id,
+            status=status,
+            status_details=details,
+        )
+        self.jobs.publish_update_job_execution(request, QOS1).result(TIMEOUT)
+
+    def _disconnect_aws(self) -> None:
+        client, self.aws = self.aws, None
+        self._aws_up.clear()
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.stop(mqtt5.DisconnectPacket())
+
+    # -- the job ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            item = self._work.get()
+            if item is None:
+                return
+            if item == "connected":
+                with contextlib.suppress(Exception):
+                    self._request_next()
+                continue
+            if getattr(item, "status", None) not in {"QUEUED", "IN_PROGRESS", None}:
+                continue
+            if item.status == "QUEUED":  # a notification: take it (start-next answers)
+                with contextlib.suppress(Exception):
+                    self._request_next()
+                continue
+            try:
+                self._handle(item.job_id, item.job_document or {})
+            except Exception:
+                log.exception("agent.job_failed")
+
+    def _handle(self, job_id: str, document: dict[str, Any]) -> None:
+        if self.cloud == "azure":
+            return
+        if (
+            document.get("operation") != OPERATION
+            or document.get("version") not in SUPPORTED_VERSIONS
+        ):
+            self._update_job(job_id, "REJECTED", {"reason": "unsupported job document"})
+            return
+        if "reject" in self.settings.faults:
+            self.outcome = {"jobId": job_id, "status": "REJECTED"}
+            self._update_job(job_id, "REJECTED", {"reason": "device refused the migration"})
+            return
+        if "claim-success" in self.settings.faults:  # says SUCCEEDED, never moves
+            self.outcome = {"jobId": job_id, "status": "SUCCEEDED"}
+            self._update_job(job_id, "SUCCEEDED", {"azure": "connected"})
+            return
+        if "vanish" in self.settings.faults:
+            self.outcome = {"jobId": job_id, "status": "vanished"}
+            self._disconnect_aws()  # takes the job, then is never heard of again
+            return
+        state = self.state.read()
+        state["job"] = {"jobId": job_id, "document": document, "taken_at": time.time()}
+        self.state.write(state)  # the fallback (AWS settings) is already in the state file
+        azure = self._azure_settings(document)
+        deadline = time.monotonic() + float(document.get("fallbackDeadlineSeconds", 60))
+        error = "no attempt"
+        while time.monotonic() < deadline and not self._stopped.is_set():
+            try:
+                self._connect_azure(azure)
+                break
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                time.sleep(1.0)
+        else:
+            self.outcome = {"jobId": job_id, "status": "FAILED", "reason": error}
+            self._update_job(job_id, "FAILED", {"reason": f"azure unreachable: {error}"[:1000]})
+            state["cloud"] = "aws"
+            self.state.write(state)
+            return
+        migration = {
+            "status": "migrated",
+            "jobId": job_id,
+            "from": "aws-iot-core",
+            "at": datetime.now(UTC).isoformat(),
+        }
+        self.azure.patch_twin_reported_properties({"migration": migration})
+        self.cloud = "azure"  # telemetry goes to Azure from here: no gap
+        state.update(cloud="azure", azure=azure)
+        self.state.write(state)
+        self._update_job(job_id, "SUCCEEDED", {"azure": "connected"})
+        self.outcome = {"jobId": job_id, "status": "SUCCEEDED"}
+        self._disconnect_aws()  # break only after make
+
+    def _azure_settings(self, document: dict[str, Any]) -> dict[str, Any]:
+        hub = document["hub"]
+        device_id = document.get("deviceId", THING_NAME)
+        pems = [a for a in document.get("trustAnchors", []) if "-----BEGIN" in a]
+        return {
+            "hostName": hub["hostName"],
+            "gatewayHostName": hub.get("gatewayHostName"),
+            "deviceId": self.settings.thing_name if device_id == THING_NAME else device_id,
+            # Named roots (DigiCert Global Root G2, Microsoft RSA Root CA 2017) are in the
+            # system trust store; PEMs in the document are trusted in addition.
+            "trust": "\n".join(pems) or None,
+            "unreachable": "azure-unreachable" in self.settings.faults,
+        }
+
+    def _connect_azure(self, azure: dict[str, Any]) -> None:
+        if azure.get("unreachable"):
+            raise ConnectionError("simulated: no route to Azure")
+        client = IoTHubDeviceClient.create_from_x509_certificate(
+            x509=X509(self.settings.cert_file, self.settings.key_file),
+            hostname=azure["hostName"],
+            device_id=azure["deviceId"],
+            gateway_hostname=azure.get("gatewayHostName"),
+            server_verification_cert=azure.get("trust"),
+            connection_retry=False,
+        )
+        try:
+            client.connect()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            raise
+        self.azure = client
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the agent until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--thing", required=True)
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--ca")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    agent = MigrationAgent(
+        AgentSettings(args.thing, args.cert, args.key, args.endpoint, args.ca), args.state
+    )
+    agent.start()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        agent.stop()
+
+
+if __name__ == "__main__":
+    main()

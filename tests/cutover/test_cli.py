@@ -1,0 +1,64 @@
+"""The cutover commands on a store alone: what they write and how they refuse."""
+
+import asyncio
+
+import pytest
+from typer.testing import CliRunner
+
+from bridge.cli import app
+from bridge.core.store import ChangeSet, open_store
+
+
+@pytest.fixture
+def dsn(tmp_path):
+    dsn = f"sqlite:///{tmp_path / 'bridge.db'}"
+
+    async def seed():
+        async with open_store(dsn) as store:
+            for name in ("c-1", "c-2", "c-3"):
+                await store.add_device(name)
+            await store.save_changes(store_changes())
+
+    asyncio.run(seed())
+    return dsn
+
+
+def store_changes():
+    return ChangeSet(groups={"plant": None})
+
+
+def cutover(dsn, *args):
+    return CliRunner().invoke(app, ["cutover", *args], env={"BRIDGE_STORE__DSN": dsn})
+
+
+def test_plan_start_pause_resume_abort_and_status(dsn):
+    assert cutover(dsn, "plan", "canary", "--devices", "c-1,c-2").exit_code == 0
+    assert "wave canary: planned" in cutover(dsn, "status").output
+    for step in ("start", "pause", "resume", "abort"):
+        result = cutover(dsn, step, "canary")
+        assert result.exit_code == 0, result.output
+    assert "wave canary: aborting" in cutover(dsn, "status").output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["start", "nope"], "no wave named 'nope': plan it first"),
+        (["plan", "w", "--devices", "c-1,ghost"], "devices unknown to the bridge: ghost"),
+        (["plan", "w", "--group", "plant"], "thing group 'plant' has no members"),
+    ],
+)
+def test_mistakes_end_in_one_sentence_and_exit_2(dsn, args, says):
+    result = cutover(dsn, *args)
+    assert result.exit_code == 2
+    assert says in result.output
+
+
+def test_a_wave_cannot_be_planned_twice_or_resumed_when_done(dsn):
+    assert cutover(dsn, "plan", "w", "--devices", "c-3").exit_code == 0
+    again = cutover(dsn, "plan", "w", "--devices", "c-3")
+    assert again.exit_code == 2
+    assert "a wave named 'w' exists already" in again.output
+    paused = cutover(dsn, "resume", "w")
+    assert paused.exit_code == 2
+    assert "wave 'w' is planned; it can become running only from paused" in paused.output
