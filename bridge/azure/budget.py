@@ -109,6 +109,11 @@ class RateBudget:
         return cls(rates, share=share, latency_reserve=latency_reserve)
 
     @classmethod
+    def for_hub(cls, tier: Tier | None, units: int = 1) -> RateBudget:
+        """The budget of the configured hub: its tier's quotas, or none when no tier is set."""
+        return cls.for_tier(tier, units) if tier else cls.unlimited()
+
+    @classmethod
     def unlimited(cls) -> RateBudget:
         """A budget that never waits: for tests and benchmarks against an unthrottled hub."""
         return cls(None)

@@ -30,8 +30,7 @@ def build_daemon(
     metrics = metrics or Metrics.create()
     # One budget per hub: the mirror's registry writes and the relay's module key reads spend
     # the same identity-registry quota, and IoT Hub counts them together.
-    tier = settings.iothub.tier
-    budget = RateBudget.for_tier(tier, settings.iothub.units) if tier else RateBudget.unlimited()
+    budget = RateBudget.for_hub(settings.iothub.tier, settings.iothub.units)
     services: list[Service] = [
         MirrorService(cloud, settings, options, metrics=metrics, budget=budget)
     ]

@@ -82,7 +82,7 @@ class MirrorService:
         self._options = options
         self._metrics = metrics
         # Shared with the other services writing to the same hub (the relay), if given.
-        self._budget = budget or _budget(settings)
+        self._budget = budget or RateBudget.for_hub(settings.iothub.tier, settings.iothub.units)
         self._stack = contextlib.AsyncExitStack()
         self._stopping = asyncio.Event()
         self._engine: Engine | None = None
@@ -298,11 +298,6 @@ def _plan_auth(path: Path) -> AuthLookup:
         return auths.get(device_id)
 
     return lookup
-
-
-def _budget(settings: Settings) -> RateBudget:
-    tier = settings.iothub.tier
-    return RateBudget.for_tier(tier, settings.iothub.units) if tier else RateBudget.unlimited()
 
 
 @contextlib.asynccontextmanager

@@ -106,9 +106,7 @@ class RelayService:
             raise ConfigError("IOTHUB_CONNECTION_STRING is not set: the relay has no IoT Hub")
         self._routes = relay_routes(settings, self._options.plan)
         tier = settings.iothub.tier
-        budget = self._budget or (
-            RateBudget.for_tier(tier, settings.iothub.units) if tier else RateBudget.unlimited()
-        )
+        budget = self._budget or RateBudget.for_hub(tier, settings.iothub.units)
         enter = self._stack.enter_async_context
         store = self._store = await enter(open_store(settings.store.dsn))
         hub = await enter(
