@@ -10,12 +10,12 @@ import pytest
 from bridge_sim.fleet import Fleet
 from tests.cutover.conftest import iot_client, until
 from tests.cutover.test_waves import _cli, _wave
-from tests.daemon.test_faults import Daemon
+from tests.daemon.children import Daemon
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def _env_file(tmp_path, env, dsn):
+def write_bridge_env(tmp_path, env, dsn):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -48,7 +48,7 @@ async def test_a_wave_killed_mid_flight_is_finished_by_the_next_daemon(stack, tm
     dsn = f"sqlite:///{db}"
     faults = {3: ["vanish"], 4: ["reject"]}
     with (tmp_path / "daemon.log").open("w") as log:
-        daemon = Daemon(_env_file(tmp_path, env, dsn), log)
+        daemon = Daemon(write_bridge_env(tmp_path, env, dsn), log)
         async with Fleet(env, tmp_path / "fleet", devices=5, prefix="k9", misbehaving=faults):
             daemon.start()
             try:

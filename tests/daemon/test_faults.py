@@ -7,80 +7,21 @@ equal in every device, attribute, group path and shadow field, on both store bac
 
 import asyncio
 import json
-import os
 import random
-import secrets
 import signal
-import subprocess
-import sys
 import threading
 
 import aiohttp
 import pytest
 
+from tests.daemon.children import Daemon, write_bridge_env
 from tests.daemon.parity import aws_clients, differences
-from tests.daemon.test_run import free_port, until_parity
+from tests.daemon.test_run import until_parity
 
 pytestmark = pytest.mark.timeout(600)
 
 KILLS = 10
 PREFIX = "f-"
-
-
-def _env_file(tmp_path, env, dsn):
-    settings = {
-        **env,
-        "BRIDGE_STORE__DSN": dsn,
-        "BRIDGE_HTTP__PORT": str(free_port()),
-        "BRIDGE_MIRROR__CLIENT_ID": f"iot-bridge-{secrets.token_hex(3)}",
-        "BRIDGE_MIRROR__AWS_RATE_SCALE": "0",
-        "BRIDGE_MIRROR__RECONCILE_INTERVAL": "0",
-        "BRIDGE_LOG_LEVEL": os.environ.get("FAULTS_LOG_LEVEL", "WARNING"),  # INFO to diagnose
-    }
-    path = tmp_path / "bridge.env"
-    path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
-    return path
-
-
-class Daemon:
-    """`iot-bridge run` as a child process that can be killed and started again."""
-
-    def __init__(self, env_file, log):
-        self.env_file = env_file
-        self.log = log
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and CLI
-            [
-                sys.executable,
-                "-c",
-                "from bridge.cli import main; main()",
-                "run",
-                "--env-file",
-                str(self.env_file),
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("AWS_", "IOTHUB_", "BRIDGE_"))
-            },
-        )
-
-    def kill(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.process.returncode
 
 
 class Workload(threading.Thread):
@@ -163,7 +104,7 @@ async def test_kill_9_broker_restart_and_throttling_lose_nothing(stack, tmp_path
     names = await asyncio.to_thread(_estate, env, 150)
     await _faults(stack, [{"status": 429, "fraction": 0.1}, {"status": 503, "fraction": 0.1}])
     log = (tmp_path / "daemon.log").open("w")
-    daemon = Daemon(_env_file(tmp_path, env, dsn), log)
+    daemon = Daemon(write_bridge_env(tmp_path, env, dsn), log)
     workload = Workload(env, names, seed=42)
     rnd = random.Random(7)
     try:

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from bridge.exit_codes import ExitCode
+from tests.daemon.children import Daemon, write_bridge_env
 from tests.daemon.parity import aws_clients
-from tests.daemon.test_faults import Daemon, _env_file
 from tests.daemon.test_run import until_parity
 
 pytestmark = pytest.mark.timeout(300)
@@ -51,7 +51,7 @@ async def test_sigterm_during_the_initial_sync_stops_cleanly_and_the_next_start_
         data.update_thing_shadow(
             thingName=f"{PREFIX}{i:02d}", payload=json.dumps({"state": {"desired": {"i": i}}})
         )
-    env_file = _env_file(tmp_path, env, f"sqlite:///{tmp_path / 'bridge.db'}")
+    env_file = write_bridge_env(tmp_path, env, f"sqlite:///{tmp_path / 'bridge.db'}")
     # AWS reads paced far below the default: the initial read takes minutes, so the
     # signal surely lands in the middle of it.
     _settings(env_file, BRIDGE_MIRROR__AWS_RATE_SCALE="0.02", BRIDGE_SHUTDOWN_TIMEOUT="20")

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 from bridge.exit_codes import ExitCode
+from tests.daemon.children import Daemon, write_bridge_env
 from tests.daemon.parity import aws_clients
-from tests.daemon.test_faults import Daemon, _env_file
 from tests.daemon.test_lifecycle import _port
 from tests.daemon.test_run import _on_hub, until_parity
 
@@ -72,7 +72,7 @@ async def test_a_restart_after_kill_9_resumes_claimed_syncs_within_seconds(
         data.update_thing_shadow(thingName=name, payload=json.dumps({"state": {"desired": {}}}))
     # Every hub write hangs, so the workers hold their claims when the kill comes.
     await _control(stack, "PUT", "/_emulator/latency", {"seconds": 60, "endpoint": "rest"})
-    env_file = _env_file(tmp_path, env, store_dsn)
+    env_file = write_bridge_env(tmp_path, env, store_dsn)
     port = _port(env_file)
     with (tmp_path / "daemon.log").open("ab") as log:
         daemon = Daemon(env_file, log)

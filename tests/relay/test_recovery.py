@@ -8,8 +8,8 @@ import time
 import pytest
 
 from bridge_sim.stack import sim_stack
+from tests.daemon.children import Daemon, write_bridge_env
 from tests.daemon.parity import aws_clients
-from tests.daemon.test_faults import Daemon, _env_file
 from tests.daemon.test_run import until_parity
 from tests.relay.fleet import captured, connect, first_seen_seqs, make_fleet, publish
 
@@ -36,7 +36,7 @@ async def test_a_kill_9_mid_stream_loses_nothing(stack, tmp_path):
     iot, _data = aws_clients(env)
     names = [f"kil-{i}" for i in range(3)]
     things = await asyncio.to_thread(make_fleet, stack, iot, names)
-    env_file = _env_file(tmp_path, env, f"sqlite:///{tmp_path / 'bridge.db'}")
+    env_file = write_bridge_env(tmp_path, env, f"sqlite:///{tmp_path / 'bridge.db'}")
     with env_file.open("a") as extra:
         extra.write('BRIDGE_RELAY__ENABLED=true\nBRIDGE_RELAY__TOPICS=["dt/+=2"]\n')
     log_path = tmp_path / "daemon.log"
