@@ -22,11 +22,10 @@ from azure.iot.device.aio import IoTHubModuleClient
 
 from bridge.azure.hub import IotHubService
 from bridge.azure.models import SasAuth
-from bridge.logging import get_logger
+from bridge.azure.module_client import close_module_client
 
 __all__ = ["ReportedWriter", "reported_patch"]
 
-_log = get_logger("azure.reported")
 _TIMEOUT = 30.0
 
 
@@ -134,10 +133,4 @@ class ReportedWriter:
         client = self._clients.pop(device_id, None)
         if client is None:
             return
-        try:
-            async with asyncio.timeout(_TIMEOUT):
-                await client.shutdown()
-        except Exception as exc:  # a connection that will not close cleanly is gone anyway
-            _log.debug(
-                "azure.relay_connection_closed_uncleanly", device_id=device_id, error=str(exc)
-            )
+        await close_module_client(device_id, client, timeout=_TIMEOUT)

@@ -26,13 +26,12 @@ from azure.iot.device.exceptions import CredentialError
 from bridge.azure.budget import RateBudget
 from bridge.azure.hub import IotHubService
 from bridge.azure.models import SasAuth
+from bridge.azure.module_client import close_module_client
 from bridge.azure.quotas import Operation
 from bridge.errors import NotFound, Rejected
-from bridge.logging import get_logger
 
 __all__ = ["ModuleSender"]
 
-_log = get_logger("azure.telemetry")
 _TIMEOUT = 30.0
 
 
@@ -192,8 +191,4 @@ class ModuleSender:
 
 
 async def _shutdown(device_id: str, client: Any) -> None:
-    try:
-        async with asyncio.timeout(_TIMEOUT):
-            await client.shutdown()
-    except Exception as exc:  # a connection that will not close cleanly is gone anyway
-        _log.debug("azure.relay_connection_closed_uncleanly", device_id=device_id, error=str(exc))
+    await close_module_client(device_id, client, timeout=_TIMEOUT)
