@@ -15,4 +15,5 @@ class ExitCode(IntEnum):
     USAGE = 2  # the command line itself was wrong (typer/click's own code)
     STARTUP_FAILED = 3  # could not start: an endpoint unreachable, an input unreadable or foreign
     CONFIG_ERROR = 4  # the settings are missing, wrong or contradict each other
+    VERIFY_FAILED = 5  # a verification (the rehearsal's) found a device or a message lost
     INTERRUPTED = 130  # a second signal forced the exit before the drain finished

@@ -42,7 +42,7 @@ def sim_up(
     asyncio.run(run_until_interrupted(env_file=env_file, state_dir=state_dir, things=things))
 
 
-def rehearse(
+def rehearse(  # noqa: PLR0917 - typer maps each parameter to an option
     things: Annotated[int, typer.Option(min=1, help="Things in the simulated estate.")] = 300,
     workdir: Annotated[
         Path, typer.Option(help="Where the inventory, the plan and the stand-ins' state go.")
@@ -51,20 +51,35 @@ def rehearse(
         Path, typer.Option("--env-file", help="Where to write the stand-ins' settings.")
     ] = Path(".env.sim"),
     stay_up: Annotated[
-        bool, typer.Option(help="Keep the stand-ins running afterwards, until Ctrl-C.")
-    ] = True,
-    fleet: Annotated[
-        int, typer.Option(min=0, help="Simulated devices cut over in a canary wave (0: none).")
-    ] = 5,
+        bool, typer.Option(help="Keep the stand-ins and the daemon up afterwards, until Ctrl-C.")
+    ] = False,
+    devices: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Simulated devices running the migration agent, cut over in waves."
+        ),
+    ] = 50,
+    deadline: Annotated[
+        int, typer.Option(min=5, help="Seconds a device has to show up on Azure in its wave.")
+    ] = 30,
 ) -> None:
-    """Rehearse a migration window on the local stand-ins: estate, discovery, plan, mirror,
-    a canary cutover wave."""
+    """Rehearse a migration window on the local stand-ins, end to end: estate, fleet,
+    discovery, plan, mirror, relay, cutover in waves, and a verification of every device.
+
+    Exits 0 only when every device is on Azure or rolled back with its reason and no
+    reading was lost (exit code 5 otherwise); the report is printed and written to the
+    work directory."""
     from bridge_sim.rehearse import RehearsalOptions  # noqa: PLC0415 - heavy imports, only here
     from bridge_sim.rehearse import rehearse as run_rehearsal  # noqa: PLC0415
 
     configure_logging("WARNING")
     options = RehearsalOptions(
-        things=things, workdir=workdir, env_file=env_file, stay_up=stay_up, fleet=fleet
+        things=things,
+        workdir=workdir,
+        env_file=env_file,
+        stay_up=stay_up,
+        devices=devices,
+        deadline=deadline,
     )
     raise typer.Exit(asyncio.run(run_rehearsal(options)))
 

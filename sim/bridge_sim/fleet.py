@@ -20,8 +20,10 @@ import importlib.util
 import json
 import random
 import sys
+import time
 from collections import Counter
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -31,7 +33,7 @@ import boto3
 
 from bridge.logging import get_logger
 
-__all__ = ["AGENT_PATH", "Fleet", "FleetDevice", "load_agent"]
+__all__ = ["AGENT_PATH", "Fleet", "FleetDevice", "Reading", "load_agent"]
 
 AGENT_PATH = (
     Path(__file__).resolve().parents[2] / "firmware_patches" / "agents" / "python" / "agent.py"
@@ -50,6 +52,25 @@ def load_agent() -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up while being built
     spec.loader.exec_module(module)
     return module
+
+
+# What an estate's telemetry rule looks like: discovery finds it, the plan translates it to a
+# route, and the relay learns from it which topic level names the device.
+_RULE = {
+    "sql": "SELECT *, topic(2) AS device FROM 'dt/+'",
+    "awsIotSqlVersion": "2016-03-23",
+    "ruleDisabled": False,
+    "actions": [
+        {
+            "timestream": {
+                "roleArn": "arn:aws:iam::123456789012:role/fleet-timestream",
+                "databaseName": "fleet",
+                "tableName": "telemetry",
+                "dimensions": [{"name": "device", "value": "${topic(2)}"}],
+            }
+        }
+    ],
+}
 
 
 def _policy(region: str, account: str) -> str:
@@ -71,6 +92,15 @@ def _policy(region: str, account: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One telemetry reading as the device saw it: when, and which cloud took it."""
+
+    seq: int
+    at: float  # wall clock, seconds since the epoch (the `ts` in the payload)
+    cloud: str  # "aws", "azure" or "unsent" (refused or between clouds)
+
+
 @dataclass
 class FleetDevice:
     """One simulated device: its agent and what it sent where."""
@@ -79,6 +109,7 @@ class FleetDevice:
     faults: list[str]
     agent: Any
     sent: Counter[str] = field(default_factory=Counter)  # cloud -> readings sent
+    readings: list[Reading] = field(default_factory=list)
 
 
 class Fleet:
@@ -91,6 +122,7 @@ class Fleet:
         prefix: Thing name prefix (`<prefix>-00`, `<prefix>-01`...).
         misbehaving: Device index -> fault names (see the module docstring).
         telemetry_interval: Seconds between readings of one device; 0 sends none.
+        telemetry_at_start: Start the readings on entry; else `start_telemetry()` does.
     """
 
     def __init__(
@@ -102,6 +134,7 @@ class Fleet:
         prefix: str = "dev",
         misbehaving: Mapping[int, list[str]] | None = None,
         telemetry_interval: float = 1.0,
+        telemetry_at_start: bool = True,
     ) -> None:
         if devices < 1:
             raise ValueError("a fleet needs at least one device")
@@ -110,8 +143,12 @@ class Fleet:
         self._names = [f"{prefix}-{i:02d}" for i in range(devices)]
         self._faults = {self._names[i]: list(f) for i, f in (misbehaving or {}).items()}
         self._interval = telemetry_interval
+        self._telemetry_at_start = telemetry_at_start
         self.devices: dict[str, FleetDevice] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # Every device's send blocks until its cloud acknowledges: one thread each, so a
+        # slow cloud delays that device, never the rest of the fleet.
+        self._threads = ThreadPoolExecutor(max_workers=devices, thread_name_prefix="fleet")
 
     @property
     def names(self) -> list[str]:
@@ -128,13 +165,16 @@ class Fleet:
         )
 
     def register(self) -> None:
-        """Create every thing with its own certificate and policy (blocking: boto3)."""
+        """Create every thing with its own certificate and policy, and the topic rule that
+        feeds the fleet's telemetry to its AWS consumers (blocking: boto3)."""
         iot = self._iot()
         region = self._env.get("AWS_REGION", "us-east-1")
         with contextlib.suppress(iot.exceptions.ResourceAlreadyExistsException):
             iot.create_policy(
                 policyName="fleet-per-thing", policyDocument=_policy(region, "123456789012")
             )
+        with contextlib.suppress(iot.exceptions.ResourceAlreadyExistsException):
+            iot.create_topic_rule(ruleName="fleet_telemetry", topicRulePayload=_RULE)
         for name in self._names:
             iot.create_thing(thingName=name)
             cert = iot.create_keys_and_certificate(setAsActive=True)
@@ -166,12 +206,26 @@ class Fleet:
         for name in self._names:
             self.devices[name] = await asyncio.to_thread(self._start_agent, agents, name)
         _log.info("sim.fleet_started", devices=len(self.devices), misbehaving=len(self._faults))
-        if self._interval > 0:
-            for device in self.devices.values():
-                self._tasks.append(
-                    asyncio.create_task(self._telemetry(device), name=f"fleet[{device.name}]")
-                )
+        if self._telemetry_at_start:
+            self.start_telemetry()
         return self
+
+    def start_telemetry(self) -> None:
+        """Every device starts sending a reading each interval (none if the interval is 0)."""
+        if self._interval <= 0 or self._tasks:
+            return
+        for device in self.devices.values():
+            self._tasks.append(
+                asyncio.create_task(self._telemetry(device), name=f"fleet[{device.name}]")
+            )
+
+    async def stop_telemetry(self) -> None:
+        """Stop every device's readings (the agents stay connected); idempotent."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def __aexit__(
         self,
@@ -179,22 +233,28 @@ class Fleet:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.stop_telemetry()
         for device in self.devices.values():
             await asyncio.to_thread(device.agent.stop)
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def _telemetry(self, device: FleetDevice) -> None:
+        loop = asyncio.get_running_loop()
         sequence = 0
         while True:
             sequence += 1
-            reading = {"seq": sequence, "temperature": round(random.uniform(18, 26), 2)}  # noqa: S311
+            at = time.time()
+            reading = {
+                "seq": sequence,
+                "ts": round(at, 3),
+                "temperature": round(random.uniform(18, 26), 2),  # noqa: S311
+            }
             try:
-                cloud = await asyncio.to_thread(device.agent.send_telemetry, reading)
+                cloud = await loop.run_in_executor(
+                    self._threads, device.agent.send_telemetry, reading
+                )
             except Exception:  # between clouds, or a vanished device: count it
                 cloud = "unsent"
             device.sent[cloud] += 1
+            device.readings.append(Reading(sequence, at, cloud))
             await asyncio.sleep(self._interval)

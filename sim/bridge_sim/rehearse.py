@@ -1,12 +1,12 @@
 """`iot-bridge rehearse`: a migration window on the local stand-ins, start to finish.
 
-Starts both stand-ins, builds a realistic estate in the AWS one, then runs what an
-operations team runs against the real clouds: discovery, the plan, then the mirror
-daemon (`iot-bridge run`) with its initial sync and a few live changes timed end to end,
-then a canary cutover wave over a small simulated fleet running the migration agent (one
-device rejects the job, to show a rollback). Later stages (relay, reverse) join as they
-land. The stand-ins and the daemon stay up afterwards, with their settings in the env
-file, so the team can look around.
+Starts both stand-ins, builds a realistic estate in the AWS one and a simulated fleet
+running the migration agent (a few devices told to misbehave), then runs what an operations
+team runs against the real clouds: discovery, the plan, the daemon (`iot-bridge run`:
+mirror, relay and cutover) with its initial sync and a few live changes timed end to end,
+then the fleet cut over in growing waves through AWS IoT Jobs. It ends with a verification
+report comparing AWS and Azure device by device (`bridge_sim.verify`), printed and written
+beside its other outputs, and exits with the report's verdict.
 """
 
 from __future__ import annotations
@@ -20,14 +20,18 @@ import signal
 import socket
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 from bridge.aws.clients import open_clients
 from bridge.aws.ratelimit import RateLimiter
 from bridge.azure.hub import IotHubService
 from bridge.config import CloudSettings, Settings
-from bridge.core.store import open_store
+from bridge.core.store import Store, open_store
 from bridge.cutover.operator import plan_wave, set_wave_state, wave_status
 from bridge.daemon.app import RunOptions, run_daemon
 from bridge.daemon.status import read_status
@@ -35,13 +39,17 @@ from bridge.discover import DiscoveryOptions, discover
 from bridge.errors import StoreError
 from bridge.exit_codes import ExitCode
 from bridge.logging import get_logger
+from bridge.metrics import Metrics
 from bridge.plan import PlanOptions, build_plan, write_plan
 from bridge_sim.envfile import write_env_file
 from bridge_sim.errors import SimulatorError
 from bridge_sim.estate import EstateSpec, build_estate
 from bridge_sim.fleet import Fleet
+from bridge_sim.observe import AwsTap, AzureTap
+from bridge_sim.parity import expected_twins
 from bridge_sim.rehearsal_report import Rehearsal, render_rehearsal
-from bridge_sim.stack import sim_stack
+from bridge_sim.stack import SimStack, sim_stack
+from bridge_sim.verify import Verification, check_device
 
 __all__ = ["RehearsalOptions", "rehearse"]
 
@@ -55,8 +63,10 @@ class RehearsalOptions:
     things: int = 300
     workdir: Path = Path("rehearsal")
     env_file: Path = Path(".env.sim")
-    stay_up: bool = True
-    fleet: int = 5  # simulated devices running the migration agent; 0 for none
+    stay_up: bool = False
+    devices: int = 50  # simulated devices running the migration agent; 0 for none
+    deadline: int = 30  # seconds a device of a wave has to show up on Azure
+    interval: float = 1.0  # seconds between two readings of one device
 
 
 def _say(text: str) -> None:
@@ -64,40 +74,49 @@ def _say(text: str) -> None:
 
 
 async def rehearse(options: RehearsalOptions) -> int:
-    """Run the rehearsal; returns the process exit code."""
+    """Run the rehearsal; returns the process exit code (the verification's verdict)."""
     workdir = options.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
     record = Rehearsal()
     clock = time.monotonic()
-    # The fleet's certificates and agent state belong to the stand-ins of one rehearsal.
+    # The stand-ins start empty, so the fleet's certificates and agent state and the
+    # bridge's store of an earlier rehearsal describe a world that no longer exists.
     shutil.rmtree(workdir / "fleet", ignore_errors=True)
-    async with sim_stack(workdir / "state") as stack, contextlib.AsyncExitStack() as stack_fleet:
+    for stale in workdir.glob("bridge.db*"):
+        stale.unlink()
+    async with sim_stack(workdir / "state") as stack, contextlib.AsyncExitStack() as resources:
         env = stack.env()
         write_env_file(options.env_file, env, header="Written by `iot-bridge rehearse`.")
-        _say(f"1/6 stand-ins up; settings in {options.env_file}")
+        _say(f"1/7 stand-ins up; settings in {options.env_file}")
         clock = _stage(record, "stand-ins", clock)
         aws = stack.aws
         assert aws.shadows is not None
         estate = await asyncio.to_thread(
             build_estate, aws.moto, aws.shadows, EstateSpec(things=options.things)
         )
-        _say(f"2/6 estate built: {len(estate.devices)} things in {len(estate.groups)} groups")
-        clock = _stage(record, "estate", clock)
-        fleet = (
-            await stack_fleet.enter_async_context(
+        _say(f"2/7 estate built: {len(estate.devices)} things in {len(estate.groups)} groups")
+        fleet = None
+        if options.devices:
+            aws_tap = await resources.enter_async_context(AwsTap(env["SIM_AWS_MQTT_PLAIN"]))
+            azure_tap = await resources.enter_async_context(AzureTap(env))
+            fleet = await resources.enter_async_context(
                 Fleet(
                     env,
                     workdir / "fleet",
-                    devices=max(options.fleet, 1),
+                    devices=options.devices,
                     prefix="fleet",
-                    misbehaving={options.fleet - 1: ["reject"]} if options.fleet > 1 else {},
-                    telemetry_interval=1.0,
+                    misbehaving=misbehaving(options.devices),
+                    telemetry_interval=options.interval,
+                    # Readings start once the relay listens: what a device published before
+                    # the bridge existed is AWS history, not something it could relay.
+                    telemetry_at_start=False,
                 )
             )
-            if options.fleet
-            else None
-        )
-        if fleet is not None:
-            _say(f"    fleet: {options.fleet} devices running the migration agent")
+            _say(
+                f"    fleet: {options.devices} devices running the migration agent, "
+                f"{len(misbehaving(options.devices))} told to misbehave"
+            )
+        clock = _stage(record, "estate", clock)
         cloud = CloudSettings.model_validate(env)
         inventory_path = workdir / "inventory.json"
         inventory = await discover(
@@ -113,22 +132,42 @@ async def rehearse(options: RehearsalOptions) -> int:
         record.gaps = len(plan.gaps)
         record.needing_human = sum(1 for device in plan.devices if device.needs_human)
         _say(
-            f"3/6 discovered {len(inventory.things)} things, {len(inventory.certificates)} "
+            f"3/7 discovered {len(inventory.things)} things, {len(inventory.certificates)} "
             f"certificates, {len(inventory.rules)} rules -> {inventory_path}"
         )
         _say(f"    plan: {len(plan.devices)} devices, {len(plan.gaps)} gaps -> {written[0].parent}")
         settings = _daemon_settings(workdir)
+        metrics = Metrics.create()
         daemon = asyncio.create_task(
-            run_daemon(cloud, settings, RunOptions(plan=written[0].parent / "migration-plan.json"))
+            run_daemon(
+                cloud,
+                settings,
+                RunOptions(plan=written[0].parent / "migration-plan.json"),
+                metrics=metrics,
+            )
         )
+        code = ExitCode.OK
         try:
             await _mirror_stage(settings, daemon, len(inventory.things), record)
             clock = _stage(record, "initial sync", clock)
             record.latencies_ms = await _live_changes(cloud, daemon)
             clock = _stage(record, "live changes", clock)
             if fleet is not None:
-                await _canary(settings, daemon, fleet.names)
+                await _until_ready(settings, daemon)
+                fleet.start_telemetry()
+                await run_waves(settings, daemon, metrics, fleet.names, options.deadline)
                 clock = _stage(record, "cutover", clock)
+                await fleet.stop_telemetry()
+                verification = await _verify(
+                    stack,
+                    settings,
+                    fleet=fleet,
+                    aws_tap=aws_tap,
+                    azure_tap=azure_tap,
+                    options=options,
+                )
+                clock = _stage(record, "verification", clock)
+                code = _report(verification, workdir)
             report = workdir / "rehearsal.html"
             report.write_text(render_rehearsal(record), encoding="utf-8")
             _say(f"    summary: {report}")
@@ -140,8 +179,35 @@ async def rehearse(options: RehearsalOptions) -> int:
             daemon.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await daemon
-    log.info("rehearse.finished", workdir=str(workdir))
-    return 0
+    log.info("rehearse.finished", workdir=str(workdir), exit_code=int(code))
+    return int(code)
+
+
+def misbehaving(devices: int) -> dict[int, list[str]]:
+    """Which devices misbehave, and how: one of each fault, spread over the last wave.
+
+    At most a third of that wave misbehaves, so the rehearsal shows rollbacks without
+    tripping the wave's abort threshold; a small fleet gets fewer faults.
+    """
+    faults = ["reject", "azure-unreachable", "vanish", "ignore-jobs", "claim-success"]
+    last = [index for index, _ in enumerate(waves([str(i) for i in range(devices)])[-1][1])]
+    offset = devices - len(last)
+    if offset < CANARY:  # a fleet of one wave: the canary stays healthy
+        return {}
+    chosen = faults[: len(last) // 3]
+    step = max(1, len(last) // max(1, len(chosen)))
+    return {offset + i * step: [fault] for i, fault in enumerate(chosen)}
+
+
+CANARY = 2  # devices in the first wave, none of them told to misbehave
+
+
+def waves(names: list[str]) -> list[tuple[str, list[str]]]:
+    """The fleet in growing waves: a canary, then a quarter, then the rest."""
+    canary, rest = names[:CANARY], names[CANARY:]
+    quarter = max(1, len(names) // 4)
+    planned = [("canary", canary), ("wave-2", rest[:quarter]), ("wave-3", rest[quarter:])]
+    return [(name, members) for name, members in planned if members]
 
 
 def _daemon_settings(workdir: Path) -> Settings:
@@ -152,6 +218,7 @@ def _daemon_settings(workdir: Path) -> Settings:
         store={"dsn": f"sqlite:///{workdir / 'bridge.db'}"},
         http={"port": port},
         mirror={"aws_rate_scale": 0},
+        relay={"enabled": True},
         cutover={"poll_interval": 0.5},
         iothub={"import_threshold": 200},
     )
@@ -192,7 +259,7 @@ async def _mirror_stage(
         await asyncio.sleep(0.5)
     seconds = time.monotonic() - started
     _say(
-        f"4/6 mirror: initial sync of {things} devices in {seconds:.1f} s; "
+        f"4/7 mirror: initial sync of {things} devices in {seconds:.1f} s; "
         f"{status['devices']['mirrored']} mirrored, {status['devices']['failed']} failed"
     )
 
@@ -222,35 +289,171 @@ async def _live_changes(cloud: CloudSettings, daemon: asyncio.Task[ExitCode]) ->
                 await asyncio.sleep(0.01)
             latencies.append((time.monotonic() - sent) * 1000)
     _say(
-        f"5/6 live: {len(latencies)} shadow changes reached their twins in "
+        f"5/7 live: {len(latencies)} shadow changes reached their twins in "
         f"{min(latencies):.0f}-{max(latencies):.0f} ms (AWS API call to twin read)"
     )
     return latencies
 
 
-async def _canary(settings: Settings, daemon: asyncio.Task[ExitCode], names: list[str]) -> None:
-    """Cut the fleet over in one canary wave and print how each device ended."""
-    dsn = settings.store.dsn
+async def run_waves(
+    settings: Settings,
+    daemon: asyncio.Task[ExitCode],
+    metrics: Metrics,
+    names: list[str],
+    deadline: int,
+) -> None:
+    """Cut the fleet over wave after wave, as an operator would, showing progress."""
     started = time.monotonic()
-    async with open_store(dsn) as store:
-        await plan_wave(store, "canary", devices=names, group=None, deadline_seconds=60)
-        await set_wave_state(store, "canary", "start")
+    async with open_store(settings.store.dsn) as store:
+        for name, members in waves(names):
+            await plan_wave(
+                store,
+                name,
+                devices=members,
+                group=None,
+                deadline_seconds=deadline,
+                success_threshold=0.8,
+                abort_threshold=0.5,
+            )
+            await set_wave_state(store, name, "start")
+            wave = await _watch_wave(store, name, daemon, metrics, deadline + 120)
+            _say(f"    wave {name}: {wave['state']}: {wave['reason']}")
+            if wave["state"] == "aborted":
+                _say("    a wave aborted: the rest of the fleet stays on AWS")
+                break
+    _say(f"6/7 cutover: {len(names)} devices in {time.monotonic() - started:.1f} s")
+
+
+async def _watch_wave(
+    store: Store, name: str, daemon: asyncio.Task[ExitCode], metrics: Metrics, limit: float
+) -> dict[str, Any]:
+    started = shown = time.monotonic()
+    while True:
+        if daemon.done():
+            daemon.result()
+            raise SimulatorError(f"the daemon stopped during wave {name}")
+        [wave] = [w for w in await wave_status(store) if w["name"] == name]
+        if wave["state"] in {"done", "aborted"}:
+            return wave
+        now = time.monotonic()
+        if now - started > limit:
+            raise SimulatorError(f"wave {name} did not finish in {limit:.0f} s")
+        if now - shown >= 5:
+            shown = now
+            states = Counter(row["state"] for row in wave["devices"])
+            relayed = metrics.registry.get_sample_value(
+                "bridge_relay_messages_total", {"outcome": "sent"}
+            )
+            _say(
+                f"    wave {name} {wave['state']} {now - started:.0f} s: "
+                + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+                + f"; {int(relayed or 0)} messages relayed so far"
+            )
+        await asyncio.sleep(0.5)
+
+
+async def _verify(
+    stack: SimStack,
+    settings: Settings,
+    *,
+    fleet: Fleet,
+    aws_tap: AwsTap,
+    azure_tap: AzureTap,
+    options: RehearsalOptions,
+) -> Verification:
+    """Wait for the last readings to land, then compare both clouds device by device."""
+    await _settle(fleet, azure_tap)
+    env = stack.env()
+    expected = await asyncio.to_thread(expected_twins, env, "fleet-")
+    registry = stack.iothub.registry
+    async with open_store(settings.store.dsn) as store:
+        states = await store.get_devices(fleet.names)
+        reasons = {
+            row["device_id"]: row["reason"] or ""
+            for wave in await wave_status(store)
+            for row in wave["devices"]
+        }
+    checks = []
+    for name in fleet.names:
+        device = fleet.devices[name]
+        identity = registry.find(name) is not None
+        actual = _actual_twin(registry, name, settings.iothub.relay_module) if identity else None
+        state = states[name]
+        checks.append(
+            check_device(
+                device_id=name,
+                state=str(state.state),
+                reason=reasons.get(name) or state.reason or "",
+                faults=device.faults,
+                readings=device.readings,
+                azure=azure_tap.arrivals.get(name, []),
+                aws=aws_tap.arrivals.get(name, []),
+                identity_on_azure=identity,
+                twin_matches=actual is not None and expected.get(name) == actual,
+                interval=options.interval,
+            )
+        )
+    return Verification(checks)
+
+
+def _actual_twin(registry: Any, name: str, module: str) -> tuple[Any, Any, Any]:
+    """(tags.aws, desired, relay module reported) as IoT Hub holds them."""
+    twin = registry.twin(name)
+    desired = {k: v for k, v in twin["properties"]["desired"].items() if not k.startswith("$")}
+    try:
+        module_twin = registry.twin(name, module)
+    except Exception:
+        return ((twin.get("tags") or {}).get("aws"), desired, "relay module missing")
+    reported = module_twin["properties"]["reported"]
+    return (
+        (twin.get("tags") or {}).get("aws"),
+        desired,
+        {k: v for k, v in reported.items() if not k.startswith("$")},
+    )
+
+
+async def _settle(fleet: Fleet, azure_tap: AzureTap, quiet: float = 10.0) -> None:
+    """Wait until every acknowledged reading is on Azure, or nothing new arrived for a while."""
+    wanted = {
+        name: {r.seq for r in device.readings if r.cloud in {"aws", "azure"}}
+        for name, device in fleet.devices.items()
+    }
+    last, last_change = -1, time.monotonic()
+    while time.monotonic() - last_change < quiet:
+        arrived = sum(len(v) for v in azure_tap.arrivals.values())
+        if all(
+            seqs <= {a.seq for a in azure_tap.arrivals.get(name, [])}
+            for name, seqs in wanted.items()
+        ):
+            return
+        if arrived != last:
+            last, last_change = arrived, time.monotonic()
+        await asyncio.sleep(0.5)
+
+
+def _report(verification: Verification, workdir: Path) -> ExitCode:
+    text = verification.render_text()
+    (workdir / "verification.txt").write_text(text + "\n", encoding="utf-8")
+    (workdir / "verification.json").write_text(verification.to_json(), encoding="utf-8")
+    _say("7/7 verification, AWS against Azure, device by device:")
+    _say(text)
+    _say(f"    written to {workdir / 'verification.txt'} and verification.json")
+    return ExitCode.OK if verification.ok else ExitCode.VERIFY_FAILED
+
+
+async def _until_ready(settings: Settings, daemon: asyncio.Task[ExitCode]) -> None:
+    """Wait until the daemon's /readyz says ready (the relay listens from then on)."""
+    url = f"http://{settings.http.host}:{settings.http.port}/readyz"
+    async with aiohttp.ClientSession() as session:
         while True:
             if daemon.done():
                 daemon.result()
-                raise SimulatorError("the daemon stopped during the canary wave")
-            [wave] = [w for w in await wave_status(store) if w["name"] == "canary"]
-            if wave["state"] in {"done", "aborted"}:
-                break
-            if time.monotonic() - started > 180:
-                raise SimulatorError("the canary wave did not finish in 180 s")
-            await asyncio.sleep(0.5)
-    _say(
-        f"6/6 cutover: canary wave {wave['state']} in {time.monotonic() - started:.1f} s: "
-        f"{wave['reason']}"
-    )
-    for device in wave["devices"]:
-        _say(f"    {device['device_id']:<12} {device['state']:<12} {device['reason']}")
+                raise SimulatorError("the daemon stopped before it was ready")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as answer:
+                    if answer.status == 200:
+                        return
+            await asyncio.sleep(0.2)
 
 
 async def _stay_up() -> None:

@@ -145,13 +145,18 @@ class MigrationAgent:
     def send_telemetry(self, payload: dict[str, Any]) -> str:
         """Publish one reading on the current cloud; return which cloud took it."""
         body = json.dumps(payload)
+        topic = f"dt/{self.settings.thing_name}"
         if self.cloud == "azure" and self.azure is not None:
             message = Message(body, content_encoding="utf-8", content_type="application/json")
+            # The AWS topic goes along as properties, as the relay stamps it, so the routes
+            # translated from AWS rules match this device's messages after cutover too.
+            message.custom_properties = {"awsTopic": topic} | {
+                f"awsTopic{level}": name for level, name in enumerate(topic.split("/"), 1)
+            }
             self.azure.send_message(message)
             return "azure"
         if self.aws is None or not self._aws_up.is_set():
             raise ConnectionError("not connected to AWS")
-        topic = f"dt/{self.settings.thing_name}"
         publish = mqtt5.PublishPacket(
             topic=topic, payload=body.encode(), qos=mqtt5.QoS.AT_LEAST_ONCE
         )
@@ -273,17 +278,7 @@ class MigrationAgent:
         ):
             self._update_job(job_id, "REJECTED", {"reason": "unsupported job document"})
             return
-        if "reject" in self.settings.faults:
-            self.outcome = {"jobId": job_id, "status": "REJECTED"}
-            self._update_job(job_id, "REJECTED", {"reason": "device refused the migration"})
-            return
-        if "claim-success" in self.settings.faults:  # says SUCCEEDED, never moves
-            self.outcome = {"jobId": job_id, "status": "SUCCEEDED"}
-            self._update_job(job_id, "SUCCEEDED", {"azure": "connected"})
-            return
-        if "vanish" in self.settings.faults:
-            self.outcome = {"jobId": job_id, "status": "vanished"}
-            self._disconnect_aws()  # takes the job, then is never heard of again
+        if self._misbehave(job_id):
             return
         state = self.state.read()
         state["job"] = {"jobId": job_id, "document": document, "taken_at": time.time()}
@@ -299,6 +294,8 @@ class MigrationAgent:
                 error = f"{type(exc).__name__}: {exc}"
                 time.sleep(1.0)
         else:
+            if self._stopped.is_set():
+                return  # powering off mid-migration: the job is taken up again after a restart
             self.outcome = {"jobId": job_id, "status": "FAILED", "reason": error}
             self._update_job(job_id, "FAILED", {"reason": f"azure unreachable: {error}"[:1000]})
             state["cloud"] = "aws"
@@ -317,6 +314,22 @@ class MigrationAgent:
         self._update_job(job_id, "SUCCEEDED", {"azure": "connected"})
         self.outcome = {"jobId": job_id, "status": "SUCCEEDED"}
         self._disconnect_aws()  # break only after make
+
+    def _misbehave(self, job_id: str) -> bool:
+        """Act out a simulated fault instead of migrating; False when there is none."""
+        faults = self.settings.faults
+        if "reject" in faults:
+            self.outcome = {"jobId": job_id, "status": "REJECTED"}
+            self._update_job(job_id, "REJECTED", {"reason": "device refused the migration"})
+        elif "claim-success" in faults:  # says SUCCEEDED, never moves
+            self.outcome = {"jobId": job_id, "status": "SUCCEEDED"}
+            self._update_job(job_id, "SUCCEEDED", {"azure": "connected"})
+        elif "vanish" in faults:
+            self.outcome = {"jobId": job_id, "status": "vanished"}
+            self._disconnect_aws()  # takes the job, then is never heard of again
+        else:
+            return False
+        return True
 
     def _azure_settings(self, document: dict[str, Any]) -> dict[str, Any]:
         hub = document["hub"]

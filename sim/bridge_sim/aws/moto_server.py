@@ -6,10 +6,12 @@ call `reset()` between uses.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
 
+import boto3
 from moto import backends as moto_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iot.models import iot_backends
@@ -43,6 +45,26 @@ class MotoServer:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.reset()
         self._server.start()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Make moto build its per-service apps now, before anything else runs.
+
+        moto builds a service's Flask app on its first request, and werkzeug compiles each
+        URL rule with `ast.parse`; on CPython before 3.11.8 an `ast.parse` in another thread
+        at the same moment can fail with "AST constructor recursion depth mismatch"
+        (gh-106905), which turned a rehearsal's first requests into 500s.
+        """
+        common: dict[str, Any] = {
+            "region_name": self.region,
+            "endpoint_url": self.endpoint_url,
+            "aws_access_key_id": "warm-up",
+            "aws_secret_access_key": "warm-up",
+        }
+        boto3.client("iot", **common).list_things(maxResults=1)
+        data = boto3.client("iot-data", **common)
+        with contextlib.suppress(data.exceptions.ResourceNotFoundException):
+            data.list_named_shadows_for_thing(thingName="warm-up")
 
     def stop(self) -> None:
         """Stop serving and restore the backends' methods."""
