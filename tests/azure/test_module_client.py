@@ -9,7 +9,7 @@ collector off so that only an explicit close can give them back.
 from __future__ import annotations
 
 import gc
-import os
+from pathlib import Path
 
 from bridge.azure import RateBudget
 from bridge.azure.models import DeviceIdentity
@@ -17,7 +17,7 @@ from bridge.azure.telemetry import ModuleSender
 
 
 def _open_descriptors() -> int:
-    return len(os.listdir("/proc/self/fd"))
+    return len(list(Path("/proc/self/fd").iterdir()))
 
 
 async def test_closing_the_pool_releases_every_connection_descriptor(env, service):
@@ -25,8 +25,7 @@ async def test_closing_the_pool_releases_every_connection_descriptor(env, servic
     for device_id in devices:
         await service.create_or_update_device(DeviceIdentity(device_id))
         await service.create_or_update_module(device_id, "aws-bridge")
-    with open(env["IOTHUB_ROOT_CA"]) as ca:
-        ca_pem = ca.read()
+    ca_pem = Path(env["IOTHUB_ROOT_CA"]).read_text()
 
     async def one_round() -> None:
         sender = ModuleSender(
