@@ -35,7 +35,7 @@ from bridge.core.service import Check
 from bridge.core.store import Device, Store, Wave, WaveDevice, open_store
 from bridge.cutover.gauges import WaveGauges
 from bridge.cutover.job import JobDocument
-from bridge.cutover.wave import ACTIVE, WaveSpec, WaveState, job_id_for
+from bridge.cutover.wave import ACTIVE, WaveSpec, WaveState, job_id_for, job_sent_key
 from bridge.errors import ConfigError, Gone, NotFound
 from bridge.logging import get_logger
 from bridge.metrics import Metrics
@@ -461,4 +461,4 @@ class CutoverService:
 
 
 def _sent_key(wave: str) -> str:
-    return f"cutover.{wave}.job_sent_at"
+    return job_sent_key(wave)
