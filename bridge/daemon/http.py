@@ -10,6 +10,7 @@ With metrics, each `/readyz` and each scrape of `/metrics` also sets `bridge_rea
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -43,6 +44,9 @@ class HealthServer:
         self._ready = ready
         self._status = status
         self._metrics = metrics
+        # A scrape waits this long for the checks: a check that hangs (a store not
+        # answering) must make the bridge not ready, not make /metrics time out.
+        self.ready_timeout = 2.0
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -85,7 +89,12 @@ class HealthServer:
 
     async def _metrics_page(self, _request: web.Request) -> web.Response:
         if self._metrics is not None:  # readiness as of this scrape
-            await self._checks()
+            try:
+                async with asyncio.timeout(self.ready_timeout):
+                    await self._checks()
+            except TimeoutError:
+                _log.warning("daemon.ready_check_timeout", seconds=self.ready_timeout)
+                self._metrics.ready.set(0)
         body = generate_latest(self._registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

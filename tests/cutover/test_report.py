@@ -201,3 +201,28 @@ async def test_the_report_opens_offline_in_chromium_without_javascript(dsn, tmp_
     assert shot.stat().st_size > 30_000  # drawn, not blank
     if target := os.environ.get("CUTOVER_REPORT_SCREENSHOT"):  # to look at it
         shutil.copyfile(shot, target)
+
+
+def test_no_wave_yet_is_a_page_that_says_so(tmp_path):
+    dsn = f"sqlite:///{tmp_path / 'empty.db'}"
+
+    async def create():
+        async with open_store(dsn):
+            pass
+
+    asyncio.run(create())
+    out = tmp_path / "empty.html"
+    result = report(dsn, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    parse(html)
+    assert "No wave has run yet." in html
+    assert "data-kpi" not in html  # no totals of nothing
+
+
+def test_without_a_store_the_report_refuses_and_creates_none(tmp_path):
+    dsn = f"sqlite:///{tmp_path / 'missing.db'}"
+    result = report(dsn, "--out", str(tmp_path / "r.html"))
+    assert result.exit_code == ExitCode.STARTUP_FAILED
+    assert not (tmp_path / "missing.db").exists()
+    assert not (tmp_path / "r.html").exists()
