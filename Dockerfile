@@ -54,13 +54,14 @@ RUN if ! command -v tini >/dev/null 2>&1; then \
 COPY --from=build /opt/venv /opt/venv
 
 # Bytecode was compiled at install time and the root filesystem may be read-only, so the
-# interpreter must not try to write more. The store lives on the volume; nothing else is
-# written outside /tmp.
+# interpreter must not try to write more. The store lives on the volume: the default DSN
+# (sqlite:///iot-bridge.db) is relative to the working directory. It is not set here, since
+# BRIDGE_STORE__DSN may come as a secret file (/run/secrets/BRIDGE_STORE__DSN), which the
+# bridge refuses beside an environment variable. Nothing else is written outside /tmp.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    BRIDGE_HTTP__HOST=0.0.0.0 \
-    BRIDGE_STORE__DSN=sqlite:////var/lib/iot-bridge/bridge.db
+    BRIDGE_HTTP__HOST=0.0.0.0
 VOLUME ["/var/lib/iot-bridge"]
 WORKDIR /var/lib/iot-bridge
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.

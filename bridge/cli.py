@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +13,7 @@ import typer
 
 from bridge import __version__
 from bridge.cli_errors import DEBUG, explain, guarded
-from bridge.config import CloudSettings, Settings, redacted
+from bridge.config import SECRETS_DIR_ENV, CloudSettings, Settings, redacted
 from bridge.firmware.cli import firmware_app
 from bridge.logging import configure_logging
 
@@ -34,9 +35,20 @@ def root(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show the traceback of an error, not one sentence.")
     ] = False,
+    secrets_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--secrets-dir",
+            envvar=SECRETS_DIR_ENV,
+            help="Directory of secret files named after their setting "
+            "(IOTHUB_CONNECTION_STRING...); default /run/secrets when it exists.",
+        ),
+    ] = None,
 ) -> None:
     """Live migration of an AWS IoT fleet to Azure IoT Hub."""
     DEBUG["on"] = debug
+    if secrets_dir is not None:  # the settings read it from the environment
+        os.environ[SECRETS_DIR_ENV] = str(secrets_dir)
 
 
 @app.command()

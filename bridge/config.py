@@ -7,13 +7,26 @@ stand-ins or at the real clouds differs only by the env file.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from bridge.errors import ConfigError
 
 __all__ = [
+    "SECRETS_DIR_ENV",
+    "SECRET_SETTINGS",
     "CloudSettings",
     "CutoverSettings",
     "HttpSettings",
@@ -23,6 +36,7 @@ __all__ = [
     "Settings",
     "StoreSettings",
     "redacted",
+    "secrets_dir",
 ]
 
 
@@ -33,6 +47,19 @@ class CloudSettings(BaseSettings):
     model_config = SettingsConfigDict(
         extra="ignore", case_sensitive=True, env_file_encoding="utf-8"
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - SecretFiles instead
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, and the secrets mounted as files (`SecretFiles`)."""
+        files = SecretFiles(settings_cls, dotenv_settings, case_sensitive=True)
+        return init_settings, env_settings, dotenv_settings, files
 
     AWS_REGION: str = "us-east-1"
     AWS_ACCESS_KEY_ID: SecretStr | None = None
@@ -201,6 +228,19 @@ class Settings(BaseSettings):
         env_prefix="BRIDGE_", env_nested_delimiter="__", extra="ignore", env_file_encoding="utf-8"
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - SecretFiles instead
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, and the secrets mounted as files (`SecretFiles`)."""
+        files = SecretFiles(settings_cls, dotenv_settings, case_sensitive=False)
+        return init_settings, env_settings, dotenv_settings, files
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_timeout: float = Field(
         default=30.0,
@@ -217,5 +257,129 @@ class Settings(BaseSettings):
 
 
 def redacted(model: BaseModel) -> dict[str, Any]:
-    """Dump settings as JSON-ready data with every secret replaced by '**********'."""
-    return model.model_dump(mode="json")
+    """Dump settings as JSON-ready data with every secret replaced by '**********'
+    (a password inside a URL too: the store's DSN may carry one)."""
+    dumped: dict[str, Any] = _hide_passwords(model.model_dump(mode="json"))
+    return dumped
+
+
+def _hide_passwords(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _hide_passwords(item) for key, item in value.items()}
+    if isinstance(value, str) and "://" in value:
+        try:
+            parts = urlsplit(value)
+            password = parts.password
+        except ValueError:
+            return value
+        if password:
+            user = parts.username or ""
+            host = parts.netloc.rsplit("@", 1)[1]
+            return urlunsplit(parts._replace(netloc=f"{user}:**********@{host}"))
+    return value
+
+
+# Secrets mounted as files, the way Docker and Kubernetes hand them over. Each setting below
+# can be given (1) in the environment or the env file, as always, (2) as NAME_FILE naming a
+# file that holds it, or (3) as a file named NAME in the secrets directory: BRIDGE_SECRETS_DIR,
+# else /run/secrets when it exists. One way per setting: two are an error naming both. The
+# file's trailing newline is dropped; its contents are never logged or shown.
+SECRETS_DIR_ENV = "BRIDGE_SECRETS_DIR"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+# environment name -> where the value goes in its settings class
+SECRET_SETTINGS: dict[type[BaseSettings], dict[str, tuple[str, ...]]] = {
+    CloudSettings: {
+        name: (name,)
+        for name in (
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "IOTHUB_CONNECTION_STRING",
+            "IOTHUB_EVENTHUB_CONNECTION_STRING",
+            "AZURE_STORAGE_CONNECTION_STRING",
+        )
+    },
+    Settings: {"BRIDGE_STORE__DSN": ("store", "dsn")},
+}
+
+
+def secrets_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where secret files named after their setting are looked for; None: nowhere."""
+    environ = os.environ if environ is None else environ
+    named = environ.get(SECRETS_DIR_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_dir():
+            raise ConfigError(f"{SECRETS_DIR_ENV} names {path}, which is not a directory")
+        return path
+    return DEFAULT_SECRETS_DIR if DEFAULT_SECRETS_DIR.is_dir() else None
+
+
+class SecretFiles(PydanticBaseSettingsSource):
+    """Reads the settings of `SECRET_SETTINGS` from NAME_FILE or the secrets directory."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        dotenv: PydanticBaseSettingsSource,
+        *,
+        case_sensitive: bool,
+    ) -> None:
+        super().__init__(settings_cls)
+        self._names = SECRET_SETTINGS.get(settings_cls, {})
+        fold = (lambda key: key) if case_sensitive else str.upper
+        from_file = dotenv.env_vars if isinstance(dotenv, DotEnvSettingsSource) else {}
+        # What the env file and the environment say, the environment winning as usual.
+        self._given = {fold(k): v for k, v in {**from_file, **os.environ}.items() if v is not None}
+
+    def get_field_value(
+        self,
+        field: FieldInfo,  # noqa: ARG002 - the base class's signature
+        field_name: str,
+    ) -> tuple[Any, str, bool]:
+        """Unused: `__call__` reads every name at once."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        directory = secrets_dir(self._given) if self._names else None
+        found: dict[str, Any] = {}
+        for name, where in self._names.items():
+            value = self._read(name, directory)
+            if value is None:
+                continue
+            node = found
+            for part in where[:-1]:
+                node = node.setdefault(part, {})
+            node[where[-1]] = value
+        return found
+
+    def _read(self, name: str, directory: Path | None) -> str | None:
+        pointer = self._given.get(f"{name}_FILE") or None
+        in_dir = directory / name if directory is not None else None
+        if in_dir is not None and not (in_dir.exists() or in_dir.is_symlink()):
+            in_dir = None
+        if name in self._given and (pointer or in_dir):
+            other = f"{name}_FILE" if pointer else f"the secret file {in_dir}"
+            raise ConfigError(f"{name} is set both directly and through {other}; keep one")
+        if pointer and in_dir and Path(pointer) != in_dir:
+            raise ConfigError(
+                f"{name} is set both through {name}_FILE ({pointer}) and through the secret "
+                f"file {in_dir}; keep one"
+            )
+        if pointer:
+            return _read_secret(Path(pointer), f"{name}_FILE names {pointer}")
+        if in_dir is not None:
+            return _read_secret(in_dir, f"the secret file {in_dir} for {name}")
+        return None
+
+
+def _read_secret(path: Path, what: str) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{what}, which cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what}, which is not UTF-8 text") from None
+    value = text.removesuffix("\n").removesuffix("\r")
+    if not value.strip():
+        raise ConfigError(f"{what}, which is empty")
+    return value

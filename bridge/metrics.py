@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["CUTOVER_OUTCOMES", "RELAY_DEAD_LETTER_REASONS", "RELAY_OUTCOMES", "SIDES", "Metrics"]
+__all__ = [
+    "CUTOVER_EXECUTION_STATUSES",
+    "CUTOVER_OUTCOMES",
+    "CUTOVER_ROLLBACK_REASONS",
+    "RELAY_DEAD_LETTER_REASONS",
+    "RELAY_OUTCOMES",
+    "SIDES",
+    "Metrics",
+    "record_readiness",
+]
 
 NAMESPACE = "bridge"
 SIDES = ("aws", "azure")
 RELAY_OUTCOMES = ("sent", "skipped", "dead_lettered")
 RELAY_DEAD_LETTER_REASONS = ("unresolved_device", "unknown_device", "too_large", "refused")
 CUTOVER_OUTCOMES = ("cut_over", "rolled_back", "left_on_aws", "skipped")
+# Why a device was rolled back: what its AWS job execution said, or that the deadline passed
+# (`claimed_success`: the execution SUCCEEDED, yet the device never showed up on Azure).
+CUTOVER_ROLLBACK_REASONS = (
+    "execution_failed",
+    "execution_rejected",
+    "execution_timed_out",
+    "execution_canceled",
+    "execution_removed",
+    "deadline",
+    "claimed_success",
+)
+# AWS IoT job execution statuses, lower-cased.
+CUTOVER_EXECUTION_STATUSES = (
+    "queued",
+    "in_progress",
+    "succeeded",
+    "failed",
+    "rejected",
+    "timed_out",
+    "canceled",
+    "removed",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +67,15 @@ class Metrics:
     relay_quota_used: Gauge
     relay_lag: Histogram
     cutover_devices: Counter
+    ready: Gauge
+    ready_check: Gauge
+    cutover_rollbacks: Counter
+    cutover_time_to_azure: Histogram
+    cutover_wave_devices: Gauge
+    cutover_wave_state: Gauge
+    cutover_wave_deadline: Gauge
+    cutover_job_executions: Gauge
+    cutover_wave_aborts: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -147,7 +188,71 @@ class Metrics:
                 namespace=NAMESPACE,
                 registry=registry,
             ),
+            ready=Gauge(
+                "ready",
+                "1 when /readyz answers ready (every check holds), 0 otherwise.",
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            ready_check=Gauge(
+                "ready_check",
+                "1 when this /readyz check holds, 0 otherwise, by check (<service>.<check>).",
+                ["check"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            cutover_rollbacks=Counter(
+                "cutover_rollbacks_total",
+                "Devices a wave rolled back (they stay on AWS), by reason.",
+                ["reason"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            cutover_time_to_azure=Histogram(
+                "cutover_time_to_azure_seconds",
+                "Time from a wave's job being sent to a device being seen on Azure as itself.",
+                namespace=NAMESPACE,
+                registry=registry,
+                buckets=(5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
+            ),
+            cutover_wave_devices=Gauge(
+                "cutover_wave_devices",
+                "Devices of each wave, by outcome (pending: not decided yet).",
+                ["wave", "outcome"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            cutover_wave_state=Gauge(
+                "cutover_wave_state",
+                "1 for the state each wave is in, 0 for the others.",
+                ["wave", "state"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            cutover_wave_deadline=Gauge(
+                "cutover_wave_deadline_timestamp_seconds",
+                "When the last device of a sent wave must have shown up on Azure (Unix time).",
+                ["wave"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            cutover_job_executions=Gauge(
+                "cutover_job_executions",
+                "AWS IoT job executions of each active wave, by status (lower-cased).",
+                ["wave", "status"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            cutover_wave_aborts=Counter(
+                "cutover_wave_aborts_total",
+                "Waves that ended aborted (threshold passed or an operator's abort), by wave.",
+                ["wave"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
         )
+        for reason in CUTOVER_ROLLBACK_REASONS:
+            metrics.cutover_rollbacks.labels(reason=reason)
         for outcome in RELAY_OUTCOMES:
             metrics.relay_messages.labels(outcome=outcome)
         for reason in RELAY_DEAD_LETTER_REASONS:
@@ -157,3 +262,10 @@ class Metrics:
         for side in SIDES:
             metrics.errors.labels(side=side, reason="unexpected")
         return metrics
+
+
+def record_readiness(metrics: Metrics, checks: Mapping[str, bool]) -> None:
+    """Export what /readyz found: `bridge_ready` and one `bridge_ready_check` per check."""
+    metrics.ready.set(1 if all(checks.values()) else 0)
+    for name, ok in checks.items():
+        metrics.ready_check.labels(check=name).set(1 if ok else 0)

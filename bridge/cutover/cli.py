@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -16,6 +17,9 @@ import typer
 from bridge.config import Settings
 from bridge.core.store import Store, open_store
 from bridge.cutover.operator import plan_wave, render_status, set_wave_state, wave_status
+from bridge.cutover.report import cutover_report
+from bridge.files import write_atomically
+from bridge.reports.cutover import render_cutover_report
 
 __all__ = ["cutover_app"]
 
@@ -98,6 +102,22 @@ def status(
     typer.echo(json.dumps(waves, indent=2) if as_json else render_status(waves))
 
 
+def report(
+    wave: Annotated[
+        str | None, typer.Argument(help="The wave to report on; default: every wave.")
+    ] = None,
+    env_file: EnvFile = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path(
+        "cutover-report.html"
+    ),
+) -> None:
+    """An HTML report of the waves: outcomes, reasons, timings, whether the next wave goes."""
+    waves = _with_store(env_file, lambda store: cutover_report(store, wave), existing=True)
+    page = render_cutover_report(waves, generated_at=datetime.now(UTC))
+    write_atomically(out, page)
+    typer.echo(f"cutover report: {len(waves)} waves -> {out}")
+
+
 COMMANDS: dict[str, tuple[Callable[..., None], str]] = {
     "plan": (plan, "Plan a wave over a list of devices or a thing group."),
     "start": (
@@ -115,4 +135,8 @@ COMMANDS: dict[str, tuple[Callable[..., None], str]] = {
         "Cancel the wave's job, in-progress executions too; devices not on Azure stay on AWS.",
     ),
     "status": (status, "Every wave, each device's state, outcome and reason."),
+    "report": (
+        report,
+        "Write an HTML report of the waves: outcomes, reasons, timings, the next wave's verdict.",
+    ),
 }

@@ -33,8 +33,9 @@ from bridge.config import CloudSettings, Settings
 from bridge.core.machine import Event, State
 from bridge.core.service import Check
 from bridge.core.store import Device, Store, Wave, WaveDevice, open_store
+from bridge.cutover.gauges import WaveGauges
 from bridge.cutover.job import JobDocument
-from bridge.cutover.wave import ACTIVE, WaveSpec, WaveState, job_id_for
+from bridge.cutover.wave import ACTIVE, WaveSpec, WaveState, job_id_for, job_sent_key
 from bridge.errors import ConfigError, Gone, NotFound
 from bridge.logging import get_logger
 from bridge.metrics import Metrics
@@ -78,6 +79,7 @@ class CutoverService:
         self._hub: IotHubService | None = None
         self._document: JobDocument | None = None
         self._last_error = ""
+        self._gauges = WaveGauges(metrics)
 
     async def __aenter__(self) -> Self:
         try:
@@ -149,8 +151,17 @@ class CutoverService:
                 except Exception as exc:
                     self._last_error = f"wave {wave.name}: {exc}"
                     _log.exception("cutover.wave_step_failed", wave=wave.name)
+            await self._export()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)
+
+    async def _export(self) -> None:
+        """The waves as gauges; a failure here is logged and never stops the waves."""
+        store = self._parts()[0]
+        try:
+            await self._gauges.export(store, await store.waves())
+        except Exception:
+            _log.exception("cutover.export_failed")
 
     async def step(self, wave: Wave) -> None:
         """One look at one active wave: send, judge, abort or finish as the store says."""
@@ -270,9 +281,11 @@ class CutoverService:
         store = self._parts()[0]
         assert wave.job_id is not None
         executions = await self._executions(wave.job_id)
+        self._gauges.executions(wave.name, executions)
         arrived = await self._arrivals(wave.job_id)
         sent = float(await store.get_checkpoint(_sent_key(wave.name)) or time.time())
         deadline = sent + spec.rollout_seconds() + spec.deadline_seconds
+        self._metrics.cutover_wave_deadline.labels(wave=wave.name).set(deadline)
         for member in members:
             device = devices.get(member.device_id)
             if member.outcome is not None or device is None:
@@ -312,6 +325,9 @@ class CutoverService:
             await store.transition(device_id, Event.AZURE_CONNECTED)
             reason = f"connected to Azure as itself and reported migration for job {wave.job_id}"
             await self._outcome(wave, device_id, Outcome.CUT_OVER, reason)
+            sent = await store.get_checkpoint(_sent_key(wave.name))
+            if sent is not None:
+                self._metrics.cutover_time_to_azure.observe(max(time.time() - float(sent), 0))
         elif execution in _FAILED_EXECUTIONS:
             reason = f"job execution {execution}{await self._details(wave.job_id, device_id)}"
             outcome = Outcome.ROLLED_BACK
@@ -322,6 +338,8 @@ class CutoverService:
                 )
             await store.transition(device_id, Event.JOB_FAILED, reason=reason)
             await self._outcome(wave, device_id, outcome, reason)
+            if outcome == Outcome.ROLLED_BACK:
+                self._rolled_back(f"execution_{execution.lower()}")
         elif stopping and (execution in {None, "QUEUED"} or wave.state == WaveState.ROLLING_BACK):
             reason = f"wave {wave.state} before the device moved; stays on AWS"
             await store.transition(device_id, Event.JOB_FAILED, reason=reason)
@@ -333,6 +351,10 @@ class CutoverService:
             reason = f"not seen on Azure by the deadline ({said})"
             await store.transition(device_id, Event.CUTOVER_TIMED_OUT, reason=reason)
             await self._outcome(wave, device_id, Outcome.ROLLED_BACK, reason)
+            self._rolled_back("claimed_success" if execution == "SUCCEEDED" else "deadline")
+
+    def _rolled_back(self, reason: str) -> None:
+        self._metrics.cutover_rollbacks.labels(reason=reason).inc()
 
     async def _arrivals(self, job_id: str) -> set[str]:
         """Devices connected whose own reported section names the job: one query per poll
@@ -424,7 +446,12 @@ class CutoverService:
         else:
             state = WaveState.ABORTED
             reason = f"{wave.reason or 'stopped by an operator'}; {cut} of {total} on Azure"
-        await store.update_wave(wave.name, state=state, expected=[wave.state], reason=reason)
+        if not await store.update_wave(
+            wave.name, state=state, expected=[wave.state], reason=reason
+        ):
+            return  # an operator moved it meanwhile; the next poll looks again
+        if state == WaveState.ABORTED:
+            self._metrics.cutover_wave_aborts.labels(wave=wave.name).inc()
         _log.info("cutover.wave_finished", wave=wave.name, state=str(state), reason=reason)
 
     def _parts(self) -> tuple[Store, AwsApi, IotHubService]:
@@ -434,4 +461,4 @@ class CutoverService:
 
 
 def _sent_key(wave: str) -> str:
-    return f"cutover.{wave}.job_sent_at"
+    return job_sent_key(wave)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["WaveSpec", "WaveState", "job_id_for"]
+__all__ = ["WaveSpec", "WaveState", "job_id_for", "job_sent_key"]
 
 
 class WaveState(StrEnum):
@@ -82,3 +82,8 @@ def job_id_for(wave: str) -> str:
     """The wave's AWS job id: fixed, so a restart finds the job it already created."""
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in wave)
     return f"iot-bridge-cutover-{safe}"[:64]
+
+
+def job_sent_key(wave: str) -> str:
+    """The store checkpoint holding when the wave's job was sent (Unix time, as text)."""
+    return f"cutover.{wave}.job_sent_at"

@@ -7,7 +7,7 @@ from bridge.config import CloudSettings, Settings
 from bridge.core.service import Service
 from bridge.cutover.service import CutoverService
 from bridge.daemon.server import Daemon
-from bridge.daemon.status_page import StatusBoard
+from bridge.daemon.status_page import StatusBoard, waves_from_metrics
 from bridge.exit_codes import ExitCode
 from bridge.metrics import Metrics
 from bridge.mirror.service import MirrorOptions, MirrorService
@@ -49,7 +49,12 @@ def build_daemon(
         host=settings.http.host,
         port=settings.http.port,
         shutdown_timeout=settings.shutdown_timeout,
-        status=StatusBoard(metrics, settings.store.dsn),
+        status=StatusBoard(
+            metrics,
+            settings.store.dsn,
+            # The cutover service exports the waves; without it there are none to show.
+            waves=waves_from_metrics(metrics) if settings.cutover.enabled else None,
+        ),
     )
 
 

@@ -55,7 +55,7 @@ class Daemon:
         self.services = tuple(services)
         self.shutdown_timeout = shutdown_timeout
         self.status = status
-        self.health = HealthServer(metrics.registry, self.readiness, status=status)
+        self.health = HealthServer(metrics.registry, self.readiness, status=status, metrics=metrics)
         self._host = host
         self._port = port
         self.should_exit = asyncio.Event()

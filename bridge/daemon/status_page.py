@@ -28,7 +28,14 @@ from bridge.metrics import Metrics
 from bridge.reports import svg
 from bridge.reports.html import document, table
 
-__all__ = ["StatusBoard", "WaveProgress", "WavesProvider", "render_board", "render_page"]
+__all__ = [
+    "StatusBoard",
+    "WaveProgress",
+    "WavesProvider",
+    "render_board",
+    "render_page",
+    "waves_from_metrics",
+]
 
 REFRESH_SECONDS = 3
 _NOT_ON_AZURE = {State.DISCOVERED, State.PROVISIONING, State.FAILED, State.DELETED}
@@ -70,6 +77,35 @@ class WaveProgress:
 
 WavesProvider = Callable[[], Awaitable[Sequence[WaveProgress]]]
 """Returns the waves to show; plugged in by the cutover service."""
+
+
+def waves_from_metrics(metrics: Metrics) -> WavesProvider:
+    """The waves as the cutover service exports them (`bridge_cutover_wave_*`), by name:
+    the page then shows what Grafana shows, without reading the store again."""
+
+    async def waves() -> list[WaveProgress]:
+        states: dict[str, str] = {}
+        counts: dict[str, dict[str, float]] = {}
+        for family in metrics.cutover_wave_state.collect():
+            for sample in family.samples:
+                if sample.value == 1:
+                    states[sample.labels["wave"]] = sample.labels["state"]
+        for family in metrics.cutover_wave_devices.collect():
+            for sample in family.samples:
+                wave = counts.setdefault(sample.labels["wave"], {})
+                wave[sample.labels["outcome"]] = sample.value
+        return [
+            WaveProgress(
+                name,
+                states.get(name, "unknown"),
+                devices=int(sum(counts.get(name, {}).values())),
+                on_azure=int(counts.get(name, {}).get("cut_over", 0)),
+                rolled_back=int(counts.get(name, {}).get("rolled_back", 0)),
+            )
+            for name in sorted(states)
+        ]
+
+    return waves
 
 
 class StatusBoard:

@@ -47,6 +47,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
  background:#e2e8f0}
 .pill.failed,.pill.rolled_back{background:#fee2e2;color:#991b1b}
 .pill.stuck{background:#fef3c7;color:#92400e}
+.pill.cut_over{background:#dcfce7;color:#166534}
 .bar{height:10px;background:#e2e8f0;border-radius:5px;overflow:hidden;min-width:120px}
 .bar i{display:block;height:100%;background:#16a34a}
 svg{max-width:100%;height:auto;display:block}

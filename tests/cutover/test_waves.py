@@ -47,9 +47,10 @@ def _settings(dsn):
 
 
 @contextlib.asynccontextmanager
-async def _daemon(env, settings):
+async def _daemon(env, settings, metrics=None):
+    metrics = metrics or Metrics.create()
     task = asyncio.create_task(
-        run_daemon(CloudSettings(**env), settings, RunOptions(), metrics=Metrics.create())
+        run_daemon(CloudSettings(**env), settings, RunOptions(), metrics=metrics)
     )
     try:
         yield task
@@ -95,9 +96,10 @@ async def test_healthy_devices_cut_over_and_a_rejecting_one_is_rolled_back(stack
     env = stack.env()
     dsn = f"sqlite:///{tmp_path / 'bridge.db'}"
     faults = {2: ["reject"]}
+    metrics = Metrics.create()
     async with (
         Fleet(env, tmp_path / "fleet", devices=5, prefix="cw", misbehaving=faults) as fleet,
-        _daemon(env, _settings(dsn)),
+        _daemon(env, _settings(dsn), metrics),
     ):
         names = fleet.names
         await until(lambda: _all_in(dsn, names, State.MIRRORED), what="the fleet mirrored")
@@ -131,15 +133,34 @@ async def test_healthy_devices_cut_over_and_a_rejecting_one_is_rolled_back(stack
         assert execution["status"] == "REJECTED"
         assert "cut_over 4" in text
         assert "rolled_back 1" in text
+        # The same, as Prometheus sees it (the gauges follow the store after each poll).
+        sample = metrics.registry.get_sample_value
+        await until(
+            lambda: sample("bridge_cutover_wave_state", {"wave": "canary", "state": "done"}) == 1,
+            what="the wave's gauges",
+        )
+        by_outcome = {"wave": "canary", "outcome": "cut_over"}
+        assert sample("bridge_cutover_wave_devices", by_outcome) == 4
+        assert sample("bridge_cutover_wave_devices", {**by_outcome, "outcome": "pending"}) == 0
+        assert sample("bridge_cutover_rollbacks_total", {"reason": "execution_rejected"}) == 1
+        assert sample("bridge_cutover_rollbacks_total", {"reason": "deadline"}) == 0
+        assert sample("bridge_cutover_time_to_azure_seconds_count") == 4
+        assert 0 < sample("bridge_cutover_time_to_azure_seconds_sum") < 4 * 60
+        assert sample("bridge_cutover_wave_aborts_total", {"wave": "canary"}) == 0
+        # A finished wave's executions are no longer current, so no longer exported.
+        assert (
+            sample("bridge_cutover_job_executions", {"wave": "canary", "status": "queued"}) is None
+        )
 
 
 async def test_a_wave_past_its_abort_threshold_stops_and_leaves_the_rest_on_aws(stack, tmp_path):
     env = stack.env()
     dsn = f"sqlite:///{tmp_path / 'bridge.db'}"
     faults = {0: ["reject"], 1: ["reject"]}
+    metrics = Metrics.create()
     async with (
         Fleet(env, tmp_path / "fleet", devices=5, prefix="ab", misbehaving=faults) as fleet,
-        _daemon(env, _settings(dsn)),
+        _daemon(env, _settings(dsn), metrics),
     ):
         names = fleet.names
         await until(lambda: _all_in(dsn, names, State.MIRRORED), what="the fleet mirrored")
@@ -168,6 +189,16 @@ async def test_a_wave_past_its_abort_threshold_stops_and_leaves_the_rest_on_aws(
             assert await asyncio.to_thread(fleet.devices[name].agent.send_telemetry, {}) == "aws"
         job = iot_client(env).describe_job(jobId=wave["job_id"])["job"]
         assert job["status"] == "CANCELED"
+        sample = metrics.registry.get_sample_value
+        assert sample("bridge_cutover_wave_aborts_total", {"wave": "wave1"}) == 1
+        assert sample("bridge_cutover_rollbacks_total", {"reason": "execution_rejected"}) == 2
+        await until(
+            lambda: (
+                sample("bridge_cutover_wave_devices", {"wave": "wave1", "outcome": "left_on_aws"})
+                == 3
+            ),
+            what="the wave's gauges",
+        )
 
 
 async def test_job_status_alone_proves_nothing_and_a_restarted_daemon_finishes_the_wave(
@@ -188,7 +219,8 @@ async def test_job_status_alone_proves_nothing_and_a_restarted_daemon_finishes_t
             await until(lambda: _all_in(dsn, names, State.CUTTING_OVER), what="the job sent")
         # The daemon is gone mid-wave (its store says where the wave stood); a new one
         # picks the wave up, and the job is not sent twice.
-        async with _daemon(env, _settings(dsn)):
+        metrics = Metrics.create()
+        async with _daemon(env, _settings(dsn), metrics):
             wave = await until(lambda: _wave(dsn, "w", "done", "aborted"), what="the wave")
         outcomes = {d["device_id"]: (d["state"], d["reason"]) for d in wave["devices"]}
         assert outcomes["dl-00"][0] == "cut_over"
@@ -208,6 +240,13 @@ async def test_job_status_alone_proves_nothing_and_a_restarted_daemon_finishes_t
             "not seen on Azure by the deadline (job execution QUEUED)",
         )
         assert wave["reason"] == "1 of 4 on Azure; success threshold missed"
+        rollbacks = {
+            reason: metrics.registry.get_sample_value(
+                "bridge_cutover_rollbacks_total", {"reason": reason}
+            )
+            for reason in ("deadline", "claimed_success", "execution_timed_out")
+        }
+        assert rollbacks == {"deadline": 2, "claimed_success": 1, "execution_timed_out": 0}
         jobs = iot_client(env).list_jobs()["jobs"]
         assert [j["jobId"] for j in jobs if j["jobId"].startswith("iot-bridge-cutover-")] == [
             wave["job_id"]

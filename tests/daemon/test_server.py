@@ -185,6 +185,85 @@ async def test_readyz_aggregates_every_service_check_with_detail_and_progress():
         await asyncio.wait_for(serving, 30)
 
 
+def scraped(text, name):
+    """{labels text: value} of one metric in a text exposition."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith((name + " ", name + "{")):
+            key, value = line.rsplit(" ", 1)
+            found[key[len(name) :]] = float(value)
+    return found
+
+
+async def test_metrics_scrape_exports_readiness_as_of_the_scrape():
+    log = Recorder()
+    first, second = FakeService("first", log), FakeService("second", log)
+    metrics = Metrics.create()
+    server = Daemon([first, second], metrics=metrics)
+    serving = asyncio.create_task(server.serve())
+    await started(server)
+    try:
+        url = f"http://127.0.0.1:{server.health.port}/metrics"
+        async with aiohttp.ClientSession() as client:
+            first.ok = True
+            # No /readyz asked: the scrape itself looks at the checks.
+            async with client.get(url) as answer:
+                text = await answer.text()
+            assert scraped(text, "bridge_ready") == {"": 0.0}
+            assert scraped(text, "bridge_ready_check") == {
+                '{check="first.work"}': 1.0,
+                '{check="second.work"}': 0.0,
+            }
+            second.ok = True
+            async with client.get(url) as answer:
+                text = await answer.text()
+            assert scraped(text, "bridge_ready") == {"": 1.0}
+            assert set(scraped(text, "bridge_ready_check").values()) == {1.0}
+            first.ok = False
+            async with client.get(url.replace("/metrics", "/readyz")) as answer:
+                assert answer.status == 503
+            # What /readyz found is kept until the next look.
+            assert metrics.registry.get_sample_value("bridge_ready") == 0
+            assert (
+                metrics.registry.get_sample_value("bridge_ready_check", {"check": "first.work"})
+                == 0
+            )
+    finally:
+        server.should_exit.set()
+        await asyncio.wait_for(serving, 30)
+
+
+class HangingCheck(FakeService):
+    async def ready(self):
+        if self.ok:
+            return await super().ready()
+        await asyncio.Event().wait()  # a store that does not answer
+        raise AssertionError("unreachable")
+
+
+async def test_a_hanging_check_makes_the_scrape_say_not_ready_instead_of_timing_out():
+    log = Recorder()
+    service = HangingCheck("stuck", log)
+    metrics = Metrics.create()
+    server = Daemon([service], metrics=metrics)
+    serving = asyncio.create_task(server.serve())
+    await started(server)
+    try:
+        url = f"http://127.0.0.1:{server.health.port}/metrics"
+        async with aiohttp.ClientSession() as client:
+            service.ok = True
+            async with client.get(url) as answer:
+                assert scraped(await answer.text(), "bridge_ready") == {"": 1.0}
+            service.ok = False
+            server.health.ready_timeout = 0.2
+            async with asyncio.timeout(10), client.get(url) as answer:
+                assert answer.status == 200
+                assert scraped(await answer.text(), "bridge_ready") == {"": 0.0}
+    finally:
+        server.should_exit.set()
+        await asyncio.wait_for(serving, 30)
+
+
 def test_impossible_combinations_are_refused_at_once():
     with pytest.raises(ValueError, match="at least one service"):
         Daemon([], metrics=Metrics.create())

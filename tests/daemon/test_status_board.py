@@ -7,10 +7,11 @@ import aiohttp
 
 from bridge.core.machine import Event
 from bridge.core.service import Check
-from bridge.core.store import ChangeSet, open_store
+from bridge.core.store import ChangeSet, Wave, open_store
 from bridge.core.view import DeviceView
+from bridge.cutover.gauges import WaveGauges
 from bridge.daemon.http import HealthServer
-from bridge.daemon.status_page import StatusBoard, WaveProgress, render_page
+from bridge.daemon.status_page import StatusBoard, WaveProgress, render_page, waves_from_metrics
 from bridge.metrics import Metrics
 
 
@@ -45,6 +46,28 @@ async def test_the_page_shows_waves_scrubs_keys_and_links_nowhere(tmp_path):
     assert "c2VjcmV0" not in html
     assert "SharedAccessKey=***" in html
     assert not re.search(r"(src|href)\s*=|https?://|@import|url\(", html), "fetches something"
+
+
+async def test_the_daemon_shows_the_waves_the_cutover_service_exports(tmp_path):
+    dsn = f"sqlite:///{tmp_path / 'bridge.db'}"
+    await _fill(dsn)
+    metrics = Metrics.create()
+    spec = {"devices": ["a", "b", "c", "d"]}
+    async with open_store(dsn) as store:
+        await store.add_wave(Wave("pilot", "running", spec), spec["devices"])
+        await store.add_wave(Wave("canary", "done", spec), spec["devices"])
+        for device, outcome in (("a", "cut_over"), ("b", "cut_over"), ("c", "rolled_back")):
+            await store.record_outcome("pilot", device, outcome, "why")
+        await WaveGauges(metrics).export(store, await store.waves())
+    async with StatusBoard(metrics, dsn, waves=waves_from_metrics(metrics)) as board:
+        snap = await board.snapshot()
+    assert snap["waves"] == [
+        {"name": "canary", "state": "done", "devices": 4, "on_azure": 0, "rolled_back": 0,
+         "failed": 0},
+        {"name": "pilot", "state": "running", "devices": 4, "on_azure": 2, "rolled_back": 1,
+         "failed": 0},
+    ]  # fmt: skip
+    assert "width:50%" in render_page(snap)  # pilot: 2 of 4 on Azure
 
 
 async def test_a_device_left_in_a_passing_state_too_long_needs_attention(tmp_path):

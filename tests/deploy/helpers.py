@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from bridge.config import CloudSettings, Settings
+from bridge.config import SECRET_SETTINGS, SECRETS_DIR_ENV, CloudSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -31,4 +31,11 @@ def setting_names() -> set[str]:
             names.add(f"{prefix}{name}".upper())
             continue
         names.update(f"{prefix}{name}{delimiter}{sub}".upper() for sub in nested)
+    names.add(SECRETS_DIR_ENV)
+    names.update(f"{name}_FILE" for secrets in SECRET_SETTINGS.values() for name in secrets)
     return names
+
+
+def secret_file_names() -> set[str]:
+    """The settings that may be files in the secrets directory, named like this."""
+    return {name for secrets in SECRET_SETTINGS.values() for name in secrets}

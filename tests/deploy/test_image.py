@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.helpers import DEPLOY, ROOT, setting_names
+from bridge.config import StoreSettings
+from tests.deploy.helpers import DEPLOY, ROOT, secret_file_names, setting_names
 
 DOCKERFILES = [ROOT / "Dockerfile", DEPLOY / "sim" / "Dockerfile"]
 CONTEXT_FILES = {"pyproject.toml", "constraints.txt", "README.md"}
@@ -111,11 +112,19 @@ def test_final_stage_defaults_suit_a_container():
     stage = final_stage(ROOT / "Dockerfile")
     env = env_pairs(stage)
     assert env["BRIDGE_HTTP__HOST"] == "0.0.0.0"
-    assert env["BRIDGE_STORE__DSN"] == "sqlite:////var/lib/iot-bridge/bridge.db"
     bridge_names = {name for name in env if name.startswith("BRIDGE_")}
     assert bridge_names <= setting_names(), bridge_names - setting_names()
+    # A secret-capable setting in the image's environment would clash with the same setting
+    # mounted as a file (/run/secrets/NAME), and an image's ENV cannot be unset.
+    assert not set(env) & secret_file_names()
     volumes = [json.loads(args) for op, args in stage if op == "VOLUME"]
     assert volumes == [["/var/lib/iot-bridge"]]
+    # The store's default DSN is relative: in the working directory, on the volume.
+    workdir = [args for op, args in stage if op == "WORKDIR"][-1]
+    assert workdir == "/var/lib/iot-bridge"
+    default = StoreSettings().dsn
+    assert default.startswith("sqlite:///")
+    assert not default.removeprefix("sqlite:///").startswith("/")
     assert env["PYTHONDONTWRITEBYTECODE"] == "1", "read-only root: no .pyc writes"
 
 

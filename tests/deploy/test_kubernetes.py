@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from bridge.config import CloudSettings, Settings
-from tests.deploy.helpers import DEPLOY, load_yaml_documents, setting_names
+from tests.deploy.helpers import DEPLOY, load_yaml_documents, secret_file_names, setting_names
 
 K8S = DEPLOY / "kubernetes"
 # The oldest Kubernetes the manifests must work on: unhealthyPodEvictionPolicy is GA in 1.31.
@@ -131,30 +131,41 @@ def test_statefulset_runs_one_hardened_replica():
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     # Read-only root: the store's volume and /tmp are the only writable paths.
     writable = {"/var/lib/iot-bridge", "/tmp"}  # noqa: S108 - the container's, not ours
-    assert set(mounts) == writable | {"/var/run/secrets/iot-bridge/aws"}
-    assert mounts["/var/run/secrets/iot-bridge/aws"]["readOnly"] is True
+    secrets = {"/var/run/secrets/iot-bridge/aws", "/var/run/secrets/iot-bridge/settings"}
+    assert set(mounts) == writable | secrets
+    for path in secrets:
+        assert mounts[path]["readOnly"] is True
     claims = {c["metadata"]["name"] for c in by_kind("StatefulSet")["spec"]["volumeClaimTemplates"]}
     assert mounts["/var/lib/iot-bridge"]["name"] in claims
 
 
-def test_secrets_are_files_or_secret_refs_never_literals():
-    (container,) = pod_spec()["containers"]
-    for env in container.get("env", []):
-        assert "value" not in env, f"{env['name']} set inline"
-        assert "secretKeyRef" in env["valueFrom"]
+def test_secrets_are_mounted_files_never_environment_variables():
+    spec = pod_spec()
+    (container,) = spec["containers"]
+    assert "env" not in container, "secrets come from files, not the environment"
     config = by_kind("ConfigMap")["data"]
-    mounted = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "aws")
-    assert config["AWS_IOT_BRIDGE_CERT"].startswith(mounted + "/")
-    assert config["AWS_IOT_BRIDGE_KEY"].startswith(mounted + "/")
+    mounted = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert config["AWS_IOT_BRIDGE_CERT"].startswith(mounted["aws"] + "/")
+    assert config["AWS_IOT_BRIDGE_KEY"].startswith(mounted["aws"] + "/")
+    assert config["BRIDGE_SECRETS_DIR"] == mounted["secrets"]
     secret_names = {n for n, f in CloudSettings.model_fields.items() if "SecretStr" in str(f)}
     assert not secret_names & set(config), "a secret in the ConfigMap"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    examples = {doc["metadata"]["name"]: doc for _, doc in documents() if doc["kind"] == "Secret"}
     for name, doc in documents():
         if doc["kind"] == "Secret":
             assert name == "secrets.example.yaml"
             assert set(doc["stringData"].values()) == {"<from secret>"}
+    settings_secret = examples[volumes["secrets"]["secret"]["secretName"]]
+    # Every key becomes a file the bridge reads: a key named otherwise would be ignored.
+    assert set(settings_secret["stringData"]) <= secret_file_names()
+    assert "IOTHUB_CONNECTION_STRING" in settings_secret["stringData"]
+    # ...and none is also set in the ConfigMap, which the bridge would refuse as ambiguous.
+    assert not set(settings_secret["stringData"]) & set(config)
+    assert examples[volumes["aws"]["secret"]["secretName"]]["type"] == "kubernetes.io/tls"
 
 
-def test_configmap_names_and_values_are_settings_the_daemon_reads(monkeypatch):
+def test_configmap_names_and_values_are_settings_the_daemon_reads(monkeypatch, tmp_path):
     config = by_kind("ConfigMap")["data"]
     (container,) = pod_spec()["containers"]
     names = set(config) | {env["name"] for env in container.get("env", [])}
@@ -164,8 +175,16 @@ def test_configmap_names_and_values_are_settings_the_daemon_reads(monkeypatch):
             monkeypatch.delenv(key)
     for key, value in config.items():
         monkeypatch.setenv(key, value)
+    # The mounted Secret, as the pod sees it (a directory of files named after settings).
+    mounted = tmp_path / "settings"
+    mounted.mkdir()
+    connection = "HostName=hub.example;SharedAccessKeyName=bridge;SharedAccessKey=a2V5"
+    (mounted / "IOTHUB_CONNECTION_STRING").write_text(connection + "\n")
+    monkeypatch.setenv("BRIDGE_SECRETS_DIR", str(mounted))
     settings = Settings(_env_file=None)
     cloud = CloudSettings(_env_file=None)
+    assert cloud.IOTHUB_CONNECTION_STRING is not None
+    assert cloud.IOTHUB_CONNECTION_STRING.get_secret_value() == connection
     assert settings.http.host == "0.0.0.0"
     assert settings.store.dsn.startswith("sqlite:////var/lib/iot-bridge/")
     assert settings.iothub.tier == "S1"

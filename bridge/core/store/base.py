@@ -125,6 +125,8 @@ class WaveDevice:
     device_id: str
     outcome: str | None
     reason: str | None
+    # When the outcome was written (when the device was added, while undecided).
+    decided_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -534,11 +534,20 @@ class PostgresStore:
 
     async def wave_devices(self, name: str) -> list[WaveDevice]:
         rows = await self._fetch(
-            "SELECT wave, device_id, outcome, reason FROM wave_devices WHERE wave = $1"
-            " ORDER BY device_id",
+            "SELECT wave, device_id, outcome, reason, updated_at FROM wave_devices"
+            " WHERE wave = $1 ORDER BY device_id",
             name,
         )
-        return [WaveDevice(r["wave"], r["device_id"], r["outcome"], r["reason"]) for r in rows]
+        return [
+            WaveDevice(
+                r["wave"],
+                r["device_id"],
+                r["outcome"],
+                r["reason"],
+                decided_at=r["updated_at"],
+            )
+            for r in rows
+        ]
 
     async def record_outcome(
         self, name: str, device_id: str, outcome: str, reason: str | None

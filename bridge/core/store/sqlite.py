@@ -579,11 +579,11 @@ class SqliteStore:
 
     async def wave_devices(self, name: str) -> list[WaveDevice]:
         rows = await self._rows(
-            "SELECT wave, device_id, outcome, reason FROM wave_devices WHERE wave = ?"
+            "SELECT wave, device_id, outcome, reason, updated_at FROM wave_devices WHERE wave = ?"
             " ORDER BY device_id",
             (name,),
         )
-        return [WaveDevice(*row) for row in rows]
+        return [WaveDevice(row[0], row[1], row[2], row[3], _when(row[4])) for row in rows]
 
     async def record_outcome(
         self, name: str, device_id: str, outcome: str, reason: str | None
