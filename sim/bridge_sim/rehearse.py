@@ -22,6 +22,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from bridge.azure.hub import IotHubService
 from bridge.config import CloudSettings, Settings
 from bridge.core.store import Store, open_store
 from bridge.cutover.operator import plan_wave, set_wave_state, wave_status
+from bridge.cutover.report import cutover_report
 from bridge.daemon.app import RunOptions, run_daemon
 from bridge.daemon.status import read_status
 from bridge.discover import DiscoveryOptions, discover
@@ -41,6 +43,7 @@ from bridge.exit_codes import ExitCode
 from bridge.logging import get_logger
 from bridge.metrics import Metrics
 from bridge.plan import PlanOptions, build_plan, write_plan
+from bridge.reports.cutover import render_cutover_report
 from bridge_sim.envfile import write_env_file
 from bridge_sim.errors import SimulatorError
 from bridge_sim.estate import EstateSpec, build_estate
@@ -157,6 +160,7 @@ async def rehearse(options: RehearsalOptions) -> int:
                 fleet.start_telemetry()
                 await run_waves(settings, daemon, metrics, fleet.names, options.deadline)
                 clock = _stage(record, "cutover", clock)
+                await _cutover_page(settings, workdir / "cutover.html")
                 await fleet.stop_telemetry()
                 verification = await _verify(
                     stack,
@@ -429,6 +433,15 @@ async def _settle(fleet: Fleet, azure_tap: AzureTap, quiet: float = 10.0) -> Non
         if arrived != last:
             last, last_change = arrived, time.monotonic()
         await asyncio.sleep(0.5)
+
+
+async def _cutover_page(settings: Settings, path: Path) -> None:
+    """The waves as `iot-bridge cutover report` shows them, beside the other outputs."""
+    async with open_store(settings.store.dsn) as store:
+        waves = await cutover_report(store)
+    page = render_cutover_report(waves, generated_at=datetime.now(UTC))
+    await asyncio.to_thread(path.write_text, page, "utf-8")
+    _say(f"    cutover report: {path}")
 
 
 def _report(verification: Verification, workdir: Path) -> ExitCode:

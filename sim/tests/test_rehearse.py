@@ -72,6 +72,7 @@ async def test_the_rehearsal_migrates_the_fleet_and_proves_nothing_was_lost(tmp_
     assert "verdict: PASS" in text
     assert (workdir / "verification.txt").read_text().strip().endswith("verdict: PASS")
 
+    assert "<svg" in (workdir / "cutover.html").read_text()
     # The summary and the plan, as pages with charts that open without a network.
     page = (workdir / "rehearsal.html").read_text()
     plan_page = (workdir / "plan" / "migration-plan.html").read_text()
