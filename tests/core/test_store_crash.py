@@ -57,3 +57,16 @@ def test_enqueues_that_returned_survive_sigkill(store_dsn):
     assert set(acknowledged) <= set(stored)
     # At most the one enqueue in flight at the kill may have committed without being printed.
     assert len(stored) - len(acknowledged) <= 1
+
+
+async def test_processes_opening_a_new_sqlite_store_at_once_all_get_it(tmp_path):
+    # A daemon and a CLI (or two replicas) started together race to create the file and
+    # switch it to WAL; SQLite refused the loser at once ("database is locked") about one
+    # time in ten, which failed a daemon's start. Every opener must get the store.
+    async def open_and_use(dsn):
+        async with open_store(dsn) as store:
+            await store.get_devices(["d"])
+
+    for attempt in range(40):
+        dsn = f"sqlite:///{tmp_path / f'race-{attempt}.db'}"
+        await asyncio.gather(*(open_and_use(dsn) for _ in range(3)))

@@ -37,6 +37,9 @@ from bridge.errors import StoreError
 
 __all__ = ["SqliteStore"]
 
+# How long opening or writing waits for another connection on the same file.
+_BUSY_SECONDS = 10.0
+
 _DEVICE_COLUMNS = (
     "device_id, state, reason, thing_version, shadow_versions, twin_etag, twin_version,"
     " revision, updated_at, lease_owner, lease_until, fingerprint"
@@ -160,12 +163,12 @@ class SqliteStore:
                 if worker is not None:
                     await asyncio.to_thread(worker.join, 5)
                 raise
-            await self._db.execute("PRAGMA journal_mode=WAL")
+            # A second store on the same file (a CLI next to the daemon) waits, not fails.
+            await self._db.execute(f"PRAGMA busy_timeout={int(_BUSY_SECONDS * 1000)}")
+            await self._switch_to_wal()
             # FULL syncs the WAL on every commit: "no message lost" must hold through a power
             # cut too, not only a process crash (NORMAL would be enough for that alone).
             await self._db.execute("PRAGMA synchronous=FULL")
-            # A second store on the same file (a CLI next to the daemon) waits, not fails.
-            await self._db.execute("PRAGMA busy_timeout=10000")
             if existing:
                 migrations.check_current(await self._version(), migrations.SQLITE, self._path)
             else:
@@ -175,6 +178,28 @@ class SqliteStore:
             if isinstance(exc, sqlite3.Error | OSError):
                 raise StoreError(f"cannot open SQLite store {self._path}: {exc}") from exc
             raise
+
+    async def _switch_to_wal(self) -> None:
+        """Put the file in WAL mode, waiting out another connection that holds it.
+
+        SQLite answers a journal-mode change with "database is locked" at once, without
+        its busy handler, while another connection is creating or migrating the same new
+        file (measured: one concurrent open in ten failed), so a daemon started beside a
+        CLI waits here instead of failing to start.
+        """
+        assert self._db is not None
+        deadline = asyncio.get_running_loop().time() + _BUSY_SECONDS
+        delay = 0.01
+        while True:
+            try:
+                await self._db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                    raise
+            else:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
     async def close(self) -> None:
         """Close the connection."""
