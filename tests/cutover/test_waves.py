@@ -21,7 +21,7 @@ from bridge.daemon.app import RunOptions, run_daemon
 from bridge.errors import StoreError
 from bridge.metrics import Metrics
 from bridge_sim.fleet import Fleet
-from tests.cutover.conftest import iot_client, until
+from tests.cutover.conftest import iot_client, until, watch
 
 # Stand-ins, a daemon and a fleet of agents share two cores with whatever else runs.
 pytestmark = pytest.mark.timeout(300)
@@ -52,9 +52,11 @@ async def _daemon(env, settings, metrics=None):
     task = asyncio.create_task(
         run_daemon(CloudSettings(**env), settings, RunOptions(), metrics=metrics)
     )
+    unwatch = watch(task)
     try:
         yield task
     finally:
+        unwatch()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
