@@ -219,6 +219,17 @@ class CutoverSettings(BaseModel):
         description="Roots the job tells devices to trust for IoT Hub (IOTHUB_ROOT_CA is "
         "added as PEM when set, e.g. the emulator's CA).",
     )
+    soak_seconds: float = Field(
+        default=86400.0,
+        ge=0,
+        description="Seconds a cut-over device stays on Azure before it is finalized (the "
+        "mirror, relay and reverse path then leave it alone).",
+    )
+    retire_certificates: bool = Field(
+        default=False,
+        description="Finalizing also sets the thing's AWS certificates INACTIVE and detaches "
+        "their policies (recorded first; `iot-bridge cutover restore-aws` undoes it).",
+    )
 
 
 class Settings(BaseSettings):

@@ -14,8 +14,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from bridge.config import Settings
+from bridge.aws.clients import open_clients
+from bridge.aws.ratelimit import RateLimiter
+from bridge.config import CloudSettings, Settings
 from bridge.core.store import Store, open_store
+from bridge.cutover.finalize import restore_aws
 from bridge.cutover.operator import plan_wave, render_status, set_wave_state, wave_status
 from bridge.cutover.report import cutover_report
 from bridge.files import write_atomically
@@ -118,6 +121,22 @@ def report(
     typer.echo(f"cutover report: {len(waves)} waves -> {out}")
 
 
+def restore(
+    devices: Annotated[list[str], typer.Argument(help="Finalized devices (thing names).")],
+    env_file: EnvFile = None,
+) -> None:
+    """Put back what finalizing retired on AWS: certificate status and policies."""
+    cloud = CloudSettings(_env_file=env_file)
+
+    async def work(store: Store) -> int:
+        limiter = RateLimiter(scale=Settings(_env_file=env_file).mirror.aws_rate_scale)
+        async with open_clients(cloud, limiter, concurrency=1) as (iot, _data):
+            return sum([await restore_aws(store, iot, device) for device in devices])
+
+    restored = _with_store(env_file, work, existing=True)
+    typer.echo(f"restored {restored} certificates of {len(devices)} devices on AWS")
+
+
 COMMANDS: dict[str, tuple[Callable[..., None], str]] = {
     "plan": (plan, "Plan a wave over a list of devices or a thing group."),
     "start": (
@@ -135,6 +154,10 @@ COMMANDS: dict[str, tuple[Callable[..., None], str]] = {
         "Cancel the wave's job, in-progress executions too; devices not on Azure stay on AWS.",
     ),
     "status": (status, "Every wave, each device's state, outcome and reason."),
+    "restore-aws": (
+        restore,
+        "Reactivate the AWS certificates finalizing retired and attach their policies again.",
+    ),
     "report": (
         report,
         "Write an HTML report of the waves: outcomes, reasons, timings, the next wave's verdict.",

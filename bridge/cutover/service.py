@@ -33,6 +33,7 @@ from bridge.config import CloudSettings, Settings
 from bridge.core.machine import Event, State
 from bridge.core.service import Check
 from bridge.core.store import Device, Store, Wave, WaveDevice, open_store
+from bridge.cutover.finalize import finalize_due
 from bridge.cutover.gauges import WaveGauges
 from bridge.cutover.job import JobDocument
 from bridge.cutover.wave import ACTIVE, WaveSpec, WaveState, job_id_for, job_sent_key
@@ -151,9 +152,25 @@ class CutoverService:
                 except Exception as exc:
                     self._last_error = f"wave {wave.name}: {exc}"
                     _log.exception("cutover.wave_step_failed", wave=wave.name)
+            await self._finalize()
             await self._export()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)
+
+    async def _finalize(self) -> None:
+        """Finalize devices whose soak is over; a failure is logged and tried next poll."""
+        store, iot = self._parts()[:2]
+        cutover = self._settings.cutover
+        try:
+            await finalize_due(
+                store,
+                iot,
+                soak_seconds=cutover.soak_seconds,
+                retire_certificates=cutover.retire_certificates,
+            )
+        except Exception as exc:
+            self._last_error = f"finalizing: {exc}"
+            _log.exception("cutover.finalize_failed")
 
     async def _export(self) -> None:
         """The waves as gauges; a failure here is logged and never stops the waves."""

@@ -161,6 +161,8 @@ async def rehearse(options: RehearsalOptions) -> int:
                 await run_waves(settings, daemon, metrics, fleet.names, options.deadline)
                 clock = _stage(record, "cutover", clock)
                 await _cutover_page(settings, workdir / "cutover.html")
+                await _until_finalized(settings, daemon, fleet.names)
+                clock = _stage(record, "soak and finalize", clock)
                 await fleet.stop_telemetry()
                 verification = await _verify(
                     stack,
@@ -204,6 +206,7 @@ def misbehaving(devices: int) -> dict[int, list[str]]:
 
 
 CANARY = 2  # devices in the first wave, none of them told to misbehave
+SOAK_SECONDS = 5.0  # on Azure before a device is finalized (days, in a real window)
 
 
 def waves(names: list[str]) -> list[tuple[str, list[str]]]:
@@ -223,7 +226,8 @@ def _daemon_settings(workdir: Path) -> Settings:
         http={"port": port},
         mirror={"aws_rate_scale": 0},
         relay={"enabled": True},
-        cutover={"poll_interval": 0.5},
+        # A soak of seconds, not days, so the rehearsal shows finalizing too.
+        cutover={"poll_interval": 0.5, "soak_seconds": SOAK_SECONDS, "retire_certificates": True},
         iothub={"import_threshold": 200},
     )
 
@@ -433,6 +437,28 @@ async def _settle(fleet: Fleet, azure_tap: AzureTap, quiet: float = 10.0) -> Non
         if arrived != last:
             last, last_change = arrived, time.monotonic()
         await asyncio.sleep(0.5)
+
+
+async def _until_finalized(
+    settings: Settings, daemon: asyncio.Task[ExitCode], names: list[str]
+) -> None:
+    """Wait out the soak: every device still on Azure gets finalized."""
+    started = time.monotonic()
+    async with open_store(settings.store.dsn) as store:
+        while True:
+            if daemon.done():
+                daemon.result()
+                raise SimulatorError("the daemon stopped during the soak")
+            states = Counter(str(d.state) for d in (await store.get_devices(names)).values())
+            if not states.get("cut_over"):
+                break
+            if time.monotonic() - started > SOAK_SECONDS + 120:
+                raise SimulatorError(f"{states['cut_over']} devices were never finalized")
+            await asyncio.sleep(0.5)
+    _say(
+        f"    soak: {states.get('finalized', 0)} devices finalized after {SOAK_SECONDS:.0f} s "
+        "on Azure; their AWS certificates set INACTIVE, policies detached (reversible)"
+    )
 
 
 async def _cutover_page(settings: Settings, path: Path) -> None:

@@ -62,13 +62,13 @@ async def test_the_rehearsal_migrates_the_fleet_and_proves_nothing_was_lost(tmp_
             assert device["reason"].startswith(REASONS[faults[name]]), (name, device)
             assert device["direct"] == 0  # it never reached Azure: all relayed
         else:
-            assert device["state"] == "cut_over", (name, device)
+            assert device["state"] == "finalized", (name, device)  # after the soak
             assert device["relayed"] > 0  # relayed while on AWS,
             assert device["direct"] > 0  # then sent by the device itself
             assert device["gap_seconds"] is not None
     assert summary["verdict"] == "pass"
     assert summary["readings_lost"] == 0
-    assert summary["states"] == {"cut_over": DEVICES - len(faults), "rolled_back": len(faults)}
+    assert summary["states"] == {"finalized": DEVICES - len(faults), "rolled_back": len(faults)}
     assert "verdict: PASS" in text
     assert (workdir / "verification.txt").read_text().strip().endswith("verdict: PASS")
 
