@@ -61,8 +61,8 @@ def guarded(command: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 return function(*args, **kwargs)
-            except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
-                raise
+            except (typer.Exit, typer.Abort, typer.BadParameter, SystemExit, KeyboardInterrupt):
+                raise  # click prints a usage error with its usage line, and exits 2
             except Exception as exc:
                 if DEBUG["on"]:
                     raise

@@ -13,14 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from botocore.exceptions import ClientError
 
 from bridge.aws.clients import open_clients
 from bridge.aws.ratelimit import RateLimiter
+from bridge.aws.search import search_things
 from bridge.config import CloudSettings, Settings
 from bridge.core.store import Store, open_store
 from bridge.cutover.finalize import restore_aws
 from bridge.cutover.operator import plan_wave, render_status, set_wave_state, wave_status
 from bridge.cutover.report import cutover_report
+from bridge.errors import WaveError
 from bridge.files import write_atomically
 from bridge.reports.cutover import render_cutover_report
 
@@ -49,6 +52,12 @@ def _with_store(
     return asyncio.run(run())
 
 
+# What SearchIndex answers for a query or an index it cannot use: the operator's to fix.
+_QUERY_REFUSED = frozenset(
+    {"InvalidQueryException", "InvalidRequestException", "IndexNotReadyException"}
+)
+
+
 def plan(
     name: Name,
     env_file: EnvFile = None,
@@ -66,11 +75,47 @@ def plan(
         int, typer.Option(min=1, help="Seconds a device has to show up on Azure.")
     ] = 300,
     max_per_minute: Annotated[int, typer.Option(min=1, max=1000, help="AWS rollout cap.")] = 60,
+    thing_type: Annotated[
+        str | None, typer.Option("--thing-type", help="Thing type whose things move.")
+    ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(help="Fleet-indexing query whose things move (e.g. 'attributes.site:lyon')."),
+    ] = None,
+    base_per_minute: Annotated[
+        int | None,
+        typer.Option(
+            "--base-per-minute",
+            min=1,
+            max=1000,
+            help="Exponential rollout: start at this many a minute (up to --max-per-minute).",
+        ),
+    ] = None,
+    increment_factor: Annotated[
+        float, typer.Option(min=1.1, max=5.0, help="Exponential rollout: rate multiplier.")
+    ] = 2.0,
+    increase_every: Annotated[
+        int, typer.Option(min=1, help="Exponential rollout: devices notified per increase.")
+    ] = 10,
 ) -> None:
-    """Plan a wave over a list of devices or a thing group."""
+    """Plan a wave over devices, a thing group, a thing type or a fleet-index query (each
+    selection given adds to the wave)."""
     chosen = [d.strip() for d in (devices or "").split(",") if d.strip()]
-    if not chosen and group is None:
-        raise typer.BadParameter("give --devices or --group")
+    if not chosen and group is None and thing_type is None and query is None:
+        raise typer.BadParameter("give --devices, --group, --thing-type or --query")
+
+    async def search(text: str) -> list[str]:
+        cloud = CloudSettings(_env_file=env_file)
+        async with open_clients(cloud, RateLimiter(), concurrency=1) as (iot, _data):
+            try:
+                return await search_things(iot, text)
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                if error.get("Code") not in _QUERY_REFUSED:
+                    raise
+                message = f"AWS refused the fleet-index query {text!r}: {error.get('Message')}"
+                raise WaveError(message, wave=name) from exc
+
     spec = _with_store(
         env_file,
         lambda store: plan_wave(
@@ -78,14 +123,28 @@ def plan(
             name,
             devices=chosen,
             group=group,
+            thing_type=thing_type,
+            query=query,
+            search=search,
             success_threshold=success_threshold,
             abort_threshold=abort_threshold,
             deadline_seconds=deadline,
             max_per_minute=max_per_minute,
+            base_per_minute=base_per_minute,
+            increment_factor=increment_factor,
+            increase_every=increase_every,
         ),
         existing=True,  # the devices come from the mirror's store; never create one here
     )
-    typer.echo(f"wave {name}: planned, {len(spec.devices)} devices")
+    rollout = (
+        f"exponential from {spec.base_per_minute}/min x{spec.increment_factor:g}"
+        if spec.base_per_minute
+        else "constant"
+    )
+    typer.echo(
+        f"wave {name}: planned, {len(spec.devices)} devices; rollout {rollout} up to "
+        f"{spec.max_per_minute}/min, about {spec.rollout_seconds() / 60:.0f} min to reach all"
+    )
 
 
 def _mover(command: str, done: str) -> Callable[..., None]:

@@ -7,6 +7,7 @@ command works whether or not the daemon runs, and a restarted daemon carries on.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bridge.core.store import Store, Wave
@@ -33,28 +34,59 @@ MOVES: dict[str, tuple[WaveState, tuple[WaveState, ...]]] = {
 
 
 async def plan_wave(
-    store: Store, name: str, *, devices: list[str], group: str | None, **spec: Any
+    store: Store,
+    name: str,
+    *,
+    devices: list[str],
+    group: str | None,
+    thing_type: str | None = None,
+    query: str | None = None,
+    search: Callable[[str], Awaitable[list[str]]] | None = None,
+    **spec: Any,
 ) -> WaveSpec:
-    """Store a new wave over `devices`, or the direct members of thing group `group`."""
+    """Store a new wave over `devices` plus the direct members of thing group `group`, the
+    things of type `thing_type` and the things fleet indexing finds for `query` (`search`
+    runs it); every selection given adds to the wave."""
+    chosen = set(devices)
     if group is not None:
-        devices = sorted(set(devices) | set(await store.members([group])))
-        if not devices:
-            raise WaveError(
-                f"thing group {group!r} has no members the bridge knows of (has the mirror run?)",
-                wave=name,
-            )
+        chosen |= _found(await store.members([group]), f"thing group {group!r}", name)
+    if thing_type is not None:
+        typed = await _of_type(store, thing_type)
+        chosen |= _found(typed, f"thing type {thing_type!r}", name)
+    if query is not None:
+        if search is None:
+            raise WaveError("a fleet-index query needs AWS access to run it", wave=name)
+        chosen |= _found(await search(query), f"fleet-index query {query!r}", name)
+    devices = sorted(chosen)
     known = await store.get_devices(devices)
     unknown = sorted(set(devices) - set(known))
     if unknown:
         raise WaveError(
             f"wave {name!r}: devices unknown to the bridge: {', '.join(unknown[:10])}", wave=name
         )
-    wave_spec = WaveSpec(devices=sorted(set(devices)), group=group, **spec)
+    wave_spec = WaveSpec(devices=devices, group=group, thing_type=thing_type, query=query, **spec)
     wave = Wave(name=name, state=WaveState.PLANNED, spec=wave_spec.model_dump(mode="json"))
     if not await store.add_wave(wave, wave_spec.devices):
         raise WaveError(f"a wave named {name!r} exists already", wave=name)
     _log.info("cutover.wave_planned", wave=name, devices=len(wave_spec.devices), group=group)
     return wave_spec
+
+
+def _found(found: list[str], what: str, wave: str) -> set[str]:
+    if not found:
+        raise WaveError(
+            f"{what} matches no device the bridge knows of (has the mirror run?)", wave=wave
+        )
+    return set(found)
+
+
+async def _of_type(store: Store, thing_type: str) -> list[str]:
+    """Devices whose thing is of `thing_type`, from the mirror's views (one pass)."""
+    found, after = [], ""
+    while page := await store.views_after(after, 1000):
+        after = page[-1].device_id
+        found += [v.device_id for v in page if v.exists and v.thing_type == thing_type]
+    return found
 
 
 async def set_wave_state(store: Store, name: str, command: str) -> WaveState:

@@ -45,7 +45,24 @@ class WaveSpec(BaseModel):
     deadline_seconds: int = Field(
         default=300, ge=1, description="Seconds a device has to show up on Azure."
     )
+    thing_type: str | None = Field(default=None, description="Thing type the devices came from.")
+    query: str | None = Field(default=None, description="Fleet-index query they came from.")
     max_per_minute: int = Field(default=60, ge=1, le=1000, description="AWS rollout cap.")
+    base_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Exponential rollout: executions a minute at first (None: a constant "
+        "max_per_minute).",
+    )
+    increment_factor: float = Field(
+        default=2.0, ge=1.1, le=5.0, description="Exponential rollout: the rate's multiplier."
+    )
+    increase_every: int = Field(
+        default=10,
+        ge=1,
+        description="Exponential rollout: devices notified between two increases.",
+    )
 
     @model_validator(mode="after")
     def _selected(self) -> WaveSpec:
@@ -54,13 +71,41 @@ class WaveSpec(BaseModel):
         return self
 
     def rollout_seconds(self) -> float:
-        """How long AWS takes to offer the job to every device at `max_per_minute`."""
-        return 60.0 * ((len(self.devices) - 1) // self.max_per_minute)
+        """How long AWS takes to offer the job to every device, at the rollout's pace.
+
+        Exponential: the rate starts at `base_per_minute` and is multiplied by
+        `increment_factor` each time `increase_every` more devices were notified, never
+        above `max_per_minute`. The estimate counts the whole minutes the last device waits.
+        """
+        if self.base_per_minute is None:
+            return 60.0 * ((len(self.devices) - 1) // self.max_per_minute)
+        rate, notified, minutes, since_increase = float(self.base_per_minute), 0, 0, 0
+        while True:
+            batch = min(int(rate), self.max_per_minute, len(self.devices) - notified)
+            notified += batch
+            if notified >= len(self.devices):
+                return 60.0 * minutes
+            since_increase += batch
+            while since_increase >= self.increase_every:
+                since_increase -= self.increase_every
+                rate = min(rate * self.increment_factor, float(self.max_per_minute))
+            minutes += 1
+
+    def rollout_config(self) -> dict[str, Any]:
+        """jobExecutionsRolloutConfig: a constant cap, or an exponential ramp under it."""
+        config: dict[str, Any] = {"maximumPerMinute": self.max_per_minute}
+        if self.base_per_minute is not None:
+            config["exponentialRate"] = {
+                "baseRatePerMinute": self.base_per_minute,
+                "incrementFactor": self.increment_factor,
+                "rateIncreaseCriteria": {"numberOfNotifiedThings": self.increase_every},
+            }
+        return config
 
     def job_settings(self) -> dict[str, Any]:
         """CreateJob's rollout, abort and timeout settings for this wave."""
         return {
-            "jobExecutionsRolloutConfig": {"maximumPerMinute": self.max_per_minute},
+            "jobExecutionsRolloutConfig": self.rollout_config(),
             "abortConfig": {
                 "criteriaList": [
                     {

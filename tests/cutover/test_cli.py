@@ -7,6 +7,8 @@ from typer.testing import CliRunner
 
 from bridge.cli import app
 from bridge.core.store import ChangeSet, open_store
+from bridge.core.view import DeviceView
+from bridge.cutover.operator import wave_status
 
 
 @pytest.fixture
@@ -18,6 +20,8 @@ def dsn(tmp_path):
             for name in ("c-1", "c-2", "c-3"):
                 await store.add_device(name)
             await store.save_changes(store_changes())
+            typed = [DeviceView(n, thing_type="sensor") for n in ("c-2", "c-3")]
+            await store.save_changes(ChangeSet(views=typed))
 
     asyncio.run(seed())
     return dsn
@@ -45,7 +49,9 @@ def test_plan_start_pause_resume_abort_and_status(dsn):
     [
         (["start", "nope"], "no wave named 'nope': plan it first"),
         (["plan", "w", "--devices", "c-1,ghost"], "devices unknown to the bridge: ghost"),
-        (["plan", "w", "--group", "plant"], "thing group 'plant' has no members"),
+        (["plan", "w", "--group", "plant"], "thing group 'plant' matches no device"),
+        (["plan", "w", "--thing-type", "nope"], "thing type 'nope' matches no device"),
+        (["plan", "w"], "give --devices, --group, --thing-type or --query"),
     ],
 )
 def test_mistakes_end_in_one_sentence_and_exit_2(dsn, args, says):
@@ -62,3 +68,33 @@ def test_a_wave_cannot_be_planned_twice_or_resumed_when_done(dsn):
     paused = cutover(dsn, "resume", "w")
     assert paused.exit_code == 2
     assert "wave 'w' is planned; it can become running only from paused" in paused.output
+
+
+def _spec(dsn, wave):
+    async def read():
+        async with open_store(dsn) as store:
+            return next(w for w in await wave_status(store) if w["name"] == wave)
+
+    return asyncio.run(read())
+
+
+def test_a_thing_type_selects_its_things_and_adds_to_a_list(dsn):
+    result = cutover(dsn, "plan", "typed", "--thing-type", "sensor", "--devices", "c-1")
+    assert result.exit_code == 0, result.output
+    wave = _spec(dsn, "typed")
+    assert [d["device_id"] for d in wave["devices"]] == ["c-1", "c-2", "c-3"]
+    assert wave["spec"]["thing_type"] == "sensor"
+
+
+def test_an_exponential_rollout_is_planned_with_its_ramp(dsn):
+    result = cutover(
+        dsn, "plan", "ramp", "--devices", "c-1,c-2,c-3",
+        "--base-per-minute", "1", "--increment-factor", "2", "--increase-every", "1",
+        "--max-per-minute", "2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "rollout exponential from 1/min x2 up to 2/min, about 1 min to reach all" in (
+        result.output
+    )
+    spec = _spec(dsn, "ramp")["spec"]
+    assert (spec["base_per_minute"], spec["increment_factor"], spec["increase_every"]) == (1, 2, 1)
