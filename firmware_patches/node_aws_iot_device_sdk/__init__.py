@@ -27,6 +27,7 @@ __all__ = ["RECIPE"]
 
 JS = Language(tree_sitter_javascript.language())
 SDK = "aws-iot-device-sdk"
+_V1 = re.compile(r"""['"]aws-iot-device-sdk['"]""")  # v2 (aws-crt) has a recipe of its own
 _CONSTRUCTORS = {"device": "iothubDevice", "thingShadow": "iothubThingShadow"}
 AZURE_DEPENDENCIES = {"azure-iot-device": "^1.18.4", "azure-iot-device-mqtt": "^1.16.4"}
 _BEGIN = "// >>> iot-bridge: IoT Hub adapter for aws-iot-device-sdk calls >>>"
@@ -84,8 +85,10 @@ class NodeSdkRecipe:
 
     def detect(self, path: str, text: str) -> bool:
         if path.rsplit("/", 1)[-1] == "package.json":
-            return f'"{SDK}' in text
-        return path.endswith((".js", ".cjs", ".mjs", ".ts")) and (SDK in text or _BEGIN in text)
+            return f'"{SDK}"' in text
+        return path.endswith((".js", ".cjs", ".mjs", ".ts")) and (
+            bool(_V1.search(text)) or _BEGIN in text
+        )
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
         return touch_points(path, text, self.stack, _REWRITTEN)

@@ -17,8 +17,8 @@ import pytest
 
 from bridge.firmware import DeviceIdSource, PatchOptions, patch, scan
 from bridge.firmware.report import to_html, to_json, to_markdown
-from firmware_patches.node_aws_iot_device_sdk import error_count as js_errors
-from firmware_patches.node_aws_iot_device_sdk import parse_js
+from firmware_patches._js import error_count as js_errors
+from firmware_patches._js import parse_script
 from tests.firmware.conftest import CORPUS
 
 EXPECTED = Path(__file__).parent / "expected"
@@ -42,6 +42,18 @@ PROGRAMS = [
     ("node_aws_iot_device_sdk/door_sensor", "literal:door-7", {"index.js", "package.json"}),
     ("node_aws_iot_device_sdk/gps_tracker", "env:VAN_NAME", {"tracker.js", "package.json"}),
     ("node_aws_iot_device_sdk/jobs_agent", "client-id", set()),
+    ("node_aws_iot_device_sdk_v2/cold_room", "client-id", {"index.js", "package.json"}),
+    ("node_aws_iot_device_sdk_v2/pool_pump", "client-id", {"pump.mjs", "package.json"}),
+    (
+        "node_aws_iot_device_sdk_v2/hvac_gateway",
+        "env:HVAC_DEVICE_ID",
+        {"src/gateway.js", "package.json"},
+    ),
+    (
+        "node_aws_iot_device_sdk_v2/fleet_telemetry",
+        "client-id",
+        {"src/device.ts", "package.json"},
+    ),
     ("arduino_mqtt/esp32_weather", "client-id", {"esp32_weather.ino", "secrets.h"}),
     ("arduino_mqtt/esp8266_relay_bearssl", "client-id", {"esp8266_relay_bearssl.ino", "config.h"}),
     ("arduino_mqtt/nano33_iot_meter", "client-id", {"arduino_secrets.h", "nano33_iot_meter.ino"}),
@@ -110,8 +122,8 @@ def test_report_and_patch_are_as_expected(name, device_id_from, files, tmp_path)
         _check_expected(EXPECTED / name / "patched" / file, text)
         if file.endswith(".py"):
             compile(text, file, "exec")
-        if file.endswith(".js"):
-            assert js_errors(parse_js(text.encode())) == 0
+        if file.endswith((".js", ".mjs", ".ts")):
+            assert js_errors(parse_script(file, text.encode())) == 0
     # Patching the patched program again changes nothing.
     assert patch(repo, _options(device_id_from)).changed == {}
 
@@ -201,6 +213,7 @@ def test_stacks_detected_in_the_corpus():
         "c_zephyr_mqtt",
         "micropython_umqtt",
         "node_aws_iot_device_sdk",
+        "node_aws_iot_device_sdk_v2",
         "python_awsiotpythonsdk",
         "python_awsiotsdk",
         "python_paho",
