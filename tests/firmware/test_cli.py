@@ -50,7 +50,8 @@ def test_patch_prints_a_diff_that_git_apply_accepts(tmp_path):
     )
     assert result.exit_code == 0, result.output
     diff = result.stdout
-    assert diff.startswith("--- a/gateway.py")
+    assert diff.startswith("--- a/deploy.sh")  # the describe-endpoint lookup is replaced
+    assert "\n--- a/gateway.py" in diff
     (tmp_path / "change.diff").write_text(diff)
     git = shutil.which("git")
     assert git is not None
@@ -60,6 +61,9 @@ def test_patch_prints_a_diff_that_git_apply_accepts(tmp_path):
         check=True,
     )
     assert "IOTHUB_HOST" in (repo / "gateway.py").read_text()
+    deploy = (repo / "deploy.sh").read_text()
+    assert "AWS_IOT_ENDPOINT=myhub.azure-devices.net\n" in deploy
+    assert "describe-endpoint" not in deploy
 
 
 def test_patch_apply_and_package_an_ota_artifact(tmp_path):

@@ -33,7 +33,7 @@ def _finish(process, *, terminate: bool) -> None:
 def test_cold_room_sends_readings_and_follows_its_setpoint(hub, rm, tmp_path):
     repo = copy_corpus("node_aws_iot_device_sdk_v2/cold_room", tmp_path)
     outcome = patch_repo(repo, hub.hostname)
-    assert set(outcome.changed) == {"index.js", "package.json"}
+    assert set(outcome.changed) == {"index.js", "package.json", "deploy.sh"}
     provision(rm, repo, "cold-room-3", "certs/device.pem.crt", "certs/private.pem.key")
 
     # AWS_IOT_ENDPOINT is left unset: the patched program no longer reads it.
@@ -82,7 +82,7 @@ def test_hvac_gateway_named_shadows_live_under_shadows(hub, rm, tmp_path):
     repo = copy_corpus("node_aws_iot_device_sdk_v2/hvac_gateway", tmp_path)
     # Its client id is random unless configured: the device id comes from the environment.
     outcome = patch_repo(repo, hub.hostname, "env:HVAC_DEVICE_ID")
-    assert set(outcome.changed) == {"src/gateway.js", "package.json"}
+    assert set(outcome.changed) == {"src/gateway.js", "package.json", "config.json"}
     provision(rm, repo, "hvac-gw-1", "certs/hvac-gw-1.cert.pem", "certs/hvac-gw-1.private.key")
 
     process = start_node_program(hub, repo, "src/gateway.js", {"HVAC_DEVICE_ID": "hvac-gw-1"})
