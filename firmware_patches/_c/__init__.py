@@ -15,6 +15,7 @@ from tree_sitter import Language, Node, Parser, Tree
 
 __all__ = [
     "ROOTS_NAME",
+    "SAS_REFUSED",
     "Define",
     "Edit",
     "apply_edits",
@@ -203,6 +204,12 @@ def events_topic(device: str, tokens: list[tuple[str, str]]) -> str:
 
 
 ROOTS_NAME = "IOTHUB_ROOT_CAS"
+# Why C and Arduino programs keep X.509 under --auth sas.
+SAS_REFUSED = (
+    "SAS on a microcontroller needs code the device lacks: HMAC-SHA256 token generation, "
+    "a trusted clock (SNTP) and reconnecting before the token expires; keep X.509 (the "
+    "default) or add them by hand"
+)
 
 
 def iothub_roots_c(indent: str = "    ") -> str:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import tree_sitter_javascript
 import tree_sitter_typescript
 from tree_sitter import Language, Node, Parser, Tree
 
-__all__ = ["error_count", "nodes", "parse_script", "text_of"]
+from bridge.firmware.recipes import PatchOptions
+
+__all__ = ["error_count", "nodes", "parse_script", "sas_key_expression", "text_of"]
 
 JS = Language(tree_sitter_javascript.language())
 TS = Language(tree_sitter_typescript.language_typescript())
@@ -45,3 +49,13 @@ def nodes(root: Node, kind: str) -> list[Node]:
             found.append(node)
         stack.extend(reversed(node.children))
     return found
+
+
+def sas_key_expression(options: PatchOptions, fs: str) -> str:
+    """JavaScript reading the SAS device key (`--sas-key-from`); `null` under X.509."""
+    if options.auth != "sas":
+        return "null"
+    source = options.sas_key
+    if source.mode == "env":
+        return f"process.env.{source.value}"
+    return f"{fs}.readFileSync({json.dumps(source.value)}, 'utf8').trim()"

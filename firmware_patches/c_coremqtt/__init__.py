@@ -24,7 +24,15 @@ from bridge.firmware.recipes import (
 )
 from bridge.firmware.touch import RULES, touch_points
 from bridge.mapping.topics import topic_properties
-from firmware_patches._c import Edit, apply_edits, defines, error_count, parse_c, resolve_string
+from firmware_patches._c import (
+    SAS_REFUSED,
+    Edit,
+    apply_edits,
+    defines,
+    error_count,
+    parse_c,
+    resolve_string,
+)
 
 _MARKER = re.compile(r"core_mqtt|MQTT_Connect|clientcredential|democonfig")
 _ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
@@ -80,6 +88,8 @@ class CoreMqttRecipe:
         return points
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        if options.auth == "sas":
+            raise PatchRefusedError(SAS_REFUSED)
         source = text.encode()
         tree = parse_c(source)
         before = error_count(tree)

@@ -24,7 +24,7 @@ from tree_sitter import Tree
 from bridge.firmware.models import TouchPoint
 from bridge.firmware.recipes import PatchOptions, PatchRefusedError
 from bridge.firmware.touch import RULES, Rule, touch_points
-from firmware_patches._c import Edit, apply_edits, error_count, iothub_roots_c, parse_c
+from firmware_patches._c import SAS_REFUSED, Edit, apply_edits, error_count, iothub_roots_c, parse_c
 
 __all__ = ["RECIPE"]
 
@@ -109,10 +109,7 @@ class EspAwsIotRecipe:
         if path.endswith("CMakeLists.txt"):
             return _cmake(text)
         if options.auth == "sas":
-            raise PatchRefusedError(
-                "SAS on esp-mqtt needs HMAC-SHA256 token generation, a clock (SNTP) and "
-                "reconnection before expiry in device code: keep X.509 or port by hand"
-            )
+            raise PatchRefusedError(SAS_REFUSED)
         if options.device_id.mode == "env":
             raise PatchRefusedError("an ESP32 has no environment: use --device-id-from literal:ID")
         _check(text)

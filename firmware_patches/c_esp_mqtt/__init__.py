@@ -27,6 +27,7 @@ from bridge.firmware.recipes import (
 from bridge.firmware.touch import RULES, touch_points
 from firmware_patches._c import (
     ROOTS_NAME,
+    SAS_REFUSED,
     Edit,
     apply_edits,
     c_concat,
@@ -101,6 +102,8 @@ class EspMqttRecipe:
         ]
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        if options.auth == "sas":
+            raise PatchRefusedError(SAS_REFUSED)
         if _AWS_SDK.search(text):
             raise PatchRefusedError("esp-aws-iot: port to esp-mqtt by hand")
         source = text.encode()

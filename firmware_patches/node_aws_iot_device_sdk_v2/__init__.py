@@ -23,7 +23,7 @@ from bridge.firmware.models import TouchPoint
 from bridge.firmware.recipes import PatchOptions, PatchRefusedError
 from bridge.firmware.touch import RULES, Rule, touch_points
 from firmware_patches._c import Edit, apply_edits
-from firmware_patches._js import error_count, nodes, parse_script, text_of
+from firmware_patches._js import error_count, nodes, parse_script, sas_key_expression, text_of
 
 __all__ = ["RECIPE"]
 
@@ -252,16 +252,11 @@ def _block(path: str, options: PatchOptions, *, esm: bool) -> str:
     else:
         loader = "const iothubRequire = require;"
     if options.auth == "sas":
-        key = options.sas_key
-        if key.mode == "env":
-            expression = f"process.env.{key.value}"
-        else:
-            path_literal = json.dumps(key.value)
-            expression = f"iothubRequire('fs').readFileSync({path_literal}, 'utf8').trim()"
-        auth = f"a SAS token from the device key in {key.mode} {key.value}"
+        source = options.sas_key
+        auth = f"a SAS token from the device key in {source.mode} {source.value}"
     else:
-        expression = "null"
         auth = "the device's existing certificate and key (X.509 thumbprint)"
+    expression = sas_key_expression(options, "iothubRequire('fs')")
     return (
         block.replace("@REQUIRE@", loader)
         .replace("@HUB@", options.hub)

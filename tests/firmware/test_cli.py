@@ -150,3 +150,15 @@ def test_scan_verdicts_follow_the_device_id_source():
         main = [p for p in points if p["file"] == "main.py" and p["kind"] != "client_id"]
         verdicts[source] = {p["verdict"] for p in main}
     assert verdicts == {"client-id": {"needs_human"}, "literal:relay-0042": {"rewritten"}}
+
+
+def test_auth_sas_from_the_command_line(tmp_path):
+    repo = tmp_path / "thermostat"
+    shutil.copytree(CORPUS / "python_awsiotsdk/thermostat", repo)
+    args = ["firmware", "patch", str(repo), "--hub", "h.azure-devices.net", "--auth", "sas"]
+    result = runner.invoke(app, [*args, "--sas-key-from", "env:THERMOSTAT_KEY"])
+    assert result.exit_code == 0, result.output
+    assert "+        symmetric_key=iothub_device_key()," in result.stdout
+    assert "_iothub_os.environ['THERMOSTAT_KEY']" in result.stdout
+    for bad in (["--auth", "psk"], ["--auth", "sas", "--sas-key-from", "vault:x"]):
+        assert runner.invoke(app, [*args[:5], *bad]).exit_code != 0

@@ -160,7 +160,7 @@ def test_sas_and_env_device_ids_are_refused_with_the_reason(tmp_path):
     repo = tmp_path / "plug"
     shutil.copytree(CORPUS / "c_esp_aws_iot/smart_plug", repo)
     for options, reason in [
-        (PatchOptions(hub=HUB, auth="sas"), "HMAC-SHA256"),
+        (PatchOptions(hub=HUB, auth="sas"), "HMAC-SHA256 token generation"),
         (PatchOptions(hub=HUB, device_id=DeviceIdSource.parse("env:ID")), "no environment"),
     ]:
         outcome = patch(repo, options)
