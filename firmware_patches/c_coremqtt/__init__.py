@@ -26,10 +26,12 @@ from bridge.firmware.touch import RULES, touch_points
 from bridge.mapping.topics import topic_properties
 from firmware_patches._c import (
     SAS_REFUSED,
+    Define,
     Edit,
     apply_edits,
     defines,
     error_count,
+    iothub_roots_c,
     parse_c,
     resolve_string,
 )
@@ -39,6 +41,7 @@ _ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
 _ID_NAMES = ("democonfigCLIENT_IDENTIFIER", "clientcredentialIOT_THING_NAME")
 _ENDPOINT_NAMES = ("democonfigMQTT_BROKER_ENDPOINT", "clientcredentialMQTT_BROKER_ENDPOINT")
 USERNAME = "democonfigCLIENT_USERNAME"
+_ROOT_CA_NAMES = ("democonfigROOT_CA_PEM", "keyCA_CERTIFICATE_PEM", "tlsATS1_ROOT_CERTIFICATE_PEM")
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 _REWRITTEN = {
     "endpoint": "broker endpoint define points at the IoT Hub host",
@@ -46,8 +49,21 @@ _REWRITTEN = {
     "client_id": "client identifier is the device id; IoT Hub's user name is added",
     "keep_alive": "keep-alive capped at 1177 s",
     "certificate": "same certificate and key: register the thumbprint in IoT Hub",
+    "root_ca": "the root CA define holds IoT Hub's roots (DigiCert Global Root G2, "
+    "Microsoft RSA Root CA 2017)",
     "topic": "telemetry topics become devices/{id}/messages/events/ with awsTopic properties",
 }
+
+
+def _root_ca_edits(define: Define) -> list[Edit]:
+    """AWS's root CA define becomes IoT Hub's two roots, one continued line per PEM line."""
+    value = define.value_node
+    pem = " \\\n" + " \\\n".join(iothub_roots_c().split("\n"))
+    if value is None or define.value.strip() == pem.lstrip():
+        return []
+    text = value.text.decode() if value.text else ""
+    start = value.start_byte + len(text) - len(text.lstrip())
+    return [Edit(start, value.end_byte, pem.lstrip().encode())]
 
 
 def _quote(text: str) -> str:
@@ -105,7 +121,9 @@ class CoreMqttRecipe:
             raise PatchRefusedError(f"the rewrite of {path} would not parse")
         return new.decode()
 
-    def _header_edits(self, source: bytes, tree: Tree, options: PatchOptions) -> list[Edit]:
+    def _header_edits(  # noqa: C901 - one branch per kind of define
+        self, source: bytes, tree: Tree, options: PatchOptions
+    ) -> list[Edit]:
         found = defines(tree)
         known = {d.name: d.value for d in found}
         device = next((d for d in found if d.name in _ID_NAMES), None)
@@ -121,6 +139,8 @@ class CoreMqttRecipe:
                     edits.append(
                         Edit(value.start_byte, value.end_byte, f'"{options.hub}"'.encode())
                     )
+            elif define.name in _ROOT_CA_NAMES:
+                edits += _root_ca_edits(define)
             elif "KEEP_ALIVE" in define.name.upper():
                 number = re.search(r"\d+", define.value)
                 if number and int(number.group()) > IOTHUB_MAX_KEEP_ALIVE:
