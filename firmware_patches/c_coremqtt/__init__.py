@@ -22,9 +22,10 @@ from bridge.firmware.recipes import (
     PatchOptions,
     PatchRefusedError,
 )
-from bridge.firmware.touch import RULES, touch_points
+from bridge.firmware.touch import RULES, Rule, touch_points
 from bridge.mapping.topics import topic_properties
 from firmware_patches._c import (
+    ROOTS_NAME,
     SAS_REFUSED,
     Define,
     Edit,
@@ -34,6 +35,7 @@ from firmware_patches._c import (
     iothub_roots_c,
     parse_c,
     resolve_string,
+    roots_definition,
 )
 
 _MARKER = re.compile(r"core_mqtt|MQTT_Connect|clientcredential|democonfig")
@@ -42,6 +44,19 @@ _ID_NAMES = ("democonfigCLIENT_IDENTIFIER", "clientcredentialIOT_THING_NAME")
 _ENDPOINT_NAMES = ("democonfigMQTT_BROKER_ENDPOINT", "clientcredentialMQTT_BROKER_ENDPOINT")
 USERNAME = "democonfigCLIENT_USERNAME"
 _ROOT_CA_NAMES = ("democonfigROOT_CA_PEM", "keyCA_CERTIFICATE_PEM", "tlsATS1_ROOT_CERTIFICATE_PEM")
+_SOURCE_TOPIC = (
+    "topic define in a source file (its client id comes from sdkconfig or the build): "
+    "point it at devices/{id}/messages/events/ with the awsTopic properties by hand"
+)
+# The coreMQTT Device Shadow library (esp-aws-iot 202x, FreeRTOS LTS): AWS topic builders.
+_RULES = (
+    Rule(
+        "shadow",
+        re.compile(r"\bShadow_\w+|\bSHADOW_TOPIC_\w+"),
+        "Device Shadow library: its topics and documents are AWS's; map them to "
+        "$iothub/twin/... by hand",
+    ),
+)
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 _REWRITTEN = {
     "endpoint": "broker endpoint define points at the IoT Hub host",
@@ -66,6 +81,62 @@ def _root_ca_edits(define: Define) -> list[Edit]:
     return [Edit(start, value.end_byte, pem.lstrip().encode())]
 
 
+# Where FreeRTOS demos keep their settings; a file including none of them (esp-aws-iot's
+# coreMQTT examples, settings from sdkconfig's CONFIG_MQTT_*) gets the user name locally.
+_CONFIG_HEADERS = re.compile(r'#include\s+"(?:demo_config|aws_clientcredential\w*|iot_config)\.h"')
+
+
+def _local_username(source: bytes, tree: Tree, client_id: str, options: PatchOptions) -> list[Edit]:
+    if _CONFIG_HEADERS.search(source.decode()) or USERNAME.encode() in source:
+        return []
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", client_id):
+        raise PatchRefusedError(
+            f"client identifier {client_id} is computed at run time: build IoT Hub's user "
+            "name by hand"
+        )
+    position = 0
+    for node in tree.root_node.named_children:
+        if node.type in {"preproc_include", "preproc_def"}:
+            position = node.end_byte
+    user = (
+        f"#ifndef {USERNAME}\n"
+        f'#define {USERNAME} "{options.hub}/" {client_id} "/?api-version={IOTHUB_API_VERSION}"\n'
+        "#endif\n"
+    )
+    return [Edit(position, position, user.encode())]
+
+
+def _keep_alive_edits(define: Define) -> list[Edit]:
+    number = re.search(r"\d+", define.value)
+    if define.value_node is None or not number or int(number.group()) <= IOTHUB_MAX_KEEP_ALIVE:
+        return []
+    value = define.value_node
+    return [Edit(value.start_byte, value.end_byte, f"( {IOTHUB_MAX_KEEP_ALIVE}U )".encode())]
+
+
+def _server_root_ca_edits(tree: Tree) -> list[Edit]:
+    """esp-aws-iot's `NetworkContext_t.pcServerRootCA = X;`: IoT Hub's roots instead."""
+    edits: list[Edit] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.type != "assignment_expression":
+            continue
+        left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        field = left.child_by_field_name("field") if left is not None else None
+        if field is None or right is None:
+            continue
+        new = {
+            b"pcServerRootCA": ROOTS_NAME,
+            b"pcServerRootCASize": f"sizeof( {ROOTS_NAME} )",
+        }.get(field.text or b"")
+        if new is not None and right.text != new.encode():
+            edits.append(Edit(right.start_byte, right.end_byte, new.encode()))
+    definition = roots_definition(tree) if edits else None
+    return edits if definition is None else [*edits, definition]
+
+
 def _quote(text: str) -> str:
     return "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
 
@@ -86,7 +157,16 @@ class CoreMqttRecipe:
         return path.endswith((".c", ".h")) and bool(_MARKER.search(text))
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
-        points = touch_points(path, text, self.stack, _REWRITTEN)
+        points = touch_points(path, text, self.stack, _REWRITTEN, rules=(*_RULES, *RULES))
+        lines = text.splitlines()
+        if path.endswith(".c"):
+            # Topic defines are rewritten in the settings headers only.
+            points = [
+                p.model_copy(update={"verdict": "needs_human", "reason": _SOURCE_TOPIC})
+                if p.kind == "topic" and re.match(r"\s*#\s*define\b", lines[p.line - 1])
+                else p
+                for p in points
+            ]
         for index, line in enumerate(text.splitlines(), start=1):
             if "$aws/" in line:
                 points = [
@@ -112,7 +192,7 @@ class CoreMqttRecipe:
         edits = (
             self._header_edits(source, tree, options)
             if path.endswith(".h")
-            else self._source_edits(source, tree)
+            else self._source_edits(source, tree, options)
         )
         if not edits:
             return None
@@ -121,9 +201,7 @@ class CoreMqttRecipe:
             raise PatchRefusedError(f"the rewrite of {path} would not parse")
         return new.decode()
 
-    def _header_edits(  # noqa: C901 - one branch per kind of define
-        self, source: bytes, tree: Tree, options: PatchOptions
-    ) -> list[Edit]:
+    def _header_edits(self, source: bytes, tree: Tree, options: PatchOptions) -> list[Edit]:
         found = defines(tree)
         known = {d.name: d.value for d in found}
         device = next((d for d in found if d.name in _ID_NAMES), None)
@@ -142,15 +220,7 @@ class CoreMqttRecipe:
             elif define.name in _ROOT_CA_NAMES:
                 edits += _root_ca_edits(define)
             elif "KEEP_ALIVE" in define.name.upper():
-                number = re.search(r"\d+", define.value)
-                if number and int(number.group()) > IOTHUB_MAX_KEEP_ALIVE:
-                    edits.append(
-                        Edit(
-                            value.start_byte,
-                            value.end_byte,
-                            f"( {IOTHUB_MAX_KEEP_ALIVE}U )".encode(),
-                        )
-                    )
+                edits += _keep_alive_edits(define)
             elif (
                 "TOPIC" in define.name.upper()
                 and resolved
@@ -168,10 +238,13 @@ class CoreMqttRecipe:
             edits.append(Edit(device.node.end_byte, device.node.end_byte, user.encode()))
         return edits
 
-    def _source_edits(self, source: bytes, tree: Tree) -> list[Edit]:
+    def _source_edits(self, source: bytes, tree: Tree, options: PatchOptions) -> list[Edit]:
+        edits = _server_root_ca_edits(tree)
+        for define in defines(tree):
+            if "KEEP_ALIVE" in define.name.upper():
+                edits += _keep_alive_edits(define)
         if b"pUserName" in source:
-            return []
-        edits: list[Edit] = []
+            return edits
         stack = [tree.root_node]
         while stack:
             node = stack.pop()
@@ -194,6 +267,8 @@ class CoreMqttRecipe:
             end = source.find(b"\n", node.end_byte)
             end = len(source) if end < 0 else end
             edits.append(Edit(end, end, insert.encode()))
+            client_id = text[match.end() :].strip().rstrip(";").strip()
+            edits += _local_username(source, tree, client_id, options)
         return edits
 
 

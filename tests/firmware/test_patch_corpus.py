@@ -99,6 +99,11 @@ PROGRAMS = [
         {"include/aws_clientcredential.h", "sensor_task.c"},
     ),
     ("c_coremqtt/freertos_keys_vendored", "client-id", {"demo_config.h", "app_main.c"}),
+    (
+        "c_coremqtt/esp_aws_iot_mutual_auth",
+        "client-id",
+        {"main/mqtt_demo_mutual_auth.c", "sdkconfig"},
+    ),
 ]
 IDS = [name for name, _, _ in PROGRAMS]
 
