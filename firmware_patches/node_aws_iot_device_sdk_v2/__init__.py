@@ -97,6 +97,11 @@ class NodeSdkV2Recipe:
         for marker, reason in _REFUSED.items():
             if re.search(rf"\b{marker}\b", _code_only(path, text)):
                 raise PatchRefusedError(reason)
+        unanswered = _unanswered_calls(_code_only(path, text))
+        if unanswered:
+            raise PatchRefusedError(
+                f"aws-iot-device-sdk-v2 calls the adapter does not answer: {', '.join(unanswered)}"
+            )
         source = text.encode()
         tree = parse_script(path, source)
         before = error_count(tree)
@@ -110,6 +115,24 @@ class NodeSdkV2Recipe:
         if error_count(parse_script(path, new.encode())) > before:
             raise PatchRefusedError(f"the rewrite of {path} would not parse")
         return new
+
+
+# Builder settings and shadow-client calls are the v2 API's own spellings; one the adapter
+# does not define would fail at run time, so the patch refuses it instead.
+_SDK_CALL = re.compile(r"\.(with_\w+|(?:publish|subscribeTo)\w*Shadow\w*)\s*\(")
+
+
+def _adapter_text() -> str:
+    return (
+        resources.files("firmware_patches._runtime")
+        .joinpath("aws_iot_device_sdk_v2_adapter.js")
+        .read_text()
+    )
+
+
+def _unanswered_calls(program: str) -> list[str]:
+    defined = set(re.findall(r"^\s*(?:async\s+)?(\w+)\s*\(", _adapter_text(), re.MULTILINE))
+    return sorted(set(_SDK_CALL.findall(program)) - defined)
 
 
 def _code_only(path: str, text: str) -> str:
@@ -238,11 +261,7 @@ def _device_id(options: PatchOptions, client_id: str, value: str) -> str:
 
 
 def _block(path: str, options: PatchOptions, *, esm: bool) -> str:
-    text = (
-        resources.files("firmware_patches._runtime")
-        .joinpath("aws_iot_device_sdk_v2_adapter.js")
-        .read_text()
-    )
+    text = _adapter_text()
     block = text[text.index(_BEGIN) : text.index(_END) + len(_END)]
     if esm and not path.endswith((".ts", ".mts", ".cts")):
         loader = (

@@ -137,3 +137,19 @@ def test_stacks_without_sas_say_why():
         and p.verdict == "rewritten"
     ]
     assert sas_capable
+
+
+def test_patching_twice_with_sas_equals_patching_once(tmp_path):
+    options = PatchOptions(hub="myhub.azure-devices.net", auth="sas")
+    for name, device_id_from in [
+        ("python_awsiotsdk/thermostat", "client-id"),
+        ("python_awsiotpythonsdk/porch_light", "client-id"),
+        ("node_aws_iot_device_sdk/door_sensor", "literal:door-7"),
+        ("node_aws_iot_device_sdk_v2/pool_pump", "client-id"),
+    ]:
+        repo = copy_corpus(name, tmp_path)
+        chosen = PatchOptions(
+            hub=options.hub, device_id=DeviceIdSource.parse(device_id_from), auth="sas"
+        )
+        assert patch(repo, chosen, apply=True).changed, name
+        assert patch(repo, chosen).changed == {}, name

@@ -18,6 +18,11 @@ WEBSOCKET = """import { mqtt, iot, auth } from 'aws-iot-device-sdk-v2';
 const config = iot.AwsIotMqttConnectionConfigBuilder.new_with_websockets({ region: 'us-east-1' })
   .with_endpoint('a1-ats.iot.us-east-1.amazonaws.com').with_client_id('kiosk-1').build();
 """
+UNKNOWN = """const { mqtt, iot, iotshadow } = require('aws-iot-device-sdk-v2');
+const config = iot.AwsIotMqttConnectionConfigBuilder.new_mtls_builder_from_path('c', 'k')
+  .with_endpoint('a1-ats.iot.us-east-1.amazonaws.com').with_client_id('x')
+  .with_username('?SDK=NodeJSv2&Version=1.19').build();
+"""
 RANDOM = """const { mqtt, iot } = require('aws-iot-device-sdk-v2');
 const id = 'sensor-' + Math.floor(Math.random() * 1000);
 const config = iot.AwsIotMqttConnectionConfigBuilder.new_mtls_builder_from_path('c', 'k')
@@ -31,6 +36,7 @@ const config = iot.AwsIotMqttConnectionConfigBuilder.new_mtls_builder_from_path(
         (MQTT5, "MQTT 5"),
         (WEBSOCKET, "SigV4 websocket"),
         (RANDOM, "the client id is random"),
+        (UNKNOWN, "calls the adapter does not answer: with_username"),
     ],
 )
 def test_unmappable_programs_are_refused_with_the_reason(source, reason):
