@@ -104,3 +104,48 @@ def test_hvac_gateway_named_shadows_live_under_shadows(hub, rm, tmp_path):
         "hvac/hvac-gw-1/lobby/climate",
         "hvac/hvac-gw-1/office/climate",
     ]
+
+
+RAW_SHADOW = """// Raw shadow topics on an aws-crt connection, as many v2 programs do it.
+const { mqtt, iot } = require('aws-iot-device-sdk-v2');
+
+const thing = 'raw-shadow-1';
+const connection = new mqtt.MqttClient().new_connection(
+  iot.AwsIotMqttConnectionConfigBuilder.new_mtls_builder_from_path('c.pem', 'k.pem')
+    .with_endpoint('a1b2c3-ats.iot.us-east-1.amazonaws.com').with_client_id(thing).build());
+
+async function main() {
+  await connection.connect();
+  await connection.subscribe(`$aws/things/${thing}/shadow/get/accepted`, mqtt.QoS.AtLeastOnce,
+    async (topic, payload) => {
+      const shadow = JSON.parse(Buffer.from(payload).toString());
+      const level = shadow.state.desired.level;
+      await connection.publish(`$aws/things/${thing}/shadow/update`,
+        JSON.stringify({ state: { reported: { level, seen: topic } } }), mqtt.QoS.AtLeastOnce);
+      let refused = false;
+      await connection.publish(`$aws/things/${thing}/jobs/get`, '{}', mqtt.QoS.AtLeastOnce)
+        .catch(() => { refused = true; });
+      await connection.publish(`dt/${thing}/refused`, JSON.stringify({ refused }), 1);
+      await connection.disconnect();
+    });
+  await connection.publish(`$aws/things/${thing}/shadow/get`, '{}', mqtt.QoS.AtLeastOnce);
+}
+main();
+"""
+
+
+def test_raw_shadow_get_and_update_topics_answer_from_the_twin(hub, rm, tmp_path):
+    repo = tmp_path / "raw"
+    repo.mkdir()
+    (repo / "raw.js").write_text(RAW_SHADOW)
+    patch_repo(repo, hub.hostname)
+    provision(rm, repo, "raw-shadow-1", "c.pem", "k.pem")
+    set_desired(rm, "raw-shadow-1", {"level": 7})
+    process = start_node_program(hub, repo, "raw.js")
+    _finish(process, terminate=False)
+    assert reported(rm, "raw-shadow-1") == {
+        "level": 7,
+        "seen": "$aws/things/raw-shadow-1/shadow/get/accepted",
+    }
+    [event] = telemetry(hub, "raw-shadow-1")
+    assert json.loads(event.body) == {"refused": True}

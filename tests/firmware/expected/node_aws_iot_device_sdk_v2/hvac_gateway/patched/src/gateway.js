@@ -84,6 +84,7 @@ const iothubAwsIotV2 = (() => {
       this.client = sdk.Client.fromConnectionString(`HostName=${IOTHUB_HOST};DeviceId=${config.client_id};${auth}`, transport.Mqtt);
       this.desired = [];
       this.c2d = [];
+      this.raw = [];
       this.events = new Map();
       this.twin = null;
       this.packetId = 0;
@@ -125,7 +126,17 @@ const iothubAwsIotV2 = (() => {
       if (shadow && shadow.op === 'update') {
         const reported = (JSON.parse(body).state || {}).reported || {};
         await this.reportTwin(nest(shadow.name, reported));
+        this.answer(shadow, 'update/accepted', { state: { reported }, timestamp: Date.now() / 1000 });
         return this.nextPacket();
+      }
+      if (shadow && shadow.op === 'get') {
+        const twin = await this.getTwin();
+        const state = { desired: unnest(shadow.name, twin.properties.desired), reported: unnest(shadow.name, twin.properties.reported) };
+        this.answer(shadow, 'get/accepted', { state, version: twin.properties.desired.$version, timestamp: Date.now() / 1000 });
+        return this.nextPacket();
+      }
+      if (topic.startsWith('$aws/')) {
+        throw new Error(`iot-bridge: ${topic} has no IoT Hub equivalent`);
       }
       const message = new sdk.Message(body);
       const properties = topicProperties(topic);
@@ -148,10 +159,22 @@ const iothubAwsIotV2 = (() => {
           if (onMessage) onMessage(topic, data, false, QoS.AtLeastOnce, false);
           this.emit('message', topic, data, false, QoS.AtLeastOnce, false);
         });
+      } else if (shadow && /^(update|get)\/accepted$/.test(shadow.op)) {
+        this.raw.push([shadow, topic, onMessage]);
       } else if (!shadow) {
         this.c2d.push([topic, onMessage]);
       }
       return { topic, qos: QoS.AtLeastOnce, ...this.nextPacket() };
+    }
+
+    answer(shadow, op, document) {
+      // A raw $aws/things/.../shadow/{update,get}/accepted subscription gets the response.
+      for (const [wanted, topic, onMessage] of this.raw) {
+        if (wanted.op !== op || wanted.name !== shadow.name) continue;
+        const data = arrayBuffer(JSON.stringify(document));
+        if (onMessage) onMessage(topic, data, false, QoS.AtLeastOnce, false);
+        this.emit('message', topic, data, false, QoS.AtLeastOnce, false);
+      }
     }
 
     async unsubscribe(topic) { return this.nextPacket(); }
