@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from bridge.firmware.models import FileReport, ScanReport, TouchPoint
 from bridge.firmware.patch import PatchOutcome, patch
-from bridge.firmware.recipes import DeviceIdSource, PatchOptions, Recipe, load_recipes
+from bridge.firmware.recipes import (
+    DeviceIdSource,
+    KeySource,
+    PatchOptions,
+    Recipe,
+    load_recipes,
+)
 from bridge.firmware.scan import scan
 
 __all__ = [
     "DeviceIdSource",
     "FileReport",
+    "KeySource",
     "PatchOptions",
     "PatchOutcome",
     "Recipe",

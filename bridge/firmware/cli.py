@@ -10,7 +10,7 @@ import typer
 
 from bridge.firmware.package import build_package
 from bridge.firmware.patch import patch
-from bridge.firmware.recipes import DeviceIdSource, PatchOptions
+from bridge.firmware.recipes import DeviceIdSource, KeySource, PatchOptions
 from bridge.firmware.report import to_html, to_json, to_markdown
 from bridge.firmware.scan import scan
 
@@ -24,6 +24,34 @@ Repo = Annotated[
     Path, typer.Argument(exists=True, file_okay=False, resolve_path=True, help="Device repository.")
 ]
 Format = Literal["json", "md", "html"]
+Auth = Annotated[
+    str,
+    typer.Option(
+        "--auth",
+        help="x509: devices keep their certificate (thumbprint auth); sas: a device key "
+        "provisioned at cutover. Stacks that cannot do SAS report why.",
+    ),
+]
+SasKeyFrom = Annotated[
+    str,
+    typer.Option(help="With --auth sas: where the device reads its key, env:NAME or file:PATH."),
+]
+
+
+def _options(hub: str, device_id_from: str, auth: str, sas_key_from: str) -> PatchOptions:
+    if auth not in {"x509", "sas"}:
+        raise typer.BadParameter("--auth must be x509 or sas")
+    try:
+        return PatchOptions(
+            hub=hub,
+            device_id=DeviceIdSource.parse(device_id_from),
+            auth="sas" if auth == "sas" else "x509",
+            sas_key=KeySource.parse(sas_key_from),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 _RENDER = {"json": to_json, "md": to_markdown, "html": to_html}
 
 
@@ -38,15 +66,14 @@ def scan_cmd(
         str,
         typer.Option(help="As for patch: the verdicts are those of patching with it."),
     ] = "client-id",
+    auth: Auth = "x509",
+    sas_key_from: SasKeyFrom = "env:IOTHUB_DEVICE_KEY",
 ) -> None:
     """List every AWS IoT touch point by file and line, with a verdict for each."""
     if fmt not in _RENDER:
         raise typer.BadParameter("--format must be json, md or html")
-    try:
-        source = DeviceIdSource.parse(device_id_from)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    report = scan(path, PatchOptions(hub="scan.azure-devices.net", device_id=source))
+    options = _options("scan.azure-devices.net", device_id_from, auth, sas_key_from)
+    report = scan(path, options)
     text = _RENDER[fmt](report)
     if output is None:
         typer.echo(text, nl=False)
@@ -73,12 +100,11 @@ def patch_cmd(
     report: Annotated[
         Path | None, typer.Option(help="Write the JSON report after patching here.")
     ] = None,
+    auth: Auth = "x509",
+    sas_key_from: SasKeyFrom = "env:IOTHUB_DEVICE_KEY",
 ) -> None:
     """Print a unified diff moving the repository to IoT Hub, or apply it with --apply."""
-    try:
-        options = PatchOptions(hub=hub, device_id=DeviceIdSource.parse(device_id_from))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    options = _options(hub, device_id_from, auth, sas_key_from)
     outcome = patch(path, options, apply=apply)
     if report is not None:
         report.write_text(to_json(outcome.report), encoding="utf-8")

@@ -20,6 +20,7 @@ __all__ = [
     "IOTHUB_API_VERSION",
     "IOTHUB_MAX_KEEP_ALIVE",
     "DeviceIdSource",
+    "KeySource",
     "PatchOptions",
     "PatchRefusedError",
     "Recipe",
@@ -58,12 +59,37 @@ class DeviceIdSource:
 
 
 @dataclass(frozen=True)
+class KeySource:
+    """Where a device reads its SAS device key at run time (`--sas-key-from`).
+
+    The key is provisioned at cutover; it never enters the repository or the patch.
+    """
+
+    mode: Literal["env", "file"] = "env"
+    value: str = "IOTHUB_DEVICE_KEY"
+
+    @classmethod
+    def parse(cls, text: str) -> KeySource:
+        """`env:NAME` or `file:PATH`."""
+        kind, _, value = text.partition(":")
+        if kind == "env" and value:
+            return cls("env", value)
+        if kind == "file" and value:
+            return cls("file", value)
+        raise ValueError(f"--sas-key-from must be env:NAME or file:PATH, not {text!r}")
+
+
+@dataclass(frozen=True)
 class PatchOptions:
     """What every recipe needs to know to rewrite a file."""
 
     hub: str
     device_id: DeviceIdSource = DeviceIdSource()
-    # Devices keep their certificate (X.509 thumbprint auth); SAS is not offered yet.
+    # x509: the device keeps its certificate (thumbprint auth); sas: a device key
+    # provisioned at cutover, read from `sas_key`. A recipe that cannot do SAS for its
+    # stack raises PatchRefusedError saying why.
+    auth: Literal["x509", "sas"] = "x509"
+    sas_key: KeySource = KeySource()
 
 
 @runtime_checkable

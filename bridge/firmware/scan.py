@@ -13,6 +13,7 @@ from bridge.firmware.walk import walk
 
 __all__ = ["Finding", "analyse", "scan"]
 
+SAS_CERTIFICATE = "SAS: a device key provisioned at cutover replaces the certificate"
 NOTHING_CHANGED = "found, but the recipe had nothing it could change here: by hand"
 VENDORED_REASON = "vendored code: reported, never edited; upgrade or replace the SDK copy"
 # Verdicts come from a dry run of the patch, so a scan never promises what patch cannot do.
@@ -93,6 +94,8 @@ def _examine(
             if patched is None or patched == text:
                 # Never claim a rewrite the patch does not make.
                 points = [_human(point, NOTHING_CHANGED) for point in points]
+            elif options.auth == "sas":
+                points = [_sas(point) for point in points]
     secrets = find_secrets(path, text, stack)
     if not points and not secrets:
         return None
@@ -102,6 +105,13 @@ def _examine(
     ordered = sorted([*points, *secrets], key=lambda point: (point.line, point.kind))
     report = FileReport(file=path, stack=stack, vendored=vendored, touch_points=ordered)
     return Finding(report, text, None if vendored else recipe, patched)
+
+
+def _sas(point: TouchPoint) -> TouchPoint:
+    # Under --auth sas a rewritten program no longer presents its certificate.
+    if point.kind != "certificate" or point.verdict != "rewritten":
+        return point
+    return point.model_copy(update={"reason": SAS_CERTIFICATE})
 
 
 def _human(point: TouchPoint, reason: str) -> TouchPoint:

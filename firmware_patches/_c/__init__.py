@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import resources
 
 import tree_sitter_c
 import tree_sitter_cpp
 from tree_sitter import Language, Node, Parser, Tree
 
 __all__ = [
+    "ROOTS_NAME",
+    "SAS_REFUSED",
     "Define",
     "Edit",
     "apply_edits",
@@ -20,9 +23,11 @@ __all__ = [
     "defines",
     "error_count",
     "events_topic",
+    "iothub_roots_c",
     "parse_c",
     "parse_cpp",
     "resolve_string",
+    "roots_definition",
     "string_literal_edits",
     "topic_tokens",
 ]
@@ -196,3 +201,41 @@ def events_topic(device: str, tokens: list[tuple[str, str]]) -> str:
     for number, level in enumerate(levels, start=1):
         pieces += [("lit", f"&awsTopic{number}="), *encoded(level)]
     return c_concat(pieces)
+
+
+ROOTS_NAME = "IOTHUB_ROOT_CAS"
+# Why C and Arduino programs keep X.509 under --auth sas.
+SAS_REFUSED = (
+    "SAS on a microcontroller needs code the device lacks: HMAC-SHA256 token generation, "
+    "a trusted clock (SNTP) and reconnecting before the token expires; keep X.509 (the "
+    "default) or add them by hand"
+)
+
+
+def iothub_roots_c(indent: str = "    ") -> str:
+    """IoT Hub's trust anchors (DigiCert Global Root G2, Microsoft RSA Root CA 2017) as the
+    lines of a C string literal, from `_runtime/iothub_roots.pem`."""
+    pem = resources.files("firmware_patches._runtime").joinpath("iothub_roots.pem").read_text()
+    lines = [line for line in pem.splitlines() if line and not line.startswith("#")]
+    return "\n".join(f'{indent}"{line}\\n"' for line in lines)
+
+
+def roots_definition(tree: Tree, *, progmem: bool = False) -> Edit | None:
+    """An edit defining IOTHUB_ROOT_CAS after the file's last top-level #include, or None
+    when a former patch already defined it."""
+    source = tree.root_node.text or b""
+    if f"{ROOTS_NAME}[]".encode() in source:
+        return None
+    position = 0
+    for node in tree.root_node.named_children:
+        if node.type == "preproc_include":
+            position = node.end_byte
+    qualifier = " PROGMEM" if progmem else ""
+    text = (
+        "\n/* iot-bridge: IoT Hub's trust anchors, DigiCert Global Root G2 and Microsoft RSA"
+        " Root CA 2017 */\n"
+        f"static const char {ROOTS_NAME}[]{qualifier} =\n{iothub_roots_c()};\n"
+    )
+    if position == 0:
+        text = text.lstrip("\n") + "\n"
+    return Edit(position, position, text.encode())

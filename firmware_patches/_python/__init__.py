@@ -7,7 +7,7 @@ from importlib import resources
 
 import libcst as cst
 
-from bridge.firmware.recipes import DeviceIdSource, PatchRefusedError
+from bridge.firmware.recipes import DeviceIdSource, PatchOptions, PatchRefusedError
 
 __all__ = [
     "RANDOM_ID",
@@ -18,6 +18,7 @@ __all__ = [
     "inject_block",
     "keyword_args",
     "parse",
+    "with_auth",
 ]
 
 # Client ids built from these change on every boot: they cannot be an IoT Hub device id.
@@ -34,6 +35,19 @@ def parse(path: str, text: str) -> cst.Module:
 
 def code_of(node: cst.CSTNode) -> str:
     return cst.Module([]).code_for_node(node)
+
+
+def with_auth(block: str, options: PatchOptions) -> str:
+    """The adapter block with the auth mode and, for SAS, where the device key is read."""
+    key = "None"  # X.509: no key
+    if options.auth == "sas":
+        source = options.sas_key
+        key = (
+            f"_iothub_os.environ[{source.value!r}]"
+            if source.mode == "env"
+            else f"open({source.value!r}, encoding='utf-8').read().strip()"
+        )
+    return block.replace("@AUTH_MODE@", options.auth).replace("None  # @SAS_KEY@", key)
 
 
 def block_source(name: str, hub: str) -> str:

@@ -22,6 +22,7 @@ from firmware_patches._python import (
     inject_block,
     keyword_args,
     parse,
+    with_auth,
 )
 from firmware_patches._python.imports import drop_unused_imports
 from firmware_patches._python.transform import ClientTracker, is_method_call, module_assignments
@@ -82,7 +83,8 @@ class AwsIotPythonSdkRecipe:
         if not rewriter.changed:
             return None
         new = drop_unused_imports(new, _MODULES)
-        return inject_block(new, block_source("awsiotpythonsdk_adapter", options.hub), path)
+        block = with_auth(block_source("awsiotpythonsdk_adapter", options.hub), options)
+        return inject_block(new, block, path)
 
 
 class _Rewriter(cst.CSTTransformer):

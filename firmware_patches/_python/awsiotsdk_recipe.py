@@ -23,6 +23,7 @@ from firmware_patches._python import (
     imported_names,
     inject_block,
     parse,
+    with_auth,
 )
 from firmware_patches._python.imports import drop_unused_imports
 from firmware_patches._python.transform import ClientTracker, is_method_call, module_assignments
@@ -94,7 +95,8 @@ class AwsIotSdkRecipe:
         if not rewriter.changed:
             return None
         new = drop_unused_imports(new, _AWS_MODULES)
-        return inject_block(new, block_source("awsiotsdk_adapter", options.hub), path)
+        block = with_auth(block_source("awsiotsdk_adapter", options.hub), options)
+        return inject_block(new, block, path)
 
 
 class _Rewriter(cst.CSTTransformer):
@@ -183,14 +185,20 @@ class _Rewriter(cst.CSTTransformer):
             device = device_id_expression(self.options.device_id, checked)
         else:
             device = device_id_expression(self.options.device_id, client_id)
-        new_args = [
-            _kw(
+        if self.options.auth == "sas":
+            factory = "IoTHubDeviceClient.create_from_symmetric_key"
+            credential = _kw("symmetric_key", cst.parse_expression("iothub_device_key()"))
+        else:
+            factory = "IoTHubDeviceClient.create_from_x509_certificate"
+            credential = _kw(
                 "x509",
                 cst.Call(
                     cst.Name("X509"),
                     [cst.Arg(args["cert_filepath"]), cst.Arg(args["pri_key_filepath"])],
                 ),
-            ),
+            )
+        new_args = [
+            credential,
             _kw("hostname", cst.Name("IOTHUB_HOST")),
             _kw("device_id", device),
         ]
@@ -199,7 +207,7 @@ class _Rewriter(cst.CSTTransformer):
             new_args.append(_kw("keep_alive", keep_alive))
         self.changed = True
         return call.with_changes(
-            func=cst.parse_expression("IoTHubDeviceClient.create_from_x509_certificate"),
+            func=cst.parse_expression(factory),
             args=_layout(new_args, call),
         )
 

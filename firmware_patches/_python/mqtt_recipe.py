@@ -95,6 +95,13 @@ class MqttRecipe:
         return points
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        if options.auth == "sas":
+            raise PatchRefusedError(
+                "SAS on a raw MQTT client: the password is a token that expires, so the "
+                "program must mint a new one (HMAC-SHA256) before each reconnect; "
+                "MicroPython has no hmac module and paho keeps one fixed password: keep "
+                "X.509 (the default) or add that by hand"
+            )
         module = parse(path, text)
         constructors = imported_names(module, self.modules, self.constructor)
         tracker = ClientTracker(constructors)

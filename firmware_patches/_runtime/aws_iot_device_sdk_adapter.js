@@ -8,6 +8,7 @@
 // topic in awsTopic/awsTopic1..N; shadow update, get and delta become twin reported
 // patches, twin GET and desired patches; other subscriptions receive C2D messages.
 const IOTHUB_HOST = '@HUB@';
+const IOTHUB_AUTH = '@AUTH_MODE@'; // x509: the device's own certificate; sas: its device key
 const IOTHUB_MAX_KEEP_ALIVE = 1177;
 const iothubSdk = require('azure-iot-device');
 const iothubMqtt = require('azure-iot-device-mqtt');
@@ -32,12 +33,15 @@ function iothubShadowTopic(topic) {
 function iothubConnection(options) {
   const deviceId = options.clientId;
   if (!iothubDevices.has(deviceId)) {
+    // SAS: the device key provisioned at cutover (never in the repository).
+    const auth = IOTHUB_AUTH === 'sas' ? `SharedAccessKey=${@SAS_KEY@}` : 'x509=true';
     const client = iothubSdk.Client.fromConnectionString(
-      `HostName=${IOTHUB_HOST};DeviceId=${deviceId};x509=true`, iothubMqtt.Mqtt);
-    client.setOptions({
+      `HostName=${IOTHUB_HOST};DeviceId=${deviceId};${auth}`, iothubMqtt.Mqtt);
+    const keepalive = Math.min(options.keepalive || IOTHUB_MAX_KEEP_ALIVE, IOTHUB_MAX_KEEP_ALIVE);
+    client.setOptions(IOTHUB_AUTH === 'sas' ? { keepalive } : {
       cert: options.clientCert || iothubFs.readFileSync(options.certPath, 'utf8'),
       key: options.privateKey || iothubFs.readFileSync(options.keyPath, 'utf8'),
-      keepalive: Math.min(options.keepalive || IOTHUB_MAX_KEEP_ALIVE, IOTHUB_MAX_KEEP_ALIVE),
+      keepalive,
     });
     const shared = { client, users: 0, opened: null, twin: null, c2d: [], desired: [] };
     shared.open = () => {

@@ -28,11 +28,14 @@ from bridge.firmware.recipes import (
 )
 from bridge.firmware.touch import RULES, touch_points
 from firmware_patches._c import (
+    ROOTS_NAME,
+    SAS_REFUSED,
     Edit,
     apply_edits,
     c_concat,
     events_topic,
     parse_cpp,
+    roots_definition,
     string_literal_edits,
     topic_tokens,
 )
@@ -53,11 +56,12 @@ _REWRITTEN = {
     "certificate": "same certificate and key: X.509 thumbprint authentication",
     "keep_alive": "keep-alive capped at 1177 s",
     "topic": "topics become IoT Hub's (events with awsTopic properties, desired, C2D)",
+    "root_ca": "the sketch trusts IoT Hub's roots (DigiCert Global Root G2, Microsoft RSA "
+    "Root CA 2017), defined as IOTHUB_ROOT_CAS",
 }
 _HUMAN = {
     "shadow": "the callback now receives $iothub/twin/PATCH/properties/desired/?$version=N "
     "with the desired patch itself (no state wrapper): adapt it by hand",
-    "root_ca": "embed IoT Hub's roots (DigiCert Global Root G2, Microsoft RSA Root CA 2017)",
 }
 
 
@@ -104,10 +108,12 @@ class ArduinoRecipe:
         ]
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        if options.auth == "sas":
+            raise PatchRefusedError(SAS_REFUSED)
         source = text.encode()
         tree = parse_cpp(source)
         before = error_count(tree)
-        edits = _endpoint_edits(tree, options.hub)
+        edits = _endpoint_edits(tree, options.hub) + _trust_edits(tree)
         if _ARDUINO_MQTT_CLIENT.search(text):
             edits += _mqtt_client_edits(source, tree, options.hub)
         else:
@@ -120,6 +126,39 @@ class ArduinoRecipe:
         if error_count(parse_cpp(new)) > before:
             raise PatchRefusedError(f"the rewrite of {path} would not parse")
         return new.decode()
+
+
+def _trust_edits(tree: Tree) -> list[Edit]:
+    """`setCACert(X)` and the X509List passed to `setTrustAnchors(&list)` trust IoT Hub's
+    roots instead of AWS's; IOTHUB_ROOT_CAS is defined after the includes."""
+    edits: list[Edit] = []
+    anchors: set[str] = set()
+    for call in _nodes(tree, "call_expression"):
+        function = call.child_by_field_name("function")
+        field = function.child_by_field_name("field") if function is not None else None
+        args = _args(call)
+        if field is None or len(args) != 1:
+            continue
+        if _text(field) == "setCACert":
+            edits.append(Edit(args[0].start_byte, args[0].end_byte, ROOTS_NAME.encode()))
+        elif _text(field) == "setTrustAnchors":
+            anchors.add(_text(args[0]).lstrip("&").strip())
+    # `X509List trust(AMAZON_ROOT_CA1);` parses as an init_declarator, or (a macro
+    # argument looking like a type) as a function_declarator: the one argument either way.
+    for declarator in _nodes(tree, "init_declarator", "function_declarator"):
+        value = declarator.child_by_field_name("value") or declarator.child_by_field_name(
+            "parameters"
+        )
+        name = _text(declarator.child_by_field_name("declarator"))
+        if name in anchors and value is not None and len(value.named_children) == 1:
+            argument = value.named_children[0]
+            edits.append(Edit(argument.start_byte, argument.end_byte, ROOTS_NAME.encode()))
+    if edits:
+        definition = roots_definition(tree)
+        if definition is not None:
+            edits.append(definition)
+    source = tree.root_node.text or b""
+    return [edit for edit in edits if edit.text != source[edit.start : edit.end]]
 
 
 def _endpoint_edits(tree: Tree, hub: str) -> list[Edit]:

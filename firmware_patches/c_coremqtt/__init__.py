@@ -22,15 +22,41 @@ from bridge.firmware.recipes import (
     PatchOptions,
     PatchRefusedError,
 )
-from bridge.firmware.touch import RULES, touch_points
+from bridge.firmware.touch import RULES, Rule, touch_points
 from bridge.mapping.topics import topic_properties
-from firmware_patches._c import Edit, apply_edits, defines, error_count, parse_c, resolve_string
+from firmware_patches._c import (
+    ROOTS_NAME,
+    SAS_REFUSED,
+    Define,
+    Edit,
+    apply_edits,
+    defines,
+    error_count,
+    iothub_roots_c,
+    parse_c,
+    resolve_string,
+    roots_definition,
+)
 
 _MARKER = re.compile(r"core_mqtt|MQTT_Connect|clientcredential|democonfig")
 _ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
 _ID_NAMES = ("democonfigCLIENT_IDENTIFIER", "clientcredentialIOT_THING_NAME")
 _ENDPOINT_NAMES = ("democonfigMQTT_BROKER_ENDPOINT", "clientcredentialMQTT_BROKER_ENDPOINT")
 USERNAME = "democonfigCLIENT_USERNAME"
+_ROOT_CA_NAMES = ("democonfigROOT_CA_PEM", "keyCA_CERTIFICATE_PEM", "tlsATS1_ROOT_CERTIFICATE_PEM")
+_SOURCE_TOPIC = (
+    "topic define in a source file (its client id comes from sdkconfig or the build): "
+    "point it at devices/{id}/messages/events/ with the awsTopic properties by hand"
+)
+# The coreMQTT Device Shadow library (esp-aws-iot 202x, FreeRTOS LTS): AWS topic builders.
+_RULES = (
+    Rule(
+        "shadow",
+        re.compile(r"\bShadow_\w+|\bSHADOW_TOPIC_\w+"),
+        "Device Shadow library: its topics and documents are AWS's; map them to "
+        "$iothub/twin/... by hand",
+    ),
+)
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 _REWRITTEN = {
     "endpoint": "broker endpoint define points at the IoT Hub host",
@@ -38,8 +64,77 @@ _REWRITTEN = {
     "client_id": "client identifier is the device id; IoT Hub's user name is added",
     "keep_alive": "keep-alive capped at 1177 s",
     "certificate": "same certificate and key: register the thumbprint in IoT Hub",
+    "root_ca": "the root CA define holds IoT Hub's roots (DigiCert Global Root G2, "
+    "Microsoft RSA Root CA 2017)",
     "topic": "telemetry topics become devices/{id}/messages/events/ with awsTopic properties",
 }
+
+
+def _root_ca_edits(define: Define) -> list[Edit]:
+    """AWS's root CA define becomes IoT Hub's two roots, one continued line per PEM line."""
+    value = define.value_node
+    pem = " \\\n" + " \\\n".join(iothub_roots_c().split("\n"))
+    if value is None or define.value.strip() == pem.lstrip():
+        return []
+    text = value.text.decode() if value.text else ""
+    start = value.start_byte + len(text) - len(text.lstrip())
+    return [Edit(start, value.end_byte, pem.lstrip().encode())]
+
+
+# Where FreeRTOS demos keep their settings; a file including none of them (esp-aws-iot's
+# coreMQTT examples, settings from sdkconfig's CONFIG_MQTT_*) gets the user name locally.
+_CONFIG_HEADERS = re.compile(r'#include\s+"(?:demo_config|aws_clientcredential\w*|iot_config)\.h"')
+
+
+def _local_username(source: bytes, tree: Tree, client_id: str, options: PatchOptions) -> list[Edit]:
+    if _CONFIG_HEADERS.search(source.decode()) or USERNAME.encode() in source:
+        return []
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", client_id):
+        raise PatchRefusedError(
+            f"client identifier {client_id} is computed at run time: build IoT Hub's user "
+            "name by hand"
+        )
+    position = 0
+    for node in tree.root_node.named_children:
+        if node.type in {"preproc_include", "preproc_def"}:
+            position = node.end_byte
+    user = (
+        f"#ifndef {USERNAME}\n"
+        f'#define {USERNAME} "{options.hub}/" {client_id} "/?api-version={IOTHUB_API_VERSION}"\n'
+        "#endif\n"
+    )
+    return [Edit(position, position, user.encode())]
+
+
+def _keep_alive_edits(define: Define) -> list[Edit]:
+    number = re.search(r"\d+", define.value)
+    if define.value_node is None or not number or int(number.group()) <= IOTHUB_MAX_KEEP_ALIVE:
+        return []
+    value = define.value_node
+    return [Edit(value.start_byte, value.end_byte, f"( {IOTHUB_MAX_KEEP_ALIVE}U )".encode())]
+
+
+def _server_root_ca_edits(tree: Tree) -> list[Edit]:
+    """esp-aws-iot's `NetworkContext_t.pcServerRootCA = X;`: IoT Hub's roots instead."""
+    edits: list[Edit] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.type != "assignment_expression":
+            continue
+        left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        field = left.child_by_field_name("field") if left is not None else None
+        if field is None or right is None:
+            continue
+        new = {
+            b"pcServerRootCA": ROOTS_NAME,
+            b"pcServerRootCASize": f"sizeof( {ROOTS_NAME} )",
+        }.get(field.text or b"")
+        if new is not None and right.text != new.encode():
+            edits.append(Edit(right.start_byte, right.end_byte, new.encode()))
+    definition = roots_definition(tree) if edits else None
+    return edits if definition is None else [*edits, definition]
 
 
 def _quote(text: str) -> str:
@@ -62,7 +157,16 @@ class CoreMqttRecipe:
         return path.endswith((".c", ".h")) and bool(_MARKER.search(text))
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
-        points = touch_points(path, text, self.stack, _REWRITTEN)
+        points = touch_points(path, text, self.stack, _REWRITTEN, rules=(*_RULES, *RULES))
+        lines = text.splitlines()
+        if path.endswith(".c"):
+            # Topic defines are rewritten in the settings headers only.
+            points = [
+                p.model_copy(update={"verdict": "needs_human", "reason": _SOURCE_TOPIC})
+                if p.kind == "topic" and re.match(r"\s*#\s*define\b", lines[p.line - 1])
+                else p
+                for p in points
+            ]
         for index, line in enumerate(text.splitlines(), start=1):
             if "$aws/" in line:
                 points = [
@@ -80,13 +184,15 @@ class CoreMqttRecipe:
         return points
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        if options.auth == "sas":
+            raise PatchRefusedError(SAS_REFUSED)
         source = text.encode()
         tree = parse_c(source)
         before = error_count(tree)
         edits = (
             self._header_edits(source, tree, options)
             if path.endswith(".h")
-            else self._source_edits(source, tree)
+            else self._source_edits(source, tree, options)
         )
         if not edits:
             return None
@@ -111,16 +217,10 @@ class CoreMqttRecipe:
                     edits.append(
                         Edit(value.start_byte, value.end_byte, f'"{options.hub}"'.encode())
                     )
+            elif define.name in _ROOT_CA_NAMES:
+                edits += _root_ca_edits(define)
             elif "KEEP_ALIVE" in define.name.upper():
-                number = re.search(r"\d+", define.value)
-                if number and int(number.group()) > IOTHUB_MAX_KEEP_ALIVE:
-                    edits.append(
-                        Edit(
-                            value.start_byte,
-                            value.end_byte,
-                            f"( {IOTHUB_MAX_KEEP_ALIVE}U )".encode(),
-                        )
-                    )
+                edits += _keep_alive_edits(define)
             elif (
                 "TOPIC" in define.name.upper()
                 and resolved
@@ -138,10 +238,13 @@ class CoreMqttRecipe:
             edits.append(Edit(device.node.end_byte, device.node.end_byte, user.encode()))
         return edits
 
-    def _source_edits(self, source: bytes, tree: Tree) -> list[Edit]:
+    def _source_edits(self, source: bytes, tree: Tree, options: PatchOptions) -> list[Edit]:
+        edits = _server_root_ca_edits(tree)
+        for define in defines(tree):
+            if "KEEP_ALIVE" in define.name.upper():
+                edits += _keep_alive_edits(define)
         if b"pUserName" in source:
-            return []
-        edits: list[Edit] = []
+            return edits
         stack = [tree.root_node]
         while stack:
             node = stack.pop()
@@ -164,6 +267,8 @@ class CoreMqttRecipe:
             end = source.find(b"\n", node.end_byte)
             end = len(source) if end < 0 else end
             edits.append(Edit(end, end, insert.encode()))
+            client_id = text[match.end() :].strip().rstrip(";").strip()
+            edits += _local_username(source, tree, client_id, options)
         return edits
 
 

@@ -26,12 +26,15 @@ from bridge.firmware.recipes import (
 )
 from bridge.firmware.touch import RULES, touch_points
 from firmware_patches._c import (
+    ROOTS_NAME,
+    SAS_REFUSED,
     Edit,
     apply_edits,
     c_concat,
     error_count,
     events_topic,
     parse_c,
+    roots_definition,
     topic_tokens,
 )
 
@@ -47,11 +50,12 @@ _REWRITTEN = {
     "certificate": "same certificate and key: register the thumbprint in IoT Hub",
     "keep_alive": "keep-alive capped at 1177 s",
     "topic": "topics become IoT Hub's (events with awsTopic properties, desired, C2D)",
+    "root_ca": "the client trusts IoT Hub's roots (DigiCert Global Root G2, Microsoft RSA "
+    "Root CA 2017), embedded as IOTHUB_ROOT_CAS",
 }
 _HUMAN = {
     "shadow": "the handler now receives $iothub/twin/PATCH/properties/desired/?$version=N "
     "with the desired patch itself (no state wrapper): adapt it by hand",
-    "root_ca": "embed IoT Hub's roots (DigiCert Global Root G2, Microsoft RSA Root CA 2017)",
 }
 
 
@@ -98,6 +102,8 @@ class EspMqttRecipe:
         ]
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        if options.auth == "sas":
+            raise PatchRefusedError(SAS_REFUSED)
         if _AWS_SDK.search(text):
             raise PatchRefusedError("esp-aws-iot: port to esp-mqtt by hand")
         source = text.encode()
@@ -139,10 +145,24 @@ def _config_edits(tree: Tree, hub: str) -> tuple[str | None, list[Edit]]:
                 )
                 line = f",\n        {username} = {user}"
                 edits.append(Edit(pair.end_byte, pair.end_byte, line.encode()))
+        elif designator.endswith(_TRUST):
+            edits += _trust_edits(tree, designator, value)
         elif _over_keep_alive(designator, value):
             limit = str(IOTHUB_MAX_KEEP_ALIVE).encode()
             edits.append(Edit(value.start_byte, value.end_byte, limit))
     return device, edits
+
+
+_TRUST = ("verification.certificate", ".cert_pem", "verification.certificate_len", ".cert_len")
+
+
+def _trust_edits(tree: Tree, designator: str, value: Node) -> list[Edit]:
+    """AWS's root CA becomes IoT Hub's roots, defined once after the includes."""
+    if designator.endswith("_len"):
+        return [Edit(value.start_byte, value.end_byte, f"sizeof({ROOTS_NAME})".encode())]
+    edits = [Edit(value.start_byte, value.end_byte, ROOTS_NAME.encode())]
+    definition = roots_definition(tree)
+    return edits if definition is None else [*edits, definition]
 
 
 def _over_keep_alive(designator: str, value: Node) -> bool:

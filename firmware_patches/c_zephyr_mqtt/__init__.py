@@ -24,6 +24,7 @@ from bridge.firmware.recipes import (
 )
 from bridge.firmware.touch import RULES, touch_points
 from firmware_patches._c import (
+    SAS_REFUSED,
     Edit,
     apply_edits,
     c_concat,
@@ -97,6 +98,8 @@ class ZephyrMqttRecipe:
         return out
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        if options.auth == "sas":
+            raise PatchRefusedError(SAS_REFUSED)
         source = text.encode()
         tree = parse_c(source)
         before = error_count(tree)

@@ -12,6 +12,7 @@ string literals change).
 
 from __future__ import annotations
 
+import json
 import re
 
 import libcst as cst
@@ -45,6 +46,33 @@ def _sdkconfig(path: str) -> bool:
     return base.startswith("sdkconfig") or (base.endswith(".conf") and base.startswith("prj"))
 
 
+# Kconfig: a string option's `default "value"`.
+_KCONFIG_DEFAULT = re.compile(r'^(\s*default\s+")([^"\n]*)(")', re.MULTILINE)
+# An endpoint looked up at build or deploy time: `$(aws iot describe-endpoint ...)`, the
+# same in backquotes, or make's `$(shell aws iot describe-endpoint ...)`. The whole
+# substitution (no nested parentheses) becomes the hub's host.
+_LOOKUP = re.compile(
+    r"\$\((?:shell\s+)?aws\s+iot\s+describe-endpoint\b[^()`\n]*\)"
+    r"|`aws\s+iot\s+describe-endpoint\b[^`\n]*`"
+)
+# dotenv: NAME=value, the value optionally quoted.
+_DOTENV_VALUE = re.compile(r"""^(\w+=)(["']?)([^"'\n]*)\2$""", re.MULTILINE)
+
+
+def _kconfig(path: str) -> bool:
+    return path.rsplit("/", 1)[-1].startswith("Kconfig")
+
+
+def _script(path: str) -> bool:
+    base = path.rsplit("/", 1)[-1]
+    return base.endswith((".sh", ".bash", ".mk")) or base in {"Makefile", "makefile", "GNUmakefile"}
+
+
+def _dotenv(path: str) -> bool:
+    base = path.rsplit("/", 1)[-1]
+    return base == ".env" or base.startswith(".env.") or base.endswith(".env")
+
+
 def _requirements(path: str) -> bool:
     base = path.rsplit("/", 1)[-1]
     return base.startswith("requirements") and base.endswith(".txt")
@@ -61,13 +89,32 @@ class GenericRecipe:
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
         rewritten: dict[str, str] = {}
-        if path.endswith((".py", *_C_FAMILY)) or _sdkconfig(path):
+        if (
+            path.endswith((".py", ".json", *_C_FAMILY))
+            or _sdkconfig(path)
+            or _kconfig(path)
+            or _dotenv(path)
+        ):
             rewritten["endpoint"] = "AWS endpoint literal replaced with the IoT Hub host"
+        if _script(path):
+            rewritten["endpoint_lookup"] = "the describe-endpoint lookup becomes the IoT Hub host"
         if _requirements(path):
             rewritten["dependency"] = (
                 f"{AZURE_IOT_DEVICE} added; drop awsiotsdk once no program imports awsiot"
             )
         points = touch_points(path, text, self.stack, rewritten)
+        # A setting whose value is the endpoint the patch rewrites on that line is done.
+        done = {
+            p.line for p in points if p.verdict == "rewritten" and p.kind.startswith("endpoint")
+        }
+        points = [
+            p.model_copy(
+                update={"verdict": "rewritten", "reason": "its value is now the IoT Hub host"}
+            )
+            if p.kind == "config_key" and p.line in done
+            else p
+            for p in points
+        ]
         if _requirements(path):
             # AWSIoTPythonSDK v1 programs are not rewritten, so their dependency stays.
             points = [
@@ -94,6 +141,28 @@ class GenericRecipe:
                 ),
                 text,
             )
+        elif _kconfig(path):
+            new = _KCONFIG_DEFAULT.sub(
+                lambda m: (
+                    m.group(1) + options.hub + m.group(3)
+                    if _ENDPOINT.fullmatch(m.group(2))
+                    else m.group(0)
+                ),
+                text,
+            )
+        elif _dotenv(path):
+            new = _DOTENV_VALUE.sub(
+                lambda m: (
+                    m.group(1) + m.group(2) + options.hub + m.group(2)
+                    if _ENDPOINT.fullmatch(m.group(3))
+                    else m.group(0)
+                ),
+                text,
+            )
+        elif _script(path):
+            new = _LOOKUP.sub(options.hub, text)
+        elif path.endswith(".json"):
+            new = _json_endpoints(path, text, options.hub)
         elif _requirements(path):
             if "azure-iot-device" in text or not _REQUIREMENT.search(text):
                 return None
@@ -105,6 +174,34 @@ class GenericRecipe:
         else:
             return None
         return new if new != text else None
+
+
+def _json_endpoints(path: str, text: str, hub: str) -> str:
+    """Every JSON string value that is an AWS endpoint becomes the hub; layout kept."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise PatchRefusedError(f"{path} is not valid JSON") from None
+    found: set[str] = set()
+
+    def walk(value: object) -> object:
+        if isinstance(value, dict):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        if isinstance(value, str) and _ENDPOINT.fullmatch(value):
+            found.add(value)
+            return hub
+        return value
+
+    expected = walk(document)
+    new = text
+    for endpoint in found:
+        new = new.replace(json.dumps(endpoint), json.dumps(hub))
+    # Only values changed: the document must read back as the expected one.
+    if json.loads(new) != expected:
+        raise PatchRefusedError(f"an endpoint in {path} is also a key: by hand")
+    return new
 
 
 def _c_endpoints(path: str, text: str, hub: str) -> str:

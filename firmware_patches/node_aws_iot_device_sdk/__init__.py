@@ -22,11 +22,13 @@ from bridge.firmware.models import TouchPoint
 from bridge.firmware.recipes import PatchOptions, PatchRefusedError
 from bridge.firmware.touch import touch_points
 from firmware_patches._c import Edit, apply_edits
+from firmware_patches._js import sas_key_expression
 
 __all__ = ["RECIPE"]
 
 JS = Language(tree_sitter_javascript.language())
 SDK = "aws-iot-device-sdk"
+_V1 = re.compile(r"""['"]aws-iot-device-sdk['"]""")  # v2 (aws-crt) has a recipe of its own
 _CONSTRUCTORS = {"device": "iothubDevice", "thingShadow": "iothubThingShadow"}
 AZURE_DEPENDENCIES = {"azure-iot-device": "^1.18.4", "azure-iot-device-mqtt": "^1.16.4"}
 _BEGIN = "// >>> iot-bridge: IoT Hub adapter for aws-iot-device-sdk calls >>>"
@@ -84,8 +86,10 @@ class NodeSdkRecipe:
 
     def detect(self, path: str, text: str) -> bool:
         if path.rsplit("/", 1)[-1] == "package.json":
-            return f'"{SDK}' in text
-        return path.endswith((".js", ".cjs", ".mjs", ".ts")) and (SDK in text or _BEGIN in text)
+            return f'"{SDK}"' in text
+        return path.endswith((".js", ".cjs", ".mjs", ".ts")) and (
+            bool(_V1.search(text)) or _BEGIN in text
+        )
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
         return touch_points(path, text, self.stack, _REWRITTEN)
@@ -102,7 +106,7 @@ class NodeSdkRecipe:
         local = _sdk_name(tree)
         if local is None:
             if _BEGIN in text:
-                return _with_block(text, options.hub)
+                return _with_block(text, options)
             raise PatchRefusedError(f"{SDK} is not loaded with require(): needs a human")
         edits, ids = self._call_edits(tree, local, options)
         if options.device_id.mode == "client-id" and len(ids) > 1:
@@ -117,9 +121,9 @@ class NodeSdkRecipe:
             # Only the require itself is left: the adapter block takes its place.
             start, end = declaration
             new = new[:start] + new[end:].removeprefix("\n")
-            new = new[:start] + _block(options.hub) + new[start:]
+            new = new[:start] + _block(options) + new[start:]
         else:
-            new = _with_block(new, options.hub)
+            new = _with_block(new, options)
         if error_count(parse_js(new.encode())) > before:
             raise PatchRefusedError(f"the rewrite of {path} would not parse")
         return new
@@ -208,19 +212,24 @@ def _declaration(tree: Tree, local: str) -> tuple[int, int] | None:
     return None
 
 
-def _block(hub: str) -> str:
+def _block(options: PatchOptions) -> str:
     text = (
         resources.files("firmware_patches._runtime")
         .joinpath("aws_iot_device_sdk_adapter.js")
         .read_text()
     )
-    return text[text.index(_BEGIN) : text.index(_END) + len(_END)].replace("@HUB@", hub)
+    block = text[text.index(_BEGIN) : text.index(_END) + len(_END)]
+    return (
+        block.replace("@HUB@", options.hub)
+        .replace("@AUTH_MODE@", options.auth)
+        .replace("@SAS_KEY@", sas_key_expression(options, "iothubFs"))
+    )
 
 
-def _with_block(text: str, hub: str) -> str:
+def _with_block(text: str, options: PatchOptions) -> str:
     if _BEGIN in text:
         head, _, rest = text.partition(_BEGIN)
-        return head + _block(hub) + rest.partition(_END)[2]
+        return head + _block(options) + rest.partition(_END)[2]
     # After the leading comments and requires, before the program's own code.
     lines = text.splitlines(keepends=True)
     position = 0
@@ -233,7 +242,7 @@ def _with_block(text: str, hub: str) -> str:
             position = index + 1
         else:
             break
-    return "".join(lines[:position]) + _block(hub) + "".join(lines[position:])
+    return "".join(lines[:position]) + _block(options) + "".join(lines[position:])
 
 
 def _package_json(text: str) -> str | None:

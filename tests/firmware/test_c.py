@@ -84,3 +84,43 @@ def test_patched_demo_compiles_and_carries_iothub_settings(meter, tmp_path):
 def test_patching_c_twice_changes_nothing(meter):
     repo, _ = meter
     assert patch(repo, PatchOptions(hub=HUB)).changed == {}
+
+
+@pytest.mark.skipif(GCC is None, reason="gcc is not installed")
+def test_esp_aws_iot_coremqtt_demo_gets_user_name_and_roots_from_its_own_file(tmp_path):
+    # esp-aws-iot 202x: coreMQTT with settings from sdkconfig, no demo_config.h.
+    repo, _ = _patched(tmp_path, "esp_aws_iot_mutual_auth")
+    source = repo / "main/mqtt_demo_mutual_auth.c"
+    assert f'CONFIG_MQTT_BROKER_ENDPOINT="{HUB}"' in (repo / "sdkconfig").read_text()
+    header = tmp_path / "sdkconfig.h"
+    lines = (repo / "sdkconfig").read_text().splitlines()
+    header.write_text("".join(f"#define {k} {v}\n" for k, v in (x.split("=", 1) for x in lines)))
+    probe = tmp_path / "probe.c"
+    probe.write_text(
+        f'#include "{source}"\n#include <stdio.h>\n'
+        'const char root_cert_auth_start[] __asm__("_binary_root_cert_auth_crt_start") = "aws";\n'
+        'const char root_cert_auth_end[] __asm__("_binary_root_cert_auth_crt_end") = "";\n'
+        "MQTTStatus_t MQTT_Connect(MQTTContext_t *c, const MQTTConnectInfo_t *i,"
+        " const MQTTPublishInfo_t *w, uint32_t t, bool *s) {\n"
+        '  printf("connect client_id=%.*s username=%.*s keepalive=%u\\n",'
+        " i->clientIdentifierLength, i->pClientIdentifier, i->userNameLength, i->pUserName,"
+        " (unsigned)i->keepAliveIntervalSec);\n"
+        "  (void)c; (void)w; (void)t; (void)s; return MQTTSuccess;\n}\n"
+        "int main(void) {\n"
+        "  NetworkContext_t network; MQTTContext_t context;\n"
+        "  connectToServer(&network); establishMqttSession(&context);\n"
+        '  printf("%s\\n%d\\n%d\\n", network.pcHostname,'
+        " (int)(network.pcServerRootCASize == sizeof(IOTHUB_ROOT_CAS)),"
+        ' strstr(network.pcServerRootCA, "MIIFqDCCA5CgAwIBAgIQHtOXCV/YtLNHcB6qvn9Fsz") != NULL);\n'
+        "  return 0;\n}\n"
+    )
+    binary = tmp_path / "probe"
+    flags = ["-std=gnu11", "-Wall", "-Werror", "-I", str(STUBS), "-I", str(tmp_path)]
+    subprocess.run([GCC, *flags, "-o", str(binary), str(probe)], check=True)
+    out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
+    connect, host, size_ok, microsoft_root = out.splitlines()
+    assert (host, size_ok, microsoft_root) == (HUB, "1", "1")
+    user = f"{HUB}/boiler-7/?api-version=2021-04-12"
+    assert connect == f"connect client_id=boiler-7 username={user} keepalive=1177"
+    assert error_count(parse_c(source.read_bytes())) == 0
+    assert patch(repo, PatchOptions(hub=HUB)).changed == {}

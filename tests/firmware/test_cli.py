@@ -50,7 +50,8 @@ def test_patch_prints_a_diff_that_git_apply_accepts(tmp_path):
     )
     assert result.exit_code == 0, result.output
     diff = result.stdout
-    assert diff.startswith("--- a/gateway.py")
+    assert diff.startswith("--- a/deploy.sh")  # the describe-endpoint lookup is replaced
+    assert "\n--- a/gateway.py" in diff
     (tmp_path / "change.diff").write_text(diff)
     git = shutil.which("git")
     assert git is not None
@@ -60,6 +61,9 @@ def test_patch_prints_a_diff_that_git_apply_accepts(tmp_path):
         check=True,
     )
     assert "IOTHUB_HOST" in (repo / "gateway.py").read_text()
+    deploy = (repo / "deploy.sh").read_text()
+    assert "AWS_IOT_ENDPOINT=myhub.azure-devices.net\n" in deploy
+    assert "describe-endpoint" not in deploy
 
 
 def test_patch_apply_and_package_an_ota_artifact(tmp_path):
@@ -146,3 +150,15 @@ def test_scan_verdicts_follow_the_device_id_source():
         main = [p for p in points if p["file"] == "main.py" and p["kind"] != "client_id"]
         verdicts[source] = {p["verdict"] for p in main}
     assert verdicts == {"client-id": {"needs_human"}, "literal:relay-0042": {"rewritten"}}
+
+
+def test_auth_sas_from_the_command_line(tmp_path):
+    repo = tmp_path / "thermostat"
+    shutil.copytree(CORPUS / "python_awsiotsdk/thermostat", repo)
+    args = ["firmware", "patch", str(repo), "--hub", "h.azure-devices.net", "--auth", "sas"]
+    result = runner.invoke(app, [*args, "--sas-key-from", "env:THERMOSTAT_KEY"])
+    assert result.exit_code == 0, result.output
+    assert "+        symmetric_key=iothub_device_key()," in result.stdout
+    assert "_iothub_os.environ['THERMOSTAT_KEY']" in result.stdout
+    for bad in (["--auth", "psk"], ["--auth", "sas", "--sas-key-from", "vault:x"]):
+        assert runner.invoke(app, [*args[:5], *bad]).exit_code != 0

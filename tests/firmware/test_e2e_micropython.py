@@ -47,7 +47,7 @@ def test_robust_relay_with_random_client_id_follows_a_desired_change(hub, rm, tm
     repo = copy_corpus("micropython_umqtt/relay_robust", tmp_path)
     # The client id is random per boot, so the device id is given explicitly.
     outcome = patch_repo(repo, hub.hostname, "literal:relay-0042")
-    assert set(outcome.changed) == {"main.py"}
+    assert set(outcome.changed) == {"main.py", "settings.json"}
     assert "iothub_device('relay-0042')" in outcome.changed["main.py"]
     provision(rm, repo, "relay-0042", "certs/relay.crt", "certs/relay.key")
 

@@ -23,7 +23,7 @@ def test_door_sensor_reports_and_acknowledges_a_delta(hub, rm, tmp_path):
     repo = copy_corpus("node_aws_iot_device_sdk/door_sensor", tmp_path)
     # Its device and shadow objects had different client ids; on IoT Hub they are one.
     outcome = patch_repo(repo, hub.hostname, "literal:door-7")
-    assert set(outcome.changed) == {"index.js", "package.json"}
+    assert set(outcome.changed) == {"index.js", "package.json", "config.json"}
     assert json.loads(outcome.changed["package.json"])["dependencies"]["azure-iot-device"]
     provision(rm, repo, "door-7", "certs/door-7.cert.pem", "certs/door-7.private.key")
 

@@ -41,7 +41,7 @@ def finish(process, repo):
 def test_paho_gateway_sends_telemetry_reports_and_follows_desired(hub, rm, tmp_path):
     repo = copy_corpus("python_paho/gateway", tmp_path)
     outcome = patch_repo(repo, hub.hostname)
-    assert set(outcome.changed) == {"gateway.py"}
+    assert set(outcome.changed) == {"gateway.py", "deploy.sh"}
     provision(rm, repo, "gw-plant-7", "certs/device.pem.crt", "certs/private.pem.key")
 
     process = start_program(
@@ -98,7 +98,7 @@ def test_paho_kiosk_with_makefile_endpoint_and_hostname_id(hub, rm, tmp_path):
     repo = copy_corpus("python_paho/kiosk", tmp_path)
     # The client id is the host name, so the device id comes from the environment.
     outcome = patch_repo(repo, hub.hostname, "env:KIOSK_ID")
-    assert set(outcome.changed) == {"kiosk.py"}
+    assert set(outcome.changed) == {"kiosk.py", "Makefile"}
     assert "iothub_device(_iothub_os.environ['KIOSK_ID'])" in outcome.changed["kiosk.py"]
     provision(rm, repo, "kiosk-station-4", "kiosk.crt", "kiosk.key")
 
@@ -115,7 +115,7 @@ def test_paho_kiosk_with_makefile_endpoint_and_hostname_id(hub, rm, tmp_path):
 def test_paho_agent_reads_named_shadow_desired_and_reports(hub, rm, tmp_path):
     repo = copy_corpus("python_paho/fleet_agent", tmp_path)
     outcome = patch_repo(repo, hub.hostname)
-    assert set(outcome.changed) == {"agent.py"}  # vendor/ and keys/ are left alone
+    assert set(outcome.changed) == {"agent.py", "agent.json"}  # vendor/ and keys/ are left alone
     provision(rm, repo, "plc-gw-11", "certs/plc-gw-11.cert.pem", "certs/plc-gw-11.private.key")
     set_desired(rm, "plc-gw-11", {"shadows": {"settings": {"line": "L3"}}})
 

@@ -17,8 +17,8 @@ import pytest
 
 from bridge.firmware import DeviceIdSource, PatchOptions, patch, scan
 from bridge.firmware.report import to_html, to_json, to_markdown
-from firmware_patches.node_aws_iot_device_sdk import error_count as js_errors
-from firmware_patches.node_aws_iot_device_sdk import parse_js
+from firmware_patches._js import error_count as js_errors
+from firmware_patches._js import parse_script
 from tests.firmware.conftest import CORPUS
 
 EXPECTED = Path(__file__).parent / "expected"
@@ -28,27 +28,67 @@ UPDATE = os.environ.get("FIRMWARE_UPDATE_EXPECTED") == "1"
 # program, --device-id-from, files the patch changes
 PROGRAMS = [
     ("micropython_umqtt/esp8266_sensor", "client-id", {"main.py", "config.py"}),
-    ("micropython_umqtt/relay_robust", "literal:relay-0042", {"main.py"}),
+    ("micropython_umqtt/relay_robust", "literal:relay-0042", {"settings.json", "main.py"}),
     ("micropython_umqtt/greenhouse_named_shadow", "client-id", {"boot.py"}),
-    ("python_paho/gateway", "client-id", {"gateway.py"}),
-    ("python_paho/kiosk", "env:KIOSK_ID", {"kiosk.py"}),
-    ("python_paho/fleet_agent", "client-id", {"agent.py"}),
+    ("python_paho/gateway", "client-id", {"deploy.sh", "gateway.py"}),
+    ("python_paho/kiosk", "env:KIOSK_ID", {"Makefile", "kiosk.py"}),
+    ("python_paho/fleet_agent", "client-id", {"agent.json", "agent.py"}),
     ("python_awsiotsdk/thermostat", "client-id", {"thermostat.py"}),
     ("python_awsiotsdk/edge_sensor", "env:THING_NAME", {"sensor.py", "requirements.txt"}),
     ("python_awsiotsdk/jobs_runner", "client-id", {"runner.py", "requirements.txt"}),
     ("python_awsiotpythonsdk/legacy_logger", "literal:logger-5", {"logger.py"}),
     ("python_awsiotpythonsdk/porch_light", "client-id", {"light.py"}),
     ("python_awsiotpythonsdk/basic_pubsub", "env:DEVICE_ID", {"pubsub.py"}),
-    ("node_aws_iot_device_sdk/door_sensor", "literal:door-7", {"index.js", "package.json"}),
+    (
+        "node_aws_iot_device_sdk/door_sensor",
+        "literal:door-7",
+        {"config.json", "index.js", "package.json"},
+    ),
     ("node_aws_iot_device_sdk/gps_tracker", "env:VAN_NAME", {"tracker.js", "package.json"}),
     ("node_aws_iot_device_sdk/jobs_agent", "client-id", set()),
+    (
+        "node_aws_iot_device_sdk_v2/cold_room",
+        "client-id",
+        {"deploy.sh", "index.js", "package.json"},
+    ),
+    ("node_aws_iot_device_sdk_v2/pool_pump", "client-id", {"pump.mjs", "package.json"}),
+    (
+        "node_aws_iot_device_sdk_v2/hvac_gateway",
+        "env:HVAC_DEVICE_ID",
+        {"config.json", "src/gateway.js", "package.json"},
+    ),
+    (
+        "node_aws_iot_device_sdk_v2/fleet_telemetry",
+        "client-id",
+        {"src/device.ts", "package.json"},
+    ),
     ("arduino_mqtt/esp32_weather", "client-id", {"esp32_weather.ino", "secrets.h"}),
     ("arduino_mqtt/esp8266_relay_bearssl", "client-id", {"esp8266_relay_bearssl.ino", "config.h"}),
     ("arduino_mqtt/nano33_iot_meter", "client-id", {"arduino_secrets.h", "nano33_iot_meter.ino"}),
     ("arduino_mqtt/esp32_lwmqtt", "client-id", {"esp32_lwmqtt.ino", "secrets.h"}),
     ("c_esp_mqtt/pump_controller", "client-id", {"main/app_main.c", "sdkconfig"}),
     ("c_esp_mqtt/boiler_v4", "client-id", {"main/boiler.c"}),
-    ("c_esp_mqtt/aws_sdk_shadow", "client-id", {"main/aws_iot_config.h"}),
+    ("c_esp_mqtt/aws_sdk_shadow", "client-id", {"main/aws_iot_config.h", "main/shadow_main.c"}),
+    (
+        "c_esp_aws_iot/subscribe_publish",
+        "client-id",
+        {"main/subscribe_publish_sample.c", "main/CMakeLists.txt", "sdkconfig"},
+    ),
+    (
+        "c_esp_aws_iot/thing_shadow",
+        "client-id",
+        {
+            "main/thing_shadow_sample.c",
+            "main/CMakeLists.txt",
+            "main/Kconfig.projbuild",
+            "sdkconfig",
+        },
+    ),
+    (
+        "c_esp_aws_iot/smart_plug",
+        "literal:plug-22",
+        {"main/plug.c", "main/CMakeLists.txt", "main/aws_iot_config.h"},
+    ),
     ("c_coremqtt/freertos_meter", "client-id", {"demo_config.h", "mqtt_demo.c"}),
     ("c_zephyr_mqtt/nrf9160_tracker", "client-id", {"src/main.c"}),
     ("c_zephyr_mqtt/cold_chain", "client-id", {"src/main.c", "prj.conf"}),
@@ -59,6 +99,11 @@ PROGRAMS = [
         {"include/aws_clientcredential.h", "sensor_task.c"},
     ),
     ("c_coremqtt/freertos_keys_vendored", "client-id", {"demo_config.h", "app_main.c"}),
+    (
+        "c_coremqtt/esp_aws_iot_mutual_auth",
+        "client-id",
+        {"main/mqtt_demo_mutual_auth.c", "sdkconfig"},
+    ),
 ]
 IDS = [name for name, _, _ in PROGRAMS]
 
@@ -110,8 +155,8 @@ def test_report_and_patch_are_as_expected(name, device_id_from, files, tmp_path)
         _check_expected(EXPECTED / name / "patched" / file, text)
         if file.endswith(".py"):
             compile(text, file, "exec")
-        if file.endswith(".js"):
-            assert js_errors(parse_js(text.encode())) == 0
+        if file.endswith((".js", ".mjs", ".ts")):
+            assert js_errors(parse_script(file, text.encode())) == 0
     # Patching the patched program again changes nothing.
     assert patch(repo, _options(device_id_from)).changed == {}
 
@@ -197,10 +242,12 @@ def test_stacks_detected_in_the_corpus():
     assert scan(CORPUS).stacks == [
         "arduino_mqtt",
         "c_coremqtt",
+        "c_esp_aws_iot",
         "c_esp_mqtt",
         "c_zephyr_mqtt",
         "micropython_umqtt",
         "node_aws_iot_device_sdk",
+        "node_aws_iot_device_sdk_v2",
         "python_awsiotpythonsdk",
         "python_awsiotsdk",
         "python_paho",

@@ -23,7 +23,13 @@ import types as _iothub_types
 from azure.iot.device import IoTHubDeviceClient, Message, X509
 
 IOTHUB_HOST = "myhub.azure-devices.net"
+IOTHUB_AUTH = "x509"  # x509: the device's own certificate; sas: its device key
 IOTHUB_MAX_KEEP_ALIVE = 1177
+
+
+def iothub_device_key():
+    """SAS: the device key provisioned at cutover (never in the repository)."""
+    return None
 _IOTHUB_DEVICES = {}
 _IOTHUB_LOCK = _iothub_threading.Lock()
 
@@ -48,12 +54,21 @@ class _IoTHubDevice:
     def connect(self, cert, key, keep_alive):
         with _IOTHUB_LOCK:
             if self.client is None:
-                self.client = IoTHubDeviceClient.create_from_x509_certificate(
-                    x509=X509(cert, key),
-                    hostname=IOTHUB_HOST,
-                    device_id=self.device_id,
-                    keep_alive=min(keep_alive or IOTHUB_MAX_KEEP_ALIVE, IOTHUB_MAX_KEEP_ALIVE),
-                )
+                keep_alive = min(keep_alive or IOTHUB_MAX_KEEP_ALIVE, IOTHUB_MAX_KEEP_ALIVE)
+                if IOTHUB_AUTH == "sas":
+                    self.client = IoTHubDeviceClient.create_from_symmetric_key(
+                        symmetric_key=iothub_device_key(),
+                        hostname=IOTHUB_HOST,
+                        device_id=self.device_id,
+                        keep_alive=keep_alive,
+                    )
+                else:
+                    self.client = IoTHubDeviceClient.create_from_x509_certificate(
+                        x509=X509(cert, key),
+                        hostname=IOTHUB_HOST,
+                        device_id=self.device_id,
+                        keep_alive=keep_alive,
+                    )
                 self.client.connect()
             self.users += 1
         return True

@@ -28,7 +28,13 @@ import types as _iothub_types
 from azure.iot.device import IoTHubDeviceClient, Message, MethodResponse, X509
 
 IOTHUB_HOST = "myhub.azure-devices.net"
+IOTHUB_AUTH = "x509"  # x509: the device's own certificate; sas: its device key
 IOTHUB_MAX_KEEP_ALIVE = 1177
+
+
+def iothub_device_key():
+    """SAS: the device key provisioned at cutover (never in the repository)."""
+    return None
 IOTHUB_JOB_WAIT = 20
 _IOTHUB_STATE = {}
 
