@@ -219,6 +219,7 @@ class Daemon:
         tier: Tier | None = None,
         import_threshold: int = 1000,
         reported: bool = False,
+        extra: dict[str, str] | None = None,
     ) -> None:
         self.label = label
         self.port = free_port()
@@ -235,6 +236,7 @@ class Daemon:
             "BRIDGE_IOTHUB__MIRROR_REPORTED": "true" if reported else "false",
             "BRIDGE_LOG_LEVEL": "WARNING",
             **({"BRIDGE_IOTHUB__TIER": tier} if tier else {}),
+            **(extra or {}),
         }
         self.env_file = workdir / f"bridge-{slug}.env"
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))

@@ -21,6 +21,7 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,21 +157,28 @@ async def rehearse(options: RehearsalOptions) -> int:
             record.latencies_ms = await _live_changes(cloud, daemon)
             clock = _stage(record, "live changes", clock)
             if fleet is not None:
-                await _until_ready(settings, daemon)
+                await until_ready(settings, task_alive(daemon))
                 fleet.start_telemetry()
-                await run_waves(settings, daemon, metrics, fleet.names, options.deadline)
+                await run_waves(
+                    settings,
+                    task_alive(daemon),
+                    fleet.names,
+                    deadline=options.deadline,
+                    relayed=lambda: _sample(metrics, "bridge_relay_messages_total", outcome="sent"),
+                )
                 clock = _stage(record, "cutover", clock)
                 await _cutover_page(settings, workdir / "cutover.html")
-                await _until_finalized(settings, daemon, fleet.names)
+                await until_finalized(settings, task_alive(daemon), fleet.names)
                 clock = _stage(record, "soak and finalize", clock)
                 await fleet.stop_telemetry()
-                verification = await _verify(
+                verification = await verify_fleet(
                     stack,
-                    settings,
+                    dsn=settings.store.dsn,
+                    relay_module=settings.iothub.relay_module,
                     fleet=fleet,
                     aws_tap=aws_tap,
                     azure_tap=azure_tap,
-                    options=options,
+                    interval=options.interval,
                 )
                 clock = _stage(record, "verification", clock)
                 code = _report(verification, workdir)
@@ -303,17 +311,37 @@ async def _live_changes(cloud: CloudSettings, daemon: asyncio.Task[ExitCode]) ->
     return latencies
 
 
+Alive = Callable[[], None]
+"""Raises when the daemon has stopped (a task's result, a child process's exit code)."""
+
+
+def task_alive(daemon: asyncio.Task[ExitCode]) -> Alive:
+    """`Alive` for the daemon running as a task of this process."""
+
+    def check() -> None:
+        if daemon.done():
+            code = daemon.result()  # raises what stopped it, or says how it ended
+            raise SimulatorError(f"the daemon stopped (exit code {int(code)})")
+
+    return check
+
+
 async def run_waves(
     settings: Settings,
-    daemon: asyncio.Task[ExitCode],
-    metrics: Metrics,
+    alive: Alive,
     names: list[str],
+    *,
     deadline: int,
-) -> None:
-    """Cut the fleet over wave after wave, as an operator would, showing progress."""
+    relayed: Callable[[], float] = lambda: 0.0,
+    plan: Callable[[list[str]], list[tuple[str, list[str]]]] | None = None,
+    max_per_minute: int = 60,
+) -> list[dict[str, Any]]:
+    """Cut the fleet over wave after wave, as an operator would, showing progress; returns
+    every wave as `cutover status` shows it."""
     started = time.monotonic()
+    finished = []
     async with open_store(settings.store.dsn) as store:
-        for name, members in waves(names):
+        for name, members in (plan or waves)(names):
             await plan_wave(
                 store,
                 name,
@@ -322,24 +350,26 @@ async def run_waves(
                 deadline_seconds=deadline,
                 success_threshold=0.8,
                 abort_threshold=0.5,
+                max_per_minute=max_per_minute,
             )
             await set_wave_state(store, name, "start")
-            wave = await _watch_wave(store, name, daemon, metrics, deadline + 120)
+            limit = deadline + 120 + 60 * len(members) / max_per_minute
+            wave = await _watch_wave(store, name, alive, relayed, limit)
+            finished.append(wave)
             _say(f"    wave {name}: {wave['state']}: {wave['reason']}")
             if wave["state"] == "aborted":
                 _say("    a wave aborted: the rest of the fleet stays on AWS")
                 break
     _say(f"6/7 cutover: {len(names)} devices in {time.monotonic() - started:.1f} s")
+    return finished
 
 
 async def _watch_wave(
-    store: Store, name: str, daemon: asyncio.Task[ExitCode], metrics: Metrics, limit: float
+    store: Store, name: str, alive: Alive, relayed: Callable[[], float], limit: float
 ) -> dict[str, Any]:
     started = shown = time.monotonic()
     while True:
-        if daemon.done():
-            daemon.result()
-            raise SimulatorError(f"the daemon stopped during wave {name}")
+        alive()
         [wave] = [w for w in await wave_status(store) if w["name"] == name]
         if wave["state"] in {"done", "aborted"}:
             return wave
@@ -349,32 +379,30 @@ async def _watch_wave(
         if now - shown >= 5:
             shown = now
             states = Counter(row["state"] for row in wave["devices"])
-            relayed = metrics.registry.get_sample_value(
-                "bridge_relay_messages_total", {"outcome": "sent"}
-            )
             _say(
                 f"    wave {name} {wave['state']} {now - started:.0f} s: "
                 + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-                + f"; {int(relayed or 0)} messages relayed so far"
+                + f"; {int(relayed())} messages relayed so far"
             )
         await asyncio.sleep(0.5)
 
 
-async def _verify(
+async def verify_fleet(
     stack: SimStack,
-    settings: Settings,
     *,
+    dsn: str,
+    relay_module: str,
     fleet: Fleet,
     aws_tap: AwsTap,
     azure_tap: AzureTap,
-    options: RehearsalOptions,
+    interval: float,
 ) -> Verification:
     """Wait for the last readings to land, then compare both clouds device by device."""
     await _settle(fleet, azure_tap)
     env = stack.env()
     expected = await asyncio.to_thread(expected_twins, env, "fleet-")
     registry = stack.iothub.registry
-    async with open_store(settings.store.dsn) as store:
+    async with open_store(dsn) as store:
         states = await store.get_devices(fleet.names)
         reasons = {
             row["device_id"]: row["reason"] or ""
@@ -385,7 +413,7 @@ async def _verify(
     for name in fleet.names:
         device = fleet.devices[name]
         identity = registry.find(name) is not None
-        actual = _actual_twin(registry, name, settings.iothub.relay_module) if identity else None
+        actual = _actual_twin(registry, name, relay_module) if identity else None
         state = states[name]
         checks.append(
             check_device(
@@ -398,7 +426,7 @@ async def _verify(
                 aws=aws_tap.arrivals.get(name, []),
                 identity_on_azure=identity,
                 twin_matches=actual is not None and expected.get(name) == actual,
-                interval=options.interval,
+                interval=interval,
             )
         )
     return Verification(checks)
@@ -439,16 +467,12 @@ async def _settle(fleet: Fleet, azure_tap: AzureTap, quiet: float = 10.0) -> Non
         await asyncio.sleep(0.5)
 
 
-async def _until_finalized(
-    settings: Settings, daemon: asyncio.Task[ExitCode], names: list[str]
-) -> None:
+async def until_finalized(settings: Settings, alive: Alive, names: list[str]) -> None:
     """Wait out the soak: every device still on Azure gets finalized."""
     started = time.monotonic()
     async with open_store(settings.store.dsn) as store:
         while True:
-            if daemon.done():
-                daemon.result()
-                raise SimulatorError("the daemon stopped during the soak")
+            alive()
             states = Counter(str(d.state) for d in (await store.get_devices(names)).values())
             if not states.get("cut_over"):
                 break
@@ -470,6 +494,10 @@ async def _cutover_page(settings: Settings, path: Path) -> None:
     _say(f"    cutover report: {path}")
 
 
+def _sample(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
 def _report(verification: Verification, workdir: Path) -> ExitCode:
     text = verification.render_text()
     (workdir / "verification.txt").write_text(text + "\n", encoding="utf-8")
@@ -480,14 +508,12 @@ def _report(verification: Verification, workdir: Path) -> ExitCode:
     return ExitCode.OK if verification.ok else ExitCode.VERIFY_FAILED
 
 
-async def _until_ready(settings: Settings, daemon: asyncio.Task[ExitCode]) -> None:
+async def until_ready(settings: Settings, alive: Alive) -> None:
     """Wait until the daemon's /readyz says ready (the relay listens from then on)."""
     url = f"http://{settings.http.host}:{settings.http.port}/readyz"
     async with aiohttp.ClientSession() as session:
         while True:
-            if daemon.done():
-                daemon.result()
-                raise SimulatorError("the daemon stopped before it was ready")
+            alive()
             with contextlib.suppress(aiohttp.ClientError):
                 async with session.get(url) as answer:
                     if answer.status == 200:
