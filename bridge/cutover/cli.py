@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from bridge.aws.clients import open_clients
 from bridge.aws.ratelimit import RateLimiter
@@ -21,6 +22,7 @@ from bridge.aws.search import search_things
 from bridge.config import CloudSettings, Settings
 from bridge.core.store import Store, open_store
 from bridge.cutover.finalize import restore_aws
+from bridge.cutover.job import Firmware
 from bridge.cutover.operator import plan_wave, render_status, set_wave_state, wave_status
 from bridge.cutover.report import cutover_report
 from bridge.errors import WaveError
@@ -97,6 +99,13 @@ def plan(
     increase_every: Annotated[
         int, typer.Option(min=1, help="Exponential rollout: devices notified per increase.")
     ] = 10,
+    firmware: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON of the OTA artifact the job carries ({url, size, sha256}, as "
+            "`iot-bridge firmware patch --package` prints it).",
+        ),
+    ] = None,
 ) -> None:
     """Plan a wave over devices, a thing group, a thing type or a fleet-index query (each
     selection given adds to the wave)."""
@@ -133,6 +142,7 @@ def plan(
             base_per_minute=base_per_minute,
             increment_factor=increment_factor,
             increase_every=increase_every,
+            firmware=_artifact(firmware) if firmware else None,
         ),
         existing=True,  # the devices come from the mirror's store; never create one here
     )
@@ -145,6 +155,17 @@ def plan(
         f"wave {name}: planned, {len(spec.devices)} devices; rollout {rollout} up to "
         f"{spec.max_per_minute}/min, about {spec.rollout_seconds() / 60:.0f} min to reach all"
     )
+
+
+def _artifact(path: Path) -> Firmware:
+    """The OTA artifact described in `path`, checked before it goes into a job."""
+    try:
+        return Firmware.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "the document"
+        message = f"{path} is not an OTA artifact ({where}: {problem['msg']})"
+        raise typer.BadParameter(message, param_hint="--firmware") from None
 
 
 def _mover(command: str, done: str) -> Callable[..., None]:

@@ -212,12 +212,13 @@ class CutoverService:
         arns = [(await iot.call("describe_thing", thingName=d))["thingArn"] for d in moving]
         job_id = job_id_for(wave.name)
         assert self._document is not None
+        document = self._document.model_copy(update={"firmware": spec.firmware})
         try:
             await iot.call(
                 "create_job",
                 jobId=job_id,
                 targets=arns,
-                document=json.dumps(self._document.wire()),
+                document=json.dumps(document.wire()),
                 description=f"iot-bridge cutover wave {wave.name}",
                 targetSelection="SNAPSHOT",
                 **spec.job_settings(),

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bridge.cutover.job import Firmware
+
 __all__ = ["WaveSpec", "WaveState", "job_id_for", "job_sent_key"]
 
 
@@ -44,6 +46,9 @@ class WaveSpec(BaseModel):
     )
     deadline_seconds: int = Field(
         default=300, ge=1, description="Seconds a device has to show up on Azure."
+    )
+    firmware: Firmware | None = Field(
+        default=None, description="New device code the job carries (URL, size, SHA-256)."
     )
     thing_type: str | None = Field(default=None, description="Thing type the devices came from.")
     query: str | None = Field(default=None, description="Fleet-index query they came from.")

@@ -1,6 +1,8 @@
 """The cutover commands on a store alone: what they write and how they refuse."""
 
 import asyncio
+import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -98,3 +100,18 @@ def test_an_exponential_rollout_is_planned_with_its_ramp(dsn):
     )
     spec = _spec(dsn, "ramp")["spec"]
     assert (spec["base_per_minute"], spec["increment_factor"], spec["increase_every"]) == (1, 2, 1)
+
+
+def test_a_wave_carries_the_ota_artifact_it_was_planned_with(dsn, tmp_path):
+    artifact = {"url": "https://ota.example.com/a.tar.gz", "size": 10, "sha256": "a" * 64}
+    good = tmp_path / "artifact.json"
+    good.write_text(json.dumps(artifact))
+    result = cutover(dsn, "plan", "fw", "--devices", "c-1", "--firmware", str(good))
+    assert result.exit_code == 0, result.output
+    assert _spec(dsn, "fw")["spec"]["firmware"] == artifact
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(artifact | {"sha256": "not-hex"}))
+    result = cutover(dsn, "plan", "fx", "--devices", "c-1", "--firmware", str(bad))
+    assert result.exit_code == 2
+    said = " ".join(re.sub("[\u2500-\u257f]", " ", result.output).split())  # rich's box
+    assert "bad.json is not an OTA artifact (sha256: String should match pattern" in said

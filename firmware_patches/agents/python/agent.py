@@ -16,6 +16,12 @@ discovery over `firmware_patches` skips it). What it does, in order:
 5. If Azure stays unreachable until `fallbackDeadlineSeconds`, it marks the execution
    FAILED with the reason and stays on AWS.
 
+When the job carries new firmware (`firmware`: URL, size, SHA-256, such as `iot-bridge
+firmware patch --package` produces), the agent installs it between 2 and 3: downloads it,
+checks size and SHA-256 (a mismatch fails the job and keeps the running code on AWS),
+unpacks it beside the old one, switches `firmware/current` in one rename and restarts into
+it (`restart_into`); the twin's `migration.firmware` then names what runs.
+
 Run it: `python agent.py --state /var/lib/agent/state.json --thing NAME --cert C --key K
 --endpoint HOST[:PORT] --ca CA.pem`. On a restart it reads the state file and goes back to
 the cloud it was on. `faults` exist for rehearsals (a simulated fleet's misbehaving devices).
@@ -25,13 +31,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import io
 import json
 import logging
 import os
 import queue
+import tarfile
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -68,6 +79,39 @@ class AgentSettings:
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.endpoint.partition(":")
         return host, int(port or 8883)
+
+
+def install_firmware(artifact: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Download the job's firmware, check its size and SHA-256, unpack it beside the old
+    one and switch `folder/current` to it in one rename; return what was installed.
+
+    Nothing of the new firmware is used before every check passed, and the switch is a
+    rename of a symbolic link, so a power cut leaves either the old firmware or the new.
+    """
+    size, expected = int(artifact["size"]), str(artifact["sha256"])
+    url = str(artifact["url"])
+    if urllib.parse.urlsplit(url).scheme not in {"https", "http", "file"}:
+        raise ValueError(f"unsupported firmware URL scheme in {url!r}")
+    with urllib.request.urlopen(url, timeout=TIMEOUT * 6) as answer:  # noqa: S310 - checked above
+        payload = answer.read(size + 1)
+    if len(payload) != size:
+        raise ValueError(f"firmware is {len(payload)} bytes, the job says {size}")
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != expected:
+        raise ValueError(f"firmware SHA-256 is {digest}, the job says {expected}")
+    target = folder / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        staging = Path(tempfile.mkdtemp(dir=folder))
+        with tarfile.open(fileobj=io.BytesIO(payload), mode="r:gz") as archive:
+            archive.extractall(staging, filter="data")  # no absolute paths, links or devices
+        staging.replace(target)
+    link = folder / f".current-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        link.unlink()
+    link.symlink_to(target.name)
+    link.replace(folder / "current")
+    return {"sha256": digest, "size": size, "path": str(target)}
 
 
 class StateFile:
@@ -283,6 +327,18 @@ class MigrationAgent:
         state = self.state.read()
         state["job"] = {"jobId": job_id, "document": document, "taken_at": time.time()}
         self.state.write(state)  # the fallback (AWS settings) is already in the state file
+        if document.get("firmware"):
+            try:
+                state["firmware"] = install_firmware(
+                    document["firmware"], self.state.path.parent / "firmware"
+                )
+            except (OSError, ValueError) as exc:
+                reason = f"firmware not installed: {exc}"[:1000]
+                self.outcome = {"jobId": job_id, "status": "FAILED", "reason": reason}
+                self._update_job(job_id, "FAILED", {"reason": reason})
+                return  # the running code stays, on AWS
+            self.state.write(state)
+            self.restart_into(Path(state["firmware"]["path"]))
         azure = self._azure_settings(document)
         deadline = time.monotonic() + float(document.get("fallbackDeadlineSeconds", 60))
         error = "no attempt"
@@ -307,6 +363,8 @@ class MigrationAgent:
             "from": "aws-iot-core",
             "at": datetime.now(UTC).isoformat(),
         }
+        if state.get("firmware"):
+            migration["firmware"] = state["firmware"]["sha256"]
         self.azure.patch_twin_reported_properties({"migration": migration})
         self.cloud = "azure"  # telemetry goes to Azure from here: no gap
         state.update(cloud="azure", azure=azure)
@@ -314,6 +372,13 @@ class MigrationAgent:
         self._update_job(job_id, "SUCCEEDED", {"azure": "connected"})
         self.outcome = {"jobId": job_id, "status": "SUCCEEDED"}
         self._disconnect_aws()  # break only after make
+
+    def restart_into(self, program: Path) -> None:
+        """Run the new firmware. The reference agent only records it (it is the program in
+        this rehearsal); a device's agent replaces itself here, e.g. with `os.execv` into
+        `program`'s entry point, and the new program reads the same state file and carries
+        the job on from "connect to Azure"."""
+        log.info("agent.firmware_installed: %s", program)
 
     def _misbehave(self, job_id: str) -> bool:
         """Act out a simulated fault instead of migrating; False when there is none."""
