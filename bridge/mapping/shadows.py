@@ -14,7 +14,7 @@ from typing import Any
 from bridge.mapping.sections import NAMED_SHADOWS_KEY
 from bridge.mapping.twin import decode_property_name
 
-__all__ = ["ALL_NAMED", "decode_document", "shadow_documents"]
+__all__ = ["ALL_NAMED", "apply_patch", "decode_document", "shadow_documents"]
 
 ALL_NAMED = "*"
 """Key of `shadow_documents` when a patch removed `shadows` whole: every named shadow's
@@ -65,3 +65,22 @@ def shadow_documents(section: Mapping[str, Any]) -> dict[str | None, dict[str, A
         decoded = decode_property_name(str(name))
         documents[decoded] = decode_document(state) if isinstance(state, Mapping) else None
     return documents
+
+
+def apply_patch(document: Mapping[str, Any], patch: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`document` after a merge patch, as AWS shadows and IoT Hub twins both merge: a None
+    value removes its key, objects merge key by key, anything else replaces; a None patch
+    clears the document."""
+    if patch is None:
+        return {}
+    merged = dict(document)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = apply_patch(merged[key], value)
+        elif isinstance(value, Mapping):
+            merged[key] = apply_patch({}, value)
+        else:
+            merged[key] = value
+    return merged

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bridge.inventory.models import Shadow, Thing
 from bridge.mapping.sections import NAMED_SHADOWS_KEY, twin_sections
-from bridge.mapping.shadows import ALL_NAMED, decode_document, shadow_documents
+from bridge.mapping.shadows import ALL_NAMED, apply_patch, decode_document, shadow_documents
 from bridge.mapping.twin import encode_document
 
 # Property names with the characters IoT Hub refuses, '%' and look-alikes of encodings.
@@ -75,3 +75,11 @@ def test_removing_every_named_shadow_and_system_keys() -> None:
     assert shadow_documents({"shadows": None, "$version": 3, "$metadata": {}}) == {ALL_NAMED: None}
     assert shadow_documents({"a%2Eb": {"$metadata": 1, "c": 2}}) == {None: {"a.b": {"c": 2}}}
     assert shadow_documents({"shadows": 5}) == {None: {"shadows": 5}}
+
+
+@given(_STATES, _STATES)
+def test_a_patch_then_its_own_values_changes_nothing_more(document, patch) -> None:
+    once = apply_patch(document, patch)
+    assert apply_patch(once, patch) == once
+    assert apply_patch(document, None) == {}
+    assert all(key not in once for key, value in patch.items() if value is None)
