@@ -43,7 +43,7 @@ def build_daemon(
         )
     # The reverse path is live only too: Azure to AWS for devices already cut over.
     if settings.reverse.enabled and not options.once:
-        services.append(ReverseService(cloud, settings, metrics=metrics))
+        services.append(ReverseService(cloud, settings, metrics=metrics, budget=budget))
     # Last: cutover moves devices the mirror has put on Azure, and stops first.
     if settings.cutover.enabled and not options.once:
         services.append(CutoverService(cloud, settings, metrics=metrics))

@@ -146,7 +146,7 @@ class ReverseEngine:
         async with self._slots:
             try:
                 await self._retrying(
-                    "publish",
+                    "mqttPublish",
                     device_id,
                     lambda: self._publisher.publish(
                         topic, event.body, content_type=event.content_type

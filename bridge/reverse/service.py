@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from bridge.aws.clients import open_clients
 from bridge.aws.publisher import AwsPublisher
 from bridge.aws.ratelimit import RateLimiter
 from bridge.aws.shadows import ShadowWriter
 from bridge.aws.source import default_client_id
+from bridge.azure.budget import RateBudget
 from bridge.azure.events import HubEventReader
+from bridge.azure.hub import IotHubService
 from bridge.config import CloudSettings, Settings
 from bridge.core.service import Check
 from bridge.core.store import Store, open_store
@@ -41,8 +43,16 @@ class ReverseService:
 
     name = "reverse"
 
-    def __init__(self, cloud: CloudSettings, settings: Settings, *, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        cloud: CloudSettings,
+        settings: Settings,
+        *,
+        metrics: Metrics,
+        budget: RateBudget | None = None,
+    ) -> None:
         self._cloud = cloud
+        self._budget = budget  # shared with the mirror: one hub, one set of quotas
         self._settings = settings
         self._metrics = metrics
         self._stack = contextlib.AsyncExitStack()
@@ -99,10 +109,25 @@ class ReverseService:
                 max_batch=reverse.in_flight,
             )
         )
+        if cloud.IOTHUB_CONNECTION_STRING is None:
+            raise ConfigError("IOTHUB_CONNECTION_STRING is not set: the reverse path reads twins")
+        hub = await enter(
+            IotHubService(
+                cloud.IOTHUB_CONNECTION_STRING.get_secret_value(),
+                budget=self._budget,
+                ca_bundle=cloud.IOTHUB_ROOT_CA,
+                max_connections=4,
+            )
+        )
+
+        async def read_twin(device_id: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+            twin = await hub.get_twin(device_id)
+            return twin.tags, twin.desired
+
         self._engine = ReverseEngine(
             store,
             self._publisher,
-            TwinSync(store, ShadowWriter(data)),
+            TwinSync(store, ShadowWriter(data), read_twin),
             templates=templates,
             metrics=self._metrics,
             options=EngineOptions(

@@ -11,20 +11,21 @@ Who writes what after cutover (README, "The reverse path"):
   through the mirror (a full replace, `replaceTwin`); Azure-side patches (`updateTwin`)
   reach AWS here. Echoes are cut on both sides: a `replaceTwin` is the mirror's own write
   and is never carried back; a patch that leaves AWS's desired as the store knows it
-  (the mirror's view) changes nothing and is skipped; and after writing a patch to AWS the
-  mirror is told that the twin already holds what AWS will announce (its fingerprint), so
-  it does not write the same desired back. `twin_desired` marks the `$version` carried,
-  `shadow_desired/<name>` the AWS shadow version the write produced.
+  (the mirror's view) changes nothing and is skipped; and before writing a patch to AWS
+  the mirror is told that the twin already holds what AWS will announce (its fingerprint,
+  when the twin read back shows it does), so it does not write the same desired back.
+  `twin_desired` marks the `$version` carried, `shadow_desired/<name>` the AWS shadow
+  version the write produced.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from bridge.azure.twin_map import split_fingerprint, twin_document
+from bridge.azure.twin_map import fingerprint_of, split_fingerprint, twin_document
 from bridge.core.groups import group_paths
 from bridge.core.store import Store, SyncMark
 from bridge.core.view import CLASSIC, DeviceView, ShadowView
@@ -32,7 +33,7 @@ from bridge.errors import MalformedEvent, Rejected
 from bridge.logging import get_logger
 from bridge.mapping.shadows import ALL_NAMED, apply_patch, shadow_documents
 
-__all__ = ["ShadowSink", "TwinChange", "TwinSync", "parse_twin_change"]
+__all__ = ["ShadowSink", "TwinChange", "TwinReader", "TwinSync", "parse_twin_change"]
 
 _log = get_logger("reverse.twins")
 REPORTED = "twin_reported"
@@ -49,6 +50,10 @@ class ShadowSink(Protocol):
     ) -> int:
         """Raise `Rejected` when AWS refuses the document itself."""
         ...
+
+
+TwinReader = Callable[[str], Awaitable[tuple[Mapping[str, Any], Mapping[str, Any]]]]
+"""A device twin's tags and desired properties, read now."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +98,10 @@ def parse_twin_change(
 class TwinSync:
     """Carries twin changes to AWS shadows, remembering what was carried in the store."""
 
-    def __init__(self, store: Store, shadows: ShadowSink) -> None:
+    def __init__(self, store: Store, shadows: ShadowSink, read_twin: TwinReader) -> None:
         self._store = store
         self._shadows = shadows
+        self._read_twin = read_twin
 
     async def apply(self, change: TwinChange) -> str:
         """Carry one change; return the outcome (written, echo, duplicate).
@@ -117,6 +123,9 @@ class TwinSync:
         if not patches:
             await self._mark(change, direction)
             return "echo"
+        if change.section == "desired":
+            # Before AWS announces the write (and the mirror folds it), not after.
+            await self._tell_mirror(view, patches)
         for shadow, patch in patches.items():
             version = await self._shadows.update(change.device_id, shadow, change.section, patch)
             if change.section == "desired":
@@ -124,8 +133,6 @@ class TwinSync:
                 await self._store.set_sync_mark(
                     SyncMark(change.device_id, SHADOW_DESIRED, name, version)
                 )
-        if change.section == "desired":
-            await self._tell_mirror(view, patches)
         await self._mark(change, direction)
         return "written"
 
@@ -154,8 +161,9 @@ class TwinSync:
     ) -> None:
         """Have the mirror see the twin as already holding AWS's coming desired state.
 
-        Only while the mirror is caught up with the view (its fingerprint is the view's):
-        otherwise it has writes of its own to make, and must make them.
+        Only while the mirror is caught up with the view (its fingerprint is the view's) and
+        the twin holds exactly what the view with the patch maps to: otherwise the mirror
+        has writes of its own to make (or overwrote the patch meanwhile), and must make them.
         """
         device = await self._store.get_device(view.device_id)
         if device is None or not view.exists:
@@ -173,6 +181,9 @@ class TwinSync:
             return  # too large for a twin: the mirror will say so itself
         twin_part, reported_part = split_fingerprint(device.fingerprint)
         if twin_part != before.twin_fingerprint:
+            return
+        tags, desired = await self._read_twin(view.device_id)
+        if fingerprint_of(tags, desired) != after.twin_fingerprint:
             return
         fingerprint = f"{after.twin_fingerprint}.{reported_part or ''}"
         if await self._store.replace_fingerprint(view.device_id, device.fingerprint, fingerprint):

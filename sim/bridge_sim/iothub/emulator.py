@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from bridge.logging import get_logger
+from bridge.plan.landing_zone import CONSUMER_GROUPS
 from bridge_sim.azurite import Azurite
 from bridge_sim.iothub.eventhub.log import EventLog
 from bridge_sim.iothub.eventhub.server import AmqpEndpoint
@@ -119,6 +120,8 @@ class IotHubEmulator:
             namespace=f"iothub-ns-{self.hub_name}",
             host=self.host,
             shared_access_keys=keys,
+            # The consumer groups the landing zone creates (plan's Terraform variables).
+            consumer_groups=CONSUMER_GROUPS,
         )
         await self._stack.enter_async_context(self.amqp)
         self.gateway_host = self.gateway_host or free_loopback_host()
