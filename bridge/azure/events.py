@@ -89,6 +89,10 @@ class HubEventReader:
         storage_connection_string: Blob storage for checkpoints and partition ownership.
         container: The blob container; created when missing.
         max_batch: Events handed to the handler at once, at most, per partition.
+        balance_every: Seconds between looks at partition ownership (the SDK's 30 s default
+            leaves a crashed reader's partitions unread for three minutes).
+        ownership_expiry: Seconds after which a partition claimed by a reader that died
+            (kill -9, a lost node) is taken over; a clean stop gives them up at once.
     """
 
     def __init__(
@@ -99,6 +103,8 @@ class HubEventReader:
         storage_connection_string: str,
         container: str,
         max_batch: int = 100,
+        balance_every: float = 5.0,
+        ownership_expiry: float = 20.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -107,6 +113,8 @@ class HubEventReader:
         self._storage = storage_connection_string
         self._container = container
         self._max_batch = max_batch
+        self._balance_every = balance_every
+        self._ownership_expiry = ownership_expiry
         self._checkpoints: Any = None
         self._client: Any = None
         self.partitions: set[str] = set()  # partitions this reader owns now
@@ -125,6 +133,8 @@ class HubEventReader:
             self._connection_string,
             consumer_group=self._consumer_group,
             checkpoint_store=self._checkpoints,
+            load_balancing_interval=self._balance_every,
+            partition_ownership_expiration_interval=self._ownership_expiry,
         )
         return self
 
