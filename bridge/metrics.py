@@ -48,7 +48,7 @@ CUTOVER_EXECUTION_STATUSES = (
     "removed",
 )
 REVERSE_OUTCOMES = ("republished", "skipped", "dead_lettered")
-REVERSE_TWIN_OUTCOMES = ("written", "echo", "duplicate", "skipped", "dead_lettered")
+REVERSE_TWIN_OUTCOMES = ("written", "echo", "duplicate", "dead_lettered")
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,7 @@ class Metrics:
             reverse_twin_writes=Counter(
                 "reverse_twin_writes_total",
                 "Twin changes the reverse path carried to AWS shadows, by section (desired, "
-                "reported) and outcome (written, echo, duplicate, skipped, dead_lettered).",
+                "reported) and outcome (written, echo, duplicate, dead_lettered).",
                 ["section", "outcome"],
                 namespace=NAMESPACE,
                 registry=registry,

@@ -42,6 +42,7 @@ class HubEvent:
     content_type: str | None = None
     content_encoding: str | None = None
     message_id: str | None = None
+    generation_id: str | None = None  # changes when the identity is deleted and created again
 
 
 BatchHandler = Callable[[str, Sequence[HubEvent]], Awaitable[bool]]
@@ -77,6 +78,7 @@ def hub_event(partition: str, event: Any) -> HubEvent:
         content_type=event.content_type,
         content_encoding=_text(system.get(b"content-encoding")),
         message_id=_text(event.message_id),
+        generation_id=_text(system.get(b"iothub-connection-auth-generation-id")),
     )
 
 

@@ -31,7 +31,7 @@ from bridge.errors import Rejected
 from bridge.logging import get_logger
 from bridge.metrics import Metrics
 from bridge.reverse.telemetry import TopicTemplates, aws_topic
-from bridge.reverse.twins import TwinSync, parse_twin_change
+from bridge.reverse.twins import TwinChange, TwinSync, parse_twin_change
 
 __all__ = ["EngineOptions", "Publisher", "ReverseEngine"]
 
@@ -125,17 +125,26 @@ class ReverseEngine:
         if event.source == _TELEMETRY:
             if event.module_id is not None or not self.options.telemetry:
                 return  # the relay's (or another module's) message, not the device's
-        elif event.source != _TWINS or event.module_id is not None or not self.options.twins:
-            return  # connection states, lifecycle, module twins: nothing for AWS
-        state, thing_type = await self._settled_state(device_id)
-        if state not in REVERSE_SYNCING_STATES:
-            if event.source == _TELEMETRY:
+            state, thing_type = await self._settled_state(device_id)
+            if state in REVERSE_SYNCING_STATES:
+                await self._republish(device_id, event, thing_type)
+            else:
                 self._metrics.reverse_messages.labels(outcome="skipped").inc()
-            return
-        if event.source == _TELEMETRY:
-            await self._republish(device_id, event, thing_type)
-        else:
-            await self._twin_change(device_id, event)
+        elif event.source == _TWINS and event.module_id is None and self.options.twins:
+            try:
+                changes = parse_twin_change(
+                    device_id, event.properties, event.body, event.generation_id
+                )
+            except (ValueError, UnicodeDecodeError) as exc:
+                await self._dead_letter(event, "malformed", error=str(exc))
+                return
+            # The mirror's whole replaces (most twin changes by far) need no state read.
+            changes = [change for change in changes if not change.from_mirror]
+            if changes:
+                state, _ = await self._settled_state(device_id)
+                if state in REVERSE_SYNCING_STATES:
+                    await self._twin_changes(device_id, event, changes)
+        # Anything else (connection states, lifecycle, module twins) is nothing for AWS.
 
     async def _republish(self, device_id: str, event: HubEvent, thing_type: str | None) -> None:
         topic = aws_topic(device_id, event.properties, thing_type, self._templates)
@@ -160,12 +169,9 @@ class ReverseEngine:
         self._metrics.reverse_messages.labels(outcome="republished").inc()
         self._metrics.reverse_lag.observe(max(0.0, time.time() - event.enqueued_at))
 
-    async def _twin_change(self, device_id: str, event: HubEvent) -> None:
-        try:
-            changes = parse_twin_change(device_id, event.properties, event.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            await self._dead_letter(event, "malformed", error=str(exc))
-            return
+    async def _twin_changes(
+        self, device_id: str, event: HubEvent, changes: Sequence[TwinChange]
+    ) -> None:
         for change in changes:
             outcome: str
             try:

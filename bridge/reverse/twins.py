@@ -5,8 +5,9 @@ Who writes what after cutover (README, "The reverse path"):
 - **reported**: the device, on Azure. Each reported patch it makes is merged into the AWS
   shadows' `reported` (classic at the top level, named under `shadows.<name>`, as the
   mirror laid them out). Nothing writes a device twin's reported section but the device,
-  so this direction cannot echo; `twin_reported` marks the twin `$version` carried, and a
-  notification read again (at-least-once) is skipped as a duplicate.
+  so this direction cannot echo; `twin_reported` marks the twin `$version` carried (per
+  identity generation), and a notification read again (at-least-once) is skipped as a
+  duplicate.
 - **desired**: both sides, last writer wins per key. AWS-side changes reach the twin
   through the mirror (a full replace, `replaceTwin`); Azure-side patches (`updateTwin`)
   reach AWS here. Echoes are cut on both sides: a `replaceTwin` is the mirror's own write
@@ -65,10 +66,16 @@ class TwinChange:
     section: str  # desired or reported
     version: int  # the section's $version after the change
     document: dict[str, Any]  # the patch (updateTwin) or the whole section (replaceTwin)
+    generation: str = ""  # the identity's generation: versions restart with a new one
+
+    @property
+    def from_mirror(self) -> bool:
+        """A whole replace of desired: what the mirror writes (from AWS)."""
+        return self.section == "desired" and self.op_type != "updateTwin"
 
 
 def parse_twin_change(
-    device_id: str, properties: Mapping[str, str], body: bytes
+    device_id: str, properties: Mapping[str, str], body: bytes, generation: str | None = None
 ) -> list[TwinChange]:
     """The section changes a notification carries (tags-only changes carry none).
 
@@ -91,7 +98,8 @@ def parse_twin_change(
             continue
         if not isinstance(content, dict) or not isinstance(content.get("$version"), int):
             raise MalformedEvent(_WHERE, f"'{section}' is not a section with a $version")
-        changes.append(TwinChange(device_id, op_type, section, content["$version"], content))
+        version = content["$version"]
+        changes.append(TwinChange(device_id, op_type, section, version, content, generation or ""))
     return changes
 
 
@@ -110,10 +118,10 @@ class TwinSync:
         anything else when retrying may help.
         """
         direction = REPORTED if change.section == "reported" else DESIRED
-        mark = await self._store.sync_mark(change.device_id, direction)
+        mark = await self._store.sync_mark(change.device_id, direction, change.generation)
         if mark is not None and change.version <= mark.version:
             return "duplicate"
-        if change.section == "desired" and change.op_type != "updateTwin":
+        if change.from_mirror:
             # The mirror replaces twins whole; what it wrote came from AWS.
             await self._mark(change, direction)
             return "echo"
@@ -190,4 +198,6 @@ class TwinSync:
             _log.debug("reverse.mirror_told", device_id=view.device_id)
 
     async def _mark(self, change: TwinChange, direction: str) -> None:
-        await self._store.set_sync_mark(SyncMark(change.device_id, direction, "", change.version))
+        # Per identity generation: a device deleted and created again counts from 1 again.
+        mark = SyncMark(change.device_id, direction, change.generation, change.version)
+        await self._store.set_sync_mark(mark)
