@@ -10,14 +10,14 @@ import secrets
 import pytest
 from azure.iot.hub.models import Twin, TwinProperties
 
-from bridge.config import CloudSettings, ReverseSettings
+from bridge.config import CloudSettings, RelaySettings, ReverseSettings
 from bridge.core.store import open_store
 from bridge.daemon.app import RunOptions, run_daemon
 from bridge.metrics import Metrics
 from bridge_sim.stack import sim_stack
 from tests.daemon.parity import aws_clients, registry_manager
 from tests.daemon.test_run import bridge_settings, until_parity
-from tests.relay.fleet import cut_over, make_fleet
+from tests.relay.fleet import captured, cut_over, make_fleet
 from tests.reverse.helpers import Subscriber, azure_device, send
 
 pytestmark = pytest.mark.timeout(240)
@@ -57,6 +57,10 @@ def reverse_settings(tmp_path, **reverse):
     )
 
 
+def sample(metrics, name, **labels):
+    return metrics.registry.get_sample_value(name, labels) or 0
+
+
 def shadow(data, thing, name=None):
     kwargs = {"thingName": thing, **({"shadowName": name} if name else {})}
     return json.loads(data.get_thing_shadow(**kwargs)["payload"].read())
@@ -77,9 +81,12 @@ async def test_a_cut_over_device_reports_and_telemetry_reach_aws(stack, tmp_path
     env = stack.env()
     iot, data = aws_clients(env)
     things = await asyncio.to_thread(make_fleet, stack, iot, ["rev-1"])
-    settings = reverse_settings(tmp_path)
+    # The relay runs too, subscribed to the topics the reverse path publishes on: what it
+    # gets back from AWS must not come into Azure again.
+    relay = RelaySettings(enabled=True, topics=["dt/+=2", "tele/+/#=2"], state_ttl=0)
+    settings = reverse_settings(tmp_path).model_copy(update={"relay": relay})
     async with (
-        daemon(env, settings),
+        daemon(env, settings) as metrics,
         Subscriber(env, ["dt/#", "tele/#"], f"iot-bridge-sub-{secrets.token_hex(3)}") as aws,
     ):
         await until_parity(env, "rev-")
@@ -98,6 +105,14 @@ async def test_a_cut_over_device_reports_and_telemetry_reach_aws(stack, tmp_path
         named = await until_shadow(
             data, "rev-1", lambda d: bool(d["state"].get("reported")), name="cfg"
         )
+        # The relay saw all 21 republished messages and relayed none (the device is cut over).
+        async with asyncio.timeout(60):
+            while sample(metrics, "bridge_relay_messages_total", outcome="skipped") < 21:
+                await asyncio.sleep(0.05)
+        on_azure = await captured(stack, "rev-1")
+    assert [event["moduleId"] for event in on_azure] == [None] * 21
+    assert sample(metrics, "bridge_relay_messages_total", outcome="sent") == 0
+    assert sample(metrics, "bridge_reverse_messages_total", outcome="republished") == 21
     assert "shadows" not in reported["state"]["reported"]
     assert named["state"]["reported"] == {"mode": "eco"}
     # Once per message, in order, on the topic each used before (template or awsTopic).
