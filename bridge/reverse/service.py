@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from bridge.aws.clients import open_clients
 from bridge.aws.publisher import AwsPublisher
@@ -24,7 +24,7 @@ from bridge.logging import get_logger
 from bridge.metrics import Metrics
 from bridge.reverse.engine import EngineOptions, ReverseEngine
 from bridge.reverse.telemetry import TopicTemplates
-from bridge.reverse.twins import TwinSync
+from bridge.reverse.twins import TwinState, TwinSync
 
 __all__ = ["ReverseService", "reverse_client_id"]
 
@@ -120,9 +120,9 @@ class ReverseService:
             )
         )
 
-        async def read_twin(device_id: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+        async def read_twin(device_id: str) -> TwinState:
             twin = await hub.get_twin(device_id)
-            return twin.tags, twin.desired
+            return TwinState(twin.tags, twin.desired, twin.reported, twin.reported_version)
 
         self._engine = ReverseEngine(
             store,

@@ -34,7 +34,7 @@ from bridge.errors import MalformedEvent, Rejected
 from bridge.logging import get_logger
 from bridge.mapping.shadows import ALL_NAMED, apply_patch, shadow_documents
 
-__all__ = ["ShadowSink", "TwinChange", "TwinReader", "TwinSync", "parse_twin_change"]
+__all__ = ["ShadowSink", "TwinChange", "TwinReader", "TwinState", "TwinSync", "parse_twin_change"]
 
 _log = get_logger("reverse.twins")
 REPORTED = "twin_reported"
@@ -53,8 +53,18 @@ class ShadowSink(Protocol):
         ...
 
 
-TwinReader = Callable[[str], Awaitable[tuple[Mapping[str, Any], Mapping[str, Any]]]]
-"""A device twin's tags and desired properties, read now."""
+@dataclass(frozen=True)
+class TwinState:
+    """A device twin as read now (without IoT Hub's `$` keys)."""
+
+    tags: Mapping[str, Any]
+    desired: Mapping[str, Any]
+    reported: Mapping[str, Any]
+    reported_version: int
+
+
+TwinReader = Callable[[str], Awaitable[TwinState]]
+"""Reads a device twin."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,13 @@ class TwinSync:
             # The mirror replaces twins whole; what it wrote came from AWS.
             await self._mark(change, direction)
             return "echo"
+        if change.section == "reported" and mark is None:
+            # First report carried for this device: carry its whole reported section, so
+            # what it reported before (or beyond the endpoint's retention) reaches AWS too.
+            twin = await self._read_twin(change.device_id)
+            if twin.reported_version >= change.version:
+                whole = {**twin.reported, "$version": twin.reported_version}
+                change = replace(change, version=twin.reported_version, document=whole)
         views = await self._store.get_views([change.device_id])
         view = views.get(change.device_id) or DeviceView(change.device_id)
         patches = self._patches(change, view)
@@ -190,8 +207,8 @@ class TwinSync:
         twin_part, reported_part = split_fingerprint(device.fingerprint)
         if twin_part != before.twin_fingerprint:
             return
-        tags, desired = await self._read_twin(view.device_id)
-        if fingerprint_of(tags, desired) != after.twin_fingerprint:
+        twin = await self._read_twin(view.device_id)
+        if fingerprint_of(twin.tags, twin.desired) != after.twin_fingerprint:
             return
         fingerprint = f"{after.twin_fingerprint}.{reported_part or ''}"
         if await self._store.replace_fingerprint(view.device_id, device.fingerprint, fingerprint):

@@ -13,7 +13,7 @@ from bridge.errors import Rejected
 from bridge.metrics import Metrics
 from bridge.reverse.engine import EngineOptions, ReverseEngine
 from bridge.reverse.telemetry import TopicTemplates
-from bridge.reverse.twins import TwinSync
+from bridge.reverse.twins import TwinState, TwinSync
 
 TO_MIRRORED = (Event.PROVISION, Event.PROVISIONED)
 TO_CUTTING_OVER = (*TO_MIRRORED, Event.SCHEDULE_CUTOVER, Event.JOB_SENT)
@@ -38,7 +38,7 @@ class Aws:
 
 
 async def no_twin(_device_id):
-    return {}, {}
+    return TwinState({}, {}, {}, 0)
 
 
 @pytest.fixture
@@ -185,4 +185,29 @@ async def test_twin_changes_reach_shadows_once_and_the_mirror_s_replaces_never(s
         ("moved", None, "reported", {"t": 1}),
         ("moved", "cfg", "reported", {"m": "eco"}),
         ("moved", None, "desired", {"fan": 3}),
+    ]
+
+
+async def test_the_first_report_carried_brings_the_whole_reported_section(store):
+    await device(store, "moved", TO_CUT_OVER)
+    aws = Aws()
+
+    async def twin_now(_device_id):
+        return TwinState({}, {}, {"since_before": 1, "t": 2}, 5)
+
+    reverse = ReverseEngine(
+        store,
+        aws,
+        TwinSync(store, aws, twin_now),
+        templates=TopicTemplates(None, {}),
+        metrics=Metrics.create(),
+        options=EngineOptions(state_ttl=0),
+    )
+    first = twin_change("moved", 1, "reported", {"t": 1}, 4)
+    older = twin_change("moved", 2, "reported", {"t": 2}, 5)  # in what was read already
+    newer = twin_change("moved", 3, "reported", {"t": 3}, 6)
+    assert await reverse.handle("0", [first, older, newer])
+    assert aws.shadows == [
+        ("moved", None, "reported", {"since_before": 1, "t": 2}),
+        ("moved", None, "reported", {"t": 3}),
     ]
