@@ -16,6 +16,8 @@ from azure.iot.device import X509, Message
 from azure.iot.device.aio import IoTHubDeviceClient
 
 from bridge.azure.module_client import close_module_client
+from bridge.core.machine import State
+from bridge.core.store import open_store
 from tests.aws_devices import Thing
 
 
@@ -94,3 +96,14 @@ class Subscriber:
             while len(self.messages) < count:
                 await asyncio.sleep(0.05)
         return self.messages
+
+
+async def until_mirrored(dsn, device_id):
+    """The child daemon's store shows the device mirrored (it may lag Azure a little)."""
+    async with asyncio.timeout(30):
+        while True:
+            async with open_store(dsn) as store:
+                device = await store.get_device(device_id)
+            if device is not None and device.state is State.MIRRORED:
+                return
+            await asyncio.sleep(0.1)

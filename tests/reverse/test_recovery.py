@@ -7,14 +7,12 @@ import secrets
 
 import pytest
 
-from bridge.core.machine import State
-from bridge.core.store import open_store
 from bridge_sim.stack import sim_stack
 from tests.daemon.children import Daemon, write_bridge_env
 from tests.daemon.parity import aws_clients
 from tests.daemon.test_run import until_parity
 from tests.relay.fleet import cut_over, make_fleet
-from tests.reverse.helpers import Subscriber, azure_device, send
+from tests.reverse.helpers import Subscriber, azure_device, send, until_mirrored
 
 pytestmark = pytest.mark.timeout(300)
 MESSAGES = 60
@@ -24,17 +22,6 @@ MESSAGES = 60
 async def stack(tmp_path):
     async with sim_stack(tmp_path / "sim") as running:
         yield running
-
-
-async def until_mirrored(dsn, device_id):
-    """The child daemon's store shows the device mirrored (it may lag Azure a little)."""
-    async with asyncio.timeout(30):
-        while True:
-            async with open_store(dsn) as store:
-                device = await store.get_device(device_id)
-            if device is not None and device.state is State.MIRRORED:
-                return
-            await asyncio.sleep(0.1)
 
 
 def first_seen(messages):

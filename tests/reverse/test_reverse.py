@@ -18,7 +18,7 @@ from bridge_sim.stack import sim_stack
 from tests.daemon.parity import aws_clients, registry_manager
 from tests.daemon.test_run import bridge_settings, until_parity
 from tests.relay.fleet import captured, cut_over, make_fleet
-from tests.reverse.helpers import Subscriber, azure_device, send
+from tests.reverse.helpers import Subscriber, azure_device, send, until_mirrored
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -90,6 +90,7 @@ async def test_a_cut_over_device_reports_and_telemetry_reach_aws(stack, tmp_path
         Subscriber(env, ["dt/#", "tele/#"], f"iot-bridge-sub-{secrets.token_hex(3)}") as aws,
     ):
         await until_parity(env, "rev-")
+        await until_mirrored(settings.store.dsn, "rev-1")
         await cut_over(settings.store.dsn, "rev-1")
         async with azure_device(env, things["rev-1"], tmp_path / "device") as device:
             await device.patch_twin_reported_properties(
@@ -154,6 +155,7 @@ async def test_an_azure_desired_change_reaches_aws_and_does_not_bounce(
     manager = registry_manager(env)
     async with daemon(env, settings) as metrics:
         await until_parity(env, "rev-")
+        await until_mirrored(settings.store.dsn, "rev-2")
         await cut_over(settings.store.dsn, "rev-2")
         twin = Twin(properties=TwinProperties(desired=patch))
         patched = await asyncio.to_thread(manager.update_twin, "rev-2", twin, "*")
