@@ -33,6 +33,7 @@ __all__ = [
     "IotHubSettings",
     "MirrorSettings",
     "RelaySettings",
+    "ReverseSettings",
     "Settings",
     "StoreSettings",
     "redacted",
@@ -232,6 +233,57 @@ class CutoverSettings(BaseModel):
     )
 
 
+class ReverseSettings(BaseModel):
+    """How `iot-bridge run` carries cut-over devices' Azure state and telemetry back to AWS."""
+
+    enabled: bool = Field(
+        default=False, description="Run the reverse path (Azure to AWS after cutover)."
+    )
+    consumer_group: str = Field(
+        default="iot-bridge-reverse",
+        description="The bridge's own consumer group on IoT Hub's Event Hubs-compatible "
+        "endpoint (create it on the hub; no other reader may share it).",
+    )
+    checkpoint_container: str = Field(
+        default="iot-bridge-reverse",
+        description="Blob container (AZURE_STORAGE_CONNECTION_STRING) for the consumer's "
+        "checkpoints and partition ownership; created when missing.",
+    )
+    client_id: str | None = Field(
+        default=None,
+        description="MQTT client id the reverse path publishes with on AWS. Default: the "
+        "mirror's client id with '-reverse' appended.",
+    )
+    telemetry: bool = Field(
+        default=True, description="Republish cut-over devices' telemetry on their AWS topics."
+    )
+    twins: bool = Field(
+        default=True,
+        description="Write cut-over devices' reported (and Azure-made desired) properties to "
+        "their AWS shadows.",
+    )
+    topic_template: str | None = Field(
+        default=None,
+        description="AWS topic for a device's own message without an awsTopic property, "
+        "such as 'dt/{device}' ({device} is the thing name); unset: dead-lettered.",
+    )
+    topic_templates: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per thing type, the AWS topic template (JSON object); a thing type "
+        "not listed uses topic_template.",
+    )
+    in_flight: int = Field(
+        default=100,
+        ge=1,
+        le=65535,
+        description="Publishes to AWS awaiting their PUBACK, at most (AWS IoT allows 100 "
+        "in flight per connection).",
+    )
+    state_ttl: float = Field(
+        default=1.0, ge=0, description="Seconds a device's migration state is cached."
+    )
+
+
 class Settings(BaseSettings):
     """How the bridge behaves; every field can be set as BRIDGE_<SECTION>__<FIELD>."""
 
@@ -265,6 +317,7 @@ class Settings(BaseSettings):
     relay: RelaySettings = RelaySettings()
     iothub: IotHubSettings = IotHubSettings()
     cutover: CutoverSettings = CutoverSettings()
+    reverse: ReverseSettings = ReverseSettings()
 
 
 def redacted(model: BaseModel) -> dict[str, Any]:

@@ -13,6 +13,8 @@ __all__ = [
     "CUTOVER_ROLLBACK_REASONS",
     "RELAY_DEAD_LETTER_REASONS",
     "RELAY_OUTCOMES",
+    "REVERSE_OUTCOMES",
+    "REVERSE_TWIN_OUTCOMES",
     "SIDES",
     "Metrics",
     "record_readiness",
@@ -45,6 +47,8 @@ CUTOVER_EXECUTION_STATUSES = (
     "canceled",
     "removed",
 )
+REVERSE_OUTCOMES = ("republished", "skipped", "dead_lettered")
+REVERSE_TWIN_OUTCOMES = ("written", "echo", "duplicate", "dead_lettered")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class Metrics:
     cutover_wave_deadline: Gauge
     cutover_job_executions: Gauge
     cutover_wave_aborts: Counter
+    reverse_messages: Counter
+    reverse_twin_writes: Counter
+    reverse_lag: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -250,6 +257,29 @@ class Metrics:
                 namespace=NAMESPACE,
                 registry=registry,
             ),
+            reverse_messages=Counter(
+                "reverse_messages_total",
+                "Device-to-cloud messages of cut-over devices read by the reverse path, by "
+                "outcome (republished on AWS, skipped, dead_lettered).",
+                ["outcome"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            reverse_twin_writes=Counter(
+                "reverse_twin_writes_total",
+                "Twin changes the reverse path carried to AWS shadows, by section (desired, "
+                "reported) and outcome (written, echo, duplicate, dead_lettered).",
+                ["section", "outcome"],
+                namespace=NAMESPACE,
+                registry=registry,
+            ),
+            reverse_lag=Histogram(
+                "reverse_lag_seconds",
+                "Time from IoT Hub enqueuing a message or twin change to AWS accepting it.",
+                namespace=NAMESPACE,
+                registry=registry,
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            ),
         )
         for reason in CUTOVER_ROLLBACK_REASONS:
             metrics.cutover_rollbacks.labels(reason=reason)
@@ -261,6 +291,11 @@ class Metrics:
             metrics.cutover_devices.labels(outcome=outcome)
         for side in SIDES:
             metrics.errors.labels(side=side, reason="unexpected")
+        for outcome in REVERSE_OUTCOMES:
+            metrics.reverse_messages.labels(outcome=outcome)
+        for section in ("desired", "reported"):
+            for outcome in REVERSE_TWIN_OUTCOMES:
+                metrics.reverse_twin_writes.labels(section=section, outcome=outcome)
         return metrics
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STANDIN_ONLY = {"moto", "azure-iot-hub", "azure-eventhub", "pyopenssl", "aiomqtt", "iot-bridge-sim"}
+STANDIN_ONLY = {"moto", "azure-iot-hub", "pyopenssl", "aiomqtt", "iot-bridge-sim"}
 PROBE = """
 import json, sys
 import bridge.cli, bridge.daemon.app, bridge.mirror.service, bridge.discover, bridge.plan

@@ -25,6 +25,7 @@ DEFAULT_RATES: Mapping[str, float] = {
     "list_thing_principals": 90,
     "list_named_shadows_for_thing": 90,
     "get_thing_shadow": 3500,
+    "update_thing_shadow": 3500,
     "list_topic_rules": 9,
     "get_topic_rule": 9,
     "list_jobs": 9,

@@ -12,6 +12,7 @@ from bridge.exit_codes import ExitCode
 from bridge.metrics import Metrics
 from bridge.mirror.service import MirrorOptions, MirrorService
 from bridge.relay.service import RelayOptions, RelayService
+from bridge.reverse.service import ReverseService
 
 __all__ = ["RunOptions", "build_daemon", "run_daemon"]
 
@@ -40,6 +41,9 @@ def build_daemon(
         services.append(
             RelayService(cloud, settings, relay_options, metrics=metrics, budget=budget)
         )
+    # The reverse path is live only too: Azure to AWS for devices already cut over.
+    if settings.reverse.enabled and not options.once:
+        services.append(ReverseService(cloud, settings, metrics=metrics, budget=budget))
     # Last: cutover moves devices the mirror has put on Azure, and stops first.
     if settings.cutover.enabled and not options.once:
         services.append(CutoverService(cloud, settings, metrics=metrics))

@@ -15,8 +15,10 @@ __all__ = ["CONSUMER_GROUPS", "IMPORT_EXPORT_CONTAINER", "ResourceNames", "landi
 
 IMPORT_EXPORT_CONTAINER = "device-import-export"
 # The bridge reads connection-state events for cutover on its own consumer group, so it never
-# competes with the operator's readers on $Default.
-CONSUMER_GROUPS = ("iot-bridge", "migration-validation")
+# competes with the operator's readers on $Default; the reverse path has one of its own
+# (BRIDGE_REVERSE__CONSUMER_GROUP), because epoch readers in one group take partitions
+# from each other.
+CONSUMER_GROUPS = ("iot-bridge", "iot-bridge-reverse", "migration-validation")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9-]{3,50}$")
 
 

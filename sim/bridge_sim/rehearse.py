@@ -237,6 +237,9 @@ def _daemon_settings(workdir: Path) -> Settings:
         # A soak of seconds, not days, so the rehearsal shows finalizing too.
         cutover={"poll_interval": 0.5, "soak_seconds": SOAK_SECONDS, "retire_certificates": True},
         iothub={"import_threshold": 200},
+        # After cutover, what the moved fleet sends on Azure goes back to its AWS topic (the
+        # agent stamps it as awsTopic; the template is for devices that do not).
+        reverse={"enabled": True, "topic_template": "dt/{device}"},
     )
 
 

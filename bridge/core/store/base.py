@@ -22,6 +22,7 @@ __all__ = [
     "OutboxEntry",
     "OutboxItem",
     "Store",
+    "SyncMark",
     "VersionKind",
     "Wave",
     "WaveDevice",
@@ -102,6 +103,21 @@ class DeadLetter:
     reason: str
     payload: dict[str, Any]
     created_at: datetime = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncMark:
+    """The newest version one direction of a sync carried for a device, and a digest of it.
+
+    `direction` names what was carried (such as `twin_reported`: the twin's reported
+    `$version` written to AWS); `name` tells parts apart (a shadow name, "" for none).
+    """
+
+    device_id: str
+    direction: str
+    name: str
+    version: int
+    digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +348,20 @@ class Store(Protocol):
         self, name: str, device_id: str, outcome: str, reason: str | None
     ) -> None:
         """Remember how `device_id` ended in wave `name`, and why."""
+        ...
+
+    async def sync_mark(self, device_id: str, direction: str, name: str = "") -> SyncMark | None:
+        """Return what `direction` last carried for the device (and `name`), if anything."""
+        ...
+
+    async def set_sync_mark(self, mark: SyncMark) -> bool:
+        """Remember `mark` when its version is newer than the one kept; return whether it was."""
+        ...
+
+    async def replace_fingerprint(
+        self, device_id: str, expected: str | None, fingerprint: str
+    ) -> bool:
+        """Set the device's fingerprint if it still is `expected`; return whether it was."""
         ...
 
     async def acquire_lease(self, partition: str, owner: str, seconds: float) -> bool:

@@ -96,6 +96,20 @@ SQLITE: tuple[Migration, ...] = (
             "CREATE INDEX wave_devices_by_device ON wave_devices (device_id)",
         ),
     ),
+    Migration(
+        4,
+        "reverse sync marks",
+        (
+            """CREATE TABLE sync_marks (
+                device_id TEXT NOT NULL,
+                direction TEXT NOT NULL,
+                name TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                digest TEXT,
+                updated_at REAL NOT NULL,
+                PRIMARY KEY (device_id, direction, name))""",
+        ),
+    ),
 )
 
 POSTGRES: tuple[Migration, ...] = (
@@ -176,6 +190,20 @@ POSTGRES: tuple[Migration, ...] = (
                 updated_at timestamptz NOT NULL DEFAULT now(),
                 PRIMARY KEY (wave, device_id))""",
             "CREATE INDEX wave_devices_by_device ON wave_devices (device_id)",
+        ),
+    ),
+    Migration(
+        4,
+        "reverse sync marks",
+        (
+            """CREATE TABLE sync_marks (
+                device_id text NOT NULL,
+                direction text NOT NULL,
+                name text NOT NULL,
+                version bigint NOT NULL,
+                digest text,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (device_id, direction, name))""",
         ),
     ),
 )

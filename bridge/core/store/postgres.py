@@ -21,6 +21,7 @@ from bridge.core.store.base import (
     Device,
     OutboxEntry,
     OutboxItem,
+    SyncMark,
     VersionKind,
     Wave,
     WaveDevice,
@@ -560,6 +561,45 @@ class PostgresStore:
             name,
             device_id,
         )
+
+    async def sync_mark(self, device_id: str, direction: str, name: str = "") -> SyncMark | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT version, digest FROM sync_marks"
+                " WHERE device_id = $1 AND direction = $2 AND name = $3",
+                device_id,
+                direction,
+                name,
+            )
+        return SyncMark(device_id, direction, name, row[0], row[1]) if row else None
+
+    async def set_sync_mark(self, mark: SyncMark) -> bool:
+        async with self._conn() as conn:
+            status = await conn.execute(
+                "INSERT INTO sync_marks (device_id, direction, name, version, digest)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id, direction, name) DO UPDATE"
+                " SET version = excluded.version, digest = excluded.digest, updated_at = now()"
+                " WHERE sync_marks.version < excluded.version",
+                mark.device_id,
+                mark.direction,
+                mark.name,
+                mark.version,
+                mark.digest,
+            )
+        return bool(status == "INSERT 0 1")
+
+    async def replace_fingerprint(
+        self, device_id: str, expected: str | None, fingerprint: str
+    ) -> bool:
+        async with self._conn() as conn:
+            status = await conn.execute(
+                "UPDATE devices SET fingerprint = $3"
+                " WHERE device_id = $1 AND fingerprint IS NOT DISTINCT FROM $2",
+                device_id,
+                expected,
+                fingerprint,
+            )
+        return bool(status == "UPDATE 1")
 
     async def acquire_lease(self, partition: str, owner: str, seconds: float) -> bool:
         status = await self._execute(_TAKE_LEASE, partition, owner, float(seconds))

@@ -25,6 +25,7 @@ from bridge.core.store.base import (
     Device,
     OutboxEntry,
     OutboxItem,
+    SyncMark,
     VersionKind,
     Wave,
     WaveDevice,
@@ -618,6 +619,32 @@ class SqliteStore:
             " WHERE wave = ? AND device_id = ?",
             (outcome, reason, time.time(), name, device_id),
         )
+
+    async def sync_mark(self, device_id: str, direction: str, name: str = "") -> SyncMark | None:
+        rows = await self._rows(
+            "SELECT version, digest FROM sync_marks"
+            " WHERE device_id = ? AND direction = ? AND name = ?",
+            (device_id, direction, name),
+        )
+        return SyncMark(device_id, direction, name, rows[0][0], rows[0][1]) if rows else None
+
+    async def set_sync_mark(self, mark: SyncMark) -> bool:
+        changed, _ = await self._write(
+            "INSERT INTO sync_marks VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            " ON CONFLICT (device_id, direction, name) DO UPDATE"
+            " SET version = ?4, digest = ?5, updated_at = ?6 WHERE sync_marks.version < ?4",
+            (mark.device_id, mark.direction, mark.name, mark.version, mark.digest, time.time()),
+        )
+        return changed == 1
+
+    async def replace_fingerprint(
+        self, device_id: str, expected: str | None, fingerprint: str
+    ) -> bool:
+        changed, _ = await self._write(
+            "UPDATE devices SET fingerprint = ? WHERE device_id = ? AND fingerprint IS ?",
+            (fingerprint, device_id, expected),
+        )
+        return changed == 1
 
     async def acquire_lease(self, partition: str, owner: str, seconds: float) -> bool:
         now = time.time()

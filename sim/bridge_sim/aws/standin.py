@@ -65,7 +65,7 @@ def bridge_policy(region: str, account: str) -> dict[str, Any]:
             {"Effect": "Allow", "Action": ["iot:Receive"], "Resource": f"{arn}:topic/*"},
             {
                 # After cutover the bridge writes what a device reports on Azure back to
-                # its AWS shadow; it publishes nothing else.
+                # its AWS shadow.
                 "Effect": "Allow",
                 "Action": "iot:Publish",
                 "Resource": [
@@ -75,6 +75,14 @@ def bridge_policy(region: str, account: str) -> dict[str, Any]:
                     f"{arn}:topic/$aws/things/*/shadow/name/*/get",
                 ],
             },
+            {
+                # The reverse path republishes cut-over devices' telemetry on their old
+                # topics (narrow this to the fleet's telemetry topics), never as AWS itself.
+                "Effect": "Allow",
+                "Action": "iot:Publish",
+                "Resource": f"{arn}:topic/*",
+            },
+            {"Effect": "Deny", "Action": "iot:Publish", "Resource": f"{arn}:topic/$aws/events/*"},
         ],
     }
 

@@ -9,13 +9,15 @@ endpoint, as in a real hub.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from bridge.logging import get_logger
+from bridge.plan.landing_zone import CONSUMER_GROUPS
 from bridge_sim.azurite import Azurite
 from bridge_sim.iothub.eventhub.log import EventLog
 from bridge_sim.iothub.eventhub.server import AmqpEndpoint
@@ -118,6 +120,8 @@ class IotHubEmulator:
             namespace=f"iothub-ns-{self.hub_name}",
             host=self.host,
             shared_access_keys=keys,
+            # The consumer groups the landing zone creates (plan's Terraform variables).
+            consumer_groups=CONSUMER_GROUPS,
         )
         await self._stack.enter_async_context(self.amqp)
         self.gateway_host = self.gateway_host or free_loopback_host()
@@ -134,6 +138,15 @@ class IotHubEmulator:
         await self._stack.enter_async_context(self.devices)
         self.service.method_invoker = self.devices.invoke_method
         self.service.context.events = self.events
+        # As a hub with a route for TwinChangeEvents to the built-in endpoint (the reverse
+        # path reads them there). Listeners run on the writer's thread: hand off to the loop.
+        loop = asyncio.get_running_loop()
+
+        def twin_changed(*change: Any) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self.events.append_twin_change, *change)
+
+        self._stack.callback(self.registry.add_twin_listener(twin_changed))
         self.service.context.devices = self.devices
         if self.azurite is not None:
             await self._stack.enter_async_context(self.azurite)

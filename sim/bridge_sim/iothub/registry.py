@@ -30,6 +30,12 @@ Public API for a device endpoint:
   an identity that is deleted, disabled or re-keyed. It returns a function that removes it.
   Callbacks run on the writer's thread under the registry lock: keep them short (hand off
   with `loop.call_soon_threadsafe`).
+- Twin changes: `registry.add_twin_listener(callback)` calls
+  `callback(device_id, module_id, op_type, body)` after every twin write (`updateTwin` for a
+  patch of tags, desired or reported, `replaceTwin` for a full replace), `body` as a
+  twinChangeEvents message carries it: `{"version", "tags"?, "properties": {"desired"|
+  "reported": {..., "$version"}}}` (the patch, or the whole replaced sections). Same
+  threading rules as identity listeners; it returns a function that removes it.
 - Connection state: `registry.set_connection_state(device_id, connected, module_id=None)`
   stamps `connectionState`, `connectionStateUpdatedTime` and `lastActivityTime`;
   `registry.record_activity(device_id, module_id=None)` stamps `lastActivityTime` only.
@@ -65,6 +71,9 @@ from bridge_sim.iothub.twin import merge_patch, strip_system_keys, validate_sect
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    # (device_id, module_id, op_type, body) of one twin write.
+    TwinListener = Callable[[str, str | None, str, dict[str, Any]], None]
+
 __all__ = ["MAX_IDENTITIES", "DesiredSubscription", "Registry", "SharedAccessPolicy"]
 
 _log = get_logger("sim.iothub.registry")
@@ -97,6 +106,7 @@ class Registry:
         self._identity_total = 0
         self._subscriptions = DesiredSubscriptions()
         self._identity_listeners = IdentityListeners()
+        self._twin_listeners: list[TwinListener] = []
         self.policies: dict[str, SharedAccessPolicy] = default_policies()
 
     # -- state helpers -------------------------------------------------------------------
@@ -324,6 +334,13 @@ class Registry:
                 self._notify(identity, {**desired, "$version": identity.desired.version})
             if tags or desired:
                 self._twin_written(identity)
+                change: dict[str, Any] = {"version": identity.twin_version}
+                if tags:
+                    change["tags"] = tags
+                if desired:
+                    version = identity.desired.version
+                    change["properties"] = {"desired": {**desired, "$version": version}}
+                self._twin_changed(identity, "updateTwin", change)
             return identity.twin_json(self._devices[device_id])
 
     def replace_twin(
@@ -343,7 +360,12 @@ class Registry:
             identity.desired.replace(desired or {}, format_time(self._now()))
             identity.tags = tags
             self._twin_written(identity)
-            self._notify(identity, identity.desired.document(with_metadata=False))
+            whole = identity.desired.document(with_metadata=False)
+            self._notify(identity, whole)
+            change = {"version": identity.twin_version, "tags": dict(tags)}
+            self._twin_changed(
+                identity, "replaceTwin", {**change, "properties": {"desired": whole}}
+            )
             return identity.twin_json(self._devices[device_id])
 
     # -- twins (device side) -------------------------------------------------------------
@@ -367,6 +389,9 @@ class Registry:
             identity = self.identity(device_id, module_id)
             identity.reported.patch(patch, format_time(self._now()))
             self._twin_written(identity)
+            reported = {**patch, "$version": identity.reported.version}
+            change = {"version": identity.twin_version, "properties": {"reported": reported}}
+            self._twin_changed(identity, "updateTwin", change)
             return identity.reported.version
 
     def subscribe_desired(
@@ -381,6 +406,22 @@ class Registry:
     def add_identity_listener(self, listener: IdentityListener) -> Callable[[], None]:
         """Tell `listener(event, device_id, module_id)` of changes; returns its remover."""
         return self._identity_listeners.add(listener)
+
+    def add_twin_listener(self, listener: TwinListener) -> Callable[[], None]:
+        """Tell `listener(device_id, module_id, op_type, body)` of every twin write."""
+        with self._lock:
+            self._twin_listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._twin_listeners:
+                    self._twin_listeners.remove(listener)
+
+        return remove
+
+    def _twin_changed(self, identity: Identity, op_type: str, body: dict[str, Any]) -> None:
+        for listener in list(self._twin_listeners):
+            listener(identity.device_id, identity.module_id, op_type, body)
 
     def _notify(self, identity: Identity, patch: dict[str, Any]) -> None:
         self._subscriptions.notify((identity.device_id, identity.module_id), patch)

@@ -182,6 +182,33 @@ class EventLog:
             content_encoding="utf-8",
         )
 
+    def append_twin_change(
+        self, device_id: str, module_id: str | None, op_type: str, body: Mapping[str, Any]
+    ) -> StoredEvent:
+        """Store a `twinChangeEvents` event, as a route for TwinChangeEvents delivers it.
+
+        The body is the change (a patch of tags, desired or reported with the section's new
+        `$version`, or the whole replaced sections) and the twin's `version`.
+        """
+        properties = {
+            "hubName": self.hub_name,
+            "deviceId": device_id,
+            "opType": op_type,
+            "iothub-message-schema": "twinChangeNotification",
+            "operationTimestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+        }
+        if module_id:
+            properties["moduleId"] = module_id
+        return self.append(
+            body=json.dumps(body, separators=(",", ":")).encode(),
+            device_id=device_id,
+            module_id=module_id,
+            message_source="twinChangeEvents",
+            properties=properties,
+            content_type="application/json",
+            content_encoding="utf-8",
+        )
+
     def read(self, partition: int, from_sequence: int, max_count: int) -> list[StoredEvent]:
         """Up to `max_count` events with sequence numbers from `from_sequence` on."""
         stored = self._partition(partition)

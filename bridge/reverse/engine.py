@@ -1,0 +1,260 @@
+"""The reverse path's engine: IoT Hub events in, AWS publishes and shadow writes out.
+
+A batch of one partition is split into one lane per device; lanes run side by side and
+each handles its device's events one after the other, so a device's order holds. The
+batch is settled (and so checkpointed by the reader) only once every lane finished it:
+AWS acknowledged each publish and accepted each shadow write, or the event was skipped or
+dead-lettered. Whatever is not settled when the service stops is read again: at least once.
+
+Only a device's own messages count (`iothub-connection-module-id` unset): the relay's
+messages come from its module, and carrying them back would loop. Devices in
+REVERSE_SYNCING_STATES are carried; a device still CUTTING_OVER holds its lane until the
+verdict (its messages on Azure mean it moved, but only CUT_OVER stops the relay, and
+republishing before that would be relayed back to Azure); any other state is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from bridge.azure.events import HubEvent
+from bridge.core.machine import REVERSE_SYNCING_STATES, State
+from bridge.core.store import Store
+from bridge.errors import Rejected
+from bridge.logging import get_logger
+from bridge.metrics import Metrics
+from bridge.reverse.telemetry import TopicTemplates, aws_topic
+from bridge.reverse.twins import TwinChange, TwinSync, parse_twin_change
+
+__all__ = ["EngineOptions", "Publisher", "ReverseEngine"]
+
+_log = get_logger("reverse.engine")
+_SOURCE = "reverse"  # dead letters' source column
+_TELEMETRY = "Telemetry"
+_TWINS = "twinChangeEvents"
+_HOLD = frozenset({State.CUTTING_OVER})  # wait for the cutover's verdict
+_HOLD_POLL = 0.25
+_T = TypeVar("_T")
+
+
+class Publisher(Protocol):
+    """Publishes to AWS at QoS 1; returns once AWS acknowledged."""
+
+    async def publish(self, topic: str, payload: bytes, *, content_type: str | None = None) -> None:
+        """Raise `Rejected` when AWS refused the message."""
+        ...
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What the reverse path carries and how it paces itself."""
+
+    telemetry: bool = True
+    twins: bool = True
+    in_flight: int = 100
+    state_ttl: float = 1.0
+    backoff: tuple[float, float] = (0.2, 10.0)  # first and largest retry delay, seconds
+
+
+class _Stopped(Exception):  # noqa: N818 - control flow inside the engine only
+    """The engine stopped while a lane waited; the batch stays unsettled."""
+
+
+class ReverseEngine:
+    """Settles batches of IoT Hub events by carrying cut-over devices' ones to AWS."""
+
+    def __init__(
+        self,
+        store: Store,
+        publisher: Publisher,
+        twins: TwinSync,
+        *,
+        templates: TopicTemplates,
+        metrics: Metrics,
+        options: EngineOptions | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._twins = twins
+        self._templates = templates
+        self._metrics = metrics
+        self.options = options or EngineOptions()
+        self._clock = clock
+        self._slots = asyncio.Semaphore(self.options.in_flight)
+        self._states: dict[str, tuple[State | None, str | None, float]] = {}
+        self._stopping = asyncio.Event()
+        self.busy = 0  # batches being handled
+        self.republished = 0
+
+    def stop(self) -> None:
+        """Settle no more: lanes waiting stop, and their batches are read again next time."""
+        self._stopping.set()
+
+    async def handle(self, _partition: str, events: Sequence[HubEvent]) -> bool:
+        """Carry one batch; True once all of it is settled, False if stopped first."""
+        if self._stopping.is_set():
+            return False
+        lanes: dict[str, list[HubEvent]] = {}
+        for event in events:
+            if event.device_id is not None:
+                lanes.setdefault(event.device_id, []).append(event)
+        self.busy += 1
+        try:
+            done = await asyncio.gather(*(self._lane(d, lane) for d, lane in lanes.items()))
+        finally:
+            self.busy -= 1
+        return all(done)
+
+    async def _lane(self, device_id: str, events: list[HubEvent]) -> bool:
+        try:
+            for event in events:
+                await self._one(device_id, event)
+        except _Stopped:
+            return False
+        return True
+
+    async def _one(self, device_id: str, event: HubEvent) -> None:
+        if event.source == _TELEMETRY:
+            if event.module_id is not None or not self.options.telemetry:
+                return  # the relay's (or another module's) message, not the device's
+            state, thing_type = await self._settled_state(device_id)
+            if state in REVERSE_SYNCING_STATES:
+                await self._republish(device_id, event, thing_type)
+            else:
+                self._metrics.reverse_messages.labels(outcome="skipped").inc()
+        elif event.source == _TWINS and event.module_id is None and self.options.twins:
+            try:
+                changes = parse_twin_change(
+                    device_id, event.properties, event.body, event.generation_id
+                )
+            except (ValueError, UnicodeDecodeError) as exc:
+                await self._dead_letter(event, "malformed", error=str(exc))
+                return
+            # The mirror's whole replaces (most twin changes by far) need no state read.
+            changes = [change for change in changes if not change.from_mirror]
+            if changes:
+                state, _ = await self._settled_state(device_id)
+                if state in REVERSE_SYNCING_STATES:
+                    await self._twin_changes(device_id, event, changes)
+        # Anything else (connection states, lifecycle, module twins) is nothing for AWS.
+
+    async def _republish(self, device_id: str, event: HubEvent, thing_type: str | None) -> None:
+        topic = aws_topic(device_id, event.properties, thing_type, self._templates)
+        if topic is None:
+            await self._dead_letter(event, "no_topic")
+            self._metrics.reverse_messages.labels(outcome="dead_lettered").inc()
+            return
+        async with self._slots:
+            try:
+                await self._retrying(
+                    "mqttPublish",
+                    device_id,
+                    lambda: self._publisher.publish(
+                        topic, event.body, content_type=event.content_type
+                    ),
+                )
+            except Rejected as exc:
+                await self._dead_letter(event, "refused", topic=topic, error=str(exc))
+                self._metrics.reverse_messages.labels(outcome="dead_lettered").inc()
+                return
+        self.republished += 1
+        self._metrics.reverse_messages.labels(outcome="republished").inc()
+        self._metrics.reverse_lag.observe(max(0.0, time.time() - event.enqueued_at))
+
+    async def _twin_changes(
+        self, device_id: str, event: HubEvent, changes: Sequence[TwinChange]
+    ) -> None:
+        for change in changes:
+            outcome: str
+            try:
+                outcome = await self._retrying(
+                    "updateThingShadow", device_id, functools.partial(self._twins.apply, change)
+                )
+            except Rejected as exc:
+                await self._dead_letter(event, "refused", section=change.section, error=str(exc))
+                outcome = "dead_lettered"
+            self._metrics.reverse_twin_writes.labels(section=change.section, outcome=outcome).inc()
+            if outcome == "written":
+                self._metrics.reverse_lag.observe(max(0.0, time.time() - event.enqueued_at))
+                _log.info(
+                    "reverse.shadow_written",
+                    device_id=device_id,
+                    section=change.section,
+                    twin_version=change.version,
+                )
+
+    async def _retrying(
+        self, operation: str, device_id: str, call: Callable[[], Awaitable[_T]]
+    ) -> _T:
+        """`call()` until it succeeds; `Rejected` goes through; a stop ends the waiting."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await call()
+            except Rejected:
+                raise
+            except Exception as exc:
+                self._metrics.retries.labels(side="aws", operation=operation).inc()
+                _log.warning(
+                    "reverse.retry_scheduled",
+                    device_id=device_id,
+                    operation=operation,
+                    attempt=attempt,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                first, largest = self.options.backoff
+                delay = random.uniform(0, min(largest, first * 2 ** min(attempt - 1, 16)))  # noqa: S311 - jitter
+                await self._wait(delay)
+
+    async def _settled_state(self, device_id: str) -> tuple[State | None, str | None]:
+        """The device's state once it is not waiting for a cutover verdict."""
+        state, thing_type = await self._state(device_id)
+        while state in _HOLD:
+            await self._wait(max(self.options.state_ttl, _HOLD_POLL))
+            state, thing_type = await self._state(device_id)
+        return state, thing_type
+
+    async def _wait(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return
+        raise _Stopped
+
+    async def _state(self, device_id: str) -> tuple[State | None, str | None]:
+        now = self._clock()
+        cached = self._states.get(device_id)
+        if cached is not None and cached[2] > now:
+            return cached[0], cached[1]
+        device = await self._store.get_device(device_id)
+        views = await self._store.get_views([device_id]) if device is not None else {}
+        view = views.get(device_id)
+        state = device.state if device is not None else None
+        thing_type = view.thing_type if view is not None else None
+        if len(self._states) > 200_000:  # bounded: a flood of unknown names cannot grow it
+            self._states.clear()
+        self._states[device_id] = (state, thing_type, now + self.options.state_ttl)
+        return state, thing_type
+
+    async def _dead_letter(self, event: HubEvent, reason: str, **detail: object) -> None:
+        payload: Mapping[str, object] = {
+            "device_id": event.device_id,
+            "source": event.source,
+            "partition": event.partition,
+            "sequence_number": event.sequence_number,
+            "body_base64": base64.b64encode(event.body).decode(),
+            **detail,
+        }
+        await self._store.dead_letter(_SOURCE, reason, payload)
+        _log.warning(
+            "reverse.dead_lettered", reason=reason, device_id=event.device_id, source=event.source
+        )

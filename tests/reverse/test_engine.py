@@ -1,0 +1,213 @@
+"""The reverse engine on a real store, with recording stand-ins for AWS (pure engine tests;
+the end-to-end tests run the real clients)."""
+
+import asyncio
+import json
+
+import pytest
+
+from bridge.azure.events import HubEvent
+from bridge.core.machine import Event
+from bridge.core.store import open_store
+from bridge.errors import Rejected
+from bridge.metrics import Metrics
+from bridge.reverse.engine import EngineOptions, ReverseEngine
+from bridge.reverse.telemetry import TopicTemplates
+from bridge.reverse.twins import TwinState, TwinSync
+
+TO_MIRRORED = (Event.PROVISION, Event.PROVISIONED)
+TO_CUTTING_OVER = (*TO_MIRRORED, Event.SCHEDULE_CUTOVER, Event.JOB_SENT)
+TO_CUT_OVER = (*TO_CUTTING_OVER, Event.AZURE_CONNECTED)
+
+
+class Aws:
+    """Records what would reach AWS; refuses topics under `refused/`."""
+
+    def __init__(self):
+        self.published = []
+        self.shadows = []
+
+    async def publish(self, topic, payload, *, content_type=None):  # noqa: ARG002
+        if topic.startswith("refused/"):
+            raise Rejected("not authorized")
+        self.published.append((topic, json.loads(payload)))
+
+    async def update(self, thing, shadow, section, state):
+        self.shadows.append((thing, shadow, section, state))
+        return len(self.shadows)
+
+
+async def no_twin(_device_id):
+    return TwinState({}, {}, {}, 0)
+
+
+@pytest.fixture
+async def store(tmp_path):
+    async with open_store(f"sqlite:///{tmp_path / 'store.db'}") as opened:
+        yield opened
+
+
+async def device(store, device_id, events):
+    await store.add_device(device_id)
+    for event in events:
+        await store.transition(device_id, event)
+
+
+def engine(store, aws, metrics=None):
+    return ReverseEngine(
+        store,
+        aws,
+        TwinSync(store, aws, no_twin),
+        templates=TopicTemplates("dt/{device}", {}),
+        metrics=metrics or Metrics.create(),
+        options=EngineOptions(state_ttl=0),
+    )
+
+
+def telemetry(device_id, seq, module_id=None, **properties):
+    return HubEvent(
+        "0",
+        seq,
+        0.0,
+        "Telemetry",
+        device_id,
+        module_id,
+        json.dumps({"seq": seq}).encode(),
+        properties,
+    )
+
+
+def twin_change(device_id, seq, section, patch, version, *, op_type="updateTwin"):
+    body = {"version": seq, "properties": {section: {**patch, "$version": version}}}
+    return HubEvent(
+        "0",
+        seq,
+        0.0,
+        "twinChangeEvents",
+        device_id,
+        None,
+        json.dumps(body).encode(),
+        {"opType": op_type},
+    )
+
+
+async def test_only_a_cut_over_device_s_own_messages_go_back(store):
+    await device(store, "moved", TO_CUT_OVER)
+    await device(store, "stays", TO_MIRRORED)
+    aws = Aws()
+    metrics = Metrics.create()
+    settled = await engine(store, aws, metrics).handle(
+        "0",
+        [
+            telemetry("moved", 1),
+            telemetry("moved", 2, module_id="aws-bridge"),  # the relay's: would loop
+            telemetry("stays", 3),
+            telemetry("moved", 4, awsTopic="tele/moved/x"),
+            telemetry("unknown", 5),
+        ],
+    )
+    assert settled
+    assert aws.published == [("dt/moved", {"seq": 1}), ("tele/moved/x", {"seq": 4})]
+    skipped = metrics.registry.get_sample_value(
+        "bridge_reverse_messages_total", {"outcome": "skipped"}
+    )
+    assert skipped == 2  # stays, unknown (a module's message is not the device's at all)
+
+
+async def until_state_read(store, monkeypatch, times):
+    """Wait until the engine has read device states `times` more times (so it is holding)."""
+    reads = []
+    get_device = store.get_device
+
+    async def counting(device_id):
+        reads.append(device_id)
+        return await get_device(device_id)
+
+    monkeypatch.setattr(store, "get_device", counting)
+    async with asyncio.timeout(30):
+        while len(reads) < times:
+            await asyncio.sleep(0.01)
+
+
+async def test_a_device_still_cutting_over_waits_for_the_verdict(store, monkeypatch):
+    await device(store, "moving", TO_CUTTING_OVER)
+    aws = Aws()
+    reverse = engine(store, aws)
+    events = [telemetry("moving", 1), telemetry("moving", 2)]
+    batch = asyncio.create_task(reverse.handle("0", events))
+    await until_state_read(store, monkeypatch, 2)  # looked again: still cutting over
+    assert not batch.done()
+    assert aws.published == []
+    await store.transition("moving", Event.AZURE_CONNECTED)
+    assert await asyncio.wait_for(batch, 30)
+    assert aws.published == [("dt/moving", {"seq": 1}), ("dt/moving", {"seq": 2})]
+
+
+async def test_a_stop_leaves_a_held_batch_unsettled(store, monkeypatch):
+    await device(store, "moving", TO_CUTTING_OVER)
+    reverse = engine(store, Aws())
+    batch = asyncio.create_task(reverse.handle("0", [telemetry("moving", 1)]))
+    await until_state_read(store, monkeypatch, 1)
+    reverse.stop()
+    assert await asyncio.wait_for(batch, 30) is False
+    assert await reverse.handle("0", [telemetry("moving", 2)]) is False
+
+
+async def test_messages_without_a_topic_or_refused_are_dead_lettered(store):
+    await device(store, "moved", TO_CUT_OVER)
+    aws = Aws()
+    reverse = ReverseEngine(
+        store,
+        aws,
+        TwinSync(store, aws, no_twin),
+        templates=TopicTemplates(None, {}),
+        metrics=Metrics.create(),
+        options=EngineOptions(state_ttl=0),
+    )
+    assert await reverse.handle(
+        "0", [telemetry("moved", 1), telemetry("moved", 2, awsTopic="refused/x")]
+    )
+    letters = sorted(letter.reason for letter in await store.dead_letters(10))
+    assert letters == ["no_topic", "refused"]
+    assert aws.published == []
+
+
+async def test_twin_changes_reach_shadows_once_and_the_mirror_s_replaces_never(store):
+    await device(store, "moved", TO_CUT_OVER)
+    aws = Aws()
+    reverse = engine(store, aws)
+    reported = twin_change("moved", 1, "reported", {"t": 1, "shadows": {"cfg": {"m": "eco"}}}, 2)
+    replaced = twin_change("moved", 2, "desired", {"fan": 9}, 5, op_type="replaceTwin")
+    patched = twin_change("moved", 3, "desired", {"fan": 3}, 6)
+    assert await reverse.handle("0", [reported, replaced, patched])
+    assert await reverse.handle("0", [reported, patched])  # read again after a restart
+    assert aws.shadows == [
+        ("moved", None, "reported", {"t": 1}),
+        ("moved", "cfg", "reported", {"m": "eco"}),
+        ("moved", None, "desired", {"fan": 3}),
+    ]
+
+
+async def test_the_first_report_carried_brings_the_whole_reported_section(store):
+    await device(store, "moved", TO_CUT_OVER)
+    aws = Aws()
+
+    async def twin_now(_device_id):
+        return TwinState({}, {}, {"since_before": 1, "t": 2}, 5)
+
+    reverse = ReverseEngine(
+        store,
+        aws,
+        TwinSync(store, aws, twin_now),
+        templates=TopicTemplates(None, {}),
+        metrics=Metrics.create(),
+        options=EngineOptions(state_ttl=0),
+    )
+    first = twin_change("moved", 1, "reported", {"t": 1}, 4)
+    older = twin_change("moved", 2, "reported", {"t": 2}, 5)  # in what was read already
+    newer = twin_change("moved", 3, "reported", {"t": 3}, 6)
+    assert await reverse.handle("0", [first, older, newer])
+    assert aws.shadows == [
+        ("moved", None, "reported", {"since_before": 1, "t": 2}),
+        ("moved", None, "reported", {"t": 3}),
+    ]
