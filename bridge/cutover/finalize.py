@@ -19,6 +19,7 @@ from typing import Any
 
 from bridge.aws.clients import AwsApi
 from bridge.core.machine import Event, State
+from bridge.core.milestones import record_finalized
 from bridge.core.store import Store
 from bridge.errors import Gone, WaveError
 from bridge.logging import get_logger
@@ -54,6 +55,9 @@ async def finalize_due(
             continue  # finalized already, or moved on (deleted, failed) since its verdict
         if retire_certificates:
             await _retire(store, iot, device_id)
+        # Recorded first: the reverse path still carries what the device sent before this
+        # moment (messages in flight through IoT Hub), and nothing after it.
+        await record_finalized(store, device_id, time.time())
         await store.transition(device_id, Event.FINALIZE)
         finalized.append(device_id)
         _log.info(

@@ -10,7 +10,9 @@ Only a device's own messages count (`iothub-connection-module-id` unset): the re
 messages come from its module, and carrying them back would loop. Devices in
 REVERSE_SYNCING_STATES are carried; a device still CUTTING_OVER holds its lane until the
 verdict (its messages on Azure mean it moved, but only CUT_OVER stops the relay, and
-republishing before that would be relayed back to Azure); any other state is skipped.
+republishing before that would be relayed back to Azure); a FINALIZED device's messages
+that IoT Hub took before the finalizing (in flight at that moment) are still carried, later
+ones are not; any other state is skipped.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Protocol, TypeVar
 
 from bridge.azure.events import HubEvent
 from bridge.core.machine import REVERSE_SYNCING_STATES, State
+from bridge.core.milestones import finalized_at
 from bridge.core.store import Store
 from bridge.errors import Rejected
 from bridge.logging import get_logger
@@ -90,6 +93,9 @@ class ReverseEngine:
         self._clock = clock
         self._slots = asyncio.Semaphore(self.options.in_flight)
         self._states: dict[str, tuple[State | None, str | None, float]] = {}
+        self._finalized: dict[
+            str, float
+        ] = {}  # device -> when it was finalized (bounded by _states)
         self._stopping = asyncio.Event()
         self.busy = 0  # batches being handled
         self.republished = 0
@@ -126,7 +132,10 @@ class ReverseEngine:
             if event.module_id is not None or not self.options.telemetry:
                 return  # the relay's (or another module's) message, not the device's
             state, thing_type = await self._settled_state(device_id)
-            if state in REVERSE_SYNCING_STATES:
+            carried = state in REVERSE_SYNCING_STATES or (
+                state is State.FINALIZED and await self._before_finalizing(device_id, event)
+            )
+            if carried:
                 await self._republish(device_id, event, thing_type)
             else:
                 self._metrics.reverse_messages.labels(outcome="skipped").inc()
@@ -215,6 +224,15 @@ class ReverseEngine:
                 delay = random.uniform(0, min(largest, first * 2 ** min(attempt - 1, 16)))  # noqa: S311 - jitter
                 await self._wait(delay)
 
+    async def _before_finalizing(self, device_id: str, event: HubEvent) -> bool:
+        """Whether IoT Hub took this message of a finalized device before the finalizing:
+        such a message was in flight then and is still carried (AWS consumers get
+        everything up to that moment, nothing after it)."""
+        at = self._finalized.get(device_id)
+        if at is None:
+            at = self._finalized[device_id] = await finalized_at(self._store, device_id) or 0.0
+        return 0 < event.enqueued_at < at
+
     async def _settled_state(self, device_id: str) -> tuple[State | None, str | None]:
         """The device's state once it is not waiting for a cutover verdict."""
         state, thing_type = await self._state(device_id)
@@ -242,6 +260,7 @@ class ReverseEngine:
         thing_type = view.thing_type if view is not None else None
         if len(self._states) > 200_000:  # bounded: a flood of unknown names cannot grow it
             self._states.clear()
+            self._finalized.clear()
         self._states[device_id] = (state, thing_type, now + self.options.state_ttl)
         return state, thing_type
 

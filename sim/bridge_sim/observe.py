@@ -38,6 +38,7 @@ class Arrival:
     sent_at: float  # the device's clock, from the payload
     received_at: float
     via: str  # "aws"; on Azure: "relay" (the bridge's module) or "device" (the device itself)
+    enqueued_at: float = 0.0  # on Azure: when IoT Hub took it (its clock)
 
 
 def _reading(body: str | bytes) -> tuple[int, float] | None:
@@ -166,4 +167,5 @@ class AzureTap:
         module = system.get(b"iothub-connection-module-id", b"").decode()
         via = "relay" if module == self._relay_module else "device"
         seq, sent_at = reading
-        self.arrivals[device].append(Arrival(seq, sent_at, time.time(), via))
+        enqueued = event.enqueued_time.timestamp() if event.enqueued_time else 0.0
+        self.arrivals[device].append(Arrival(seq, sent_at, time.time(), via, enqueued))

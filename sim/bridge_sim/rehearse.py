@@ -33,6 +33,7 @@ from bridge.aws.clients import open_clients
 from bridge.aws.ratelimit import RateLimiter
 from bridge.azure.hub import IotHubService
 from bridge.config import CloudSettings, Settings
+from bridge.core.milestones import finalized_at
 from bridge.core.store import Store, open_store
 from bridge.cutover.operator import plan_wave, set_wave_state, wave_status
 from bridge.cutover.report import cutover_report
@@ -179,6 +180,7 @@ async def rehearse(options: RehearsalOptions) -> int:
                     aws_tap=aws_tap,
                     azure_tap=azure_tap,
                     interval=options.interval,
+                    reverse=settings.reverse.enabled,
                 )
                 clock = _stage(record, "verification", clock)
                 code = _report(verification, workdir)
@@ -399,14 +401,18 @@ async def verify_fleet(
     aws_tap: AwsTap,
     azure_tap: AzureTap,
     interval: float,
+    reverse: bool = False,
 ) -> Verification:
     """Wait for the last readings to land, then compare both clouds device by device."""
     await _settle(fleet, azure_tap)
+    if reverse:
+        await _settle_back(fleet, azure_tap, aws_tap)
     env = stack.env()
     expected = await asyncio.to_thread(expected_twins, env, "fleet-")
     registry = stack.iothub.registry
     async with open_store(dsn) as store:
         states = await store.get_devices(fleet.names)
+        finalized = {name: await finalized_at(store, name) for name in fleet.names}
         reasons = {
             row["device_id"]: row["reason"] or ""
             for wave in await wave_status(store)
@@ -430,9 +436,31 @@ async def verify_fleet(
                 identity_on_azure=identity,
                 twin_matches=actual is not None and expected.get(name) == actual,
                 interval=interval,
+                reverse=reverse,
+                finalized_at=finalized[name],
             )
         )
     return Verification(checks)
+
+
+async def _settle_back(
+    fleet: Fleet, azure_tap: AzureTap, aws_tap: AwsTap, quiet: float = 10.0
+) -> None:
+    """Wait until what devices sent to Azure stops arriving back on AWS for a while."""
+    last, last_change = -1, time.monotonic()
+    while time.monotonic() - last_change < quiet:
+        direct = {
+            (name, a.seq)
+            for name in fleet.names
+            for a in azure_tap.arrivals.get(name, [])
+            if a.via == "device"
+        }
+        back = {(name, a.seq) for name in fleet.names for a in aws_tap.arrivals.get(name, [])}
+        if direct <= back:
+            return
+        if len(back) != last:
+            last, last_change = len(back), time.monotonic()
+        await asyncio.sleep(0.5)
 
 
 def _actual_twin(registry: Any, name: str, module: str) -> tuple[Any, Any, Any]:

@@ -43,8 +43,9 @@ class DeviceCheck:
     on_azure: int  # distinct readings Azure's consumers saw (relayed or direct)
     relayed: int  # of those, carried by the bridge's relay
     direct: int  # of those, sent by the device itself after cutover
-    on_aws: int  # distinct readings AWS's consumers saw
+    on_aws: int  # distinct readings AWS's consumers saw, of those expected there
     sent_to_aws: int
+    back_on_aws: int = 0  # sent to Azure by the device, carried back by the reverse path
     lost: list[int] = field(default_factory=list)  # seqs acknowledged, never on Azure
     missing_on_aws: list[int] = field(default_factory=list)  # seqs AWS acked, not seen there
     duplicates: int = 0
@@ -85,11 +86,23 @@ def check_device(
     identity_on_azure: bool,
     twin_matches: bool,
     interval: float,
+    reverse: bool = False,
+    finalized_at: float | None = None,
 ) -> DeviceCheck:
-    """Compare one device's readings with what each cloud received; list what is wrong."""
+    """Compare one device's readings with what each cloud received; list what is wrong.
+
+    With the reverse path on, AWS must also get back what the device sent to Azure itself,
+    up to its finalizing: what IoT Hub took before that moment (`finalized_at`).
+    """
     acknowledged = {r.seq for r in readings if r.cloud in {"aws", "azure"}}
-    sent_to_aws = {r.seq for r in readings if r.cloud == "aws"}
     on_azure, on_aws = _distinct(azure), _distinct(aws)
+    back = {
+        seq
+        for seq, arrival in _distinct(a for a in azure if a.via == "device").items()
+        if reverse and (finalized_at is None or arrival.enqueued_at < finalized_at)
+    } & acknowledged
+    sent_to_aws = {r.seq for r in readings if r.cloud == "aws"}
+    expected_on_aws = sent_to_aws | back
     check = DeviceCheck(
         device_id=device_id,
         state=state,
@@ -101,10 +114,11 @@ def check_device(
         on_azure=len(on_azure.keys() & acknowledged),
         relayed=sum(1 for a in on_azure.values() if a.via == "relay"),
         direct=sum(1 for a in on_azure.values() if a.via == "device"),
-        on_aws=len(on_aws.keys() & sent_to_aws),
+        on_aws=len(on_aws.keys() & expected_on_aws),
         sent_to_aws=len(sent_to_aws),
+        back_on_aws=len(back & on_aws.keys()),
         lost=sorted(acknowledged - on_azure.keys()),
-        missing_on_aws=sorted(sent_to_aws - on_aws.keys()),
+        missing_on_aws=sorted(expected_on_aws - on_aws.keys()),
         duplicates=len(azure) - len(on_azure),
         gap_seconds=_gap(readings, interval) if state in ON_AZURE else None,
     )
@@ -154,6 +168,7 @@ class Verification:
             "readings_on_azure": sum(d.on_azure for d in self.devices),
             "readings_lost": sum(len(d.lost) for d in self.devices),
             "readings_missing_on_aws": sum(len(d.missing_on_aws) for d in self.devices),
+            "readings_back_on_aws": sum(d.back_on_aws for d in self.devices),
             "duplicates_on_azure": sum(d.duplicates for d in self.devices),
             "gap_at_cutover_seconds": {
                 "p50": percentile(gaps, 0.5),
@@ -180,7 +195,7 @@ class Verification:
             note = "; ".join(d.problems) if d.problems else d.reason
             lines.append(
                 f"{d.device_id:<14} {d.state:<12} {d.acknowledged:>5} {d.on_azure:>5} "
-                f"{d.relayed:>5} {d.direct:>6} {d.on_aws:>5} {len(d.lost):>4} "
+                f"{d.relayed:>5} {d.direct:>6} {d.on_aws:>5} {d.back_on_aws:>5} {len(d.lost):>4} "
                 f"{d.duplicates:>4} {gap:>6}  {note}"
             )
         summary = self.summary()
@@ -193,6 +208,10 @@ class Verification:
                 f"readings: {summary['readings_acknowledged']} acknowledged by a cloud, "
                 f"{summary['readings_on_azure']} on Azure, {summary['readings_lost']} lost, "
                 f"{summary['duplicates_on_azure']} duplicates delivered on Azure"
+            ),
+            (
+                f"on AWS: {summary['readings_back_on_aws']} readings carried back from Azure "
+                f"by the reverse path, {summary['readings_missing_on_aws']} due there missing"
             ),
             (
                 f"gap at cutover beyond the reading interval: p50 {gaps['p50']:.2f} s, "

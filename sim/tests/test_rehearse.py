@@ -66,6 +66,8 @@ async def test_the_rehearsal_migrates_the_fleet_and_proves_nothing_was_lost(tmp_
             assert device["relayed"] > 0  # relayed while on AWS,
             assert device["direct"] > 0  # then sent by the device itself
             assert device["gap_seconds"] is not None
+            assert device["back_on_aws"] > 0  # the reverse path carried its readings back
+            assert device["missing_on_aws"] == []
     assert summary["verdict"] == "pass"
     assert summary["readings_lost"] == 0
     assert summary["states"] == {"finalized": DEVICES - len(faults), "rolled_back": len(faults)}

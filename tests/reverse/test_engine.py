@@ -2,12 +2,14 @@
 the end-to-end tests run the real clients)."""
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
 
 from bridge.azure.events import HubEvent
 from bridge.core.machine import Event
+from bridge.core.milestones import record_finalized
 from bridge.core.store import open_store
 from bridge.errors import Rejected
 from bridge.metrics import Metrics
@@ -112,6 +114,22 @@ async def test_only_a_cut_over_device_s_own_messages_go_back(store):
         "bridge_reverse_messages_total", {"outcome": "skipped"}
     )
     assert skipped == 2  # stays, unknown (a module's message is not the device's at all)
+
+
+async def test_a_finalized_device_s_messages_taken_before_the_finalizing_still_go_back(store):
+    await device(store, "done", (*TO_CUT_OVER, Event.FINALIZE))
+    await record_finalized(store, "done", 1000.0)
+    await device(store, "never", (*TO_CUT_OVER, Event.FINALIZE))  # no moment recorded
+    aws = Aws()
+
+    def at(device_id, seq, enqueued):
+        return dataclasses.replace(telemetry(device_id, seq), enqueued_at=enqueued)
+
+    settled = await engine(store, aws).handle(
+        "0", [at("done", 1, 999.5), at("done", 2, 1000.5), at("never", 3, 999.0)]
+    )
+    assert settled
+    assert aws.published == [("dt/done", {"seq": 1})]  # in flight when it was finalized
 
 
 async def until_state_read(store, monkeypatch, times):
