@@ -36,6 +36,7 @@ __all__ = [
     "Message",
     "OpenFrame",
     "Properties",
+    "Rejected",
     "SaslInit",
     "SaslMechanisms",
     "SaslOutcome",
@@ -93,6 +94,7 @@ Target: Any = endpoints.Target
 Message: Any = message.Message
 Properties: Any = message.Properties
 Accepted: Any = outcomes.Accepted
+Rejected: Any = outcomes.Rejected
 
 
 def encode_frame(channel: int, performative: Any, *, frame_type: int = AMQP_FRAME_TYPE) -> bytes:
