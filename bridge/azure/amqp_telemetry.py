@@ -347,8 +347,7 @@ class _Reactor(MessagingHandler):
         """Close every connection, end the reactor thread (blocking: call from a thread)."""
         if self._thread is None:
             return
-        self.submit(self._close_all)
-        self._injector.close()
+        self.submit(self._shutdown)
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -394,6 +393,13 @@ class _Reactor(MessagingHandler):
         identity = self._identities.get(device_id)
         if identity is not None:
             self._drop_identity(identity, SendFailed("reset after a failed send"))
+
+    def _shutdown(self) -> None:
+        # Messages in flight fail now (unacknowledged to AWS, which sends them again); the
+        # reactor ends without waiting for IoT Hub to answer the CLOSE frames.
+        self._close_all()
+        self._injector.close()
+        self._container.stop()
 
     def _close_all(self) -> None:
         if self._timer is not None:
