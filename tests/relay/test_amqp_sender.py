@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from proton import Message
 
 from bridge.azure import IotHubService, RateBudget
+from bridge.azure.amqp_message import encode_message
 from bridge.azure.amqp_telemetry import AmqpModuleSender, SendFailed
 from bridge.azure.models import DeviceIdentity, SasAuth
 from bridge.errors import Rejected
@@ -265,3 +267,25 @@ async def test_a_token_that_lapses_detaches_the_link(emulator, hub):
         assert [e.message_id for e in telemetry(emulator, "lapse")] == ["lapse-0", "lapse-1"]
     finally:
         await sender.close()
+
+
+@pytest.mark.parametrize("size", [10, 300, 70_000])
+def test_hand_encoded_messages_decode_as_proton_reads_them(size):
+    body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    properties = {f"awsTopic{i}": "é/" * (size // 1000 + i) for i in range(30)}
+    encoded = encode_message(
+        body,
+        message_id="m-1",
+        properties=properties,
+        content_type="application/json",
+        content_encoding="utf-8",
+    )
+    message = Message()
+    message.decode(encoded)
+    assert message.body == body
+    assert message.id == "m-1"
+    assert (message.content_type, message.content_encoding) == ("application/json", "utf-8")
+    assert message.properties == properties
+    bare = Message()
+    bare.decode(encode_message(b"", message_id="m-2", properties={}))
+    assert (bare.id, bare.properties, bare.body) == ("m-2", None, b"")
