@@ -123,6 +123,7 @@ class AmqpModuleSender:
         links_per_connection: Identities one connection carries before another opens.
         token_ttl: Seconds each SAS token is valid.
         renew_before: Seconds before expiry a token is put again.
+        send_timeout: Seconds a send may take, authorization included.
     """
 
     def __init__(
@@ -139,6 +140,7 @@ class AmqpModuleSender:
         links_per_connection: int = 1000,
         token_ttl: int = 3600,
         renew_before: int = 600,
+        send_timeout: float = _TIMEOUT,
     ) -> None:
         if not 0 < renew_before < token_ttl:
             raise ValueError("renew_before must be positive and less than token_ttl")
@@ -148,6 +150,7 @@ class AmqpModuleSender:
         self._host_name = host_name or hub.host_name
         self._address = gateway_host or self._host_name
         self._port = port
+        self._timeout = send_timeout
         self._keys: dict[str, str] = {}
         self._linked: set[str] = set()  # identities authorized and linked (event loop's view)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -228,7 +231,7 @@ class AmqpModuleSender:
             self._reactor.submit(
                 lambda: self._reactor.send(device_id, resource, address, key, _Send(payload, done))
             )
-            async with asyncio.timeout(_TIMEOUT):
+            async with asyncio.timeout(self._timeout):
                 await future
         except Rejected:
             self._linked.discard(device_id)
@@ -328,6 +331,8 @@ class _Reactor(Handler):
 
     def start(self) -> None:
         if self._thread is not None:
+            if not self._thread.is_alive():
+                raise SendFailed("the AMQP reactor has stopped")
             return
         with self._started:
             if self._thread is not None:
@@ -391,7 +396,15 @@ class _Reactor(Handler):
 
     def reset(self, device_id: str) -> None:
         identity = self._identities.get(device_id)
-        if identity is not None:
+        if identity is None:
+            return
+        connection = identity.connection
+        if not identity.expiry and not connection.closed:
+            # Not even authorized in all that time: the connection (or its `$cbs`) hangs.
+            # Start it afresh, or every identity placed on it would wait out its timeout.
+            self._lose(connection, SendFailed("the AMQP connection stopped answering"))
+            connection.proton.close()
+        else:
             self._drop_identity(identity, SendFailed("reset after a failed send"))
 
     def _shutdown(self) -> None:

@@ -289,3 +289,25 @@ def test_hand_encoded_messages_decode_as_proton_reads_them(size):
     bare = Message()
     bare.decode(encode_message(b"", message_id="m-2", properties={}))
     assert (bare.id, bare.properties, bare.body) == ("m-2", None, b"")
+
+
+async def test_a_connection_that_never_answers_is_replaced(emulator, hub):
+    await make_devices(hub, ["hung"])
+
+    async def silent(reader, writer):
+        await reader.read()  # takes the TLS hello and says nothing, ever
+        writer.close()
+
+    server = await asyncio.start_server(silent, emulator.gateway_host, 0)
+    port = server.sockets[0].getsockname()[1]
+    sender = make_sender(emulator, hub, port=port, send_timeout=2.0)
+    try:
+        for _ in range(2):
+            with pytest.raises(TimeoutError):
+                await send(sender, "hung", 0)
+        # Each timeout gave up the connection it waited on, instead of queueing on it.
+        await until(lambda: sender.connections_opened == 2)
+        await until(lambda: sender.open_connections <= 1)
+    finally:
+        await sender.close()
+        server.close()
