@@ -22,6 +22,7 @@ from bridge.azure.models import DeviceIdentity, SasAuth
 from bridge.errors import Rejected
 from bridge_sim.iothub.emulator import IotHubEmulator
 from bridge_sim.iothub.faults import FaultRule
+from bridge_sim.iothub.mqtt import Limits
 from bridge_sim.iothub.sas import generate_key
 
 pytestmark = pytest.mark.timeout(180)
@@ -311,3 +312,36 @@ async def test_a_connection_that_never_answers_is_replaced(emulator, hub):
     finally:
         await sender.close()
         server.close()
+
+
+async def test_the_d2c_throttle_paces_sends_and_rejects_past_its_wait(emulator, hub):
+    names = [f"thr-{i}" for i in range(10)]
+    await make_devices(hub, names)
+    emulator.quotas.reconfigure("S1", 1)  # 100 sends a second, a second's worth at once
+    sender = make_sender(emulator, hub)
+    try:
+        began = time.monotonic()
+
+        async def lane(name):
+            for n in range(30):
+                await send(sender, name, n)
+
+        await asyncio.gather(*(lane(name) for name in names))
+        # 300 sends: the first 100 at once, the other 200 at 100 a second at best.
+        assert time.monotonic() - began >= 1.8
+        assert all(len(telemetry(emulator, name)) == 30 for name in names)
+        # A hub that will not wait rejects what is over the throttle; nothing of it is kept.
+        emulator.amqp_devices.hub.limits = Limits(max_throttle_wait=0.0)
+        refused = []
+        for n in range(30, 400):
+            try:
+                await send(sender, "thr-0", n)
+            except SendFailed as error:
+                refused.append((n, str(error)))
+        assert refused
+        assert all("resource-limit-exceeded" in error for _, error in refused)
+        stored = {e.message_id for e in telemetry(emulator, "thr-0")}
+        assert not stored & {f"thr-0-{n}" for n, _ in refused}
+        assert len(stored) == 400 - len(refused)
+    finally:
+        await sender.close()
