@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from proton import Delivery, Endpoint, Handler, Message, SSLDomain
+from proton import SSL, Delivery, Endpoint, Handler, Message, SSLDomain
 from proton.reactor import ApplicationEvent, Container, EventInjector
 
 from bridge.azure.amqp_message import encode_message
@@ -41,7 +41,7 @@ from bridge.azure.hub import IotHubService
 from bridge.azure.models import SasAuth
 from bridge.azure.quotas import Operation
 from bridge.azure.sas import sign
-from bridge.errors import NotFound, Rejected
+from bridge.errors import ConfigError, NotFound, Rejected
 from bridge.logging import get_logger
 
 __all__ = ["AmqpModuleSender", "SendFailed", "device_sas_token"]
@@ -144,6 +144,13 @@ class AmqpModuleSender:
     ) -> None:
         if not 0 < renew_before < token_ttl:
             raise ValueError("renew_before must be positive and less than token_ttl")
+        if not SSL.present():
+            # PyPI has no wheel of python-qpid-proton: built without OpenSSL's headers, it
+            # installs fine and cannot speak TLS, which IoT Hub requires.
+            raise ConfigError(
+                "python-qpid-proton was built without TLS support (install OpenSSL's "
+                "development headers and reinstall it), or set BRIDGE_RELAY__TRANSPORT=mqtt"
+            )
         self._hub = hub
         self._module_id = module_id
         self._budget = budget
