@@ -295,9 +295,11 @@ def test_hand_encoded_messages_decode_as_proton_reads_them(size):
 async def test_a_connection_that_never_answers_is_replaced(emulator, hub):
     await make_devices(hub, ["hung"])
 
+    writers = []
+
     async def silent(reader, writer):
+        writers.append(writer)
         await reader.read()  # takes the TLS hello and says nothing, ever
-        writer.close()
 
     server = await asyncio.start_server(silent, emulator.gateway_host, 0)
     port = server.sockets[0].getsockname()[1]
@@ -312,6 +314,9 @@ async def test_a_connection_that_never_answers_is_replaced(emulator, hub):
     finally:
         await sender.close()
         server.close()
+        for writer in writers:
+            writer.close()
+        await server.wait_closed()
 
 
 async def test_the_d2c_throttle_paces_sends_and_rejects_past_its_wait(emulator, hub):

@@ -149,6 +149,9 @@ class DeviceAmqpEndpoint:
             self._tasks.add(task)
         try:
             await connection.serve()
+        except asyncio.CancelledError:
+            # The endpoint is stopping; end quietly (asyncio logs a cancelled handler).
+            connection.abort()
         finally:
             self._connections.discard(connection)
             if task is not None:
