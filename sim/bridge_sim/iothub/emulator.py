@@ -1,4 +1,4 @@
-"""The whole IoT Hub emulator: service REST API, device MQTT, Event Hubs AMQP, and Azurite.
+"""The whole IoT Hub emulator: service REST API, device MQTT and AMQP, Event Hubs AMQP, Azurite.
 
 One registry, one event log, one set of quotas and fault switches shared by every
 endpoint, as in a real hub.
@@ -122,7 +122,8 @@ class IotHubEmulator:
             shared_access_keys=keys,
         )
         await self._stack.enter_async_context(self.amqp)
-        self.gateway_host = self.gateway_host or free_loopback_host()
+        # MQTT's 8883 and AMQP's 5671 on one address, as on a real hub.
+        self.gateway_host = self.gateway_host or free_loopback_host(also=(AMQPS_PORT,))
         device_cert = self.ca.issue_server(self.gateway_host, self.hostname)
         self.devices = DeviceEndpoint(
             registry=self.registry,
