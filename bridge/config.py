@@ -162,8 +162,24 @@ class RelaySettings(BaseModel):
         description="Messages received and not yet accepted by IoT Hub, at most (the MQTT "
         "Receive Maximum); AWS IoT allows 100 per connection.",
     )
+    transport: Literal["amqp", "mqtt"] = Field(
+        default="amqp",
+        description="How relay modules send: 'amqp' multiplexes up to links_per_connection "
+        "module identities on one AMQP 1.0 connection (one CBS token and link each), as "
+        "Microsoft's C/.NET SDKs and protocol gateway do; 'mqtt' opens one azure-iot-device "
+        "connection per module, pooled (connections).",
+    )
     connections: int = Field(
-        default=64, ge=1, le=4096, description="Relay module connections kept open (LRU)."
+        default=64, ge=1, le=4096, description="Relay module connections kept open (LRU, mqtt)."
+    )
+    links_per_connection: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="Module identities one AMQP connection carries before another opens.",
+    )
+    token_ttl: int = Field(
+        default=3600, ge=60, description="Seconds each relay module's SAS token is valid (amqp)."
     )
     state_ttl: float = Field(
         default=1.0,

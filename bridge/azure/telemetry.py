@@ -7,7 +7,8 @@ to the thing name (and `iothub-connection-module-id` says `aws-bridge`).
 One MQTT connection per module identity, through Microsoft's azure-iot-device, kept in an
 LRU pool. That is the first version's transport and its limit: a connection costs a TLS
 handshake and IoT Hub's new-connection throttle, so a fleet larger than the pool pays a
-handshake per message (see `bridge.relay` for the figures and the AMQP plan). Module SAS
+handshake per message (see `bridge.relay`); `bridge.azure.amqp_telemetry` is the default
+transport, many module identities per AMQP connection. Module SAS
 keys are read from the registry once per device and kept in memory only (never logged,
 never stored): a registry read spends the identity-registry quota (100/min at S1).
 """

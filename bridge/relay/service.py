@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Self
 
 from bridge.aws.source import AwsSource, default_client_id
+from bridge.azure.amqp_telemetry import AmqpModuleSender
 from bridge.azure.budget import RateBudget
 from bridge.azure.hub import IotHubService
 from bridge.azure.quotas import daily_messages
@@ -116,15 +117,29 @@ class RelayService:
                 ca_bundle=cloud.IOTHUB_ROOT_CA,
             )
         )
-        sender = ModuleSender(
-            hub,
-            settings.iothub.relay_module,
-            budget=budget,
-            host_name=cloud.IOTHUB_HOSTNAME,
-            gateway_host=cloud.IOTHUB_GATEWAY_HOST,
-            ca_pem=cloud.IOTHUB_ROOT_CA.read_text() if cloud.IOTHUB_ROOT_CA else None,
-            pool_size=relay.connections,
-        )
+        sender: AmqpModuleSender | ModuleSender
+        if relay.transport == "amqp":
+            sender = AmqpModuleSender(
+                hub,
+                settings.iothub.relay_module,
+                budget=budget,
+                host_name=cloud.IOTHUB_HOSTNAME,
+                gateway_host=cloud.IOTHUB_GATEWAY_HOST,
+                ca_file=cloud.IOTHUB_ROOT_CA,
+                links_per_connection=relay.links_per_connection,
+                token_ttl=relay.token_ttl,
+                renew_before=max(30, relay.token_ttl // 6),
+            )
+        else:
+            sender = ModuleSender(
+                hub,
+                settings.iothub.relay_module,
+                budget=budget,
+                host_name=cloud.IOTHUB_HOSTNAME,
+                gateway_host=cloud.IOTHUB_GATEWAY_HOST,
+                ca_pem=cloud.IOTHUB_ROOT_CA.read_text() if cloud.IOTHUB_ROOT_CA else None,
+                pool_size=relay.connections,
+            )
         self._stack.push_async_callback(sender.close)
         client_id = (
             relay.client_id or f"{settings.mirror.client_id or default_client_id(cloud)}-relay"
@@ -160,6 +175,7 @@ class RelayService:
         _log.info(
             "relay.started",
             client_id=client_id,
+            transport=relay.transport,
             topics=[f"{r.topic_filter}={r.device_level}" for r in self._routes],
         )
 

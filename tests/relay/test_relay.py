@@ -61,7 +61,20 @@ async def until_metric(metrics, name, value, timeout=30.0, **labels):
             await asyncio.sleep(0.05)
 
 
-async def test_telemetry_arrives_once_in_order_as_the_device_until_it_is_cut_over(stack, tmp_path):
+def linked(stack, transport, device_id):
+    """Whether the relay module of `device_id` is on the emulator's endpoint of `transport`."""
+    if transport == "amqp":
+        return stack.iothub.amqp_devices.linked(device_id, "aws-bridge") > 0
+    return stack.iothub.devices.connection(device_id, "aws-bridge") is not None
+
+
+TRANSPORTS = pytest.mark.parametrize("transport", ["amqp", "mqtt"])
+
+
+@TRANSPORTS
+async def test_telemetry_arrives_once_in_order_as_the_device_until_it_is_cut_over(
+    stack, tmp_path, transport
+):
     env = stack.env()
     iot, _data = aws_clients(env)
     names = [f"rly-{i}" for i in range(3)]
@@ -69,7 +82,11 @@ async def test_telemetry_arrives_once_in_order_as_the_device_until_it_is_cut_ove
     settings = bridge_settings(tmp_path).model_copy(
         # state_ttl 0: the relay reads each device's state afresh, so the test need not
         # wait out a cache after the cutover below.
-        update={"relay": RelaySettings(enabled=True, topics=["dt/+=2", "tele/#=2"], state_ttl=0)}
+        update={
+            "relay": RelaySettings(
+                enabled=True, topics=["dt/+=2", "tele/#=2"], state_ttl=0, transport=transport
+            )
+        }
     )
     async with daemon(env, settings) as metrics:
         await until_parity(env, "rly-")  # the mirror created the devices and relay modules
@@ -82,6 +99,10 @@ async def test_telemetry_arrives_once_in_order_as_the_device_until_it_is_cut_ove
             await publish_raw(stack, "dt/not-a-thing", b'{"seq": 0}')
             await publish_raw(stack, "tele", b'{"seq": 0}')
             found = await until_captured(stack, dict.fromkeys(names, 20))
+            # Sent over the transport asked for (the other endpoint never saw the module).
+            assert all(linked(stack, transport, name) for name in names)
+            other = "mqtt" if transport == "amqp" else "amqp"
+            assert not any(linked(stack, other, name) for name in names)
             for name in names:
                 events = found[name]
                 assert first_seen_seqs(events) == list(range(20))
@@ -141,13 +162,16 @@ async def _faults(stack, method, body=None):
         assert answer.status < 300, await answer.text()
 
 
-async def test_an_iot_hub_outage_mid_stream_loses_nothing_and_keeps_order(stack, tmp_path):
+@TRANSPORTS
+async def test_an_iot_hub_outage_mid_stream_loses_nothing_and_keeps_order(
+    stack, tmp_path, transport
+):
     env = stack.env()
     iot, _data = aws_clients(env)
     names = [f"out-{i}" for i in range(2)]
     things = await asyncio.to_thread(make_fleet, stack, iot, names)
     settings = bridge_settings(tmp_path).model_copy(
-        update={"relay": RelaySettings(enabled=True, topics=["dt/+=2"])}
+        update={"relay": RelaySettings(enabled=True, topics=["dt/+=2"], transport=transport)}
     )
     async with daemon(env, settings) as metrics:
         await until_parity(env, "out-")
@@ -157,9 +181,10 @@ async def test_an_iot_hub_outage_mid_stream_loses_nothing_and_keeps_order(stack,
                 for name, device in devices.items():
                     await asyncio.to_thread(publish, device, f"dt/{name}", {"seq": seq, "d": name})
             await until_captured(stack, dict.fromkeys(names, 10))
-            # IoT Hub drops a third of the relay's sends and connection attempts (as 503s
-            # and dropped connections do), then every connection at once, then recovers.
-            await _faults(stack, "POST", {"status": 503, "endpoint": "mqtt", "fraction": 0.33})
+            # IoT Hub fails a third of the relay's sends and connection attempts (503s,
+            # dropped connections; over AMQP also refused tokens and links), then drops
+            # every connection at once, then recovers.
+            await _faults(stack, "POST", {"status": 503, "endpoint": transport, "fraction": 0.33})
             for seq in range(10, 40):
                 for name, device in devices.items():
                     await asyncio.to_thread(publish, device, f"dt/{name}", {"seq": seq, "d": name})

@@ -1,4 +1,4 @@
-"""The whole IoT Hub emulator: service REST API, device MQTT, Event Hubs AMQP, and Azurite.
+"""The whole IoT Hub emulator: service REST API, device MQTT and AMQP, Event Hubs AMQP, Azurite.
 
 One registry, one event log, one set of quotas and fault switches shared by every
 endpoint, as in a real hub.
@@ -19,6 +19,7 @@ from typing import Any, Self
 from bridge.logging import get_logger
 from bridge.plan.landing_zone import CONSUMER_GROUPS
 from bridge_sim.azurite import Azurite
+from bridge_sim.iothub.amqp import AMQPS_PORT, DeviceAmqpEndpoint
 from bridge_sim.iothub.eventhub.log import EventLog
 from bridge_sim.iothub.eventhub.server import AmqpEndpoint
 from bridge_sim.iothub.faults import FaultInjector
@@ -72,6 +73,7 @@ class IotHubEmulator:
         self.service: ServiceApi | None = None
         self.amqp: AmqpEndpoint | None = None
         self.devices: DeviceEndpoint | None = None
+        self.amqp_devices: DeviceAmqpEndpoint | None = None
         self.azurite: Azurite | None = Azurite(workdir=workdir / "azurite") if azurite else None
         self.ca_path = workdir / "iothub-root-ca.pem"
         self._stack = contextlib.AsyncExitStack()
@@ -124,7 +126,8 @@ class IotHubEmulator:
             consumer_groups=CONSUMER_GROUPS,
         )
         await self._stack.enter_async_context(self.amqp)
-        self.gateway_host = self.gateway_host or free_loopback_host()
+        # MQTT's 8883 and AMQP's 5671 on one address, as on a real hub.
+        self.gateway_host = self.gateway_host or free_loopback_host(also=(AMQPS_PORT,))
         device_cert = self.ca.issue_server(self.gateway_host, self.hostname)
         self.devices = DeviceEndpoint(
             registry=self.registry,
@@ -136,6 +139,17 @@ class IotHubEmulator:
             faults=self.faults,
         )
         await self._stack.enter_async_context(self.devices)
+        # IoT Hub's AMQP device endpoint on the same address, port 5671 (the SDKs' default).
+        self.amqp_devices = DeviceAmqpEndpoint(
+            registry=self.registry,
+            events=self.events,
+            ssl_context=self._server_context(self.gateway_host, self.hostname),
+            host=self.gateway_host,
+            port=AMQPS_PORT,
+            quotas=self.quotas,
+            faults=self.faults,
+        )
+        await self._stack.enter_async_context(self.amqp_devices)
         self.service.method_invoker = self.devices.invoke_method
         self.service.context.events = self.events
         # As a hub with a route for TwinChangeEvents to the built-in endpoint (the reverse
@@ -147,7 +161,7 @@ class IotHubEmulator:
                 loop.call_soon_threadsafe(self.events.append_twin_change, *change)
 
         self._stack.callback(self.registry.add_twin_listener(twin_changed))
-        self.service.context.devices = self.devices
+        self.service.context.devices = _Droppers(self.devices, self.amqp_devices)
         if self.azurite is not None:
             await self._stack.enter_async_context(self.azurite)
         log.info(
@@ -155,6 +169,7 @@ class IotHubEmulator:
             service=self.service.host_name,
             amqp=f"{self.host}:{self.amqp.port}",
             devices=f"{self.gateway_host}:8883",
+            amqp_devices=f"{self.gateway_host}:{AMQPS_PORT}",
         )
 
     def env(self) -> dict[str, str]:
@@ -173,3 +188,17 @@ class IotHubEmulator:
         if self.azurite is not None:
             env["AZURE_STORAGE_CONNECTION_STRING"] = self.azurite.connection_string
         return env
+
+
+class _Droppers:
+    """The control API's connection drops reach both device endpoints (MQTT and AMQP)."""
+
+    def __init__(self, mqtt: DeviceEndpoint, amqp: DeviceAmqpEndpoint) -> None:
+        self._endpoints = (mqtt, amqp)
+
+    def drop(self, device_id: str, module_id: str | None = None) -> bool:
+        dropped = [endpoint.drop(device_id, module_id) for endpoint in self._endpoints]
+        return any(dropped)
+
+    def drop_all(self) -> int:
+        return sum(endpoint.drop_all() for endpoint in self._endpoints)

@@ -25,12 +25,14 @@ def _bindable(host: str, port: int) -> bool:
     return True
 
 
-def free_loopback_host(port: int = MQTT_PORT, attempts: int = 200) -> str:
-    """A random 127.x.y.z (never 127.0.0.1) on which `port` is free right now."""
+def free_loopback_host(
+    port: int = MQTT_PORT, attempts: int = 200, *, also: tuple[int, ...] = ()
+) -> str:
+    """A random 127.x.y.z (never 127.0.0.1) on which `port` (and `also`) are free now."""
     # Random addresses keep concurrent test runs from racing for the same one.
     chooser = random.SystemRandom()
     for _ in range(attempts):
         host = f"127.{chooser.randint(0, 254)}.{chooser.randint(0, 255)}.{chooser.randint(2, 254)}"
-        if _bindable(host, port):
+        if all(_bindable(host, each) for each in (port, *also)):
             return host
     raise SimulatorError(f"no free loopback address for port {port} after {attempts} tries")
