@@ -16,6 +16,13 @@ FROM ${BASE} AS build
 ARG PIP_CERT=
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+# python-qpid-proton (the relay's AMQP) has no wheel on PyPI: it compiles here, and needs
+# OpenSSL's headers or it builds without TLS (the relay then refuses to start). None of
+# this reaches the final stage.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev libssl-dev python3-dev \
+    && rm -rf /var/lib/apt/lists/*
 # A virtualenv is one directory to copy: pip, its caches and build leftovers stay here.
 RUN python3 -m venv /opt/venv
 WORKDIR /src

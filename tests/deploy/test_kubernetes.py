@@ -208,6 +208,7 @@ def test_network_policy_allows_only_what_the_bridge_needs():
         (53, "TCP"),
         (443, "TCP"),
         (8883, "TCP"),
+        (5671, "TCP"),
         (5432, "TCP"),
     }
 
