@@ -23,6 +23,7 @@ from bridge.azure.budget import RateBudget
 from bridge.azure.quotas import Operation
 from bridge.core.machine import RELAYING_STATES, State
 from bridge.core.ports import Delivery
+from bridge.core.states import StateCache
 from bridge.core.store import Store
 from bridge.errors import Rejected
 from bridge.logging import get_logger
@@ -124,7 +125,7 @@ class RelayEngine:
         self._slots = asyncio.Semaphore(self.options.in_flight)
         self._lanes: dict[str, deque[Delivery]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._states: dict[str, tuple[State | None, float]] = {}
+        self._states = StateCache(store, self.options.state_ttl, clock=clock)
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None  # what broke a lane (the store, a bug)
         self._failed = asyncio.Event()
@@ -277,16 +278,7 @@ class RelayEngine:
                 return True
 
     async def _state(self, device_id: str) -> State | None:
-        now = self._clock()
-        cached = self._states.get(device_id)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        device = await self._store.get_device(device_id)
-        state = device.state if device is not None else None
-        if len(self._states) > 200_000:  # bounded: a flood of unknown names cannot grow it
-            self._states.clear()
-        self._states[device_id] = (state, now + self.options.state_ttl)
-        return state
+        return await self._states.get(device_id)
 
     async def _dead_letter(
         self, delivery: Delivery, device_id: str | None, reason: str, **detail: object

@@ -200,7 +200,7 @@ async def test_cut_over_devices_are_skipped_and_new_ones_wait_for_the_mirror(tmp
 
 async def test_a_broken_lane_fails_the_engine_instead_of_holding_messages_silently():
     class GoneStore:
-        async def get_device(self, _device_id):
+        async def get_devices(self, _device_ids):
             raise StoreError("the database is gone")
 
     metrics = Metrics.create()
