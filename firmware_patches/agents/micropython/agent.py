@@ -1,0 +1,416 @@
+"""Migration agent for MicroPython devices: AWS IoT Core to Azure IoT Hub over umqtt.
+
+The same protocol as the Python agent (`../python/agent.py`) with only what MicroPython
+has: umqtt.simple, json, ssl with the device's certificate and key, one thread and a
+polling loop. It runs as the device's main program and also sends its readings.
+
+1. Connects to AWS IoT as its thing and listens on the raw jobs topics; asks for pending
+   work (`start-next`) at every connect.
+2. Takes a `migrate-to-azure-iot-hub` job from `start-next/accepted`, rejects documents it
+   cannot carry out, writes the job into its state file (the AWS settings are already
+   there: the fallback survives a reboot).
+3. While still on AWS, connects to IoT Hub with the SAME certificate and key (the hub
+   knows its thumbprint; the password is empty), reports `migration` in its twin, moves
+   its readings to Azure, marks the job SUCCEEDED, and only then lets go of AWS.
+4. If Azure stays unreachable until `fallbackDeadlineSeconds`, marks the job FAILED with
+   the reason and carries on with AWS.
+
+Its configuration is a JSON file (`config.json`, or the path given as first argument on
+the unix port): `thing`, `endpoint` (host[:port]), `cert`, `key`, optional `ca` (PEM to
+trust for AWS), `azure_ca` (PEM to trust for the hub when the job names only well-known
+roots), `state` (default `state.json`) and `telemetry_seconds`.
+"""
+
+try:
+    import ujson as json  # type: ignore[import-untyped]
+except ImportError:
+    import json
+try:
+    import utime as time  # type: ignore[import-not-found]
+except ImportError:
+    import time
+try:
+    import ssl
+except ImportError:
+    import ussl as ssl  # type: ignore[import-not-found,no-redef]
+import os
+import sys
+
+from umqtt.simple import MQTTClient  # type: ignore[import-not-found]
+
+# mypy: allow-untyped-defs, allow-untyped-calls
+# ruff: noqa: PTH104, PTH107, PTH123, ANN001, ANN002, ANN201, ANN204, FBT003, UP031, S110, SIM105
+# MicroPython has no pathlib, contextlib or typing module and small ports have no
+# f-strings: the rules for a CPython program's standard library do not apply here.
+
+OPERATION = "migrate-to-azure-iot-hub"
+API_VERSION = "2021-04-12"
+KEEPALIVE = 60  # seconds; a ping every half of it keeps both brokers from dropping us
+RETRY_MS = 2000  # between attempts to reach a cloud
+ANSWER_MS = 10000  # how long to wait for the twin or the jobs service to answer
+SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
+
+# MicroPython's clock wraps: compare ticks with ticks_diff (CPython's shim has no wrap).
+ticks_ms = time.ticks_ms
+ticks_diff = getattr(time, "ticks_diff", lambda a, b: a - b)
+
+
+def log(*parts):
+    print("agent:", *parts)
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def save(path, data):
+    # Write aside, then rename: a reboot mid-write leaves the old state, never half of one.
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(json.dumps(data))
+    try:
+        os.rename(tmp, path)
+    except OSError:  # FAT will not rename over an existing file; LittleFS does
+        os.remove(path)
+        os.rename(tmp, path)
+
+
+def quote(text):
+    """Percent-encode for IoT Hub's property bag (MicroPython has no urllib)."""
+    return "".join(c if c in SAFE else "".join("%%%02X" % b for b in c.encode()) for c in text)
+
+
+def iso_now():
+    t = getattr(time, "gmtime", time.localtime)()
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % tuple(t[:6])
+
+
+def problem_with(document):
+    """Why this agent cannot carry out a job document, or None when it can."""
+    if document.get("operation") != OPERATION or document.get("version", "1") != "1":
+        return "unsupported job document"
+    if not isinstance(document.get("hub"), dict) or not document["hub"].get("hostName"):
+        return "job document names no hub"
+    if (document.get("auth") or {}).get("mode", "x509-thumbprint") != "x509-thumbprint":
+        return "only x509-thumbprint auth is supported"
+    if document.get("firmware"):
+        return "this agent cannot install firmware artifacts"
+    return None
+
+
+class Agent:
+    """One device: its readings on the current cloud, and the migration job."""
+
+    def __init__(self, config):
+        self.config = config
+        self.thing = config["thing"]
+        self.jobs = "$aws/things/%s/jobs/" % self.thing
+        self.state_path = config.get("state", "state.json")
+        self.state = load(self.state_path)
+        if "aws" not in self.state:  # the first boot: keep the way back before anything else
+            self.state["aws"] = {
+                "endpoint": config["endpoint"],
+                "cert": config["cert"],
+                "key": config["key"],
+                "ca": config.get("ca"),
+            }
+            self.state["cloud"] = "aws"
+            save(self.state_path, self.state)
+        self.aws = None
+        self.azure = None
+        self.inbox = []  # (topic, payload) from either cloud, handled by the main loop
+        self.migration = None  # the job being carried out
+        self.rid = 0
+        self.seq = 0
+        self.last_try = None
+        self.last_ping = ticks_ms()
+
+    # -- connections ---------------------------------------------------------------------
+
+    def client(self, client_id, host, port, ca, user=None):
+        aws = self.state["aws"]
+        params = {"key": read(aws["key"]), "cert": read(aws["cert"]), "server_hostname": host}
+        if ca:
+            params["cadata"] = ca.encode()
+            params["cert_reqs"] = getattr(ssl, "CERT_REQUIRED", 2)
+        password = None if user is None else ""  # X.509 on IoT Hub: empty password
+        c = MQTTClient(
+            client_id, host, port, user, password, keepalive=KEEPALIVE, ssl=True, ssl_params=params
+        )
+        # The callback can run inside publish() and subscribe(): only queue here.
+        c.set_callback(lambda topic, msg: self.inbox.append((topic.decode(), msg)))
+        c.connect()
+        return c
+
+    def connect_aws(self):
+        aws = self.state["aws"]
+        host, port = (aws["endpoint"] + ":8883").split(":")[:2]
+        ca = read(aws["ca"]).decode() if aws.get("ca") else None
+        c = self.client(self.thing, host, int(port), ca)
+        for topic in ("notify-next", "start-next/accepted", "+/update/accepted"):
+            c.subscribe(self.jobs + topic, 1)
+        c.subscribe(self.jobs + "+/update/rejected", 1)
+        self.aws = c
+        log("on aws", aws["endpoint"])
+        self.aws.publish(self.jobs + "start-next", b"{}", qos=1)
+
+    def connect_azure(self, azure):
+        user = "%s/%s/?api-version=%s" % (azure["hostName"], azure["deviceId"], API_VERSION)
+        host = azure.get("gatewayHostName") or azure["hostName"]
+        c = self.client(azure["deviceId"], host, 8883, azure.get("ca"), user)
+        try:
+            c.subscribe("$iothub/twin/res/#", 1)
+        except Exception:
+            close(c)
+            raise
+        log("on azure", azure["hostName"], "as", azure["deviceId"])
+        return c
+
+    def drop_aws(self):
+        c, self.aws = self.aws, None
+        close(c)
+
+    def reconnect(self):
+        """Get back on the cloud the state file names, at most every RETRY_MS."""
+        on_azure = self.state.get("cloud") == "azure"
+        if (self.azure if on_azure else self.aws) is not None:
+            return
+        now = ticks_ms()
+        if self.last_try is not None and ticks_diff(now, self.last_try) < RETRY_MS:
+            return
+        self.last_try = now
+        try:
+            if on_azure:
+                self.azure = self.connect_azure(self.state["azure"])
+            else:
+                self.connect_aws()
+        except Exception as e:
+            self.lost("aws", e)  # a half-made AWS connection; Azure's was never kept
+
+    # -- messages ------------------------------------------------------------------------
+
+    def poll(self):
+        ping = ticks_diff(ticks_ms(), self.last_ping) > KEEPALIVE * 500
+        if ping:
+            self.last_ping = ticks_ms()
+        for name in ("aws", "azure"):
+            c = getattr(self, name)
+            try:
+                if c is not None:
+                    c.check_msg()
+                    if ping:
+                        c.ping()
+            except Exception as e:
+                self.lost(name, e)
+        while self.inbox:
+            topic, msg = self.inbox.pop(0)
+            self.handle(topic, msg)
+
+    def lost(self, name, error):
+        """Drop a broken connection; reconnect() brings the current cloud's back."""
+        log(name, "lost:", repr(error))
+        close(getattr(self, name))
+        setattr(self, name, None)
+
+    def wait_for(self, c, match):
+        """Poll `c` until a message whose topic `match`es arrives; return its topic."""
+        start = ticks_ms()
+        while ticks_diff(ticks_ms(), start) < ANSWER_MS:
+            for i, (topic, _msg) in enumerate(self.inbox):
+                if match(topic):
+                    self.inbox.pop(i)
+                    return topic
+            c.check_msg()
+            time.sleep(0.02)
+        return None
+
+    def handle(self, topic, msg):
+        if not topic.startswith(self.jobs):
+            return  # twin answers nobody waits for any more
+        try:
+            body = json.loads(msg)
+        except ValueError:
+            return
+        execution = body.get("execution")
+        if self.aws is None:
+            return
+        if topic.endswith("/notify-next") and execution and self.migration is None:
+            self.aws.publish(self.jobs + "start-next", b"{}", qos=1)  # takes it
+        elif topic.endswith("/start-next/accepted") and execution:
+            self.take(execution["jobId"], execution.get("jobDocument") or {})
+        elif topic.endswith("/update/rejected"):
+            log("job update rejected:", msg)
+
+    # -- the job -------------------------------------------------------------------------
+
+    def update_job(self, job_id, status, details):
+        if self.aws is None:
+            raise OSError("not connected to aws")
+        body = json.dumps({"status": status, "statusDetails": details})
+        self.aws.publish(self.jobs + job_id + "/update", body.encode(), qos=1)
+        log("job", job_id, status, details)
+
+    def take(self, job_id, document):
+        if self.state.get("cloud") == "azure" or (
+            self.migration and self.migration["jobId"] == job_id
+        ):
+            return
+        problem = problem_with(document)
+        if problem:
+            self.update_job(job_id, "REJECTED", {"reason": problem})
+            return
+        hub = document["hub"]
+        device_id = document.get("deviceId", "$thingName")
+        pems = [a for a in document.get("trustAnchors", []) if "-----BEGIN" in a]
+        ca = "\n".join(pems) or (
+            read(self.config["azure_ca"]).decode() if "azure_ca" in self.config else None
+        )
+        azure = {
+            "hostName": hub["hostName"],
+            "gatewayHostName": hub.get("gatewayHostName"),
+            "deviceId": self.thing if device_id == "$thingName" else device_id,
+            "ca": ca,
+        }
+        self.state["job"] = {"jobId": job_id, "azure": azure}
+        save(self.state_path, self.state)
+        seconds = int(document.get("fallbackDeadlineSeconds", 60))
+        self.migration = {
+            "jobId": job_id,
+            "azure": azure,
+            "start": ticks_ms(),
+            "deadline": seconds * 1000,
+            "tried": None,
+            "error": "no attempt",
+        }
+        self.update_job(job_id, "IN_PROGRESS", {"step": "connecting to azure"})
+
+    def migrate(self):
+        """One step of the job at hand: try Azure once, between readings on AWS."""
+        m = self.migration
+        if m is None or self.aws is None:
+            return
+        if m["tried"] is not None and ticks_diff(ticks_ms(), m["tried"]) < RETRY_MS:
+            return
+        m["tried"] = ticks_ms()
+        try:
+            azure = self.connect_azure(m["azure"])
+        except Exception as e:
+            m["error"] = repr(e)
+            if ticks_diff(ticks_ms(), m["start"]) >= m["deadline"]:
+                self.fall_back(m)
+            return
+        try:
+            self.report_migration(azure, m["jobId"])
+        except Exception as e:
+            close(azure)
+            m["error"] = repr(e)
+            return
+        # Made: readings go to Azure from here, then the job is closed, then AWS is let go.
+        self.azure = azure
+        self.state["cloud"] = "azure"
+        self.state["azure"] = m["azure"]
+        save(self.state_path, self.state)
+        self.migration = None
+        try:
+            self.update_job(m["jobId"], "SUCCEEDED", {"azure": "connected"})
+            self.wait_for(self.aws, lambda t: t.startswith(self.jobs + m["jobId"] + "/update/"))
+        except Exception as e:
+            log("could not close the job on aws:", repr(e))
+        self.drop_aws()
+
+    def report_migration(self, azure, job_id):
+        self.rid += 1
+        migration = {"status": "migrated", "jobId": job_id, "from": "aws-iot-core", "at": iso_now()}
+        topic = "$iothub/twin/PATCH/properties/reported/?$rid=%d" % self.rid
+        azure.publish(topic, json.dumps({"migration": migration}).encode(), qos=1)
+        ending = "/?$rid=%d" % self.rid
+        answer = self.wait_for(
+            azure,
+            lambda t: (
+                t.startswith("$iothub/twin/res/") and (t.endswith(ending) or (ending + "&") in t)
+            ),
+        )
+        status = int(answer.split("/")[3]) if answer else 0
+        if not 200 <= status < 300:
+            raise OSError("twin patch answered %s" % (status or "nothing"))
+
+    def fall_back(self, m):
+        self.migration = None
+        reason = ("azure unreachable: " + m["error"])[:1000]
+        self.state["cloud"] = "aws"
+        self.state["job"]["failed"] = reason
+        save(self.state_path, self.state)
+        self.update_job(m["jobId"], "FAILED", {"reason": reason})
+
+    # -- readings ------------------------------------------------------------------------
+
+    def send_reading(self):
+        self.seq += 1
+        topic = "dt/" + self.thing
+        body = json.dumps(
+            {"seq": self.seq, "ts": time.time(), "temperature": 20 + self.seq % 50 / 10}
+        )
+        if self.state.get("cloud") == "azure" and self.azure is not None:
+            # The AWS topic travels as properties, as the relay stamps it, so the routes
+            # translated from AWS rules match this device's messages after cutover too.
+            props = "%24.ct=application%2Fjson&%24.ce=utf-8&awsTopic=" + quote(topic)
+            for level, name in enumerate(topic.split("/")):
+                props += "&awsTopic%d=%s" % (level + 1, quote(name))
+            self.azure.publish(
+                "devices/%s/messages/events/%s" % (self.state["azure"]["deviceId"], props),
+                body.encode(),
+                False,
+                1,
+            )
+        elif self.aws is not None:
+            self.aws.publish(topic, body.encode(), qos=1)
+
+    def run(self):
+        every = int(float(self.config.get("telemetry_seconds", 5)) * 1000)
+        last = ticks_ms() - every
+        while True:
+            self.reconnect()
+            self.poll()
+            self.migrate()
+            if every > 0 and ticks_diff(ticks_ms(), last) >= every:
+                last = ticks_ms()
+                try:
+                    self.send_reading()
+                except Exception as e:
+                    self.lost("azure" if self.state.get("cloud") == "azure" else "aws", e)
+            time.sleep(0.05)
+
+
+def close(c):
+    if c is None:
+        return
+    try:
+        c.disconnect()
+    except Exception:
+        try:
+            c.sock.close()
+        except Exception:
+            pass
+
+
+def main():
+    path = sys.argv[1] if len(getattr(sys, "argv", [])) > 1 else "config.json"
+    agent = Agent(load(path))
+    try:
+        agent.run()
+    except KeyboardInterrupt:
+        close(agent.aws)
+        close(agent.azure)
+
+
+if __name__ == "__main__":
+    main()
