@@ -1,0 +1,275 @@
+"""The MicroPython agent against the stand-ins: AWS jobs in, Azure by thumbprint out.
+
+The agent runs as a real process under CPython with PyPI's umqtt.simple and the board
+shims of the firmware tests (tests/firmware/micropython_lib, tests/firmware/shims), from a
+folder that stands in for its flash: its program, config, certificate and state file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from bridge.cutover.job import JobDocument
+from bridge.x509 import thumbprints
+from bridge_sim.fleet import Fleet
+from tests.cutover.conftest import iot_client, until
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENT = ROOT / "firmware_patches" / "agents" / "micropython" / "agent.py"
+SHIMS = ROOT / "tests" / "firmware" / "shims"
+MICROPYTHON_LIB = ROOT / "tests" / "firmware" / "micropython_lib"
+
+pytestmark = pytest.mark.timeout(300)  # two stand-ins, a cutover and a reboot on 2 busy cores
+
+
+class Device:
+    """One MicroPython device: its flash folder and, while it runs, its process."""
+
+    def __init__(self, env: dict[str, str], fleet_dir: Path, name: str, flash: Path) -> None:
+        self.name = name
+        self.flash = flash
+        flash.mkdir(parents=True)
+        shutil.copy(AGENT, flash / "agent.py")
+        certs = fleet_dir / name
+        config = {
+            "thing": name,
+            "endpoint": env["AWS_IOT_DATA_ENDPOINT"],
+            "cert": str(certs / "cert.pem"),
+            "key": str(certs / "key.pem"),
+            "ca": env["AWS_IOT_ROOT_CA"],
+            "telemetry_seconds": 0.5,
+        }
+        (flash / "config.json").write_text(json.dumps(config))
+        # The shim's ssl trusts the default store, as a board whose firmware carries the
+        # Amazon and Microsoft roots: here, the two stand-ins' CAs.
+        trust = Path(env["AWS_IOT_ROOT_CA"]).read_text() + Path(env["IOTHUB_ROOT_CA"]).read_text()
+        (flash.parent / f"{name}-roots.pem").write_text(trust)
+        self.env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": os.pathsep.join([str(SHIMS), str(MICROPYTHON_LIB)]),
+            "SSL_CERT_FILE": str(flash.parent / f"{name}-roots.pem"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.boots = 0
+
+    def boot(self) -> None:
+        self.boots += 1
+        with (self.flash.parent / f"{self.name}-console-{self.boots}.log").open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-X", "faulthandler", "agent.py"],
+                cwd=self.flash,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def power_off(self) -> None:
+        """Pull the plug: SIGKILL, no goodbye to either cloud."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def console(self) -> str:
+        logs = sorted(self.flash.parent.glob(f"{self.name}-console-*.log"))
+        return "\n".join(log.read_text(errors="replace") for log in logs)
+
+    def state(self) -> dict:
+        return json.loads((self.flash / "state.json").read_text())
+
+
+@contextlib.asynccontextmanager
+async def device_on(stack, tmp_path, name_prefix):
+    """A registered thing (its own AWS certificate, as the fleet registers things), its
+    identity on IoT Hub by thumbprint (as the mirror creates it), and its flash."""
+    env = stack.env()
+    fleet = Fleet(env, tmp_path / "fleet", devices=1, prefix=name_prefix)
+    await asyncio.to_thread(fleet.register)
+    [name] = fleet.names
+    _sha1, sha256 = thumbprints((tmp_path / "fleet" / name / "cert.pem").read_text())
+    identity = {
+        "authentication": {
+            "type": "selfSigned",
+            "x509Thumbprint": {"primaryThumbprint": sha256, "secondaryThumbprint": None},
+        }
+    }
+    stack.iothub.registry.put_device(name, identity, None)
+    device = Device(env, tmp_path / "fleet", name, tmp_path / "flash" / name)
+    try:
+        yield device
+    finally:
+        device.power_off()
+
+
+@contextlib.asynccontextmanager
+async def aws_readings(stack, thing):
+    """Every reading the thing publishes on AWS, as the estate's consumers see it."""
+    host, port = stack.env()["SIM_AWS_MQTT_PLAIN"].rsplit(":", 1)
+    seen: list[dict] = []
+    subscribed = asyncio.Event()
+
+    async def listen() -> None:
+        async with aiomqtt.Client(host, int(port), identifier=f"test-{thing}") as client:
+            await client.subscribe(f"dt/{thing}", qos=1)
+            subscribed.set()
+            async for message in client.messages:
+                # One at a time, not extend(): the test reads the list as it grows.
+                seen.append(json.loads(bytes(message.payload)))  # noqa: PERF401
+
+    task = asyncio.create_task(listen())
+    await until(lambda: subscribed.is_set() or task.done(), what="the AWS subscription")
+    try:
+        yield seen
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def azure_readings(stack, device_id):
+    events = stack.iothub.events
+    stored = events.read(events.partition_for(device_id), 0, 100_000)
+    return [e for e in stored if e.device_id == device_id and e.message_source == "Telemetry"]
+
+
+def document(env, *, host=None, gateway=None, deadline=60, **extra):
+    hub = {"hostName": host or env["IOTHUB_HOSTNAME"]}
+    if gateway or not host:
+        hub["gatewayHostName"] = gateway or env["IOTHUB_GATEWAY_HOST"]
+    body = {
+        "hub": hub,
+        "trustAnchors": ["DigiCert Global Root G2", Path(env["IOTHUB_ROOT_CA"]).read_text()],
+        "fallbackDeadlineSeconds": deadline,
+        **extra,
+    }
+    return json.dumps(JobDocument.model_validate(body).wire())
+
+
+def execution(iot, job_id, thing):
+    return iot.describe_job_execution(jobId=job_id, thingName=thing)["execution"]
+
+
+def running(device, check):
+    """`check`, failing at once with the device's console if its program died."""
+
+    def probe():
+        if not device.alive():
+            pytest.fail(f"the agent exited:\n{device.console()}")
+        return check()
+
+    return probe
+
+
+async def test_micropython_agent_moves_to_azure_and_comes_back_there_after_a_reboot(
+    stack, tmp_path
+):
+    env = stack.env()
+    iot = iot_client(env)
+    async with (
+        device_on(stack, tmp_path, "mpy") as device,
+        aws_readings(stack, device.name) as on_aws,
+    ):
+        device.boot()
+        await until(running(device, lambda: len(on_aws) >= 3), what="readings on AWS")
+
+        arn = iot.describe_thing(thingName=device.name)["thingArn"]
+        iot.create_job(jobId="mpy-1", targets=[arn], document=document(env))
+        await until(
+            running(device, lambda: execution(iot, "mpy-1", device.name)["status"] == "SUCCEEDED"),
+            what="the execution to succeed",
+        )
+        twin = stack.iothub.registry.twin(device.name)
+        assert twin["connectionState"] == "Connected"
+        migration = twin["properties"]["reported"]["migration"]
+        assert migration["jobId"] == "mpy-1"
+        assert (migration["status"], migration["from"]) == ("migrated", "aws-iot-core")
+        details = execution(iot, "mpy-1", device.name)["statusDetails"]["detailsMap"]
+        assert details["azure"] == "connected"
+
+        events = await until(
+            running(device, lambda: azure_readings(stack, device.name)[2:]),
+            what="readings on IoT Hub",
+        )
+        topic = f"dt/{device.name}"
+        assert events[0].properties["awsTopic"] == topic
+        assert [events[0].properties[f"awsTopic{n}"] for n in (1, 2)] == ["dt", device.name]
+        assert events[0].content_type == "application/json"
+        auth = json.loads(events[0].extra_annotations["iothub-connection-auth-method"])
+        assert auth["type"] == "x509Certificate"
+        # Make before break: not one reading lost between the clouds.
+        on_azure = [json.loads(e.body)["seq"] for e in azure_readings(stack, device.name)]
+        sent = sorted([r["seq"] for r in on_aws] + on_azure)
+        assert sent == list(range(1, len(sent) + 1))
+        assert max(r["seq"] for r in on_aws) < min(on_azure)
+        state = device.state()
+        assert state["cloud"] == "azure"
+        assert state["azure"]["deviceId"] == device.name
+        assert state["aws"]["endpoint"] == env["AWS_IOT_DATA_ENDPOINT"]  # the way back
+
+        # A power cut, then a boot: the state file puts it back on Azure, not AWS.
+        device.power_off()
+        await until(
+            lambda: stack.iothub.registry.twin(device.name)["connectionState"] == "Disconnected",
+            what="IoT Hub to see the device go",
+        )
+        before = len(azure_readings(stack, device.name))
+        aws_before = len(on_aws)
+        device.boot()
+        await until(
+            running(device, lambda: len(azure_readings(stack, device.name)) >= before + 3),
+            what="readings on IoT Hub after the reboot",
+        )
+        assert stack.iothub.registry.twin(device.name)["connectionState"] == "Connected"
+        assert len(on_aws) == aws_before
+        assert execution(iot, "mpy-1", device.name)["status"] == "SUCCEEDED"
+
+
+async def test_micropython_agent_falls_back_to_aws_and_rejects_what_it_cannot_do(stack, tmp_path):
+    env = stack.env()
+    iot = iot_client(env)
+    async with (
+        device_on(stack, tmp_path, "mpyfb") as device,
+        aws_readings(stack, device.name) as on_aws,
+    ):
+        device.boot()
+        await until(running(device, lambda: on_aws), what="readings on AWS")
+        arn = iot.describe_thing(thingName=device.name)["thingArn"]
+
+        bad_hub = document(env, host="nohub.azure-devices.invalid", deadline=3)
+        iot.create_job(jobId="mpy-2", targets=[arn], document=bad_hub)
+        await until(
+            running(device, lambda: execution(iot, "mpy-2", device.name)["status"] == "FAILED"),
+            what="the execution to fail",
+        )
+        reason = execution(iot, "mpy-2", device.name)["statusDetails"]["detailsMap"]["reason"]
+        assert reason.startswith("azure unreachable: ")
+        after = len(on_aws)
+        await until(running(device, lambda: len(on_aws) >= after + 3), what="readings on AWS")
+        assert device.state()["cloud"] == "aws"
+        assert not azure_readings(stack, device.name)
+
+        # A document it cannot carry out (a firmware artifact) is rejected with the reason.
+        artifact = {"url": "https://example.com/fw.bin", "size": 1, "sha256": "0" * 64}
+        iot.create_job(jobId="mpy-3", targets=[arn], document=document(env, firmware=artifact))
+        await until(
+            running(device, lambda: execution(iot, "mpy-3", device.name)["status"] == "REJECTED"),
+            what="the execution to be rejected",
+        )
+        details = execution(iot, "mpy-3", device.name)["statusDetails"]["detailsMap"]
+        assert details["reason"] == "this agent cannot install firmware artifacts"
+        after = len(on_aws)
+        await until(running(device, lambda: len(on_aws) >= after + 2), what="readings on AWS")
