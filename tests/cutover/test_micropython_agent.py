@@ -84,22 +84,17 @@ class Device:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def console(self) -> str:
-        logs = sorted(self.flash.parent.glob(f"{self.name}-console-*.log"))
+    def console(self, boot: int | None = None) -> str:
+        """What the program printed: in one boot, or in all of them."""
+        logs = sorted(self.flash.parent.glob(f"{self.name}-console-{boot or '*'}.log"))
         return "\n".join(log.read_text(errors="replace") for log in logs)
 
     def state(self) -> dict:
         return json.loads((self.flash / "state.json").read_text())
 
 
-@contextlib.asynccontextmanager
-async def device_on(stack, tmp_path, name_prefix):
-    """A registered thing (its own AWS certificate, as the fleet registers things), its
-    identity on IoT Hub by thumbprint (as the mirror creates it), and its flash."""
-    env = stack.env()
-    fleet = Fleet(env, tmp_path / "fleet", devices=1, prefix=name_prefix)
-    await asyncio.to_thread(fleet.register)
-    [name] = fleet.names
+def register_on_azure(stack, tmp_path, name):
+    """What the mirror does: the device identity with its AWS certificate's thumbprint."""
     _sha1, sha256 = thumbprints((tmp_path / "fleet" / name / "cert.pem").read_text())
     identity = {
         "authentication": {
@@ -108,6 +103,18 @@ async def device_on(stack, tmp_path, name_prefix):
         }
     }
     stack.iothub.registry.put_device(name, identity, None)
+
+
+@contextlib.asynccontextmanager
+async def device_on(stack, tmp_path, name_prefix, *, on_azure=True):
+    """A registered thing (its own AWS certificate, as the fleet registers things), its
+    identity on IoT Hub unless `on_azure` is false, and its flash."""
+    env = stack.env()
+    fleet = Fleet(env, tmp_path / "fleet", devices=1, prefix=name_prefix)
+    await asyncio.to_thread(fleet.register)
+    [name] = fleet.names
+    if on_azure:
+        register_on_azure(stack, tmp_path, name)
     device = Device(env, tmp_path / "fleet", name, tmp_path / "flash" / name)
     try:
         yield device
@@ -273,3 +280,70 @@ async def test_micropython_agent_falls_back_to_aws_and_rejects_what_it_cannot_do
         assert details["reason"] == "this agent cannot install firmware artifacts"
         after = len(on_aws)
         await until(running(device, lambda: len(on_aws) >= after + 2), what="readings on AWS")
+
+
+async def test_micropython_agent_closes_the_job_it_moved_for_after_a_power_cut(stack, tmp_path):
+    """Power lost between the move to Azure and the job's SUCCEEDED reaching AWS: at the next
+    boot the device goes on Azure, and back to AWS only long enough to close the job."""
+    env = stack.env()
+    iot = iot_client(env)
+    async with (
+        device_on(stack, tmp_path, "mpycut") as device,
+        aws_readings(stack, device.name) as on_aws,
+    ):
+        arn = iot.describe_thing(thingName=device.name)["thingArn"]
+        iot.create_job(jobId="mpy-4", targets=[arn], document=document(env))
+        config = json.loads((device.flash / "config.json").read_text())
+        state = {  # what the agent wrote just before the plug was pulled
+            "aws": {k: config[k] for k in ("endpoint", "cert", "key", "ca")},
+            "cloud": "azure",
+            "azure": {
+                "hostName": env["IOTHUB_HOSTNAME"],
+                "gatewayHostName": env["IOTHUB_GATEWAY_HOST"],
+                "deviceId": device.name,
+                "ca": Path(env["IOTHUB_ROOT_CA"]).read_text(),
+            },
+            "job": {"jobId": "mpy-4"},
+        }
+        (device.flash / "state.json").write_text(json.dumps(state))
+        device.boot()
+        await until(
+            running(device, lambda: execution(iot, "mpy-4", device.name)["status"] == "SUCCEEDED"),
+            what="the execution to succeed",
+        )
+        await until(running(device, lambda: device.state()["job"].get("closed")), what="closed")
+        before = len(azure_readings(stack, device.name))
+        await until(
+            running(device, lambda: len(azure_readings(stack, device.name)) >= before + 3),
+            what="readings on IoT Hub",
+        )
+        assert not on_aws  # it went back to AWS for the job only, never for its readings
+        assert "left aws" in device.console()
+
+
+async def test_micropython_agent_rebooted_mid_migration_takes_the_job_again(stack, tmp_path):
+    """Power lost while the job is in progress and Azure does not know the device yet (the
+    mirror is late): the next boot is on AWS, takes the same job again and moves."""
+    env = stack.env()
+    iot = iot_client(env)
+    async with device_on(stack, tmp_path, "mpymid", on_azure=False) as device:
+        device.boot()
+        arn = iot.describe_thing(thingName=device.name)["thingArn"]
+        iot.create_job(jobId="mpy-5", targets=[arn], document=document(env, deadline=600))
+        await until(
+            running(device, lambda: "IN_PROGRESS" in device.console()), what="the job taken"
+        )
+        device.power_off()
+        assert device.state()["cloud"] == "aws"
+        assert device.state()["job"]["jobId"] == "mpy-5"
+        register_on_azure(stack, tmp_path, device.name)
+        device.boot()
+        await until(
+            running(device, lambda: execution(iot, "mpy-5", device.name)["status"] == "SUCCEEDED"),
+            what="the execution to succeed",
+        )
+        second_boot = device.console(boot=2)
+        assert second_boot.index("on aws") < second_boot.index("on azure")
+        twin = stack.iothub.registry.twin(device.name)
+        assert twin["properties"]["reported"]["migration"]["jobId"] == "mpy-5"
+        assert device.state()["cloud"] == "azure"

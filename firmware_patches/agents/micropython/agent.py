@@ -39,7 +39,7 @@ import sys
 from umqtt.simple import MQTTClient  # type: ignore[import-not-found]
 
 # mypy: allow-untyped-defs, allow-untyped-calls
-# ruff: noqa: PTH104, PTH107, PTH123, ANN001, ANN002, ANN201, ANN204, FBT003, UP031, S110, SIM105
+# ruff: noqa: PTH104, PTH107, PTH123, ANN001, ANN002, ANN201, ANN204, UP031, S110, SIM105
 # MicroPython has no pathlib, contextlib or typing module and small ports have no
 # f-strings: the rules for a CPython program's standard library do not apply here.
 
@@ -48,6 +48,7 @@ API_VERSION = "2021-04-12"
 KEEPALIVE = 60  # seconds; a ping every half of it keeps both brokers from dropping us
 RETRY_MS = 2000  # between attempts to reach a cloud
 ANSWER_MS = 10000  # how long to wait for the twin or the jobs service to answer
+BACKLOG = 50  # readings kept while no cloud takes them
 SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
 
 # MicroPython's clock wraps: compare ticks with ticks_diff (CPython's shim has no wrap).
@@ -128,11 +129,21 @@ class Agent:
         self.aws = None
         self.azure = None
         self.inbox = []  # (topic, payload) from either cloud, handled by the main loop
+        self.backlog = []  # readings not yet acknowledged by a cloud, oldest first
         self.migration = None  # the job being carried out
         self.rid = 0
         self.seq = 0
         self.last_try = None
         self.last_ping = ticks_ms()
+
+    def on_azure(self):
+        return self.state.get("cloud") == "azure"
+
+    def job_to_close(self):
+        """The job this device moved for, while AWS has not yet recorded it SUCCEEDED
+        (a reboot or a lost link between the move and the update)."""
+        job = self.state.get("job")
+        return job if self.on_azure() and job and not job.get("closed") else None
 
     # -- connections ---------------------------------------------------------------------
 
@@ -156,12 +167,16 @@ class Agent:
         host, port = (aws["endpoint"] + ":8883").split(":")[:2]
         ca = read(aws["ca"]).decode() if aws.get("ca") else None
         c = self.client(self.thing, host, int(port), ca)
-        for topic in ("notify-next", "start-next/accepted", "+/update/accepted"):
-            c.subscribe(self.jobs + topic, 1)
-        c.subscribe(self.jobs + "+/update/rejected", 1)
-        self.aws = c
+        try:
+            for topic in ("notify-next", "start-next/accepted", "+/update/accepted"):
+                c.subscribe(self.jobs + topic, 1)
+            c.subscribe(self.jobs + "+/update/rejected", 1)
+            c.publish(self.jobs + "start-next", b"{}", qos=1)  # anything pending for me?
+        except Exception:
+            close(c)
+            raise
         log("on aws", aws["endpoint"])
-        self.aws.publish(self.jobs + "start-next", b"{}", qos=1)
+        return c
 
     def connect_azure(self, azure):
         user = "%s/%s/?api-version=%s" % (azure["hostName"], azure["deviceId"], API_VERSION)
@@ -175,26 +190,33 @@ class Agent:
         log("on azure", azure["hostName"], "as", azure["deviceId"])
         return c
 
-    def drop_aws(self):
-        c, self.aws = self.aws, None
-        close(c)
-
     def reconnect(self):
-        """Get back on the cloud the state file names, at most every RETRY_MS."""
-        on_azure = self.state.get("cloud") == "azure"
-        if (self.azure if on_azure else self.aws) is not None:
-            return
+        """Get back on the cloud the state file names, and on AWS while a job there is still
+        to be closed; at most every RETRY_MS."""
+        want_azure = self.on_azure() and self.azure is None
+        want_aws = self.aws is None and (not self.on_azure() or self.job_to_close())
         now = ticks_ms()
-        if self.last_try is not None and ticks_diff(now, self.last_try) < RETRY_MS:
+        if not (want_azure or want_aws) or (
+            self.last_try is not None and ticks_diff(now, self.last_try) < RETRY_MS
+        ):
             return
         self.last_try = now
         try:
-            if on_azure:
+            if want_azure:
                 self.azure = self.connect_azure(self.state["azure"])
-            else:
-                self.connect_aws()
         except Exception as e:
-            self.lost("aws", e)  # a half-made AWS connection; Azure's was never kept
+            log("azure connect failed:", repr(e))
+        try:
+            if want_aws:
+                self.aws = self.connect_aws()
+        except Exception as e:
+            log("aws connect failed:", repr(e))
+
+    def lost(self, name, error):
+        """Drop a broken connection; reconnect() brings it back if it is still needed."""
+        log(name, "lost:", repr(error))
+        close(getattr(self, name))
+        setattr(self, name, None)
 
     # -- messages ------------------------------------------------------------------------
 
@@ -213,20 +235,17 @@ class Agent:
                 self.lost(name, e)
         while self.inbox:
             topic, msg = self.inbox.pop(0)
-            self.handle(topic, msg)
-
-    def lost(self, name, error):
-        """Drop a broken connection; reconnect() brings the current cloud's back."""
-        log(name, "lost:", repr(error))
-        close(getattr(self, name))
-        setattr(self, name, None)
+            try:
+                self.handle(topic, msg)
+            except Exception as e:  # only AWS is spoken to while handling: it went away
+                self.lost("aws", e)
 
     def wait_for(self, c, match):
-        """Poll `c` until a message whose topic `match`es arrives; return its topic."""
+        """Poll `c` until a message `match(topic, body)` accepts arrives; return its topic."""
         start = ticks_ms()
         while ticks_diff(ticks_ms(), start) < ANSWER_MS:
-            for i, (topic, _msg) in enumerate(self.inbox):
-                if match(topic):
+            for i, (topic, msg) in enumerate(self.inbox):
+                if match(topic, msg):
                     self.inbox.pop(i)
                     return topic
             c.check_msg()
@@ -234,19 +253,19 @@ class Agent:
         return None
 
     def handle(self, topic, msg):
-        if not topic.startswith(self.jobs):
+        if not topic.startswith(self.jobs) or self.aws is None:
             return  # twin answers nobody waits for any more
         try:
             body = json.loads(msg)
         except ValueError:
             return
         execution = body.get("execution")
-        if self.aws is None:
-            return
         if topic.endswith("/notify-next") and execution and self.migration is None:
             self.aws.publish(self.jobs + "start-next", b"{}", qos=1)  # takes it
         elif topic.endswith("/start-next/accepted") and execution:
             self.take(execution["jobId"], execution.get("jobDocument") or {})
+        elif topic.endswith("/start-next/accepted") and self.job_to_close():
+            self.closed()  # nothing pending any more: AWS recorded the end of that job
         elif topic.endswith("/update/rejected"):
             log("job update rejected:", msg)
 
@@ -255,14 +274,17 @@ class Agent:
     def update_job(self, job_id, status, details):
         if self.aws is None:
             raise OSError("not connected to aws")
-        body = json.dumps({"status": status, "statusDetails": details})
-        self.aws.publish(self.jobs + job_id + "/update", body.encode(), qos=1)
+        # The token tells this update's answer from an earlier one of the same job.
+        body = {"status": status, "statusDetails": details, "clientToken": status.lower()}
+        self.aws.publish(self.jobs + job_id + "/update", json.dumps(body).encode(), qos=1)
         log("job", job_id, status, details)
 
     def take(self, job_id, document):
-        if self.state.get("cloud") == "azure" or (
-            self.migration and self.migration["jobId"] == job_id
-        ):
+        job = self.job_to_close()
+        if job and job["jobId"] == job_id:
+            self.close_job(job_id)
+            return
+        if self.on_azure() or (self.migration and self.migration["jobId"] == job_id):
             return
         problem = problem_with(document)
         if problem:
@@ -280,7 +302,8 @@ class Agent:
             "deviceId": self.thing if device_id == "$thingName" else device_id,
             "ca": ca,
         }
-        self.state["job"] = {"jobId": job_id, "azure": azure}
+        # A reboot from here on comes back on AWS and takes the same job again.
+        self.state["job"] = {"jobId": job_id}
         save(self.state_path, self.state)
         seconds = int(document.get("fallbackDeadlineSeconds", 60))
         self.migration = {
@@ -294,7 +317,7 @@ class Agent:
         self.update_job(job_id, "IN_PROGRESS", {"step": "connecting to azure"})
 
     def migrate(self):
-        """One step of the job at hand: try Azure once, between readings on AWS."""
+        """One step of the job at hand: one try at Azure, between readings on AWS."""
         m = self.migration
         if m is None or self.aws is None:
             return
@@ -305,6 +328,7 @@ class Agent:
             azure = self.connect_azure(m["azure"])
         except Exception as e:
             m["error"] = repr(e)
+            log("azure not reachable yet:", m["error"])
             if ticks_diff(ticks_ms(), m["start"]) >= m["deadline"]:
                 self.fall_back(m)
             return
@@ -316,32 +340,49 @@ class Agent:
             return
         # Made: readings go to Azure from here, then the job is closed, then AWS is let go.
         self.azure = azure
+        self.migration = None
         self.state["cloud"] = "azure"
         self.state["azure"] = m["azure"]
         save(self.state_path, self.state)
-        self.migration = None
         try:
-            self.update_job(m["jobId"], "SUCCEEDED", {"azure": "connected"})
-            self.wait_for(self.aws, lambda t: t.startswith(self.jobs + m["jobId"] + "/update/"))
-        except Exception as e:
-            log("could not close the job on aws:", repr(e))
-        self.drop_aws()
+            self.close_job(m["jobId"])
+        except Exception as e:  # reconnect() comes back to AWS to close it
+            self.lost("aws", e)
 
     def report_migration(self, azure, job_id):
         self.rid += 1
         migration = {"status": "migrated", "jobId": job_id, "from": "aws-iot-core", "at": iso_now()}
         topic = "$iothub/twin/PATCH/properties/reported/?$rid=%d" % self.rid
         azure.publish(topic, json.dumps({"migration": migration}).encode(), qos=1)
-        ending = "/?$rid=%d" % self.rid
+        rid = "$rid=%d" % self.rid
         answer = self.wait_for(
             azure,
-            lambda t: (
-                t.startswith("$iothub/twin/res/") and (t.endswith(ending) or (ending + "&") in t)
-            ),
+            lambda t, _msg: t.startswith("$iothub/twin/res/") and rid in t.split("?")[1].split("&"),
         )
         status = int(answer.split("/")[3]) if answer else 0
         if not 200 <= status < 300:
             raise OSError("twin patch answered %s" % (status or "nothing"))
+
+    def close_job(self, job_id):
+        """Mark the job SUCCEEDED, wait for AWS to record it, and let go of AWS."""
+        self.update_job(job_id, "SUCCEEDED", {"azure": "connected"})
+        answer = self.wait_for(
+            self.aws,
+            lambda t, msg: (
+                t.startswith(self.jobs + job_id + "/update/")
+                and json.loads(msg).get("clientToken") == "succeeded"
+            ),
+        )
+        if answer is None:
+            raise OSError("the jobs service did not answer")
+        self.closed()  # accepted, or rejected because the execution had ended already
+
+    def closed(self):
+        self.state["job"]["closed"] = True
+        save(self.state_path, self.state)
+        close(self.aws)  # break only after make, and after AWS knows
+        self.aws = None
+        log("left aws")
 
     def fall_back(self, m):
         self.migration = None
@@ -353,26 +394,33 @@ class Agent:
 
     # -- readings ------------------------------------------------------------------------
 
-    def send_reading(self):
+    def take_reading(self):
         self.seq += 1
+        reading = {"seq": self.seq, "ts": time.time(), "temperature": 20 + self.seq % 50 / 10}
+        self.backlog.append(json.dumps(reading).encode())
+        if len(self.backlog) > BACKLOG:  # a long outage costs the oldest readings, not the RAM
+            self.backlog.pop(0)
+
+    def send_readings(self):
+        """Send the backlog, oldest first, on the current cloud; keep what is not acked."""
         topic = "dt/" + self.thing
-        body = json.dumps(
-            {"seq": self.seq, "ts": time.time(), "temperature": 20 + self.seq % 50 / 10}
-        )
-        if self.state.get("cloud") == "azure" and self.azure is not None:
+        if self.on_azure():
             # The AWS topic travels as properties, as the relay stamps it, so the routes
             # translated from AWS rules match this device's messages after cutover too.
             props = "%24.ct=application%2Fjson&%24.ce=utf-8&awsTopic=" + quote(topic)
             for level, name in enumerate(topic.split("/")):
                 props += "&awsTopic%d=%s" % (level + 1, quote(name))
-            self.azure.publish(
-                "devices/%s/messages/events/%s" % (self.state["azure"]["deviceId"], props),
-                body.encode(),
-                False,
-                1,
-            )
-        elif self.aws is not None:
-            self.aws.publish(topic, body.encode(), qos=1)
+            c = self.azure
+            topic = "devices/%s/messages/events/%s" % (self.state["azure"]["deviceId"], props)
+        else:
+            c = self.aws
+        while c is not None and self.backlog:
+            try:
+                c.publish(topic, self.backlog[0], qos=1)  # returns once acknowledged
+            except Exception as e:
+                self.lost("azure" if self.on_azure() else "aws", e)
+                return
+            self.backlog.pop(0)
 
     def run(self):
         every = int(float(self.config.get("telemetry_seconds", 5)) * 1000)
@@ -383,10 +431,8 @@ class Agent:
             self.migrate()
             if every > 0 and ticks_diff(ticks_ms(), last) >= every:
                 last = ticks_ms()
-                try:
-                    self.send_reading()
-                except Exception as e:
-                    self.lost("azure" if self.state.get("cloud") == "azure" else "aws", e)
+                self.take_reading()
+            self.send_readings()
             time.sleep(0.05)
 
 
