@@ -149,14 +149,22 @@ class Agent:
 
     def client(self, client_id, host, port, ca, user=None):
         aws = self.state["aws"]
-        params = {"key": read(aws["key"]), "cert": read(aws["cert"]), "server_hostname": host}
-        if ca:
-            params["cadata"] = ca.encode()
-            params["cert_reqs"] = getattr(ssl, "CERT_REQUIRED", 2)
         password = None if user is None else ""  # X.509 on IoT Hub: empty password
-        c = MQTTClient(
-            client_id, host, port, user, password, keepalive=KEEPALIVE, ssl=True, ssl_params=params
-        )
+        try:  # umqtt.simple up to 1.3 hands ssl_params to ussl.wrap_socket
+            params = {"key": read(aws["key"]), "cert": read(aws["cert"]), "server_hostname": host}
+            if ca:
+                params["cadata"] = ca.encode()
+                params["cert_reqs"] = ssl.CERT_REQUIRED
+            c = MQTTClient(
+                client_id, host, port, user, password, KEEPALIVE, ssl=True, ssl_params=params
+            )
+        except TypeError:  # from 1.4 it takes an SSLContext instead
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.load_cert_chain(aws["cert"], aws["key"])
+            if ca:
+                context.load_verify_locations(cadata=ca)
+                context.verify_mode = ssl.CERT_REQUIRED
+            c = MQTTClient(client_id, host, port, user, password, KEEPALIVE, ssl=context)
         # The callback can run inside publish() and subscribe(): only queue here.
         c.set_callback(lambda topic, msg: self.inbox.append((topic.decode(), msg)))
         c.connect()
