@@ -167,7 +167,11 @@ class Agent:
             c = MQTTClient(client_id, host, port, user, password, KEEPALIVE, ssl=context)
         # The callback can run inside publish() and subscribe(): only queue here.
         c.set_callback(lambda topic, msg: self.inbox.append((topic.decode(), msg)))
-        c.connect()
+        try:
+            c.connect()
+        except Exception:
+            close(c)  # a board has a handful of sockets: a failed try must not keep one
+            raise
         return c
 
     def connect_aws(self):
@@ -176,9 +180,13 @@ class Agent:
         ca = read(aws["ca"]).decode() if aws.get("ca") else None
         c = self.client(self.thing, host, int(port), ca)
         try:
-            for topic in ("notify-next", "start-next/accepted", "+/update/accepted"):
+            for topic in (
+                "notify-next",
+                "start-next/accepted",
+                "+/update/accepted",
+                "+/update/rejected",
+            ):
                 c.subscribe(self.jobs + topic, 1)
-            c.subscribe(self.jobs + "+/update/rejected", 1)
             c.publish(self.jobs + "start-next", b"{}", qos=1)  # anything pending for me?
         except Exception:
             close(c)
@@ -209,16 +217,16 @@ class Agent:
         ):
             return
         self.last_try = now
-        try:
-            if want_azure:
+        if want_azure:
+            try:
                 self.azure = self.connect_azure(self.state["azure"])
-        except Exception as e:
-            log("azure connect failed:", repr(e))
-        try:
-            if want_aws:
+            except Exception as e:
+                log("azure connect failed:", repr(e))
+        if want_aws:
+            try:
                 self.aws = self.connect_aws()
-        except Exception as e:
-            log("aws connect failed:", repr(e))
+            except Exception as e:
+                log("aws connect failed:", repr(e))
 
     def lost(self, name, error):
         """Drop a broken connection; reconnect() brings it back if it is still needed."""
@@ -445,7 +453,7 @@ class Agent:
 
 
 def close(c):
-    if c is None:
+    if c is None or c.sock is None:
         return
     try:
         c.disconnect()
