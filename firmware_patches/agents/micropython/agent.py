@@ -100,6 +100,7 @@ def der(pem):
 
 
 def iso_now():
+    # Boards without a battery-backed clock say 2000-01-01 until ntptime.settime() runs.
     t = getattr(time, "gmtime", time.localtime)()
     return "%04d-%02d-%02dT%02d:%02d:%02dZ" % tuple(t[:6])
 
@@ -125,7 +126,8 @@ class Agent:
         self.thing = config["thing"]
         self.jobs = "$aws/things/%s/jobs/" % self.thing
         self.state_path = config.get("state", "state.json")
-        self.state = load(self.state_path)
+        # No state file but a whole .tmp: power went between save()'s remove and rename.
+        self.state = load(self.state_path) or load(self.state_path + ".tmp")
         if "aws" not in self.state:  # the first boot: keep the way back before anything else
             self.state["aws"] = {
                 "endpoint": config["endpoint"],
