@@ -28,10 +28,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from bridge.core.machine import State
 from bridge.cutover.job import JobDocument
 from bridge.x509 import thumbprints
 from bridge_sim.fleet import Fleet
 from tests.cutover.conftest import iot_client, until
+from tests.cutover.test_waves import _all_in, _cli, _daemon, _settings, _wave
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = ROOT / "firmware_patches" / "agents" / "micropython" / "agent.py"
@@ -405,4 +407,32 @@ async def test_micropython_agent_rebooted_mid_migration_takes_the_job_again(
         assert second_boot.index("on aws") < second_boot.index("on azure")
         twin = stack.iothub.registry.twin(device.name)
         assert twin["properties"]["reported"]["migration"]["jobId"] == "mpy-5"
+        assert device.state()["cloud"] == "azure"
+
+
+async def test_the_daemon_cuts_a_micropython_device_over_in_a_wave(stack, tmp_path, runtime):
+    """The whole path: the daemon mirrors the thing (identity by thumbprint), a wave sends
+    the job, and judges the move by the device's own connection and twin."""
+    env = stack.env()
+    iot = iot_client(env)
+    dsn = f"sqlite:///{tmp_path / 'bridge.db'}"
+    async with (
+        device_on(stack, tmp_path, runtime, "mpyw", on_azure=False) as device,
+        _daemon(env, _settings(dsn)),
+    ):
+        device.boot()
+        names = [device.name]
+        await until(running(device, lambda: _all_in(dsn, names, State.MIRRORED)), what="the mirror")
+        await _cli(dsn, "plan", "mpy-wave", "--devices", device.name, "--deadline", "60")
+        await _cli(dsn, "start", "mpy-wave")
+        wave = await until(
+            running(device, lambda: _wave(dsn, "mpy-wave", "done", "aborted")), what="the wave"
+        )
+        [outcome] = wave["devices"]
+        assert (outcome["state"], outcome["outcome"]) == ("cut_over", "cut_over"), outcome
+        [job_id] = {
+            e["jobId"]
+            for e in iot.list_job_executions_for_thing(thingName=device.name)["executionSummaries"]
+        }
+        assert execution(iot, job_id, device.name)["status"] == "SUCCEEDED"
         assert device.state()["cloud"] == "azure"
