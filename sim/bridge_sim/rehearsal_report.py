@@ -25,6 +25,14 @@ class Rehearsal:
     # (seconds since the daemon started, on Azure, failed, not on Azure yet)
     progress: list[tuple[float, int, int, int]] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)  # live changes, AWS call to twin
+    # The fleet's cutover, from the verification: (device, telemetry gap at cutover in
+    # seconds beyond the reading interval, or None when it did not move), final states,
+    # readings acknowledged and lost, the verdict.
+    cutover_gaps: list[tuple[str, float | None]] = field(default_factory=list)
+    final_states: dict[str, int] = field(default_factory=dict)
+    readings: int = 0
+    readings_lost: int = 0
+    verdict: str = ""
 
     @property
     def mirrored(self) -> int:
@@ -103,9 +111,44 @@ def render_rehearsal(r: Rehearsal) -> str:
         f"<div class='card'><h2>Live changes: AWS shadow update to IoT Hub twin</h2>{latency}"
         f"<p class='muted'>{len(r.latencies_ms)} changes, each timed from the AWS API call until "
         "the twin read back showed it.</p></div>"
+        f"{_cutover(r)}"
         f"<div class='card'><h2>The estate</h2><p>{r.things:,} things in {r.groups:,} groups, "
         f"{r.certificates:,} certificates, {r.rules:,} rules; the plan found {r.gaps} gaps and "
         f"{r.needing_human:,} devices needing a human (see <code>plan/migration-plan.html</code>)."
         "</p></div>"
     )
     return document("Migration rehearsal", body, subtitle="on the local stand-ins")
+
+
+def _cutover(r: Rehearsal) -> str:
+    """The fleet's cutover: how devices ended, and each moved device's telemetry gap."""
+    if not r.verdict:
+        return ""
+    moved = [(name, gap) for name, gap in r.cutover_gaps if gap is not None]
+    gaps = svg.bar_chart(
+        [gap * 1000 for _, gap in moved],
+        title="telemetry gap at cutover per device",
+        unit=" ms",
+        width=900,
+        height=150,
+        x_labels=[moved[0][0], *[""] * max(len(moved) - 2, 0), moved[-1][0]] if moved else [],
+    )
+    ended = ", ".join(
+        f"{count} {state.replace('_', ' ')}" for state, count in r.final_states.items()
+    )
+    tone = "go" if r.verdict == "pass" else "hold"
+    said = (
+        "Every device is on Azure or rolled back with its reason, and no reading was lost."
+        if r.verdict == "pass"
+        else "Some device or reading did not make it: see verification.txt."
+    )
+    worst = max((gap for _, gap in moved), default=0.0) * 1000
+    return (
+        f"<div class='card'><h2>The fleet's cutover</h2>"
+        f"<div class='verdict {tone}'><b>{escape(r.verdict.upper())}.</b> {escape(said)}</div>"
+        f"<p>{escape(ended)}; {r.readings:,} readings acknowledged by a cloud, "
+        f"{r.readings_lost:,} lost.</p>{gaps}"
+        f"<p class='muted'>For each device that moved: the silence between the last reading "
+        f"AWS took and the first Azure took, beyond the device's reading interval (longest "
+        f"{worst:.0f} ms). Waves in detail: <code>cutover.html</code>.</p></div>"
+    )

@@ -183,6 +183,7 @@ async def rehearse(options: RehearsalOptions) -> int:
                     reverse=settings.reverse.enabled,
                 )
                 clock = _stage(record, "verification", clock)
+                _record_cutover(record, verification)
                 code = _report(verification, workdir)
             report = workdir / "rehearsal.html"
             report.write_text(render_rehearsal(record), encoding="utf-8")
@@ -523,6 +524,15 @@ async def _cutover_page(settings: Settings, path: Path) -> None:
     page = render_cutover_report(waves, generated_at=datetime.now(UTC))
     await asyncio.to_thread(path.write_text, page, "utf-8")
     _say(f"    cutover report: {path}")
+
+
+def _record_cutover(record: Rehearsal, verification: Verification) -> None:
+    summary = verification.summary()
+    record.cutover_gaps = [(d.device_id, d.gap_seconds) for d in verification.devices]
+    record.final_states = dict(summary["states"])
+    record.readings = summary["readings_acknowledged"]
+    record.readings_lost = summary["readings_lost"]
+    record.verdict = summary["verdict"]
 
 
 def _sample(metrics: Metrics, name: str, **labels: str) -> float:

@@ -85,3 +85,5 @@ async def test_the_rehearsal_migrates_the_fleet_and_proves_nothing_was_lost(tmp_
     assert f"<div class='n'>{total}</div><div class='l'>things on AWS</div>" in page
     assert f"<div class='n'>{total}</div><div class='l'>mirrored on Azure</div>" in page
     assert "aria-label='devices per state during the initial sync'" in page
+    assert "aria-label='telemetry gap at cutover per device'" in page
+    assert f"{DEVICES - len(faults)} finalized, {len(faults)} rolled back" in page
