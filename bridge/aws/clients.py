@@ -14,7 +14,7 @@ from bridge.aws.ratelimit import RateLimiter
 from bridge.config import CloudSettings
 from bridge.errors import Denied, Gone
 
-__all__ = ["AwsApi", "open_clients"]
+__all__ = ["AwsApi", "ensure_reachable", "open_clients"]
 
 _DENIED = {"AccessDeniedException", "UnauthorizedException", "AccessDenied", "ForbiddenException"}
 _GONE = {"ResourceNotFoundException", "NotFoundException"}
@@ -58,6 +58,27 @@ class AwsApi:
                 raise _sort(exc) from exc
             for item in page.get(key, []):
                 yield item
+
+
+async def ensure_reachable(cloud: CloudSettings) -> None:
+    """Fail within seconds when AWS cannot be reached at all.
+
+    The working clients retry a connection failure ten times with backoff (about 80 s),
+    which rides out a blip mid-crawl but leaves an operator who mistyped AWS_ENDPOINT_URL
+    waiting. One cheap call with a single retry answers first: a connection or TLS failure
+    goes up (the command line says which setting to check); anything AWS itself answers,
+    even a refusal, means it is reachable, and the real calls deal with it.
+    """
+    config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5)
+    common: dict[str, Any] = {"region_name": cloud.AWS_REGION, "config": config}
+    if cloud.AWS_ENDPOINT_URL:
+        common["endpoint_url"] = cloud.AWS_ENDPOINT_URL
+    if cloud.AWS_ACCESS_KEY_ID and cloud.AWS_SECRET_ACCESS_KEY:
+        common["aws_access_key_id"] = cloud.AWS_ACCESS_KEY_ID.get_secret_value()
+        common["aws_secret_access_key"] = cloud.AWS_SECRET_ACCESS_KEY.get_secret_value()
+    async with get_session().create_client("iot", **common) as iot:
+        with contextlib.suppress(ClientError):
+            await iot.describe_endpoint(endpointType="iot:Data-ATS")
 
 
 @contextlib.asynccontextmanager

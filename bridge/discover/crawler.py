@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.aws.clients import AwsApi, open_clients
+from bridge.aws.clients import AwsApi, ensure_reachable, open_clients
 from bridge.aws.event_config import read_event_configurations
 from bridge.aws.ratelimit import RateLimiter
 from bridge.config import CloudSettings
@@ -121,6 +121,7 @@ async def discover(
     if resumed:
         log.info("discover.resuming", records=resumed, journal=str(journal.path))
     limiter = RateLimiter(options.rates, scale=options.rate_scale)
+    await ensure_reachable(cloud)
     try:
         async with open_clients(cloud, limiter, concurrency=options.concurrency) as (iot, data):
             ctx = Context(iot, data, journal, options)
