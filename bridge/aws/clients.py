@@ -60,6 +60,17 @@ class AwsApi:
                 yield item
 
 
+def _client_args(cloud: CloudSettings, config: Config) -> dict[str, Any]:
+    """create_client's arguments for the configured account, region and endpoint."""
+    args: dict[str, Any] = {"region_name": cloud.AWS_REGION, "config": config}
+    if cloud.AWS_ENDPOINT_URL:
+        args["endpoint_url"] = cloud.AWS_ENDPOINT_URL
+    if cloud.AWS_ACCESS_KEY_ID and cloud.AWS_SECRET_ACCESS_KEY:
+        args["aws_access_key_id"] = cloud.AWS_ACCESS_KEY_ID.get_secret_value()
+        args["aws_secret_access_key"] = cloud.AWS_SECRET_ACCESS_KEY.get_secret_value()
+    return args
+
+
 async def ensure_reachable(cloud: CloudSettings) -> None:
     """Fail within seconds when AWS cannot be reached at all.
 
@@ -70,13 +81,7 @@ async def ensure_reachable(cloud: CloudSettings) -> None:
     even a refusal, means it is reachable, and the real calls deal with it.
     """
     config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5)
-    common: dict[str, Any] = {"region_name": cloud.AWS_REGION, "config": config}
-    if cloud.AWS_ENDPOINT_URL:
-        common["endpoint_url"] = cloud.AWS_ENDPOINT_URL
-    if cloud.AWS_ACCESS_KEY_ID and cloud.AWS_SECRET_ACCESS_KEY:
-        common["aws_access_key_id"] = cloud.AWS_ACCESS_KEY_ID.get_secret_value()
-        common["aws_secret_access_key"] = cloud.AWS_SECRET_ACCESS_KEY.get_secret_value()
-    async with get_session().create_client("iot", **common) as iot:
+    async with get_session().create_client("iot", **_client_args(cloud, config)) as iot:
         with contextlib.suppress(ClientError):
             await iot.describe_endpoint(endpointType="iot:Data-ATS")
 
@@ -92,12 +97,7 @@ async def open_clients(
         connect_timeout=10,
         read_timeout=60,
     )
-    common: dict[str, Any] = {"region_name": cloud.AWS_REGION, "config": config}
-    if cloud.AWS_ENDPOINT_URL:
-        common["endpoint_url"] = cloud.AWS_ENDPOINT_URL
-    if cloud.AWS_ACCESS_KEY_ID and cloud.AWS_SECRET_ACCESS_KEY:
-        common["aws_access_key_id"] = cloud.AWS_ACCESS_KEY_ID.get_secret_value()
-        common["aws_secret_access_key"] = cloud.AWS_SECRET_ACCESS_KEY.get_secret_value()
+    common = _client_args(cloud, config)
     session = get_session()
     async with (
         session.create_client("iot", **common) as iot,
