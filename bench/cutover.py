@@ -29,13 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _mirror_rig import CpuMeter, Daemon, percentile
+from _mirror_rig import CpuMeter, Daemon
 
 from bridge.config import Settings
 from bridge_sim.fleet import Fleet
 from bridge_sim.observe import AwsTap, AzureTap
 from bridge_sim.rehearse import run_waves, until_ready, verify_fleet
 from bridge_sim.stack import sim_stack
+from bridge_sim.verify import ON_AZURE
 
 
 def _arguments() -> argparse.Namespace:
@@ -132,8 +133,8 @@ async def _run(args: argparse.Namespace, workdir: Path) -> None:
 def _print(args, *, wave, wave_seconds, verification, cpu, daemon) -> None:
     idle_cpu, idle_rss, wave_cpu, cpu_seconds = cpu
     summary = verification.summary()
-    moved = [d for d in verification.devices if d.state in {"cut_over", "finalized"}]
-    gaps = [d.gap_seconds for d in moved if d.gap_seconds is not None]
+    moved = [d for d in verification.devices if d.state in ON_AZURE]
+    gaps = summary["gap_at_cutover_seconds"]
     rate = 60 * len(moved) / wave_seconds if wave_seconds else 0.0
     print(f"wave: {wave['state']}: {wave['reason']} in {wave_seconds:.1f} s", flush=True)
     print(
@@ -142,8 +143,7 @@ def _print(args, *, wave, wave_seconds, verification, cpu, daemon) -> None:
     )
     print(
         f"gap at cutover beyond the {args.interval:g} s interval: p50 "
-        f"{percentile(gaps, 0.5):.3f} s, p99 {percentile(gaps, 0.99):.3f} s, max "
-        f"{max(gaps, default=0):.3f} s"
+        f"{gaps['p50']:.3f} s, p99 {gaps['p99']:.3f} s, max {gaps['max']:.3f} s"
     )
     print(
         f"readings: {summary['readings_acknowledged']} acknowledged, {summary['readings_lost']} "

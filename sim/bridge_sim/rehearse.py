@@ -207,12 +207,12 @@ def misbehaving(devices: int) -> dict[int, list[str]]:
     tripping the wave's abort threshold; a small fleet gets fewer faults.
     """
     faults = ["reject", "azure-unreachable", "vanish", "ignore-jobs", "claim-success"]
-    last = [index for index, _ in enumerate(waves([str(i) for i in range(devices)])[-1][1])]
-    offset = devices - len(last)
+    last = len(waves([str(i) for i in range(devices)])[-1][1])
+    offset = devices - last
     if offset < CANARY:  # a fleet of one wave: the canary stays healthy
         return {}
-    chosen = faults[: len(last) // 3]
-    step = max(1, len(last) // max(1, len(chosen)))
+    chosen = faults[: last // 3]
+    step = max(1, last // max(1, len(chosen)))
     return {offset + i * step: [fault] for i, fault in enumerate(chosen)}
 
 
@@ -444,26 +444,6 @@ async def verify_fleet(
     return Verification(checks)
 
 
-async def _settle_back(
-    fleet: Fleet, azure_tap: AzureTap, aws_tap: AwsTap, quiet: float = 10.0
-) -> None:
-    """Wait until what devices sent to Azure stops arriving back on AWS for a while."""
-    last, last_change = -1, time.monotonic()
-    while time.monotonic() - last_change < quiet:
-        direct = {
-            (name, a.seq)
-            for name in fleet.names
-            for a in azure_tap.arrivals.get(name, [])
-            if a.via == "device"
-        }
-        back = {(name, a.seq) for name in fleet.names for a in aws_tap.arrivals.get(name, [])}
-        if direct <= back:
-            return
-        if len(back) != last:
-            last, last_change = len(back), time.monotonic()
-        await asyncio.sleep(0.5)
-
-
 def _actual_twin(registry: Any, name: str, module: str) -> tuple[Any, Any, Any]:
     """(tags.aws, desired, relay module reported) as IoT Hub holds them."""
     twin = registry.twin(name)
@@ -480,22 +460,51 @@ def _actual_twin(registry: Any, name: str, module: str) -> tuple[Any, Any, Any]:
     )
 
 
-async def _settle(fleet: Fleet, azure_tap: AzureTap, quiet: float = 10.0) -> None:
-    """Wait until every acknowledged reading is on Azure, or nothing new arrived for a while."""
+async def _settle(fleet: Fleet, azure_tap: AzureTap) -> None:
+    """Until every acknowledged reading is on Azure, or nothing new arrives for a while."""
     wanted = {
         name: {r.seq for r in device.readings if r.cloud in {"aws", "azure"}}
         for name, device in fleet.devices.items()
     }
-    last, last_change = -1, time.monotonic()
-    while time.monotonic() - last_change < quiet:
-        arrived = sum(len(v) for v in azure_tap.arrivals.values())
-        if all(
+
+    def covered() -> bool:
+        return all(
             seqs <= {a.seq for a in azure_tap.arrivals.get(name, [])}
             for name, seqs in wanted.items()
-        ):
+        )
+
+    await _until_covered(covered, lambda: sum(len(v) for v in azure_tap.arrivals.values()))
+
+
+async def _settle_back(fleet: Fleet, azure_tap: AzureTap, aws_tap: AwsTap) -> None:
+    """Until what devices sent to Azure is back on AWS, or nothing new arrives for a while
+    (what a device sent after its finalizing never comes back)."""
+
+    def back() -> set[tuple[str, int]]:
+        return {(name, a.seq) for name in fleet.names for a in aws_tap.arrivals.get(name, [])}
+
+    def covered() -> bool:
+        direct = {
+            (name, a.seq)
+            for name in fleet.names
+            for a in azure_tap.arrivals.get(name, [])
+            if a.via == "device"
+        }
+        return direct <= back()
+
+    await _until_covered(covered, lambda: len(back()))
+
+
+async def _until_covered(
+    covered: Callable[[], bool], progress: Callable[[], int], quiet: float = 10.0
+) -> None:
+    """Until `covered()`, or `progress()` stayed the same for `quiet` seconds."""
+    last, last_change = -1, time.monotonic()
+    while time.monotonic() - last_change < quiet:
+        if covered():
             return
-        if arrived != last:
-            last, last_change = arrived, time.monotonic()
+        if (now := progress()) != last:
+            last, last_change = now, time.monotonic()
         await asyncio.sleep(0.5)
 
 

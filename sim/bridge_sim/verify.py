@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -225,8 +225,3 @@ class Verification:
             ),
         ]
         return "\n".join(lines)
-
-
-def twins_match(expected: Mapping[str, Any], actual: Mapping[str, Any], device_id: str) -> bool:
-    """Whether IoT Hub's (tags.aws, desired, module reported) equal what AWS says."""
-    return device_id in expected and expected.get(device_id) == actual.get(device_id)
