@@ -224,7 +224,12 @@ def mosquitto_bridge(workdir: Path, messages: int, devices: int) -> None:
 
 
 def relay_daemon(
-    workdir: Path, env: dict[str, str], label: str, pool: int, transport: str = "mqtt"
+    workdir: Path,
+    env: dict[str, str],
+    label: str,
+    pool: int,
+    transport: str = "mqtt",
+    in_flight: int | None = None,
 ) -> Daemon:
     daemon = Daemon(workdir, env, label)
     extra = {
@@ -233,6 +238,7 @@ def relay_daemon(
         "BRIDGE_RELAY__TRANSPORT": transport,
         "BRIDGE_RELAY__CONNECTIONS": str(pool),
         "BRIDGE_RELAY__SESSION_EXPIRY": "60",
+        **({"BRIDGE_RELAY__IN_FLIGHT": str(in_flight)} if in_flight else {}),
     }
     with daemon.env_file.open("a") as file:
         file.write("".join(f"{k}={v}\n" for k, v in extra.items()))
@@ -267,7 +273,7 @@ async def main(args: argparse.Namespace) -> None:
                 )
             best: dict[str, float] = {}
             for label, transport, pool, fleet, warm_up in passes:
-                daemon = relay_daemon(workdir, env, label, pool, transport)
+                daemon = relay_daemon(workdir, env, label, pool, transport, args.in_flight)
                 daemon.start()
                 try:
                     ready = await daemon.until_ready(timeout=1800)
@@ -284,7 +290,9 @@ async def main(args: argparse.Namespace) -> None:
             # Latency at half the best transport's maximum, on a fresh, warm daemon.
             transport = "amqp" if "amqp" in best else "mqtt"
             fleet = names if transport == "amqp" else warm
-            daemon = relay_daemon(workdir, env, "latency", 2 * len(warm), transport)
+            daemon = relay_daemon(
+                workdir, env, "latency", 2 * len(warm), transport, args.in_flight
+            )
             daemon.start()
             try:
                 await daemon.until_ready(timeout=1800)
@@ -307,5 +315,8 @@ if __name__ == "__main__":
         default=100,
         help="devices of the warm pass, whose connections all stay open (azure-iot-device "
         "stalls past about 330 connections in one process on this machine)",
+    )
+    parser.add_argument(
+        "--in-flight", type=int, default=None, help="BRIDGE_RELAY__IN_FLIGHT (default: the setting's)"
     )
     asyncio.run(main(parser.parse_args()))

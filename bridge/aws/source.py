@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import functools
 import hashlib
 import threading
@@ -33,6 +32,7 @@ from awscrt import mqtt5
 from bridge.aws import crt
 from bridge.aws.codec import SUBSCRIPTIONS, decode
 from bridge.aws.inbox import AckValve, Arrival, Inbox
+from bridge.core.handoff import LoopHandoff
 from bridge.core.ports import Delivery
 from bridge.errors import ConfigError, MalformedEvent, SourceError
 from bridge.logging import get_logger
@@ -150,7 +150,7 @@ class AwsSource:
         self._connect_timeout_s = connect_timeout_s
         self._inbox = Inbox(max_pending)
         self._valve = AckValve(self._inbox, self._send_puback)
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handoff: LoopHandoff | None = None
         self._loop_thread: int | None = None
         self._client: Any = None
         self._connection = 0  # counts successful connections; tags arrivals
@@ -183,9 +183,10 @@ class AwsSource:
         return f"{self._spec.host}:{self._spec.port}"
 
     async def __aenter__(self) -> Self:
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        self._handoff = LoopHandoff(loop)
         self._loop_thread = threading.get_ident()
-        self._first = self._loop.create_future()
+        self._first = loop.create_future()
         self._client = crt.build_client(
             self._spec,
             crt.Callbacks(
@@ -300,11 +301,9 @@ class AwsSource:
     # --- awscrt threads: hand everything to the event loop, in order -----------------------
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        with contextlib.suppress(RuntimeError):  # loop closed: nobody is left to tell
-            loop.call_soon_threadsafe(callback, *args)
+        # One wake-up of the loop carries every message that arrived meanwhile.
+        if self._handoff is not None:
+            self._handoff.post(callback, *args)
 
     def _crt_publish(self, data: Any) -> None:
         received_at = time.monotonic()

@@ -119,6 +119,7 @@ class RelayEngine:
         self._sender = sender
         self._budget = budget
         self._metrics = metrics
+        self._sent = metrics.relay_messages.labels(outcome="sent")  # once, not per message
         self._quota = quota
         self.options = options or EngineOptions()
         self._clock = clock
@@ -234,7 +235,7 @@ class RelayEngine:
             return
         if await self._send(message, delivery):
             self.sent += 1
-            self._metrics.relay_messages.labels(outcome="sent").inc()
+            self._sent.inc()
             self._metrics.relay_lag.observe(time.monotonic() - delivery.received_at)
             self._quota.spend(message.size)
 
