@@ -229,6 +229,7 @@ def relay_daemon(
     label: str,
     pool: int,
     transport: str = "mqtt",
+    *,
     in_flight: int | None = None,
 ) -> Daemon:
     daemon = Daemon(workdir, env, label)
@@ -273,7 +274,9 @@ async def main(args: argparse.Namespace) -> None:
                 )
             best: dict[str, float] = {}
             for label, transport, pool, fleet, warm_up in passes:
-                daemon = relay_daemon(workdir, env, label, pool, transport, args.in_flight)
+                daemon = relay_daemon(
+                    workdir, env, label, pool, transport, in_flight=args.in_flight
+                )
                 daemon.start()
                 try:
                     ready = await daemon.until_ready(timeout=1800)
@@ -291,7 +294,7 @@ async def main(args: argparse.Namespace) -> None:
             transport = "amqp" if "amqp" in best else "mqtt"
             fleet = names if transport == "amqp" else warm
             daemon = relay_daemon(
-                workdir, env, "latency", 2 * len(warm), transport, args.in_flight
+                workdir, env, "latency", 2 * len(warm), transport, in_flight=args.in_flight
             )
             daemon.start()
             try:
@@ -317,6 +320,6 @@ if __name__ == "__main__":
         "stalls past about 330 connections in one process on this machine)",
     )
     parser.add_argument(
-        "--in-flight", type=int, default=None, help="BRIDGE_RELAY__IN_FLIGHT (default: the setting's)"
+        "--in-flight", type=int, default=None, help="BRIDGE_RELAY__IN_FLIGHT (default: 100)"
     )
     asyncio.run(main(parser.parse_args()))

@@ -181,6 +181,12 @@ class RelaySettings(BaseModel):
     token_ttl: int = Field(
         default=3600, ge=60, description="Seconds each relay module's SAS token is valid (amqp)."
     )
+    idle_link_seconds: float = Field(
+        default=600,
+        ge=0,
+        description="A relay module that sent nothing for this long gives its AMQP link back "
+        "(about 6 KB each) and is authorized again on its next message; 0 keeps every link.",
+    )
     state_ttl: float = Field(
         default=1.0,
         ge=0,

@@ -93,6 +93,7 @@ class _Identity:
     expiry: int = 0
     renewing: bool = False
     link: Any = None
+    last_used: float = 0.0  # time.monotonic() of its latest send
     pending: deque[_Send] = field(default_factory=deque)
     in_flight: dict[Any, _Send] = field(default_factory=dict)
 
@@ -128,6 +129,9 @@ class AmqpModuleSender:
         token_ttl: Seconds each SAS token is valid.
         renew_before: Seconds before expiry a token is put again.
         send_timeout: Seconds a send may take, authorization included.
+        idle_seconds: An identity that sent nothing for this long gives its link (and its
+            connection, once it carries none) back; its next message authorizes it again.
+            None keeps every link open.
     """
 
     def __init__(
@@ -145,6 +149,7 @@ class AmqpModuleSender:
         token_ttl: int = 3600,
         renew_before: int = 600,
         send_timeout: float = _TIMEOUT,
+        idle_seconds: float | None = None,
     ) -> None:
         if not 0 < renew_before < token_ttl:
             raise ValueError("renew_before must be positive and less than token_ttl")
@@ -176,6 +181,7 @@ class AmqpModuleSender:
             links_per_connection=links_per_connection,
             token_ttl=token_ttl,
             renew_before=renew_before,
+            idle_seconds=idle_seconds,
         )
         self._handoff: LoopHandoff | None = None
         self._reactor.lost = self._lost
@@ -206,6 +212,11 @@ class AmqpModuleSender:
     def linked(self) -> int:
         """Module identities authorized with a link open now."""
         return self._reactor.linked
+
+    @property
+    def closed_idle(self) -> int:
+        """Links given back because their identity sent nothing for `idle_seconds`."""
+        return self._reactor.closed_idle
 
     async def send(
         self,
@@ -320,6 +331,7 @@ class _Reactor(Handler):
         links_per_connection: int,
         token_ttl: int,
         renew_before: int,
+        idle_seconds: float | None,
     ) -> None:
         self._url = address
         self._host_name = host_name
@@ -327,7 +339,8 @@ class _Reactor(Handler):
         self._per_connection = links_per_connection
         self._ttl = token_ttl
         self._renew_before = renew_before
-        self._sweep = max(0.5, min(60.0, renew_before / 4))
+        self._idle = idle_seconds
+        self._sweep = max(0.5, min(60.0, renew_before / 4, (idle_seconds or 3600) / 4))
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         # True while a "commands" event is on its way; the reactor clears it before it
         # takes commands, so a command queued after it looked gets a wake-up of its own.
@@ -346,6 +359,7 @@ class _Reactor(Handler):
         self.open_connections = 0
         self.connections_opened = 0
         self.linked = 0
+        self.closed_idle = 0
 
     # -- any thread ----------------------------------------------------------------------
 
@@ -414,6 +428,7 @@ class _Reactor(Handler):
             )
             identity.connection.identities[device_id] = identity
             self._put_token(identity)
+        identity.last_used = time.monotonic()
         identity.pending.append(send)
         self._pump(identity)
 
@@ -489,7 +504,9 @@ class _Reactor(Handler):
         return connection
 
     def on_timer_task(self, _event: Any) -> None:
-        """Put a fresh token for every identity whose token nears its end."""
+        """Give idle links back; put a fresh token for every identity nearing its end."""
+        if self._idle is not None:
+            self._close_idle(time.monotonic() - self._idle)
         soon = time.time() + self._renew_before
         for identity in list(self._identities.values()):
             if identity.expiry and identity.expiry <= soon and not identity.renewing:
@@ -498,6 +515,23 @@ class _Reactor(Handler):
         self._timer = None
         if self._connections:
             self._timer = self._container.schedule(self._sweep, self)
+
+    def _close_idle(self, used_before: float) -> None:
+        # A fleet's identities outnumber the ones sending at any time (devices cut over,
+        # retired, quiet): a link each for every device ever seen would grow without end.
+        for identity in list(self._identities.values()):
+            if (
+                identity.last_used < used_before
+                and identity.expiry  # authorized: not waiting for its token
+                and not identity.pending
+                and not identity.in_flight
+            ):
+                self._drop_identity(identity, SendFailed("idle"))  # no message is waiting
+                self.closed_idle += 1
+        for connection in list(self._connections):
+            if not connection.identities and not connection.cbs_waiting:
+                self._lose(connection, SendFailed("idle"))
+                connection.proton.close()
 
     def _put_token(self, identity: _Identity) -> None:
         connection = identity.connection

@@ -129,6 +129,7 @@ class RelayService:
                 links_per_connection=relay.links_per_connection,
                 token_ttl=relay.token_ttl,
                 renew_before=max(30, relay.token_ttl // 6),
+                idle_seconds=relay.idle_link_seconds or None,
             )
         else:
             sender = ModuleSender(

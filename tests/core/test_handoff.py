@@ -34,9 +34,7 @@ async def test_calls_from_many_threads_all_run_on_the_loop_in_each_threads_order
     for worker in workers:
         worker.join()
     assert all(on_loop_thread)
-    assert {sender: order for sender, order in seen.items()} == {
-        i: list(range(per_thread)) for i in range(threads)
-    }
+    assert seen == {i: list(range(per_thread)) for i in range(threads)}
 
 
 async def test_calls_posted_while_the_loop_is_busy_share_one_wake_up() -> None:

@@ -350,3 +350,28 @@ async def test_the_d2c_throttle_paces_sends_and_rejects_past_its_wait(emulator, 
         assert len(stored) == 400 - len(refused)
     finally:
         await sender.close()
+
+
+async def test_idle_links_are_given_back_and_the_next_message_authorizes_again(emulator, hub):
+    await make_devices(hub, ["idle-a", "idle-b"])
+    sender = make_sender(emulator, hub, idle_seconds=1.0)
+    try:
+        await send(sender, "idle-a", 0)
+        await send(sender, "idle-b", 0)
+        assert sender.linked == 2
+        # idle-b keeps sending: only idle-a's link goes.
+        async with asyncio.timeout(WAIT):
+            n = 1
+            while sender.closed_idle < 1:
+                await send(sender, "idle-b", n)
+                n += 1
+                await asyncio.sleep(0.1)
+        assert emulator.amqp_devices.linked("idle-b", MODULE) == 1
+        await until(lambda: emulator.amqp_devices.linked("idle-a", MODULE) == 0)
+        # Once nothing sends, the connection itself goes too.
+        await until(lambda: sender.linked == 0 and sender.open_connections == 0)
+        await send(sender, "idle-a", 1)  # a new connection, a fresh token, a new link
+        assert sender.open_connections == 1
+        assert [e.message_id for e in telemetry(emulator, "idle-a")] == ["idle-a-0", "idle-a-1"]
+    finally:
+        await sender.close()
