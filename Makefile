@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 ENV_FILE ?= .env.sim
 THINGS ?= 300
 PYTEST_ARGS ?=
+# The suite runs on two workers (pytest-xdist): most tests wait on servers and child
+# processes, so two at a time nearly halve the run on two cores. Tests of one module share
+# a worker (--dist loadscope), so module fixtures start once. PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: all setup system venv azurite node-sdks checkov lint test rehearse image clean
 
@@ -56,7 +60,7 @@ lint: setup
 	$(VENV)/bin/lint-imports --no-cache
 
 test: setup lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 rehearse: setup
 	$(VENV)/bin/iot-bridge rehearse --things $(THINGS) --env-file $(ENV_FILE)

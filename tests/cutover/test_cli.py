@@ -34,7 +34,9 @@ def store_changes():
 
 
 def cutover(dsn, *args):
-    return CliRunner().invoke(app, ["cutover", *args], env={"BRIDGE_STORE__DSN": dsn})
+    # Wide enough that rich never wraps a long temporary path inside a word.
+    env = {"BRIDGE_STORE__DSN": dsn, "COLUMNS": "400"}
+    return CliRunner().invoke(app, ["cutover", *args], env=env)
 
 
 def test_plan_start_pause_resume_abort_and_status(dsn):
