@@ -17,17 +17,20 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from azure.storage.blob.aio import BlobServiceClient
 
+from bridge.inventory.models import TopicRule
 from bridge.mapping.models import RulePlan
 from bridge.mapping.topics import TOPIC_PROPERTY
 from bridge_sim.aws_rules import AwsRule
+from bridge_sim.iothub.emulator import IotHubEmulator
 from bridge_sim.iothub.eventhub.log import EventLog, StoredEvent
-from bridge_sim.iothub.routing import MessageRouter
+from bridge_sim.iothub.routing import MessageRouter, load_tfvars
 
-__all__ = ["RouteVerdict", "check_routes"]
+__all__ = ["RouteVerdict", "check_routes", "load_plan_routes", "verify_routes"]
 
 Key = tuple[str, str]
 
@@ -158,3 +161,24 @@ async def check_routes(
                 )
             )
     return verdicts
+
+
+TFVARS_FILE = "landing-zone.auto.tfvars.json"
+
+
+async def load_plan_routes(emulator: IotHubEmulator, plan_dir: Path) -> None:
+    """Route the emulator's device messages by the plan's routes and endpoints from now on."""
+    assert emulator.router is not None
+    await emulator.router.configure(load_tfvars(plan_dir / TFVARS_FILE))
+
+
+async def verify_routes(
+    emulator: IotHubEmulator, plan_rules: Sequence[RulePlan], topic_rules: Sequence[TopicRule]
+) -> tuple[list[str], bool]:
+    """The rehearsal's route lines, and whether every route put its messages where AWS did."""
+    assert emulator.router is not None
+    aws = [AwsRule(rule.name, rule.sql, enabled=not rule.disabled) for rule in topic_rules]
+    verdicts = await check_routes(emulator.router, plan_rules, aws)
+    if not verdicts:
+        return ["routes: the plan has no routes to custom endpoints"], True
+    return [verdict.line() for verdict in verdicts], all(v.ok for v in verdicts)
