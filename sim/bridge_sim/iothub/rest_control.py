@@ -11,6 +11,7 @@
   messages (body as text, properties, annotations), oldest first.
 - `POST /_emulator/connections/drop` `{"deviceId": "d1", "moduleId": null}` cuts one
   device connection without a word; `{}` cuts them all. Answers `{"dropped": n}`.
+- `/_emulator/routing`: routes and custom endpoints, in `rest_routing`.
 """
 
 from __future__ import annotations
