@@ -18,10 +18,11 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bridge.mapping.telemetry import topic_matches
 from bridge.plan.rules.ast import Binary, Call, Expr, Field, Literal, RuleQuery, Unary
 from bridge.plan.rules.sql import parse_rule_sql
 
-__all__ = ["UNDEFINED", "AwsRule", "mqtt_matches", "where_value"]
+__all__ = ["UNDEFINED", "AwsRule", "where_value"]
 
 
 class _Undefined:
@@ -34,19 +35,6 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq, "<>": operator.ne, "!=": operator.ne,
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }  # fmt: skip
-
-
-def mqtt_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT 3.1.1 filter matching, as AWS IoT applies a rule's FROM clause."""
-    filter_levels, topic_levels = topic_filter.split("/"), topic.split("/")
-    if topic.startswith("$") and filter_levels[0] in {"+", "#"}:
-        return False
-    for index, level in enumerate(filter_levels):
-        if level == "#":
-            return True
-        if index >= len(topic_levels) or level not in {"+", topic_levels[index]}:
-            return False
-    return len(topic_levels) == len(filter_levels)
 
 
 class AwsRule:
@@ -66,7 +54,8 @@ class AwsRule:
 
     def selects(self, topic: str, payload: bytes, client_id: str) -> bool:
         """Whether AWS would run this rule's actions for `payload` published on `topic`."""
-        if not self.enabled or not mqtt_matches(self.query.topic_filter, topic):
+        # MQTT filter matching, as AWS IoT applies a rule's FROM clause (the relay's own).
+        if not self.enabled or not topic_matches(self.query.topic_filter, topic):
             return False
         if self.query.where is None:
             return True

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from bridge.mapping.models import RulePlan
 from bridge.mapping.topics import TOPIC_PROPERTY
 from bridge_sim.aws_rules import AwsRule
 from bridge_sim.iothub.emulator import IotHubEmulator
-from bridge_sim.iothub.eventhub.log import EventLog, StoredEvent
+from bridge_sim.iothub.eventhub.log import StoredEvent
 from bridge_sim.iothub.routing import MessageRouter, load_tfvars
 
 __all__ = ["RouteVerdict", "check_routes", "load_plan_routes", "verify_routes"]
@@ -77,12 +77,6 @@ def _key(device_id: str, message_id: str | None, topic: str, body: bytes) -> Key
     return device_id, message_id or f"{topic}|{_canonical(body)}"
 
 
-def _events(log: EventLog) -> Iterable[StoredEvent]:
-    for partition in range(log.partition_count):
-        begin = log.begin_sequence_number(partition)
-        yield from log.read(partition, begin, log.next_sequence_number(partition) - begin)
-
-
 def _event_key(event: StoredEvent) -> Key:
     topic = event.properties.get(TOPIC_PROPERTY, "")
     return _key(event.device_id, event.message_id, topic, event.body)
@@ -116,7 +110,7 @@ async def _landed(router: MessageRouter, endpoint: str) -> set[Key]:
     if found is None:
         return set()
     if found.type == "EventHub":
-        return {_event_key(event) for event in _events(router.event_hub(found.target))}
+        return {_event_key(event) for event in router.event_hub(found.target).retained()}
     if found.type == "StorageContainer":
         return await _container(router, found.target)
     return {_record_key(record) for record in router.service_bus.get(found.target, [])}
@@ -127,7 +121,7 @@ async def check_routes(
 ) -> list[RouteVerdict]:
     """One verdict per route of the plan (rule and endpoint), AWS's verdict against IoT Hub's."""
     await router.flush()
-    messages = [e for e in _events(router.events) if TOPIC_PROPERTY in e.properties]
+    messages = [e for e in router.events.retained() if TOPIC_PROPERTY in e.properties]
     by_name = {rule.name: rule for rule in aws_rules}
     selected: dict[str, set[Key]] = {}
     for rule in plan_rules:
