@@ -60,17 +60,7 @@ def landing_zone_tfvars(
         }
         for name, source in BRIDGE_ROUTES
     ]
-    routes.extend(
-        {
-            "name": rule.route_name,
-            "source": rule.source,
-            "condition": rule.condition,
-            "endpoint_names": rule.endpoint_names,
-            "enabled": rule.enabled,
-        }
-        for rule in routing.rules
-        if rule.route_name
-    )
+    routes.extend(routing.route_variables())
     return {
         "resource_group_name": names.resource_group,
         "location": options.location,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from bridge.mapping.models import RulePlan
 from bridge.plan.rules import EndpointSuggestion, RuleTranslation
@@ -61,6 +62,35 @@ class RoutingPlan:
         """Sorted distinct targets of one endpoint type."""
         return sorted({e.target for e in self.endpoints if e.type == endpoint_type})
 
+    def route_variables(self) -> list[dict[str, Any]]:
+        """The rules' routes as the Terraform module's `routes` variable takes them.
+
+        An IoT Hub route names exactly one endpoint ("currently only one endpoint is
+        allowed"), so a rule with several endpoints becomes one route per endpoint, the
+        first under the rule's route name and the others under that name and the endpoint's.
+        """
+        used = {name for name, _ in BRIDGE_ROUTES} | {
+            r.route_name for r in self.rules if r.route_name
+        }
+        routes: list[dict[str, Any]] = []
+        for rule in self.rules:
+            if not rule.route_name:
+                continue
+            for index, endpoint in enumerate(rule.endpoint_names):
+                name = rule.route_name
+                if index:
+                    name = _unique(_name(f"{rule.route_name}-{endpoint}"), used)
+                routes.append(
+                    {
+                        "name": name,
+                        "source": rule.source,
+                        "condition": rule.condition,
+                        "endpoint_names": [endpoint],
+                        "enabled": rule.enabled,
+                    }
+                )
+        return routes
+
 
 def plan_routes(translations: list[RuleTranslation]) -> RoutingPlan:
     """Routes for every translatable rule, sorted by rule name; limits checked."""
@@ -70,7 +100,7 @@ def plan_routes(translations: list[RuleTranslation]) -> RoutingPlan:
     for translation in sorted(translations, key=lambda t: t.rule_name):
         plan.rules.append(_rule_plan(translation, endpoints, used_names))
     plan.endpoints = sorted(endpoints.values())
-    routes = sum(1 for rule in plan.rules if rule.route_name) + len(BRIDGE_ROUTES)
+    routes = len(plan.route_variables()) + len(BRIDGE_ROUTES)
     if routes > MAX_ROUTES:
         plan.problems.append(f"{routes} routes exceed IoT Hub's {MAX_ROUTES} per hub")
     if len(plan.endpoints) > MAX_CUSTOM_ENDPOINTS:

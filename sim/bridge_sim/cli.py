@@ -34,12 +34,24 @@ def sim_up(
         int,
         typer.Option(min=0, help="Build a realistic estate of this many things in the stand-in."),
     ] = 0,
+    routes: Annotated[
+        Path | None,
+        typer.Option(
+            "--routes",
+            exists=True,
+            dir_okay=False,
+            help="A plan's landing-zone.auto.tfvars.json: route device messages by its routes "
+            "and endpoints, as IoT Hub would.",
+        ),
+    ] = None,
 ) -> None:
     """Start the local stand-ins in the foreground until Ctrl-C, and write their settings."""
     from bridge_sim.stack import run_until_interrupted  # noqa: PLC0415 - heavy imports, only here
 
     configure_logging()
-    asyncio.run(run_until_interrupted(env_file=env_file, state_dir=state_dir, things=things))
+    asyncio.run(
+        run_until_interrupted(env_file=env_file, state_dir=state_dir, things=things, routes=routes)
+    )
 
 
 def rehearse(  # noqa: PLR0917 - typer maps each parameter to an option

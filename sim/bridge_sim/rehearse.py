@@ -53,6 +53,7 @@ from bridge_sim.fleet import Fleet
 from bridge_sim.observe import AwsTap, AzureTap
 from bridge_sim.parity import expected_twins
 from bridge_sim.rehearsal_report import Rehearsal, render_rehearsal
+from bridge_sim.routes_check import load_plan_routes, verify_routes
 from bridge_sim.stack import SimStack, sim_stack
 from bridge_sim.verify import Verification, check_device
 
@@ -141,6 +142,7 @@ async def rehearse(options: RehearsalOptions) -> int:
             f"certificates, {len(inventory.rules)} rules -> {inventory_path}"
         )
         _say(f"    plan: {len(plan.devices)} devices, {len(plan.gaps)} gaps -> {written[0].parent}")
+        await load_plan_routes(stack.iothub, written[0].parent)  # IoT Hub routes as planned
         settings = _daemon_settings(workdir)
         metrics = Metrics.create()
         daemon = asyncio.create_task(
@@ -185,6 +187,10 @@ async def rehearse(options: RehearsalOptions) -> int:
                 clock = _stage(record, "verification", clock)
                 _record_cutover(record, verification)
                 code = _report(verification, workdir)
+                lines, routes_ok = await verify_routes(stack.iothub, plan.rules, inventory.rules)
+                for line in lines:
+                    _say(f"    {line}")
+                code = code if routes_ok else ExitCode.VERIFY_FAILED
             report = workdir / "rehearsal.html"
             report.write_text(render_rehearsal(record), encoding="utf-8")
             _say(f"    summary: {report}")

@@ -15,6 +15,7 @@ from bridge_sim.aws.standin import AwsStandIn
 from bridge_sim.envfile import is_secret, write_env_file
 from bridge_sim.estate import EstateSpec, build_estate
 from bridge_sim.iothub.emulator import IotHubEmulator
+from bridge_sim.iothub.routing import RoutingConfig, load_tfvars
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -46,17 +47,22 @@ class SimStack:
 
 @contextlib.asynccontextmanager
 async def sim_stack(
-    state_dir: Path, *, region: str = "us-east-1", registry_events: bool = True
+    state_dir: Path,
+    *,
+    region: str = "us-east-1",
+    registry_events: bool = True,
+    routing: RoutingConfig | None = None,
 ) -> AsyncIterator[SimStack]:
     """Start every stand-in under `state_dir` and stop them on exit.
 
     `registry_events=False` starts AWS as a new account: registry events off until enabled.
+    `routing` gives the IoT Hub emulator routes and endpoints (`load_tfvars` reads a plan's).
     """
     async with (
         AwsStandIn(
             workdir=state_dir / "aws", region=region, registry_events=registry_events
         ) as aws,
-        IotHubEmulator(workdir=state_dir / "iothub") as iothub,
+        IotHubEmulator(workdir=state_dir / "iothub", routing=routing) as iothub,
     ):
         yield SimStack(aws, iothub)
 
@@ -69,8 +75,11 @@ async def _populate(stack: SimStack, things: int) -> None:
     log.info("sim.estate_built", things=len(estate.devices), groups=len(estate.groups))
 
 
-async def run_until_interrupted(*, env_file: Path, state_dir: Path | None, things: int = 0) -> None:
-    """Run the stand-ins in the foreground until SIGINT or SIGTERM."""
+async def run_until_interrupted(
+    *, env_file: Path, state_dir: Path | None, things: int = 0, routes: Path | None = None
+) -> None:
+    """Run the stand-ins in the foreground until SIGINT or SIGTERM; `routes`: a plan's tfvars."""
+    routing = load_tfvars(routes) if routes is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -78,7 +87,7 @@ async def run_until_interrupted(*, env_file: Path, state_dir: Path | None, thing
     with contextlib.ExitStack() as cleanup:
         if state_dir is None:
             state_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="iot-sim-")))
-        async with sim_stack(state_dir) as stack:
+        async with sim_stack(state_dir, routing=routing) as stack:
             if things:
                 await _populate(stack, things)
             env = stack.env()

@@ -72,6 +72,11 @@ async def test_the_rehearsal_migrates_the_fleet_and_proves_nothing_was_lost(tmp_
     assert summary["readings_lost"] == 0
     assert summary["states"] == {"finalized": DEVICES - len(faults), "rolled_back": len(faults)}
     assert "verdict: PASS" in text
+    # The plan's routes, loaded into the emulator, put each reading where the AWS rule did.
+    routed = re.search(r"route fleet_telemetry -> (\S+): (\d+) of (\d+) messages landed", text)
+    assert routed is not None, text
+    assert routed[2] == routed[3] != "0", routed[0]
+    assert "[WRONG]" not in text
     assert (workdir / "verification.txt").read_text().strip().endswith("verdict: PASS")
 
     assert "<svg" in (workdir / "cutover.html").read_text()

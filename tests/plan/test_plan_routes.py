@@ -110,11 +110,13 @@ def test_tfvars_hold_the_bridge_routes_then_the_rule_routes_and_the_entities():
     assert tfvars["iothub_name"] == "iothub-eu-west-1-123456789012"
     assert tfvars["resource_group_name"] == "rg-iothub-eu-west-1-123456789012"
     assert tfvars["location"] == "northeurope"
-    assert [r["name"] for r in tfvars["routes"]] == [
-        "bridge-telemetry-to-events",
-        "bridge-connection-state",
-        "bridge-twin-changes",
-        "telemetry",
+    # An IoT Hub route names one endpoint: a rule with two gets a route for each.
+    assert [(r["name"], r["endpoint_names"]) for r in tfvars["routes"]] == [
+        ("bridge-telemetry-to-events", ["events"]),
+        ("bridge-connection-state", ["events"]),
+        ("bridge-twin-changes", ["events"]),
+        ("telemetry", ["eh-telemetry"]),
+        ("telemetry-sa-archive-bucket", ["sa-archive-bucket"]),
     ]
     assert tfvars["event_hubs"] == ["telemetry"]
     assert tfvars["storage_containers"] == ["archive-bucket", "device-import-export"]

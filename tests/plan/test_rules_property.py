@@ -106,17 +106,23 @@ def aws_eval(expr: Expr, topic: str, body: dict[str, Any]) -> Any:
             return _arith(expr.op, left, right)
         return _compare(expr.op, left, right)
     assert isinstance(expr, Call)
-    args = [aws_eval(arg, topic, body) for arg in expr.args]
-    if expr.name == "topic":
+    return aws_call(expr.name, [aws_eval(arg, topic, body) for arg in expr.args], topic)
+
+
+def aws_call(name: str, args: list[Any], topic: str) -> Any:
+    if name == "topic":
         levels = topic.split("/")
         return levels[args[0] - 1] if args[0] <= len(levels) else UNDEFINED
-    if expr.name == "clientid":
+    if name == "clientid":
         return CLIENT_ID
-    if expr.name == "isUndefined":
+    if name == "round":
+        # Only integers are generated, and round() keeps them as they are.
+        return args[0] if isinstance(args[0], int) else UNDEFINED
+    if name == "isUndefined":
         return args[0] is UNDEFINED
-    if expr.name == "lower":
+    if name == "lower":
         return args[0].lower() if isinstance(args[0], str) else UNDEFINED
-    assert expr.name == "startswith"
+    assert name == "startswith"
     if not all(isinstance(arg, str) for arg in args):
         return UNDEFINED
     return args[0].startswith(args[1])
@@ -237,7 +243,8 @@ class RouteEvaluator:
 def relay_properties(topic: str) -> dict[str, str]:
     levels = topic.split("/")
     properties = {topic_level_property(n): level for n, level in enumerate(levels, start=1)}
-    return {TOPIC_PROPERTY: topic, **properties}
+    # The relay sends as the module of the device named by the thing name, the client id.
+    return {TOPIC_PROPERTY: topic, **properties, "$connectionDeviceId": CLIENT_ID}
 
 
 # -- generators -----------------------------------------------------------------------------
@@ -271,9 +278,12 @@ atoms = st.one_of(
     st.builds("topic({}) = '{}'".format, st.integers(1, 5), st.sampled_from(LEVELS)),
     st.builds("startswith(topic({}), 'gw')".format, st.integers(1, 4)),
     st.just("isUndefined(m)"),
-    # Twice, so untranslatable parts under NOT (where relaxing wrongly bites) come up often.
+    # clientid() is $connectionDeviceId: the thing name, which is the client id here.
     st.builds("clientid() = '{}'".format, st.sampled_from([CLIENT_ID, "dev-2"])),
     st.builds("clientid() <> '{}'".format, st.sampled_from([CLIENT_ID, "dev-2"])),
+    # Twice, so untranslatable parts under NOT (where relaxing wrongly bites) come up often.
+    st.builds("round(t) = {}".format, st.integers(-3, 3)),
+    st.builds("round(h) <> {}".format, st.integers(-2, 2)),
     st.just("flag"),
 )
 wheres = st.recursive(
@@ -308,6 +318,7 @@ def filters_and_topics(draw: st.DrawFn) -> tuple[str, str]:
 
 
 @example(("a", "a"), "NOT (clientid() = 'dev-2')", {"t": 0, "h": 0, "s": "x", "flag": True})
+@example(("a", "a"), "NOT (round(t) = 1)", {"t": 0, "h": 0, "s": "x", "flag": True})
 @example(("a/#", "a"), None, {"t": 0, "h": 0, "s": "x", "flag": True})
 @example(("a/+", "a/"), None, {"t": 0, "h": 0, "s": "x", "flag": True})
 @example(("+/#", "$aws/a"), None, {"t": 0, "h": 0, "s": "x", "flag": True})

@@ -308,16 +308,22 @@ CASES: list[tuple[str, dict[str, Any], str | None, set[FindingCode]]] = [
         {C.UNSUPPORTED_FUNCTION, C.SUPERSET_CONDITION},
     ),
     (
-        "clientid-only-where",
+        "clientid-is-the-connection-device-id",
         rule("SELECT * FROM 'devices/status' WHERE clientid() = 'dev-001'", SQS),
-        "awsTopic = 'devices/status'",
-        {C.UNSUPPORTED_FUNCTION, C.SUPERSET_CONDITION},
+        "awsTopic = 'devices/status' AND $connectionDeviceId = 'dev-001'",
+        {C.CLIENT_ID_ASSUMED},
     ),
     (
         "negated-untranslatable-stays-superset",
-        rule("SELECT * FROM 'a/b' WHERE NOT (level = 'debug' OR clientid() = 'test')", SQS),
+        rule("SELECT * FROM 'a/b' WHERE NOT (level = 'debug' OR round(v) = 2)", SQS),
         "awsTopic = 'a/b' AND NOT ($body.level = 'debug')",
         {C.UNSUPPORTED_FUNCTION, C.SUPERSET_CONDITION},
+    ),
+    (
+        "negated-clientid-is-exact",
+        rule("SELECT * FROM 'a/b' WHERE NOT (level = 'debug' OR clientid() = 'test')", SQS),
+        "awsTopic = 'a/b' AND NOT ($body.level = 'debug' OR $connectionDeviceId = 'test')",
+        {C.CLIENT_ID_ASSUMED},
     ),
     (
         "case-in-select",

@@ -36,7 +36,7 @@ __all__ = ["WhereTranslator", "construct_findings", "unsupported_function"]
 _COMPARISONS = frozenset({"=", "<>", "!=", "<", "<=", ">", ">="})
 _ARITHMETIC = frozenset({"+", "-", "*", "/", "%"})
 _NUMERIC_FUNCTIONS = frozenset(
-    {"ABS", "CEILING", "FLOOR", "ROUND", "SQRT", "POWER", "EXP", "SIGN", "SQUARE"}
+    {"ABS", "CEILING", "FLOOR", "SQRT", "POWER", "EXP", "SIGN", "SQUARE"}
 )
 
 
@@ -152,6 +152,14 @@ class WhereTranslator:
         translated = translate_call(expr.name, tuple(arg for arg in args if arg is not None))
         if translated is None:
             self.note(*unsupported_function(expr.name))
+        elif expr.name.lower() == "clientid":
+            self.note(
+                FindingCode.CLIENT_ID_ASSUMED,
+                "clientid() is translated to $connectionDeviceId, assuming every device "
+                "connects to AWS with its thing name as MQTT client id (the relay sends as "
+                "that device's module, and devices connect to IoT Hub with that id)",
+                "check the fleet's client ids; a device using another id does not match",
+            )
         return translated
 
     def comparison(self, expr: Binary) -> RouteExpr | None:

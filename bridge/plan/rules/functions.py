@@ -7,7 +7,12 @@ from collections.abc import Callable
 from bridge.mapping.topics import TOPIC_PROPERTY, topic_level_property
 from bridge.plan.rules.routing import Arith, Const, Func, Prop, RouteExpr, negate
 
-__all__ = ["NO_EQUIVALENT", "has_routing_equivalent", "translate_call"]
+__all__ = ["CONNECTION_DEVICE_ID", "NO_EQUIVALENT", "has_routing_equivalent", "translate_call"]
+
+# The system property routing sees the connecting device's id in. In this migration the AWS
+# client id is the thing name and the device id is the thing name, and relayed messages are
+# sent by the module `aws-bridge` of that device, whose connection device id is the device's.
+CONNECTION_DEVICE_ID = "$connectionDeviceId"
 
 # AWS name (lower case) -> routing function name, for functions that behave the same.
 _SAME_MEANING = {
@@ -21,7 +26,6 @@ _SAME_MEANING = {
     "abs": "ABS",
     "ceil": "CEILING",
     "floor": "FLOOR",
-    "round": "ROUND",
     "sqrt": "SQRT",
     "power": "POWER",
     "exp": "EXP",
@@ -33,9 +37,9 @@ _NO_REGEX = "STARTS_WITH, ENDS_WITH or CONTAINS where the pattern allows, else a
 _TIME = "iothub-enqueuedtime (system property) tells consumers when IoT Hub received the message"
 # AWS name (lower case) -> (why it has no routing equivalent, what to do instead).
 NO_EQUIVALENT: dict[str, tuple[str, str]] = {
-    "clientid": (
-        "the MQTT client id is not visible to routing queries",
-        "if client ids equal thing names, $connectionDeviceId carries the same value",
+    "round": (
+        "routing queries have no ROUND (IoT Hub documents ABS, CEILING, FLOOR, SIGN, ...)",
+        "compare with FLOOR/CEILING bounds, or round in the consumer",
     ),
     "timestamp": ("routing queries have no clock", _TIME),
     "parse_time": ("routing queries have no clock or date formatting", _TIME),
@@ -97,6 +101,7 @@ _SPECIAL: dict[str, Callable[[tuple[RouteExpr, ...]], RouteExpr | None]] = {
     "mod": lambda args: Arith("%", args[0], args[1]) if len(args) == 2 else None,
     "isundefined": lambda args: negate(Func("IS_DEFINED", args)) if len(args) == 1 else None,
     "isnull": lambda args: Func("IS_NULL", args) if len(args) == 1 else None,
+    "clientid": lambda args: None if args else Prop(CONNECTION_DEVICE_ID),
 }
 
 

@@ -26,6 +26,7 @@ from bridge_sim.iothub.faults import FaultInjector
 from bridge_sim.iothub.mqtt import DeviceEndpoint, free_loopback_host
 from bridge_sim.iothub.quotas import Quotas, Tier
 from bridge_sim.iothub.registry import Registry
+from bridge_sim.iothub.routing import MessageRouter, RoutingConfig
 from bridge_sim.iothub.service import ServiceApi
 from bridge_sim.pki import CertificateAuthority
 
@@ -46,7 +47,10 @@ class IotHubEmulator:
         gateway_host: Loopback address of the device endpoint. Devices dial port 8883
             (hard-coded in the SDKs), so each emulator needs an address of its own;
             by default a free 127.x.y.z is chosen.
-        azurite: Start Azurite for blob storage (import/export jobs, checkpoints).
+        azurite: Start Azurite for blob storage (import/export jobs, checkpoints, storage
+            routing endpoints).
+        routing: Routes and custom endpoints (`routing.load_tfvars` reads a plan's); None
+            sends every device message to `events`, as a hub without routes does.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class IotHubEmulator:
         host: str = "127.0.0.1",
         gateway_host: str | None = None,
         azurite: bool = True,
+        routing: RoutingConfig | None = None,
     ) -> None:
         self.workdir = workdir
         self.hub_name = hub_name
@@ -76,6 +81,8 @@ class IotHubEmulator:
         self.amqp_devices: DeviceAmqpEndpoint | None = None
         self.azurite: Azurite | None = Azurite(workdir=workdir / "azurite") if azurite else None
         self.ca_path = workdir / "iothub-root-ca.pem"
+        self.routing = routing
+        self.router: MessageRouter | None = None
         self._stack = contextlib.AsyncExitStack()
 
     def _server_context(self, *names: str) -> ssl.SSLContext:
@@ -164,6 +171,18 @@ class IotHubEmulator:
         self.service.context.devices = _Droppers(self.devices, self.amqp_devices)
         if self.azurite is not None:
             await self._stack.enter_async_context(self.azurite)
+        self.router = await self._stack.enter_async_context(
+            MessageRouter(
+                events=self.events,
+                registry=self.registry,
+                entities=self.amqp.context.entities,
+                storage_connection_string=self.azurite.connection_string if self.azurite else None,
+            )
+        )
+        self.devices.hub.route = self.amqp_devices.hub.route = self.router.append
+        self.service.context.routing = self.router
+        if self.routing is not None:
+            await self.router.configure(self.routing)
         log.info(
             "sim.iothub.started",
             service=self.service.host_name,

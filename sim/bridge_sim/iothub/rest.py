@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bridge.logging import get_logger
-from bridge_sim.iothub import rest_control, rest_identities, rest_jobs, rest_twins
+from bridge_sim.iothub import (
+    rest_control,
+    rest_identities,
+    rest_jobs,
+    rest_routing,
+    rest_twins,
+)
 from bridge_sim.iothub.errors import IoTHubError
 from bridge_sim.iothub.rest_base import (
     HUB,
@@ -147,5 +153,6 @@ def create_app(context: HubContext) -> web.Application:
     app.add_routes(rest_identities.routes)
     app.add_routes(rest_jobs.routes)
     app.add_routes(rest_control.routes)
+    app.add_routes(rest_routing.routes)
     app.on_cleanup.append(rest_jobs.stop_jobs)
     return app

@@ -62,6 +62,8 @@ class HubContext:
     # Set by the assembled emulator, for the control API's telemetry and fault routes.
     events: EventLog | None = None
     devices: ConnectionDropper | None = None
+    # The emulator's `routing.MessageRouter`, for `/_emulator/routing`.
+    routing: object | None = None
 
 
 HUB = web.AppKey("iothub", HubContext)

@@ -11,6 +11,7 @@
   messages (body as text, properties, annotations), oldest first.
 - `POST /_emulator/connections/drop` `{"deviceId": "d1", "moduleId": null}` cuts one
   device connection without a word; `{}` cuts them all. Answers `{"dropped": n}`.
+- `/_emulator/routing`: routes and custom endpoints, in `rest_routing`.
 """
 
 from __future__ import annotations
@@ -132,15 +133,11 @@ async def telemetry(request: web.Request) -> web.Response:
         limit = max(1, min(int(request.query.get("limit", "100")), 10_000))
     except ValueError as error:
         raise IoTHubError.argument_invalid("'limit' must be a number") from error
-    found: list[StoredEvent] = []
-    for partition in range(events.partition_count):
-        begin = events.begin_sequence_number(partition)
-        stored = events.read(partition, begin, events.next_sequence_number(partition) - begin)
-        found.extend(
-            e
-            for e in stored
-            if e.message_source == "Telemetry" and (device is None or e.device_id == device)
-        )
+    found: list[StoredEvent] = [
+        e
+        for e in events.retained()
+        if e.message_source == "Telemetry" and (device is None or e.device_id == device)
+    ]
     found.sort(key=lambda e: (e.enqueued_time_ms, e.partition, e.sequence_number))
     return json_response([_event_json(e) for e in found[-limit:]])
 

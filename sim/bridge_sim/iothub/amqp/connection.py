@@ -139,7 +139,7 @@ class DeviceAmqpConnection(AmqpConnection):
         throttled = await throttle(self)
         if throttled is not None:
             return throttled
-        self.hub.events.append(
+        self.hub.append_telemetry(
             device_id=auth.device_id,
             module_id=auth.module_id,
             extra_annotations={

@@ -46,6 +46,15 @@ class EndpointContext:
     consumer_groups: frozenset[str]
     container_id: str
     owners: OwnershipRegistry = field(default_factory=OwnershipRegistry)
+    # Custom Event Hubs served beside the hub's own (routing endpoints), by lower-case name.
+    entities: dict[str, EventLog] = field(default_factory=dict)
+
+    def entity(self, name: str) -> tuple[str, EventLog] | None:
+        """The entity's canonical name and log: the hub's own, or a custom Event Hub."""
+        if name.lower() == self.hub_name.lower():
+            return self.hub_name, self.log
+        log = self.entities.get(name.lower())
+        return None if log is None else (log.hub_name, log)
 
 
 class AmqpConnection:

@@ -105,7 +105,7 @@ async def pump_events(connection: AmqpConnection, session: Session, link: EventS
 
 
 async def _pump(connection: AmqpConnection, session: Session, link: EventSenderLink) -> None:
-    log = connection.context.log
+    log = link.log or connection.context.log
     # Appends set the same event a FLOW sets, so one wait covers both without a task apiece.
     log.listen(link.partition, link.wakeup)
     try:
@@ -135,7 +135,7 @@ def _send_events(
     connection: AmqpConnection, session: Session, link: EventSenderLink, events: list[StoredEvent]
 ) -> None:
     """Send what credit and window allow, as one write: a syscall per event cost as much."""
-    log = connection.context.log
+    log = link.log or connection.context.log
     frames: list[bytes] = []
     for event in events:
         if link.credit <= 0 or session.remote_incoming_window <= 0:

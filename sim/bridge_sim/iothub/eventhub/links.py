@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING, Any
 
 from bridge.logging import get_logger
@@ -103,14 +104,17 @@ class LinkHandler:
             unauthorized = LinkRefused("Unauthorized: no valid token.", b"amqp:unauthorized-access")
             self._refuse(session, fields, unauthorized)
             return
+        # The entity is the address's first segment: the hub's own, or a custom Event Hub.
+        entity = context.entity(re.sub(r"^amqps?://[^/]+/", "", address).strip("/").split("/")[0])
+        name, log = entity or (context.hub_name, context.log)
         try:
             where = parse_address(
                 address,
-                hub_name=context.hub_name,
+                hub_name=name,
                 consumer_groups=context.consumer_groups,
-                partition_count=context.log.partition_count,
+                partition_count=log.partition_count,
             )
-            first = starting_sequence(selector, context.log, where.partition)
+            first = starting_sequence(selector, log, where.partition)
         except LinkRefused as error:
             self._refuse(session, fields, error)
             return
@@ -119,12 +123,14 @@ class LinkHandler:
             consumer_group=where.consumer_group,
             partition=where.partition,
             next_sequence=first,
+            log=None if log is context.log else log,
         )
         claim = Claim(
             where.consumer_group,
             where.partition,
             _owner_level(fields[13]),
             evict=lambda reason: self._evict(session, link, reason),
+            entity=name,
         )
         try:
             context.owners.claim(claim)

@@ -22,7 +22,7 @@ import hashlib
 import itertools
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,6 +208,11 @@ class EventLog:
             content_type="application/json",
             content_encoding="utf-8",
         )
+
+    def retained(self) -> Iterator[StoredEvent]:
+        """Every event still retained, partition by partition, each in order."""
+        for stored in self._partitions:
+            yield from list(stored.events)
 
     def read(self, partition: int, from_sequence: int, max_count: int) -> list[StoredEvent]:
         """Up to `max_count` events with sequence numbers from `from_sequence` on."""

@@ -8,7 +8,7 @@ from bridge_sim.iothub.eventhub import codec
 from bridge_sim.iothub.eventhub.auth import TokenError, verify_service_bus_token
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from bridge_sim.iothub.eventhub.connection import EndpointContext
     from bridge_sim.iothub.eventhub.log import EventLog
@@ -45,17 +45,26 @@ def _reply(request: Any, status: int, description: str, value: Any = None) -> An
 
 
 def cbs_reply(
-    request: Any, *, hub_name: str, shared_access_keys: Mapping[str, str]
+    request: Any,
+    *,
+    hub_name: str,
+    shared_access_keys: Mapping[str, str],
+    entities: Iterable[str] = (),
 ) -> tuple[Any, bool]:
     """The reply to a put-token request, and whether the token was accepted."""
     properties = _app_properties(request)
     if _str(properties.get("operation")) != "put-token":
         return _reply(request, 400, "Unsupported $cbs operation."), False
-    try:
-        verify_service_bus_token(_str(request.value), entity=hub_name, keys=shared_access_keys)
-    except TokenError as error:
-        return _reply(request, 401, f"InvalidSignature: {error}"), False
-    return _reply(request, 202, "Accepted"), True
+    first_error: TokenError | None = None
+    # A token names one entity: the hub's own or a custom Event Hub served beside it.
+    for entity in (hub_name, *entities):
+        try:
+            verify_service_bus_token(_str(request.value), entity=entity, keys=shared_access_keys)
+        except TokenError as error:
+            first_error = first_error or error
+            continue
+        return _reply(request, 202, "Accepted"), True
+    return _reply(request, 401, f"InvalidSignature: {first_error}"), False
 
 
 def _eventhub_info(log: EventLog, hub_name: str) -> dict[str, Any]:
@@ -110,9 +119,13 @@ def answer(
     """The reply to a request on `node`, and whether it was a put-token that was accepted."""
     if node == CBS_NODE:
         return cbs_reply(
-            request, hub_name=context.hub_name, shared_access_keys=context.shared_access_keys
+            request,
+            hub_name=context.hub_name,
+            shared_access_keys=context.shared_access_keys,
+            entities=[log.hub_name for log in context.entities.values()],
         )
-    reply = management_reply(
-        request, log=context.log, hub_name=context.hub_name, authorized=authorized
-    )
+    # READ names the entity: the hub's own or a custom Event Hub.
+    entity = context.entity(_str(_app_properties(request).get("name")))
+    hub_name, log = entity or (context.hub_name, context.log)
+    reply = management_reply(request, log=log, hub_name=hub_name, authorized=authorized)
     return reply, False

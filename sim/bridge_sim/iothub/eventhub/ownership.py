@@ -26,17 +26,22 @@ class Claim:
     partition: int
     owner_level: int | None
     evict: Callable[[str], None]
+    entity: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return self.entity.lower(), self.consumer_group.lower(), self.partition
 
 
 class OwnershipRegistry:
     """The receivers attached to each consumer group's partitions, across connections."""
 
     def __init__(self) -> None:
-        self._claims: dict[tuple[str, int], list[Claim]] = defaultdict(list)
+        self._claims: dict[tuple[str, str, int], list[Claim]] = defaultdict(list)
 
     def claim(self, claim: Claim) -> None:
         """Admit `claim`, evicting the receivers it outranks; LinkRefused if it is outranked."""
-        holders = self._claims[(claim.consumer_group.lower(), claim.partition)]
+        holders = self._claims[claim.key]
         levels = [held.owner_level for held in holders if held.owner_level is not None]
         highest = max(levels, default=None)
         if highest is not None and (claim.owner_level is None or claim.owner_level < highest):
@@ -56,6 +61,6 @@ class OwnershipRegistry:
 
     def release(self, claim: Claim) -> None:
         """Forget a receiver that detached or whose connection went."""
-        holders = self._claims.get((claim.consumer_group.lower(), claim.partition), [])
+        holders = self._claims.get(claim.key, [])
         if claim in holders:
             holders.remove(claim)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from bridge_sim.iothub.eventhub.log import EventLog
 from bridge_sim.iothub.eventhub.ownership import Claim
 
 __all__ = ["EventSenderLink", "RequestLink", "ResponseLink", "Session"]
@@ -48,6 +49,8 @@ class EventSenderLink:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     pump: asyncio.Task[None] | None = None
     claim: Claim | None = None
+    # The entity read: the hub's built-in endpoint when None, else a custom Event Hub.
+    log: EventLog | None = None
 
     def on_flow(
         self, delivery_count: int | None, link_credit: int | None, *, drain: bool = False

@@ -105,7 +105,7 @@ async def _telemetry(
         raise ProtocolViolationError(f"message of {size} bytes exceeds the limit")
     # Over the D2C throttle the PUBACK (and the rest of this connection) waits.
     await hub.acquire(Operation.D2C_SEND)
-    hub.events.append(
+    hub.append_telemetry(
         body=publish.payload,
         device_id=auth.device_id,
         module_id=auth.module_id,

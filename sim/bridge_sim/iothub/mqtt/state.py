@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,12 @@ class HubState:
     limits: Limits
     pending_methods: dict[str, asyncio.Future[tuple[int, Any]]] = field(default_factory=dict)
     _request_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # The hub's message routing (`routing.MessageRouter.append`); None: all to `events`.
+    route: Callable[..., object] | None = None
+
+    def append_telemetry(self, **fields: Any) -> None:
+        """Hand a device message to routing, or straight to the built-in endpoint."""
+        (self.route or self.events.append)(**fields)
 
     def registry_activity(self, auth: AuthResult) -> None:
         """Stamp `lastActivityTime`; an identity deleted meanwhile is no error here."""
