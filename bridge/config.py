@@ -155,6 +155,15 @@ class RelaySettings(BaseModel):
     session_expiry: int = Field(
         default=3600, ge=60, description="Seconds AWS keeps the relay's session while away."
     )
+    sessions: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="AWS MQTT sessions the relay reads through, in one shared-subscription "
+        "group: AWS IoT allows about 100 publishes/s per connection, so a fleet sending more "
+        "needs more. With several, AWS spreads a device's messages over them and their "
+        "order is what AWS delivered first, not guaranteed.",
+    )
     in_flight: int = Field(
         default=100,
         ge=1,

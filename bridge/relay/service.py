@@ -20,13 +20,14 @@ from bridge.azure.telemetry import ModuleSender
 from bridge.config import CloudSettings, Settings
 from bridge.core.service import Check
 from bridge.core.store import SEEDED, Store, open_store
+from bridge.core.streams import merge
 from bridge.errors import ConfigError
 from bridge.logging import get_logger
 from bridge.mapping.telemetry import TopicRoute, parse_route, routes_from_plan
 from bridge.metrics import Metrics
 from bridge.relay.engine import DailyQuota, EngineOptions, RelayEngine
 
-__all__ = ["RelayOptions", "RelayService", "relay_routes"]
+__all__ = ["RelayOptions", "RelayService", "relay_routes", "relay_sessions"]
 
 _log = get_logger("relay.service")
 _SEED_POLL = 0.5  # seconds between looks for the mirror's initial read
@@ -58,6 +59,21 @@ def relay_routes(settings: Settings, plan: Path | None) -> list[TopicRoute]:
     return routes
 
 
+def relay_sessions(
+    client_id: str, sessions: int, shared_group: str | None
+) -> list[tuple[str, str | None]]:
+    """(client id, shared-subscription group) of each AWS session the relay reads through.
+
+    One session keeps the client id and the group as set. Several take `<client id>-<n>`
+    and share one group (the setting's, else the client id), so AWS splits the topics'
+    messages among them instead of sending each to all of them.
+    """
+    if sessions == 1:
+        return [(client_id, shared_group)]
+    group = shared_group or "".join(c if c not in "/+#" else "_" for c in client_id)
+    return [(f"{client_id}-{n}", group) for n in range(sessions)]
+
+
 class RelayService:
     """Relays every AWS telemetry message of a not-yet-migrated device into IoT Hub."""
 
@@ -80,7 +96,7 @@ class RelayService:
         self._stack = contextlib.AsyncExitStack()
         self._stopping = asyncio.Event()
         self._routes: list[TopicRoute] = []
-        self._source: AwsSource | None = None
+        self._sources: list[AwsSource] = []
         self._store: Store | None = None
         self._engine: RelayEngine | None = None
         self._seeded = False
@@ -145,16 +161,16 @@ class RelayService:
         client_id = (
             relay.client_id or f"{settings.mirror.client_id or default_client_id(cloud)}-relay"
         )
-        self._source = await enter(
-            AwsSource(
+        for session_id, group in relay_sessions(client_id, relay.sessions, relay.shared_group):
+            source = AwsSource(
                 cloud,
-                client_id=client_id,
-                share_group=relay.shared_group,
+                client_id=session_id,
+                share_group=group,
                 session_expiry_s=relay.session_expiry,
                 max_pending=relay.in_flight,
                 filters=[route.topic_filter for route in self._routes],
             )
-        )
+            self._sources.append(await enter(source))
         quota = DailyQuota(
             daily_messages(tier, settings.iothub.units) if tier else None,
             self._metrics,
@@ -168,7 +184,7 @@ class RelayService:
             metrics=self._metrics,
             quota=quota,
             options=EngineOptions(
-                in_flight=relay.in_flight,
+                in_flight=relay.in_flight * relay.sessions,
                 state_ttl=relay.state_ttl,
                 drain_seconds=settings.shutdown_timeout * 0.8,
             ),
@@ -177,6 +193,7 @@ class RelayService:
             "relay.started",
             client_id=client_id,
             transport=relay.transport,
+            sessions=relay.sessions,
             topics=[f"{r.topic_filter}={r.device_level}" for r in self._routes],
         )
 
@@ -188,11 +205,12 @@ class RelayService:
 
     async def ready(self) -> Mapping[str, Check]:
         """AWS subscription up, the mirror's initial read in the store, store reachable."""
-        source, store, _engine = self._parts()
+        sources, store, _engine = self._parts()
         await store.schema_version()  # raises when the store is gone
+        down = [source.client_id for source in sources if not source.connected]
         return {
             "aws_connected": Check(
-                source.connected, "" if source.connected else "the AWS subscription is down"
+                not down, f"the AWS subscription is down ({', '.join(down)})" if down else ""
             ),
             "store_seeded": Check(
                 self._seeded, "" if self._seeded else "waiting for the mirror's initial read"
@@ -201,7 +219,7 @@ class RelayService:
 
     async def run(self) -> None:
         """Relay until stopped, once the store knows the estate."""
-        source, store, engine = self._parts()
+        sources, store, engine = self._parts()
         # Before the mirror's first read every device is unknown to the store, and unknown
         # devices are dead-lettered: wait (messages stay with the broker meanwhile).
         while await store.get_checkpoint(SEEDED) is None:
@@ -210,10 +228,10 @@ class RelayService:
             if self._stopping.is_set():
                 return
         self._seeded = True
-        await engine.run(source.deliveries())
+        await engine.run(merge([source.deliveries() for source in sources]))
         _log.info("relay.stopped", sent=engine.sent)
 
-    def _parts(self) -> tuple[AwsSource, Store, RelayEngine]:
-        if self._source is None or self._store is None or self._engine is None:
+    def _parts(self) -> tuple[list[AwsSource], Store, RelayEngine]:
+        if not self._sources or self._store is None or self._engine is None:
             raise RuntimeError("the relay service was not started")
-        return self._source, self._store, self._engine
+        return self._sources, self._store, self._engine

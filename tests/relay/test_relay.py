@@ -212,3 +212,36 @@ async def _drop_all(stack):
         client.post(url, json={}, ssl=False) as answer,
     ):
         assert answer.status == 200, await answer.text()
+
+
+async def test_several_aws_sessions_share_the_stream_and_relay_each_message_once(stack, tmp_path):
+    # AWS IoT allows about 100 publishes/s per connection: past that the relay reads through
+    # several sessions of one shared-subscription group, and AWS splits the stream.
+    env = stack.env()
+    iot, _data = aws_clients(env)
+    names = [f"ses-{i}" for i in range(4)]
+    things = await asyncio.to_thread(make_fleet, stack, iot, names)
+    settings = bridge_settings(tmp_path)
+    settings = settings.model_copy(
+        update={"relay": RelaySettings(enabled=True, topics=["dt/+=2"], sessions=3)}
+    )
+    async with daemon(env, settings) as metrics:
+        await until_parity(env, "ses-")
+        devices = await asyncio.to_thread(connect, stack, things)
+        try:
+            for seq in range(15):
+                for name, device in devices.items():
+                    await asyncio.to_thread(publish, device, f"dt/{name}", {"seq": seq, "d": name})
+            found = await until_captured(stack, dict.fromkeys(names, 15))
+            for name in names:
+                # Once each: a group misconfigured would hand every session every message.
+                assert sorted(first_seen_seqs(found[name])) == list(range(15))
+                assert len(found[name]) == 15
+            assert sample(metrics, "bridge_relay_messages_total", outcome="sent") == 60
+        finally:
+            for device in devices.values():
+                await asyncio.to_thread(device.stop)
+    log = stack.aws.broker.log_path.read_text()
+    relay_id = f"{settings.mirror.client_id}-relay"
+    for n in range(3):
+        assert f" as {relay_id}-{n} " in log, f"session {n} never connected"
