@@ -5,6 +5,8 @@ The relay asks for a device's state with every message. One store read per messa
 cache lifetime misses every time). Here every lookup that misses in the same turn of the
 event loop joins one `get_devices` read, so the store sees one query per batch of misses,
 not one per message, and a state changed in the store is seen at most `ttl` seconds late.
+The reverse path also needs each device's thing type (its AWS topic templates name it):
+with `thing_types` the same batch reads the devices' views too.
 """
 
 from __future__ import annotations
@@ -21,17 +23,26 @@ __all__ = ["StateCache"]
 _MAX_CACHED = 200_000  # a flood of unknown names cannot grow the cache without bound
 
 
+Facts = tuple[State | None, str | None]  # (state, thing type): (None, None) if unknown
+
+
 class StateCache:
     """`await cache.get(device_id)`: its state (None when the store does not know it)."""
 
     def __init__(
-        self, store: Store, ttl: float, *, clock: Callable[[], float] = time.monotonic
+        self,
+        store: Store,
+        ttl: float,
+        *,
+        thing_types: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._ttl = ttl
+        self._thing_types = thing_types
         self._clock = clock
-        self._cached: dict[str, tuple[State | None, float]] = {}
-        self._pending: dict[str, asyncio.Future[State | None]] = {}
+        self._cached: dict[str, tuple[Facts, float]] = {}
+        self._pending: dict[str, asyncio.Future[Facts]] = {}
         self._scheduled = False
         self.reads = 0  # store reads made, for tests and metrics
 
@@ -40,6 +51,10 @@ class StateCache:
         self._cached.pop(device_id, None)
 
     async def get(self, device_id: str) -> State | None:
+        return (await self.facts(device_id))[0]
+
+    async def facts(self, device_id: str) -> Facts:
+        """Its state and, when the cache reads thing types, its thing type."""
         cached = self._cached.get(device_id)
         if cached is not None and cached[1] > self._clock():
             return cached[0]
@@ -59,10 +74,11 @@ class StateCache:
         task = asyncio.get_running_loop().create_task(self._load(batch), name="states.load")
         task.add_done_callback(lambda _: None)  # the futures carry the outcome
 
-    async def _load(self, batch: dict[str, asyncio.Future[State | None]]) -> None:
+    async def _load(self, batch: dict[str, asyncio.Future[Facts]]) -> None:
         self.reads += 1
         try:
             devices = await self._store.get_devices(list(batch))
+            views = await self._store.get_views(list(devices)) if self._thing_types else {}
         except BaseException as exc:
             for future in batch.values():
                 if not future.done():
@@ -76,7 +92,11 @@ class StateCache:
             self._cached.clear()
         for device_id, future in batch.items():
             device = devices.get(device_id)
-            state = device.state if device is not None else None
-            self._cached[device_id] = (state, expires)
+            view = views.get(device_id)
+            facts = (
+                device.state if device is not None else None,
+                view.thing_type if view is not None else None,
+            )
+            self._cached[device_id] = (facts, expires)
             if not future.done():
-                future.set_result(state)
+                future.set_result(facts)

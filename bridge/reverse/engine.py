@@ -29,6 +29,7 @@ from typing import Protocol, TypeVar
 from bridge.azure.events import HubEvent
 from bridge.core.machine import REVERSE_SYNCING_STATES, State
 from bridge.core.milestones import finalized_at
+from bridge.core.states import StateCache
 from bridge.core.store import Store
 from bridge.errors import Rejected
 from bridge.logging import get_logger
@@ -44,6 +45,7 @@ _TELEMETRY = "Telemetry"
 _TWINS = "twinChangeEvents"
 _HOLD = frozenset({State.CUTTING_OVER})  # wait for the cutover's verdict
 _HOLD_POLL = 0.25
+_MAX_FINALIZED = 200_000  # finalizing moments remembered, at most
 _T = TypeVar("_T")
 
 
@@ -92,10 +94,8 @@ class ReverseEngine:
         self.options = options or EngineOptions()
         self._clock = clock
         self._slots = asyncio.Semaphore(self.options.in_flight)
-        self._states: dict[str, tuple[State | None, str | None, float]] = {}
-        self._finalized: dict[
-            str, float
-        ] = {}  # device -> when it was finalized (bounded by _states)
+        self._states = StateCache(store, self.options.state_ttl, thing_types=True, clock=clock)
+        self._finalized: dict[str, float] = {}  # device -> when it was finalized
         self._stopping = asyncio.Event()
         self.busy = 0  # batches being handled
         self.republished = 0
@@ -230,6 +230,8 @@ class ReverseEngine:
         everything up to that moment, nothing after it)."""
         at = self._finalized.get(device_id)
         if at is None:
+            if len(self._finalized) > _MAX_FINALIZED:  # a flood of names cannot grow it
+                self._finalized.clear()
             at = self._finalized[device_id] = await finalized_at(self._store, device_id) or 0.0
         return 0 < event.enqueued_at < at
 
@@ -249,20 +251,8 @@ class ReverseEngine:
         raise _Stopped
 
     async def _state(self, device_id: str) -> tuple[State | None, str | None]:
-        now = self._clock()
-        cached = self._states.get(device_id)
-        if cached is not None and cached[2] > now:
-            return cached[0], cached[1]
-        device = await self._store.get_device(device_id)
-        views = await self._store.get_views([device_id]) if device is not None else {}
-        view = views.get(device_id)
-        state = device.state if device is not None else None
-        thing_type = view.thing_type if view is not None else None
-        if len(self._states) > 200_000:  # bounded: a flood of unknown names cannot grow it
-            self._states.clear()
-            self._finalized.clear()
-        self._states[device_id] = (state, thing_type, now + self.options.state_ttl)
-        return state, thing_type
+        # Batched: every lookup that misses in one turn of the loop shares one store read.
+        return await self._states.facts(device_id)
 
     async def _dead_letter(self, event: HubEvent, reason: str, **detail: object) -> None:
         payload: Mapping[str, object] = {

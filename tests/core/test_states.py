@@ -7,7 +7,8 @@ import pytest
 
 from bridge.core.machine import Event, State
 from bridge.core.states import StateCache
-from bridge.core.store import open_store
+from bridge.core.store import ChangeSet, open_store
+from bridge.core.view import DeviceView
 from bridge.errors import StoreError
 
 
@@ -62,3 +63,19 @@ async def test_a_cancelled_lookup_does_not_cancel_the_read_others_wait_for(store
     await asyncio.sleep(0)
     first.cancel()
     assert await second is State.DISCOVERED
+
+
+async def test_thing_types_come_with_the_state_in_the_same_batch(store):
+    await store.save_changes(
+        ChangeSet(views=[DeviceView("typed", thing_type="sensor"), DeviceView("plain")])
+    )
+    cache = StateCache(store, ttl=60, thing_types=True)
+    found = await asyncio.gather(*(cache.facts(d) for d in ["typed", "plain", "a", "ghost"]))
+    assert found == [
+        (State.DISCOVERED, "sensor"),
+        (State.DISCOVERED, None),
+        (State.DISCOVERED, None),  # known, no view yet
+        (None, None),
+    ]
+    assert cache.reads == 1
+    assert await StateCache(store, ttl=60).facts("typed") == (State.DISCOVERED, None)

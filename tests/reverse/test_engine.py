@@ -135,13 +135,13 @@ async def test_a_finalized_device_s_messages_taken_before_the_finalizing_still_g
 async def until_state_read(store, monkeypatch, times):
     """Wait until the engine has read device states `times` more times (so it is holding)."""
     reads = []
-    get_device = store.get_device
+    get_devices = store.get_devices
 
-    async def counting(device_id):
-        reads.append(device_id)
-        return await get_device(device_id)
+    async def counting(device_ids):
+        reads.extend(device_ids)
+        return await get_devices(device_ids)
 
-    monkeypatch.setattr(store, "get_device", counting)
+    monkeypatch.setattr(store, "get_devices", counting)
     async with asyncio.timeout(30):
         while len(reads) < times:
             await asyncio.sleep(0.01)
