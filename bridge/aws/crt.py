@@ -205,8 +205,8 @@ def rejoined_session(data: Any) -> bool:
     return bool(getattr(settings, "rejoined_session", False))
 
 
-def publish_fields(data: Any) -> tuple[str, bytes, object | None]:
-    """(topic, payload, PUBACK control handle) of a received PUBLISH.
+def publish_fields(data: Any) -> tuple[str, bytes, object | None, dict[str, str]]:
+    """(topic, payload, PUBACK control handle, user properties) of a received PUBLISH.
 
     The handle must be taken inside awscrt's callback, always for QoS 1: left alone, awscrt
     acknowledges the message when the callback returns, before the engine has stored it.
@@ -217,4 +217,5 @@ def publish_fields(data: Any) -> tuple[str, bytes, object | None]:
     payload = packet.payload
     if isinstance(payload, str):
         payload = payload.encode()
-    return str(packet.topic), bytes(payload or b""), handle
+    properties = {p.name: p.value for p in packet.user_properties or ()}
+    return str(packet.topic), bytes(payload or b""), handle, properties

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bridge.logging import get_logger
 
@@ -34,6 +34,7 @@ class Arrival:
     handle: object | None
     received_at: float
     connection: int
+    properties: dict[str, str] = field(default_factory=dict)  # MQTT 5 user properties
 
 
 class Inbox:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -134,7 +135,14 @@ class AwsPublisher:
     ) -> None:
         await self.aclose()
 
-    async def publish(self, topic: str, payload: bytes, *, content_type: str | None = None) -> None:
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        content_type: str | None = None,
+        user_properties: Mapping[str, str] | None = None,
+    ) -> None:
         """Publish at QoS 1; return once AWS IoT acknowledged it.
 
         Raises `Rejected` when the broker refused the message (its policy, a bad topic):
@@ -144,7 +152,14 @@ class AwsPublisher:
         if client is None:
             raise SourceError("the AWS publisher is closed")
         packet = mqtt5.PublishPacket(
-            topic=topic, payload=payload, qos=mqtt5.QoS.AT_LEAST_ONCE, content_type=content_type
+            topic=topic,
+            payload=payload,
+            qos=mqtt5.QoS.AT_LEAST_ONCE,
+            content_type=content_type,
+            user_properties=[
+                mqtt5.UserProperty(name, value) for name, value in (user_properties or {}).items()
+            ]
+            or None,
         )
         result = await self._crt_result(client.publish(packet))
         puback = getattr(result, "puback", None)

@@ -277,7 +277,15 @@ class AwsSource:
         ack: Callable[[], None] = _nothing_to_ack
         if arrival.handle is not None:
             ack = functools.partial(self._ack, arrival.handle)
-        return Delivery(arrival.topic, arrival.payload, event, error, ack, arrival.received_at)
+        return Delivery(
+            arrival.topic,
+            arrival.payload,
+            event,
+            error,
+            ack,
+            arrival.received_at,
+            arrival.properties,
+        )
 
     def _ack(self, handle: object) -> None:
         if threading.get_ident() != self._loop_thread:
@@ -308,11 +316,11 @@ class AwsSource:
     def _crt_publish(self, data: Any) -> None:
         received_at = time.monotonic()
         try:
-            topic, payload, handle = crt.publish_fields(data)
+            topic, payload, handle, properties = crt.publish_fields(data)
         except Exception:
             log.exception("aws.publish_unreadable")
             return
-        self._post(self._arrived, topic, payload, handle, received_at)
+        self._post(self._arrived, topic, payload, handle, received_at, properties)
 
     def _crt_connected(self, data: Any) -> None:
         self._post(self._on_connected, crt.rejoined_session(data))
@@ -328,8 +336,15 @@ class AwsSource:
 
     # --- event loop ------------------------------------------------------------------------
 
-    def _arrived(self, topic: str, payload: bytes, handle: object | None, at: float) -> None:
-        self._inbox.put(Arrival(topic, payload, handle, at, self._connection))
+    def _arrived(
+        self,
+        topic: str,
+        payload: bytes,
+        handle: object | None,
+        at: float,
+        properties: dict[str, str],
+    ) -> None:
+        self._inbox.put(Arrival(topic, payload, handle, at, self._connection, properties))
 
     def _on_connected(self, rejoined: bool) -> None:  # noqa: FBT001 - awscrt callback shape
         self._connection += 1

@@ -6,7 +6,7 @@ The core imports no AWS or Azure code; `bridge.aws` and `bridge.azure` implement
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -39,6 +39,7 @@ class Delivery:
     error: str | None  # why it could not be understood
     ack: Callable[[], None]
     received_at: float  # time.monotonic() when it arrived, for lag metrics
+    properties: Mapping[str, str] = field(default_factory=dict)  # MQTT 5 user properties
 
 
 class Source(Protocol):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "FROM_AZURE",
+    "ORIGIN_PROPERTY",
     "TopicRoute",
     "default_device_level",
     "device_level_of",
@@ -20,6 +22,11 @@ __all__ = [
     "routes_from_plan",
     "topic_matches",
 ]
+
+# The MQTT 5 user property the reverse path stamps on what it republishes on AWS: the relay
+# subscribes to the same topics, and must never carry those messages back into Azure.
+ORIGIN_PROPERTY = "iot-bridge-origin"
+FROM_AZURE = "azure"
 
 # Aliases that say a SELECT's `topic(n)` is the device, as in `topic(2) AS thingName`.
 DEVICE_ALIASES = frozenset({"thing", "thingname", "thing_name", "device", "deviceid", "device_id"})

@@ -27,7 +27,7 @@ from bridge.core.states import StateCache
 from bridge.core.store import Store
 from bridge.errors import Rejected
 from bridge.logging import get_logger
-from bridge.mapping.telemetry import TopicRoute, resolve_device
+from bridge.mapping.telemetry import FROM_AZURE, ORIGIN_PROPERTY, TopicRoute, resolve_device
 from bridge.metrics import Metrics
 from bridge.relay.message import MAX_MESSAGE_BYTES, RelayMessage, blocks, build_message
 
@@ -165,6 +165,12 @@ class RelayEngine:
         async for delivery in deliveries:
             # Back-pressure: no slot, no reading (and so no PUBACK, so the broker waits).
             await self._slots.acquire()
+            if delivery.properties.get(ORIGIN_PROPERTY) == FROM_AZURE:
+                # The reverse path's republish of a cut-over device's own message: already
+                # on Azure. Skipped here, not by state, which the cache may know late.
+                self._metrics.relay_messages.labels(outcome="skipped").inc()
+                self._settled(delivery)
+                continue
             device_id = resolve_device(self._routes, delivery.topic)
             if device_id is None:
                 await self._dead_letter(delivery, None, "unresolved_device")

@@ -33,6 +33,7 @@ from bridge.core.states import StateCache
 from bridge.core.store import Store
 from bridge.errors import Rejected
 from bridge.logging import get_logger
+from bridge.mapping.telemetry import FROM_AZURE, ORIGIN_PROPERTY
 from bridge.metrics import Metrics
 from bridge.reverse.telemetry import TopicTemplates, aws_topic
 from bridge.reverse.twins import TwinChange, TwinSync, parse_twin_change
@@ -45,6 +46,7 @@ _TELEMETRY = "Telemetry"
 _TWINS = "twinChangeEvents"
 _HOLD = frozenset({State.CUTTING_OVER})  # wait for the cutover's verdict
 _HOLD_POLL = 0.25
+_FROM_AZURE = {ORIGIN_PROPERTY: FROM_AZURE}
 _MAX_FINALIZED = 200_000  # finalizing moments remembered, at most
 _T = TypeVar("_T")
 
@@ -52,7 +54,14 @@ _T = TypeVar("_T")
 class Publisher(Protocol):
     """Publishes to AWS at QoS 1; returns once AWS acknowledged."""
 
-    async def publish(self, topic: str, payload: bytes, *, content_type: str | None = None) -> None:
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        content_type: str | None = None,
+        user_properties: Mapping[str, str] | None = None,
+    ) -> None:
         """Raise `Rejected` when AWS refused the message."""
         ...
 
@@ -167,7 +176,12 @@ class ReverseEngine:
                     "mqttPublish",
                     device_id,
                     lambda: self._publisher.publish(
-                        topic, event.body, content_type=event.content_type
+                        topic,
+                        event.body,
+                        content_type=event.content_type,
+                        # The relay reads these topics too: this marks it not to carry
+                        # the message back into Azure, whatever state it cached.
+                        user_properties=_FROM_AZURE,
                     ),
                 )
             except Rejected as exc:

@@ -15,6 +15,7 @@ import pytest
 from awscrt import mqtt
 from awsiot import iotshadow
 
+from bridge.aws.publisher import AwsPublisher
 from bridge.aws.source import AwsSource, default_client_id
 from bridge.config import CloudSettings
 from bridge.core.events import MembershipChanged, ShadowChanged, ThingChanged
@@ -374,3 +375,29 @@ def test_settings_are_checked_up_front(cloud: CloudSettings) -> None:
         AwsSource(cloud, session_expiry_s=0)
     with pytest.raises(ValueError, match="max_pending"):
         AwsSource(cloud, max_pending=0)
+
+
+async def test_mqtt5_user_properties_travel_from_the_publisher_to_the_source(
+    cloud: CloudSettings,
+) -> None:
+    # How the relay tells the reverse path's republishes from devices' own messages.
+    async with (
+        AwsSource(cloud, client_id="iot-bridge-props", filters=["dt/#"], **FAST) as source,
+        AwsPublisher(cloud, client_id="iot-bridge-props-pub") as publisher,
+    ):
+        consumer = Consumer(source)
+        try:
+            await publisher.publish(
+                "dt/p-1", b"{}", user_properties={"iot-bridge-origin": "azure", "k": "v"}
+            )
+            await publisher.publish("dt/p-2", b"{}")
+            marked, plain = [
+                (await consumer.take(lambda d, t=topic: d.topic == t))[0]
+                for topic in ("dt/p-1", "dt/p-2")
+            ]
+            assert marked.properties == {"iot-bridge-origin": "azure", "k": "v"}
+            assert plain.properties == {}
+            marked.ack()
+            plain.ack()
+        finally:
+            await consumer.stop()

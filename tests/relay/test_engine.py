@@ -11,7 +11,7 @@ from bridge.core.machine import Event
 from bridge.core.ports import Delivery
 from bridge.core.store import open_store
 from bridge.errors import Rejected, StoreError
-from bridge.mapping.telemetry import parse_route
+from bridge.mapping.telemetry import FROM_AZURE, ORIGIN_PROPERTY, parse_route
 from bridge.metrics import Metrics
 from bridge.relay.engine import DailyQuota, EngineOptions, RelayEngine
 
@@ -51,7 +51,7 @@ class Feed:
         self.queue = asyncio.Queue()
         self.acked = []
 
-    def publish(self, topic, payload):
+    def publish(self, topic, payload, properties=None):
         delivery = Delivery(
             topic,
             payload,
@@ -59,6 +59,7 @@ class Feed:
             None,
             lambda: self.acked.append((topic, payload)),
             time.monotonic(),
+            properties or {},
         )
         self.queue.put_nowait(delivery)
 
@@ -219,3 +220,15 @@ async def test_a_broken_lane_fails_the_engine_instead_of_holding_messages_silent
         with pytest.raises(StoreError, match="gone"):
             await engine.run(feed)
     assert feed.acked == []  # AWS sends it again to the next session
+
+
+async def test_what_the_reverse_path_republished_is_never_carried_back(tmp_path):
+    # Device "a" is still relayed as far as the store says (its cutover may be seconds old
+    # and the state cached): a message marked as the reverse path's copy is skipped anyway.
+    sender = Recorder()
+    async with running(tmp_path, sender) as (feed, _engine, _store, metrics):
+        feed.publish("dt/a", b'{"n": 1}', {ORIGIN_PROPERTY: FROM_AZURE})
+        feed.publish("dt/a", b'{"n": 2}', {"other": "x"})
+        await until(lambda: len(feed.acked) == 2)
+        assert [body for _d, body, _f in sender.sent] == [b'{"n": 2}']
+        assert value(metrics, "bridge_relay_messages_total", outcome="skipped") == 1

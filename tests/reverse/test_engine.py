@@ -27,12 +27,14 @@ class Aws:
 
     def __init__(self):
         self.published = []
+        self.properties = []
         self.shadows = []
 
-    async def publish(self, topic, payload, *, content_type=None):  # noqa: ARG002
+    async def publish(self, topic, payload, *, content_type=None, user_properties=None):  # noqa: ARG002
         if topic.startswith("refused/"):
             raise Rejected("not authorized")
         self.published.append((topic, json.loads(payload)))
+        self.properties.append(dict(user_properties or {}))
 
     async def update(self, thing, shadow, section, state):
         self.shadows.append((thing, shadow, section, state))
@@ -159,6 +161,8 @@ async def test_a_device_still_cutting_over_waits_for_the_verdict(store, monkeypa
     await store.transition("moving", Event.AZURE_CONNECTED)
     assert await asyncio.wait_for(batch, 30)
     assert aws.published == [("dt/moving", {"seq": 1}), ("dt/moving", {"seq": 2})]
+    # Marked, so the relay (subscribed to the same topics) never carries them back.
+    assert aws.properties == [{"iot-bridge-origin": "azure"}] * 2
 
 
 async def test_a_stop_leaves_a_held_batch_unsettled(store, monkeypatch):
