@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -91,6 +92,9 @@ async def _run(args: argparse.Namespace, workdir: Path) -> None:
                     "BRIDGE_RELAY__ENABLED": "true",
                     "BRIDGE_RELAY__TOPICS": '["dt/+=2"]',
                     "BRIDGE_CUTOVER__POLL_INTERVAL": "1",
+                    # As in production: the fleet's reported state goes to the relay
+                    # module twins, which the verification compares with the shadows.
+                    "BRIDGE_IOTHUB__MIRROR_REPORTED": "true",
                 },
             )
             print(
@@ -154,6 +158,13 @@ async def _run(args: argparse.Namespace, workdir: Path) -> None:
     )
     for line in lost:
         print(line)
+    shadow = sum((d.shadow for d in fleet.devices.values()), Counter())
+    print(
+        f"shadow churn: {shadow['reported/aws']} reports on AWS and {shadow['reported/azure']} "
+        f"on Azure twins; {fleet.desired_changes} desired changes made on AWS, answered "
+        f"{shadow['answered/aws']} times on AWS and {shadow['answered/azure']} on Azure; "
+        f"{shadow['failed']} attempts between clouds"
+    )
 
 
 def _lost(fleet: Fleet, verification: Verification) -> list[str]:

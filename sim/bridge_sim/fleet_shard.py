@@ -103,9 +103,9 @@ class Shard:
         self._apps: dict[str, ShadowApp] = {}
         self._wakeups: dict[str, asyncio.Event] = {}  # a desired change waits for an answer
         self._tasks: list[asyncio.Task[None]] = []
-        # Every device's send blocks until its cloud acknowledges: one thread each, so a
-        # slow cloud delays that device, never the rest of the shard.
-        self._threads = ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="fleet")
+        # Every device's send blocks until its cloud acknowledges: a thread for its readings
+        # and one for its shadow, so a slow cloud delays that device, never the rest.
+        self._threads = ThreadPoolExecutor(max_workers=2 * len(names), thread_name_prefix="fleet")
 
     async def start(self) -> None:
         """Start every device's agent (connects to AWS), one after the other."""
