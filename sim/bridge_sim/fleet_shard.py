@@ -175,7 +175,6 @@ class Shard:
     async def _telemetry(self, name: str) -> None:
         loop = asyncio.get_running_loop()
         agent = self.agents[name]
-        await asyncio.sleep(random.uniform(0, self._interval))  # noqa: S311 - spread the fleet
         sequence = 0
         while True:
             sequence += 1
