@@ -86,10 +86,12 @@ _TABLE: dict[State, dict[Event, State]] = {
         _E.FINALIZE: _S.FINALIZED,
     },
     _S.FINALIZED: {},
-    # A rolled-back device is mirrored and relayed like a MIRRORED one; a late arrival on
-    # Azure is still an arrival, so the device's own connection wins over the timeout.
+    # A rolled-back device is mirrored and relayed like a MIRRORED one, but stays ROLLED_BACK
+    # on a change (the engine still applies it): it keeps its reason and the operator's
+    # attention until it is put in a wave again. A late arrival on Azure is still an
+    # arrival, so the device's own connection wins over the timeout.
     _S.ROLLED_BACK: {
-        _E.CHANGED: _S.SYNCING,
+        _E.CHANGED: _S.ROLLED_BACK,
         _E.SCHEDULE_CUTOVER: _S.CUTOVER_PENDING,
         _E.AZURE_CONNECTED: _S.CUT_OVER,
     },

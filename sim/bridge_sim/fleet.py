@@ -2,56 +2,64 @@
 
 Each device is a thing registered with the AWS stand-in through boto3 (its own
 AWS-issued certificate, the usual per-thing policy) that runs the reference Python agent
-(`firmware_patches/agents/python/agent.py`) and publishes temperature readings on its
-current cloud at a set rate. Some can be told to misbehave:
+(`firmware_patches/agents/python/agent.py`), publishes temperature readings on its
+current cloud at a set rate and, when asked, reports its shadow's state now and then and
+answers desired changes (`bridge_sim.fleet_shadow`). Some can be told to misbehave:
 
 - `reject`: rejects the migration job;
 - `vanish`: takes the job and is never heard from again (no Azure, no AWS);
 - `azure-unreachable`: cannot reach Azure, reports FAILED at its fallback deadline, stays on AWS;
 - `ignore-jobs`: old firmware that never listens to jobs;
 - `claim-success`: marks the job SUCCEEDED without ever going to Azure.
+
+A small fleet runs in this process; a large one is sharded over child processes
+(`bridge_sim.fleet_child`), about `DEVICES_PER_PROCESS` devices each, because one process
+cannot connect a thousand devices to Azure in time (see that module). Either way the fleet
+keeps each device's readings and final state here, in `devices`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
+import math
+import os
 import random
-import sys
-import time
 from collections import Counter
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import Any, Self
 
 import boto3
 
 from bridge.logging import get_logger
+from bridge_sim.errors import SimulatorError
+from bridge_sim.fleet_process import ShardProcess
+from bridge_sim.fleet_shadow import KNOWN_KEYS
+from bridge_sim.fleet_shard import AGENT_PATH, Reading, Shard, load_agent
 
-__all__ = ["AGENT_PATH", "Fleet", "FleetDevice", "Reading", "load_agent"]
+__all__ = [
+    "AGENT_PATH",
+    "DEVICES_PER_PROCESS",
+    "Fleet",
+    "FleetDevice",
+    "Reading",
+    "default_processes",
+    "load_agent",
+]
 
-AGENT_PATH = (
-    Path(__file__).resolve().parents[2] / "firmware_patches" / "agents" / "python" / "agent.py"
-)
+DEVICES_PER_PROCESS = 125
 _log = get_logger("sim.fleet")
 
 
-def load_agent() -> ModuleType:
-    """The reference agent module, loaded from its file (it is a program, not a package)."""
-    if (loaded := sys.modules.get("migration_agent")) is not None:
-        return loaded
-    spec = importlib.util.spec_from_file_location("migration_agent", AGENT_PATH)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load the migration agent from {AGENT_PATH}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+def default_processes(devices: int) -> int:
+    """One process up to `DEVICES_PER_PROCESS` devices, then one more per as many, at most
+    four per core: beyond that the children only take turns on the cores."""
+    cap = 4 * (os.cpu_count() or 1)
+    return max(1, min(cap, math.ceil(devices / DEVICES_PER_PROCESS)))
 
 
 # What an estate's telemetry rule looks like: discovery finds it, the plan translates it to a
@@ -92,24 +100,22 @@ def _policy(region: str, account: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
-@dataclass(frozen=True)
-class Reading:
-    """One telemetry reading as the device saw it: when, and which cloud took it."""
-
-    seq: int
-    at: float  # wall clock, seconds since the epoch (the `ts` in the payload)
-    cloud: str  # "aws", "azure" or "unsent" (refused or between clouds)
-
-
 @dataclass
 class FleetDevice:
-    """One simulated device: its agent and what it sent where."""
+    """One simulated device: what it sent where, and how it ended.
+
+    `agent` is the agent itself when the device runs in this process, None in a child.
+    """
 
     name: str
     faults: list[str]
-    agent: Any
+    agent: Any = None
+    process: int = 0  # 0: this process; n: the fleet's n-th child
     sent: Counter[str] = field(default_factory=Counter)  # cloud -> readings sent
     readings: list[Reading] = field(default_factory=list)
+    cloud: str = "aws"  # where the agent was when last asked
+    outcome: dict[str, Any] | None = None  # the agent's last job result
+    shadow: Counter[str] = field(default_factory=Counter)  # "reported/aws" -> updates...
 
 
 class Fleet:
@@ -117,12 +123,19 @@ class Fleet:
 
     Args:
         env: The stand-ins' settings (`SimStack.env()`).
-        workdir: Where certificates and agent state files go.
+        workdir: Where certificates, agent state files and child logs go.
         devices: How many devices.
         prefix: Thing name prefix (`<prefix>-00`, `<prefix>-01`...).
         misbehaving: Device index -> fault names (see the module docstring).
         telemetry_interval: Seconds between readings of one device; 0 sends none.
         telemetry_at_start: Start the readings on entry; else `start_telemetry()` does.
+        shadow_interval: Seconds between a device's reported-state updates while the
+            readings run; 0 for none.
+        desired_interval: Seconds between two desired changes an operator makes on AWS
+            (each to one device, on a key the devices know) while the readings run; 0
+            for none.
+        processes: Processes to run the devices in; 1 runs them in this one; None picks
+            `default_processes(devices)`.
     """
 
     def __init__(
@@ -135,6 +148,9 @@ class Fleet:
         misbehaving: Mapping[int, list[str]] | None = None,
         telemetry_interval: float = 1.0,
         telemetry_at_start: bool = True,
+        shadow_interval: float = 0.0,
+        desired_interval: float = 0.0,
+        processes: int | None = None,
     ) -> None:
         if devices < 1:
             raise ValueError("a fleet needs at least one device")
@@ -144,20 +160,26 @@ class Fleet:
         self._faults = {self._names[i]: list(f) for i, f in (misbehaving or {}).items()}
         self._interval = telemetry_interval
         self._telemetry_at_start = telemetry_at_start
-        self.devices: dict[str, FleetDevice] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        # Every device's send blocks until its cloud acknowledges: one thread each, so a
-        # slow cloud delays that device, never the rest of the fleet.
-        self._threads = ThreadPoolExecutor(max_workers=devices, thread_name_prefix="fleet")
+        self._shadow_interval = shadow_interval
+        self._desired_interval = desired_interval
+        self.processes = min(devices, processes or default_processes(devices))
+        self.devices: dict[str, FleetDevice] = {
+            name: FleetDevice(name, self._faults.get(name, [])) for name in self._names
+        }
+        self.desired_changes = 0  # made by the operator on AWS
+        self._shard: Shard | None = None  # the in-process devices
+        self._children: list[ShardProcess] = []
+        self._operator: asyncio.Task[None] | None = None
+        self._running = False
 
     @property
     def names(self) -> list[str]:
         return list(self._names)
 
-    def _iot(self) -> Any:
+    def _iot(self, service: str = "iot") -> Any:
         env = self._env
         return boto3.client(
-            "iot",
+            service,  # type: ignore[call-overload]
             region_name=env.get("AWS_REGION", "us-east-1"),
             endpoint_url=env.get("AWS_ENDPOINT_URL"),
             aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", "testing"),
@@ -186,46 +208,118 @@ class Fleet:
             (folder / "key.pem").write_text(cert["keyPair"]["PrivateKey"])
             (folder / "key.pem").chmod(0o600)
 
-    def _start_agent(self, agents: ModuleType, name: str) -> FleetDevice:
-        folder = self._workdir / name
-        settings = agents.AgentSettings(
-            thing_name=name,
-            cert_file=str(folder / "cert.pem"),
-            key_file=str(folder / "key.pem"),
-            endpoint=self._env["AWS_IOT_DATA_ENDPOINT"],
-            ca_file=self._env.get("AWS_IOT_ROOT_CA"),
-            faults=self._faults.get(name, []),
-        )
-        agent = agents.MigrationAgent(settings, folder / "state.json")
-        agent.start()
-        return FleetDevice(name, settings.faults, agent)
+    def _event(self, kind: str, name: str, data: Any) -> None:
+        """What a shard reports, in this process or from a child."""
+        device = self.devices[name]
+        if kind == "reading":
+            device.sent[data.cloud] += 1
+            device.readings.append(data)
+        elif kind == "state":
+            device.cloud, device.outcome = data["cloud"], data["outcome"]
+            device.shadow = Counter(data["shadow"])
+
+    def _shards(self) -> list[list[str]]:
+        """The devices of each process: every n-th, so each holds a share of each wave."""
+        return [self._names[i :: self.processes] for i in range(self.processes)]
 
     async def __aenter__(self) -> Self:
         await asyncio.to_thread(self.register)
-        agents = load_agent()
-        for name in self._names:
-            self.devices[name] = await asyncio.to_thread(self._start_agent, agents, name)
-        _log.info("sim.fleet_started", devices=len(self.devices), misbehaving=len(self._faults))
+        try:
+            if self.processes == 1:
+                await self._start_here()
+            else:
+                await self._start_children()
+        except BaseException:
+            await self._stop()
+            raise
+        _log.info(
+            "sim.fleet_started",
+            devices=len(self.devices),
+            misbehaving=len(self._faults),
+            processes=self.processes,
+        )
         if self._telemetry_at_start:
             self.start_telemetry()
         return self
 
-    def start_telemetry(self) -> None:
-        """Every device starts sending a reading each interval (none if the interval is 0)."""
-        if self._interval <= 0 or self._tasks:
-            return
-        for device in self.devices.values():
-            self._tasks.append(
-                asyncio.create_task(self._telemetry(device), name=f"fleet[{device.name}]")
+    def _shard_settings(self, names: list[str]) -> dict[str, Any]:
+        return {
+            "env": self._env,
+            "workdir": str(self._workdir),
+            "names": names,
+            "faults": {n: self._faults[n] for n in names if n in self._faults},
+            "interval": self._interval,
+            "shadow_interval": self._shadow_interval,
+        }
+
+    async def _start_here(self) -> None:
+        settings = self._shard_settings(self._names)
+        self._shard = Shard(
+            self._env,
+            self._workdir,
+            self._names,
+            settings["faults"],
+            interval=self._interval,
+            shadow_interval=self._shadow_interval,
+            report=self._event,
+        )
+        await self._shard.start()
+        for name, agent in self._shard.agents.items():
+            self.devices[name].agent = agent
+
+    async def _start_children(self) -> None:
+        for index, names in enumerate(self._shards(), 1):
+            child = ShardProcess(
+                index,
+                self._shard_settings(names),
+                self._workdir / f"fleet-process-{index}.log",
+                self._event,
             )
+            self._children.append(child)
+            for name in names:
+                self.devices[name].process = index
+        results = await asyncio.gather(*(c.start() for c in self._children), return_exceptions=True)
+        failed = [str(r) for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise SimulatorError("the fleet did not start: " + "; ".join(failed))
+
+    @property
+    def failures(self) -> list[str]:
+        """What went wrong with child processes (one line of why each, and its log's end)."""
+        return [child.error for child in self._children if child.error]
+
+    def check(self) -> None:
+        """Raise if a child process died: its devices stopped counting."""
+        if failures := self.failures:
+            raise SimulatorError("; ".join(failures))
+
+    def start_telemetry(self) -> None:
+        """Every device starts sending a reading each interval (none if the interval is 0),
+        and its shadow traffic; the operator starts changing desired state."""
+        if self._running:
+            return
+        self._running = True
+        if self._shard is not None:
+            self._shard.start_telemetry()
+        for child in self._children:
+            child.post("telemetry-start")
+        if self._desired_interval > 0:
+            self._operator = asyncio.create_task(self._change_desired(), name="fleet-operator")
 
     async def stop_telemetry(self) -> None:
-        """Stop every device's readings (the agents stay connected); idempotent."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        """Stop every device's readings and shadow traffic (the agents stay connected);
+        returns once every reading sent so far is counted here. Idempotent."""
+        self._running = False
+        if self._operator is not None:
+            self._operator.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._operator
+        if self._shard is not None:
+            await self._shard.stop_telemetry()
+        for child in self._children:
+            with contextlib.suppress(ChildProcessError):  # said by check() below
+                await child.command("telemetry-stop", answer="telemetry-stopped")
+        self.check()
 
     async def __aexit__(
         self,
@@ -233,28 +327,30 @@ class Fleet:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.stop_telemetry()
-        for device in self.devices.values():
-            await asyncio.to_thread(device.agent.stop)
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        await self._stop()
+        if exc is None:
+            self.check()
 
-    async def _telemetry(self, device: FleetDevice) -> None:
-        loop = asyncio.get_running_loop()
-        sequence = 0
+    async def _stop(self) -> None:
+        if self._operator is not None:
+            self._operator.cancel()
+        if self._shard is not None:
+            await self._shard.stop()
+            self._shard.report_states()
+        await asyncio.gather(*(child.stop() for child in self._children))
+
+    async def _change_desired(self) -> None:
+        """An operator changing one device's desired state on AWS now and then."""
+        data = await asyncio.to_thread(self._iot, "iot-data")
         while True:
-            sequence += 1
-            at = time.time()
-            reading = {
-                "seq": sequence,
-                "ts": round(at, 3),
-                "temperature": round(random.uniform(18, 26), 2),  # noqa: S311
-            }
+            await asyncio.sleep(self._desired_interval)
+            name = random.choice(self._names)  # noqa: S311
+            key = random.choice(KNOWN_KEYS)  # noqa: S311
+            value = round(random.uniform(18, 26), 1) if key == "setpoint" else "eco"  # noqa: S311
+            body = json.dumps({"state": {"desired": {key: value}}}).encode()
             try:
-                cloud = await loop.run_in_executor(
-                    self._threads, device.agent.send_telemetry, reading
-                )
-            except Exception:  # between clouds, or a vanished device: count it
-                cloud = "unsent"
-            device.sent[cloud] += 1
-            device.readings.append(Reading(sequence, at, cloud))
-            await asyncio.sleep(self._interval)
+                await asyncio.to_thread(data.update_thing_shadow, thingName=name, payload=body)
+            except Exception as exc:  # the stand-in is busy: the next change tries again
+                _log.warning("sim.fleet_desired_failed", device=name, error=str(exc))
+                continue
+            self.desired_changes += 1
