@@ -5,6 +5,10 @@
 runs before the sockets' own (an arbitrary order inside a reference cycle). A pooled relay
 opens and closes thousands of clients over a migration window, so the pair is closed here,
 once the thread has stopped, instead of leaking two descriptors each time.
+
+A connection that drops leaves its pair behind the same way, and the next connect (the SDK
+connects again by itself when a message is sent) makes a new pair over the old attributes:
+`guard_socket_pair` closes the old one first.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from bridge.logging import get_logger
 
-__all__ = ["close_module_client"]
+__all__ = ["close_module_client", "guard_socket_pair"]
 
 _log = get_logger("azure.module_client")
 
@@ -29,6 +33,23 @@ async def close_module_client(device_id: str, client: Any, *, timeout: float) ->
     paho = _paho_client(client)
     if paho is not None and getattr(paho, "_thread", None) is None:
         paho._reset_sockets(sockpair_only=True)  # noqa: SLF001 - see the module docstring
+
+
+def guard_socket_pair(client: Any) -> None:
+    """Have paho close its previous socket pair before `loop_start` makes a new one."""
+    paho = _paho_client(client)
+    if paho is None:
+        return
+    start = paho.loop_start
+
+    def loop_start() -> Any:
+        # Only when no network thread runs: loop_start would refuse anyway, and a running
+        # thread still reads its pair. After a drop, the SDK clears `_thread` on its way out.
+        if getattr(paho, "_thread", None) is None:
+            paho._reset_sockets(sockpair_only=True)  # noqa: SLF001 - see the module docstring
+        return start()
+
+    paho.loop_start = loop_start
 
 
 def _paho_client(client: Any) -> Any:

@@ -22,7 +22,7 @@ from azure.iot.device.aio import IoTHubModuleClient
 
 from bridge.azure.hub import IotHubService
 from bridge.azure.models import SasAuth
-from bridge.azure.module_client import close_module_client
+from bridge.azure.module_client import close_module_client, guard_socket_pair
 
 __all__ = ["ReportedWriter", "reported_patch"]
 
@@ -122,6 +122,7 @@ class ReportedWriter:
                 server_verification_cert=self._ca_pem,
                 connection_retry=False,
             )
+        guard_socket_pair(client)
         async with asyncio.timeout(_TIMEOUT):
             await client.connect()
         self._clients[device_id] = client

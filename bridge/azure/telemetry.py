@@ -27,7 +27,7 @@ from azure.iot.device.exceptions import CredentialError
 from bridge.azure.budget import RateBudget
 from bridge.azure.hub import IotHubService
 from bridge.azure.models import SasAuth
-from bridge.azure.module_client import close_module_client
+from bridge.azure.module_client import close_module_client, guard_socket_pair
 from bridge.azure.quotas import Operation
 from bridge.errors import NotFound, Rejected
 
@@ -167,6 +167,7 @@ class ModuleSender:
                 server_verification_cert=self._ca_pem,
                 connection_retry=False,
             )
+        guard_socket_pair(client)
         try:
             async with asyncio.timeout(_TIMEOUT):
                 await client.connect()

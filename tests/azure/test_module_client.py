@@ -8,11 +8,16 @@ collector off so that only an explicit close can give them back.
 
 from __future__ import annotations
 
+import base64
 import gc
+import socket
 from pathlib import Path
+
+from azure.iot.device.aio import IoTHubModuleClient
 
 from bridge.azure import RateBudget
 from bridge.azure.models import DeviceIdentity
+from bridge.azure.module_client import _paho_client, guard_socket_pair
 from bridge.azure.telemetry import ModuleSender
 
 
@@ -53,3 +58,27 @@ async def test_closing_the_pool_releases_every_connection_descriptor(env, servic
     finally:
         gc.enable()
     assert after == before, f"{after - before} descriptors left open by 4 closed connections"
+
+
+def test_a_new_connection_closes_the_socket_pair_a_dropped_one_left(env):
+    # After a drop the SDK stops paho's thread from inside it and clears `_thread`, leaving
+    # the pair; its next connect calls loop_start, which makes a new pair over the old one.
+    client = IoTHubModuleClient.create_from_connection_string(
+        f"HostName={env['IOTHUB_HOSTNAME']};DeviceId=d;ModuleId=m;SharedAccessKey="
+        + base64.b64encode(b"k" * 32).decode(),
+        connection_retry=False,
+    )
+    paho = _paho_client(client)
+    assert paho is not None
+    guard_socket_pair(client)
+    left_r, left_w = socket.socketpair()
+    paho._sockpairR, paho._sockpairW = left_r, left_w  # what the dropped connection left
+    paho.loop_start()
+    try:
+        assert left_r.fileno() == -1
+        assert left_w.fileno() == -1
+        assert paho._sockpairR is not None
+        assert paho._sockpairR is not left_r
+    finally:
+        paho.loop_stop()
+        paho._reset_sockets(sockpair_only=True)
