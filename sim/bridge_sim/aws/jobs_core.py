@@ -38,7 +38,7 @@ log = get_logger("sim.aws.jobs")
 Key = tuple[str, str]  # (job_id, thing_name), as moto keys job_executions
 
 
-class RetriedExecution(FakeJobExecution):
+class RetriedExecution(FakeJobExecution):  # type: ignore[misc]  # moto is untyped
     """moto's execution with the `retryAttempt` AWS puts in every JobExecutionSummary
     (ListJobExecutionsForJob/ForThing), which moto leaves out."""
 
@@ -47,7 +47,7 @@ class RetriedExecution(FakeJobExecution):
         self.retry_attempt = 0
 
     def to_dict(self) -> dict[str, Any]:
-        found = super().to_dict()
+        found: dict[str, Any] = super().to_dict()
         found["jobExecutionSummary"]["retryAttempt"] = self.retry_attempt
         return found
 
