@@ -17,15 +17,17 @@ one from before (a device moved in an earlier, rolled-back wave) and is ignored.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Sequence
 
 from bridge.azure.events import HubEvent, HubEventReader
+from bridge.config import CloudSettings, CutoverSettings
 from bridge.core.store import Store
 from bridge.cutover.wave import ACTIVE, job_sent_key
 from bridge.logging import get_logger
 
-__all__ = ["CONNECTION_STATE_SOURCE", "Arrivals", "device_connected_at"]
+__all__ = ["CONNECTION_STATE_SOURCE", "Arrivals", "device_connected_at", "open_arrivals"]
 
 _log = get_logger("cutover.arrivals")
 
@@ -157,3 +159,33 @@ class Arrivals:
                 if member.outcome is None:
                     moving[member.device_id] = (wave.name, float(sent))
         return moving
+
+
+async def open_arrivals(
+    stack: contextlib.AsyncExitStack, store: Store, cloud: CloudSettings, cutover: CutoverSettings
+) -> Arrivals:
+    """The connection-state reader (closed with `stack`) when the endpoint and blob storage
+    are configured and reachable; otherwise arrivals come from twin queries, and /readyz
+    says why. An unreachable storage account is no reason to refuse to start a cutover."""
+    if not cutover.connection_events:
+        return Arrivals(store, None, why_not="BRIDGE_CUTOVER__CONNECTION_EVENTS is false")
+    endpoint, storage = (
+        cloud.IOTHUB_EVENTHUB_CONNECTION_STRING,
+        cloud.AZURE_STORAGE_CONNECTION_STRING,
+    )
+    if endpoint is None or storage is None:
+        why = "IOTHUB_EVENTHUB_CONNECTION_STRING or AZURE_STORAGE_CONNECTION_STRING is not set"
+        return Arrivals(store, None, why_not=why)
+    reader = HubEventReader(
+        endpoint.get_secret_value(),
+        consumer_group=cutover.consumer_group,
+        storage_connection_string=storage.get_secret_value(),
+        container=cutover.checkpoint_container,
+    )
+    try:
+        await stack.enter_async_context(reader)
+    except Exception as exc:
+        why = f"blob storage for checkpoints unreachable: {type(exc).__name__}: {exc}"
+        _log.warning("cutover.connection_events_unavailable", error=why)
+        return Arrivals(store, None, why_not=why)
+    return Arrivals(store, reader)

@@ -32,19 +32,19 @@ from botocore.exceptions import ClientError
 
 from bridge.aws.clients import AwsApi, open_clients
 from bridge.aws.ratelimit import RateLimiter
-from bridge.azure.events import HubEventReader
 from bridge.azure.hub import IotHubService
 from bridge.azure.sas import ServiceConnectionString
 from bridge.config import CloudSettings, Settings
 from bridge.core.machine import Event, State
 from bridge.core.service import Check
 from bridge.core.store import Device, Store, Wave, WaveDevice, open_store
-from bridge.cutover.arrivals import Arrivals
+from bridge.cutover.arrivals import Arrivals, open_arrivals
 from bridge.cutover.finalize import finalize_due
 from bridge.cutover.gauges import WaveGauges
 from bridge.cutover.job import JobDocument
+from bridge.cutover.twins import on_azure, query_arrivals
 from bridge.cutover.wave import ACTIVE, WaveSpec, WaveState, job_id_for, job_sent_key
-from bridge.errors import ConfigError, Gone, NotFound
+from bridge.errors import ConfigError, Gone
 from bridge.logging import get_logger
 from bridge.metrics import Metrics
 
@@ -130,34 +130,7 @@ class CutoverService:
         self._hub = await enter(
             IotHubService(connection, ca_bundle=cloud.IOTHUB_ROOT_CA, max_connections=8)
         )
-        self._arrivals = await self._open_arrivals(self._store)
-
-    async def _open_arrivals(self, store: Store) -> Arrivals:
-        """The connection-state reader when the endpoint and blob storage are configured and
-        reachable; otherwise arrivals come from twin queries, and /readyz says why."""
-        cloud, cutover = self._cloud, self._settings.cutover
-        if not cutover.connection_events:
-            return Arrivals(store, None, why_not="BRIDGE_CUTOVER__CONNECTION_EVENTS is false")
-        endpoint, storage = (
-            cloud.IOTHUB_EVENTHUB_CONNECTION_STRING,
-            cloud.AZURE_STORAGE_CONNECTION_STRING,
-        )
-        if endpoint is None or storage is None:
-            why = "IOTHUB_EVENTHUB_CONNECTION_STRING or AZURE_STORAGE_CONNECTION_STRING is not set"
-            return Arrivals(store, None, why_not=why)
-        reader = HubEventReader(
-            endpoint.get_secret_value(),
-            consumer_group=cutover.consumer_group,
-            storage_connection_string=storage.get_secret_value(),
-            container=cutover.checkpoint_container,
-        )
-        try:
-            await self._stack.enter_async_context(reader)
-        except Exception as exc:
-            why = f"blob storage for checkpoints unreachable: {type(exc).__name__}: {exc}"
-            _log.warning("cutover.connection_events_unavailable", error=why)
-            return Arrivals(store, None, why_not=why)
-        return Arrivals(store, reader)
+        self._arrivals = await open_arrivals(self._stack, self._store, cloud, settings.cutover)
 
     def _job_document(self, service_host: str) -> JobDocument:
         cloud, cutover = self._cloud, self._settings.cutover
@@ -417,7 +390,7 @@ class CutoverService:
         if self._signal_in_use().in_use and now - last < interval:
             return set()
         self._queried_at[wave] = now
-        return await self._query_arrivals(job_id)
+        return await query_arrivals(self._parts()[2], job_id)
 
     async def _judge_device(
         self,
@@ -431,7 +404,7 @@ class CutoverService:
         arrived: bool,
         connected: float | None,
     ) -> None:
-        store = self._parts()[0]
+        store, _iot, hub = self._parts()
         assert wave.job_id is not None
         sent, deadline = times
         status = execution.status if execution else None
@@ -447,8 +420,8 @@ class CutoverService:
         # A connection event says when the device came; its twin must still name the job.
         deciding = stopping or failed or time.time() > deadline
         if not arrived and connected is not None:
-            arrived = await self._on_azure(device_id, wave.job_id, connection_seen=True)
-        if arrived or (deciding and await self._on_azure(device_id, wave.job_id)):
+            arrived = await on_azure(hub, device_id, wave.job_id, connection_seen=True)
+        if arrived or (deciding and await on_azure(hub, device_id, wave.job_id)):
             await store.transition(device_id, Event.AZURE_CONNECTED)
             took = max((connected if connected is not None else time.time()) - sent, 0.0)
             how = "connection-state event" if connected is not None else "twin"
@@ -489,38 +462,6 @@ class CutoverService:
 
     def _rolled_back(self, reason: str) -> None:
         self._metrics.cutover_rollbacks.labels(reason=reason).inc()
-
-    async def _query_arrivals(self, job_id: str) -> set[str]:
-        """Devices connected whose own reported section names the job: one query per poll
-        for the whole wave, instead of a twin read per device (IoT Hub's quotas)."""
-        hub = self._parts()[2]
-        sql = (
-            "SELECT deviceId, connectionState FROM devices WHERE "  # noqa: S608 - job ids are [A-Za-z0-9_-]
-            f"properties.reported.migration.jobId = '{job_id}' "
-            "AND properties.reported.migration.status = 'migrated'"
-        )
-        return {
-            row["deviceId"]
-            async for row in hub.query(sql)
-            if row.get("connectionState") == "Connected"
-        }
-
-    async def _on_azure(
-        self, device_id: str, job_id: str, *, connection_seen: bool = False
-    ) -> bool:
-        """The device's own connection is up (or its connection event was seen) and its own
-        reported section names the job."""
-        hub = self._parts()[2]
-        try:
-            twin = await hub.get_twin(device_id)
-        except NotFound:
-            return False
-        migration = twin.reported.get("migration") or {}
-        return (
-            (connection_seen or twin.connection_state == "Connected")
-            and migration.get("status") == "migrated"
-            and migration.get("jobId") == job_id
-        )
 
     async def _details(self, job_id: str, device_id: str) -> str:
         iot = self._parts()[1]
