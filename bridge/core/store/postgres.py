@@ -343,6 +343,14 @@ class PostgresStore:
     async def outbox_size(self) -> int:
         return int((await self._fetch("SELECT COUNT(*) FROM outbox"))[0][0])
 
+    async def queued(self, device_ids: Collection[str]) -> set[str]:
+        rows = await self._fetch(
+            "SELECT DISTINCT device_id FROM outbox WHERE kind = $1 AND device_id = ANY($2::text[])",
+            SYNC,
+            sorted(device_ids),
+        )
+        return {row["device_id"] for row in rows}
+
     async def dead_letter(self, source: str, reason: str, payload: Mapping[str, Any]) -> int:
         rows = await self._fetch(
             "INSERT INTO dead_letters (source, reason, payload) VALUES ($1, $2, $3) RETURNING id",
