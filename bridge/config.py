@@ -262,6 +262,36 @@ class CutoverSettings(BaseModel):
         description="Finalizing also sets the thing's AWS certificates INACTIVE and detaches "
         "their policies (recorded first; `iot-bridge cutover restore-aws` undoes it).",
     )
+    fallback_deadline_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="Seconds the job tells a device to keep trying Azure before it marks the "
+        "execution FAILED and stays on AWS (fallbackDeadlineSeconds).",
+    )
+    connection_events: bool = Field(
+        default=True,
+        description="Learn arrivals from IoT Hub's connection-state events on the Event "
+        "Hubs-compatible endpoint (IOTHUB_EVENTHUB_CONNECTION_STRING and "
+        "AZURE_STORAGE_CONNECTION_STRING needed); otherwise, or while it cannot be read, "
+        "from twin queries.",
+    )
+    consumer_group: str = Field(
+        default="iot-bridge",
+        description="The cutover's own consumer group on the Event Hubs-compatible endpoint "
+        "(the landing zone creates it; no other reader may share it).",
+    )
+    checkpoint_container: str = Field(
+        default="iot-bridge-cutover",
+        description="Blob container for the cutover reader's checkpoints and partition "
+        "ownership; created when missing.",
+    )
+    twin_query_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description="While connection-state events are read, seconds between the twin "
+        "queries kept as a safety net (a hub without the connection-state route).",
+    )
 
 
 class ReverseSettings(BaseModel):

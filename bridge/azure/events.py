@@ -123,6 +123,7 @@ class HubEventReader:
         self.last_error = ""
         self._stopping = False
         self._closer: asyncio.Task[None] | None = None
+        self._receiving: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         async with BlobServiceClient.from_connection_string(self._storage) as blobs:
@@ -169,14 +170,26 @@ class HubEventReader:
                 return
             await context.update_checkpoint(events[-1])
 
-        await client.receive_batch(
-            on_batch,
-            max_batch_size=self._max_batch,
-            starting_position="-1",
-            on_error=self._on_error,
-            on_partition_initialize=self._on_initialize,
-            on_partition_close=self._on_close,
+        receiving = self._receiving = asyncio.create_task(
+            client.receive_batch(
+                on_batch,
+                max_batch_size=self._max_batch,
+                starting_position="-1",
+                on_error=self._on_error,
+                on_partition_initialize=self._on_initialize,
+                on_partition_close=self._on_close,
+            ),
+            name="azure.events.receive",
         )
+        try:
+            await asyncio.wait({receiving})  # `close` may cancel it: that is a normal end
+        finally:
+            if not receiving.done():
+                receiving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receiving
+        if not receiving.cancelled() and (error := receiving.exception()) is not None:
+            raise error
         if self._closer is not None:
             await self._closer
         if failure:
@@ -200,6 +213,13 @@ class HubEventReader:
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+        # The SDK's close stops the partitions but not its load-balancing loop, which ends
+        # its round (a blob call, then a 5 s sleep) afterwards: with the checkpoint store
+        # closed below, that call would open a new HTTP session and leak it.
+        receiving = self._receiving
+        if receiving is not None and not receiving.done():
+            receiving.cancel()
+            await asyncio.wait({receiving})
         checkpoints, self._checkpoints = self._checkpoints, None
         if checkpoints is not None:
             await checkpoints.close()

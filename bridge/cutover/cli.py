@@ -25,6 +25,7 @@ from bridge.cutover.finalize import restore_aws
 from bridge.cutover.job import Firmware
 from bridge.cutover.operator import plan_wave, render_status, set_wave_state, wave_status
 from bridge.cutover.report import cutover_report
+from bridge.cutover.wave import MAX_RETRIES
 from bridge.errors import WaveError
 from bridge.files import write_atomically
 from bridge.reports.cutover import render_cutover_report
@@ -106,6 +107,15 @@ def plan(
             "`iot-bridge firmware patch --package` prints it).",
         ),
     ] = None,
+    retries: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=MAX_RETRIES,
+            help="Attempts AWS adds for a device whose execution FAILED or TIMED_OUT "
+            "(jobExecutionsRetryConfig); its verdict waits for the last one.",
+        ),
+    ] = 0,
 ) -> None:
     """Plan a wave over devices, a thing group, a thing type or a fleet-index query (each
     selection given adds to the wave)."""
@@ -143,6 +153,7 @@ def plan(
             increment_factor=increment_factor,
             increase_every=increase_every,
             firmware=_artifact(firmware) if firmware else None,
+            retries=retries,
         ),
         existing=True,  # the devices come from the mirror's store; never create one here
     )
@@ -151,9 +162,11 @@ def plan(
         if spec.base_per_minute
         else "constant"
     )
+    retried = f"; up to {spec.attempts()} attempts a device" if spec.retries else ""
     typer.echo(
         f"wave {name}: planned, {len(spec.devices)} devices; rollout {rollout} up to "
         f"{spec.max_per_minute}/min, about {spec.rollout_seconds() / 60:.0f} min to reach all"
+        f"{retried}"
     )
 
 

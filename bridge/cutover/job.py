@@ -98,7 +98,13 @@ class JobDocument(_Model):
     fallback_deadline_seconds: int = Field(
         alias="fallbackDeadlineSeconds",
         ge=1,
-        description="Seconds the device keeps trying Azure before falling back to AWS.",
+        description="Seconds the device keeps trying Azure before falling back to AWS: it "
+        "then marks the execution FAILED with the reason and stays on AWS. With the wave's "
+        "retries (jobExecutionsRetryConfig), AWS offers the job again as a new execution "
+        "(next executionNumber), and the device tries once more from the start; only the "
+        "last attempt's ending decides the device. Success is never the job status: the "
+        "device must connect to the hub as itself and report `migration` "
+        "(status migrated, this jobId) in its twin's reported properties.",
     )
     firmware: Firmware | None = None
 

@@ -1,12 +1,17 @@
 """The cutover as a service of the daemon: sends each running wave's job, judges on Azure.
 
 Success is the device connecting to IoT Hub as itself, never the AWS job status (AWS says
-SUCCEEDED for work that never happened, and executions stick IN_PROGRESS). The proof read
-here is the device twin (one query per wave and poll; a twin read before other verdicts):
-`connectionState` Connected and the device's own reported `migration` section naming this
-wave's job. Reported properties can be written only over
-the device's own connection (the service API cannot write them, and the bridge never holds
-device keys), so together they say the device itself is on Azure.
+SUCCEEDED for work that never happened, and executions stick IN_PROGRESS). Two signals say
+when a device reached Azure: its `deviceConnected` event on the Event Hubs-compatible
+endpoint (`arrivals.py`, pushed, when the endpoint is configured and read), else the twins
+(one query per wave and poll, `connectionState` Connected). Either way the verdict also
+needs the device's own reported `migration` section naming this wave's job, read from its
+twin. Reported properties can be written only over the device's own connection (the
+service API cannot write them, and the bridge never holds device keys), so together they
+say the device itself is on Azure.
+
+With `retries`, AWS runs a FAILED or TIMED_OUT execution again; such an ending is not a
+verdict while attempts are left, and the device's deadline grows by one per attempt.
 
 Every step is repeatable: the job id is fixed per wave (a restart finds the job it
 created), transitions are read from the store each poll, so a daemon killed mid-wave picks
@@ -21,7 +26,7 @@ import json
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Self
+from typing import NamedTuple, Self
 
 from botocore.exceptions import ClientError
 
@@ -33,11 +38,13 @@ from bridge.config import CloudSettings, Settings
 from bridge.core.machine import Event, State
 from bridge.core.service import Check
 from bridge.core.store import Device, Store, Wave, WaveDevice, open_store
+from bridge.cutover.arrivals import Arrivals, open_arrivals
 from bridge.cutover.finalize import finalize_due
 from bridge.cutover.gauges import WaveGauges
 from bridge.cutover.job import JobDocument
+from bridge.cutover.twins import on_azure, query_arrivals
 from bridge.cutover.wave import ACTIVE, WaveSpec, WaveState, job_id_for, job_sent_key
-from bridge.errors import ConfigError, Gone, NotFound
+from bridge.errors import ConfigError, Gone
 from bridge.logging import get_logger
 from bridge.metrics import Metrics
 
@@ -48,6 +55,13 @@ _log = get_logger("cutover.service")
 _FAILED_EXECUTIONS = frozenset({"FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED"})
 _SCHEDULABLE = frozenset({State.MIRRORED, State.ROLLED_BACK})
 _NOT_YET = frozenset({State.DISCOVERED, State.PROVISIONING, State.SYNCING})
+
+
+class Execution(NamedTuple):
+    """A device's job execution as AWS lists it: its status and which attempt it is."""
+
+    status: str
+    attempt: int  # 1 for the first run, 2 for the first retry...
 
 
 class Outcome:
@@ -79,6 +93,9 @@ class CutoverService:
         self._iot: AwsApi | None = None
         self._hub: IotHubService | None = None
         self._document: JobDocument | None = None
+        self._arrivals: Arrivals | None = None
+        self._queried_at: dict[str, float] = {}  # wave -> monotonic time of its last query
+        self._signal = ""
         self._last_error = ""
         self._gauges = WaveGauges(metrics)
 
@@ -113,6 +130,7 @@ class CutoverService:
         self._hub = await enter(
             IotHubService(connection, ca_bundle=cloud.IOTHUB_ROOT_CA, max_connections=8)
         )
+        self._arrivals = await open_arrivals(self._stack, self._store, cloud, settings.cutover)
 
     def _job_document(self, service_host: str) -> JobDocument:
         cloud, cutover = self._cloud, self._settings.cutover
@@ -125,7 +143,11 @@ class CutoverService:
         if cloud.IOTHUB_GATEWAY_HOST:
             hub["gatewayHostName"] = cloud.IOTHUB_GATEWAY_HOST
         return JobDocument.model_validate(
-            {"hub": hub, "trustAnchors": anchors, "fallbackDeadlineSeconds": 60}
+            {
+                "hub": hub,
+                "trustAnchors": anchors,
+                "fallbackDeadlineSeconds": cutover.fallback_deadline_seconds,
+            }
         )
 
     def stop(self) -> None:
@@ -133,16 +155,44 @@ class CutoverService:
         self._stopping.set()
 
     async def ready(self) -> Mapping[str, Check]:
-        """The store answers and the last poll went through."""
+        """The store answers and the last poll went through; which signal finds arrivals
+        (either one will do, so that check always holds)."""
         store = self._parts()[0]
         await store.schema_version()
-        return {"store": Check(ok=True), "poll": Check(not self._last_error, self._last_error)}
+        return {
+            "store": Check(ok=True),
+            "poll": Check(not self._last_error, self._last_error),
+            "arrival_signal": Check(ok=True, detail=self._signal_in_use().describe()),
+        }
+
+    def _signal_in_use(self) -> Arrivals:
+        if self._arrivals is None:
+            raise RuntimeError("the cutover service was not started")
+        return self._arrivals
 
     async def run(self) -> None:
-        """Poll the waves until stopped."""
+        """Read connection-state events and poll the waves until stopped."""
+        arrivals = self._signal_in_use()
+        reading = asyncio.create_task(arrivals.run(), name="cutover.arrivals")
+        try:
+            await self._poll()
+        finally:
+            await arrivals.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+
+    def _log_signal(self) -> None:
+        in_use = self._signal_in_use()
+        signal = "events" if in_use.in_use else "twin_queries"
+        if signal != self._signal:
+            self._signal = signal
+            _log.info("cutover.arrival_signal", signal=signal, detail=in_use.describe())
+
+    async def _poll(self) -> None:
         store = self._parts()[0]
         interval = self._settings.cutover.poll_interval
         while not self._stopping.is_set():
+            self._log_signal()
             for wave in await store.waves():
                 if wave.state not in ACTIVE or self._stopping.is_set():
                     continue
@@ -276,15 +326,17 @@ class CutoverService:
                 await store.transition(device.device_id, Event.CANCEL_CUTOVER)
             await self._outcome(wave, member.device_id, Outcome.LEFT_ON_AWS, reason)
 
-    async def _executions(self, job_id: str) -> dict[str, str]:
-        """Thing name -> execution status for every execution the job has so far."""
+    async def _executions(self, job_id: str) -> dict[str, Execution]:
+        """Thing name -> its execution (the latest attempt) for every one the job has."""
         iot = self._parts()[1]
-        found: dict[str, str] = {}
+        found: dict[str, Execution] = {}
         async for summary in iot.pages(
             "list_job_executions_for_job", "executionSummaries", jobId=job_id
         ):
             name = summary["thingArn"].rsplit("/", 1)[-1]
-            found[name] = summary["jobExecutionSummary"]["status"]
+            execution = summary["jobExecutionSummary"]
+            retried = int(execution.get("retryAttempt") or 0)
+            found[name] = Execution(execution["status"], retried + 1)
         return found
 
     async def _judge(
@@ -299,10 +351,10 @@ class CutoverService:
         store = self._parts()[0]
         assert wave.job_id is not None
         executions = await self._executions(wave.job_id)
-        self._gauges.executions(wave.name, executions)
-        arrived = await self._arrivals(wave.job_id)
+        self._gauges.executions(wave.name, {d: e.status for d, e in executions.items()})
+        arrived = await self._queried(wave.name, wave.job_id)
         sent = float(await store.get_checkpoint(_sent_key(wave.name)) or time.time())
-        deadline = sent + spec.rollout_seconds() + spec.deadline_seconds
+        deadline = sent + spec.rollout_seconds() + spec.device_seconds()
         self._metrics.cutover_wave_deadline.labels(wave=wave.name).set(deadline)
         for member in members:
             device = devices.get(member.device_id)
@@ -316,40 +368,77 @@ class CutoverService:
                 continue
             elif device.state is not State.CUTTING_OVER:
                 continue
+            connected = await self._signal_in_use().connected_at(wave.name, device.device_id)
             await self._judge_device(
                 wave,
+                spec,
                 device.device_id,
                 executions.get(device.device_id),
-                deadline,
+                (sent, deadline),
                 stopping=stopping,
                 arrived=device.device_id in arrived,
+                connected=connected,
             )
+
+    async def _queried(self, wave: str, job_id: str) -> set[str]:
+        """Arrivals by twin query: every poll while no events are read, otherwise every
+        `twin_query_interval` as a safety net (a hub without the connection-state route),
+        the first one an interval after the service first looked at the wave."""
+        now = time.monotonic()
+        last = self._queried_at.setdefault(wave, now)
+        interval = self._settings.cutover.twin_query_interval
+        if self._signal_in_use().in_use and now - last < interval:
+            return set()
+        self._queried_at[wave] = now
+        return await query_arrivals(self._parts()[2], job_id)
 
     async def _judge_device(
         self,
         wave: Wave,
+        spec: WaveSpec,
         device_id: str,
-        execution: str | None,
-        deadline: float,
+        execution: Execution | None,
+        times: tuple[float, float],
         *,
         stopping: bool,
         arrived: bool,
+        connected: float | None,
     ) -> None:
-        store = self._parts()[0]
+        store, _iot, hub = self._parts()
         assert wave.job_id is not None
+        sent, deadline = times
+        status = execution.status if execution else None
+        # AWS runs a FAILED or TIMED_OUT execution again while attempts are left (not once
+        # the job is canceled): that ending is no verdict yet.
+        retrying = (
+            execution is not None
+            and not stopping
+            and spec.attempts_left(execution.status, execution.attempt)
+        )
+        failed = status in _FAILED_EXECUTIONS and not retrying
         # The query is cheap but its index lags; before any other verdict, read the twin.
-        deciding = stopping or execution in _FAILED_EXECUTIONS or time.time() > deadline
-        if arrived or (deciding and await self._on_azure(device_id, wave.job_id)):
+        # A connection event says when the device came; its twin must still name the job.
+        deciding = stopping or failed or time.time() > deadline
+        if not arrived and connected is not None:
+            arrived = await on_azure(hub, device_id, wave.job_id, connection_seen=True)
+        if arrived or (deciding and await on_azure(hub, device_id, wave.job_id)):
             await store.transition(device_id, Event.AZURE_CONNECTED)
-            reason = f"connected to Azure as itself and reported migration for job {wave.job_id}"
+            took = max((connected if connected is not None else time.time()) - sent, 0.0)
+            how = "connection-state event" if connected is not None else "twin"
+            reason = (
+                f"connected to Azure as itself {took:.1f} s after the job ({how}) and "
+                f"reported migration for job {wave.job_id}"
+            )
             await self._outcome(wave, device_id, Outcome.CUT_OVER, reason)
-            sent = await store.get_checkpoint(_sent_key(wave.name))
-            if sent is not None:
-                self._metrics.cutover_time_to_azure.observe(max(time.time() - float(sent), 0))
-        elif execution in _FAILED_EXECUTIONS:
-            reason = f"job execution {execution}{await self._details(wave.job_id, device_id)}"
+            self._metrics.cutover_time_to_azure.observe(took)
+        elif failed and execution is not None:
+            attempts = (
+                f" on attempt {execution.attempt} of {spec.attempts()}" if spec.retries else ""
+            )
+            details = await self._details(wave.job_id, device_id)
+            reason = f"job execution {execution.status}{attempts}{details}"
             outcome = Outcome.ROLLED_BACK
-            if execution == "CANCELED" and stopping:
+            if execution.status == "CANCELED" and stopping:
                 reason, outcome = (
                     f"wave {wave.state}: job canceled; stays on AWS",
                     Outcome.LEFT_ON_AWS,
@@ -357,51 +446,22 @@ class CutoverService:
             await store.transition(device_id, Event.JOB_FAILED, reason=reason)
             await self._outcome(wave, device_id, outcome, reason)
             if outcome == Outcome.ROLLED_BACK:
-                self._rolled_back(f"execution_{execution.lower()}")
-        elif stopping and (execution in {None, "QUEUED"} or wave.state == WaveState.ROLLING_BACK):
+                self._rolled_back(f"execution_{execution.status.lower()}")
+        elif stopping and (status in {None, "QUEUED"} or wave.state == WaveState.ROLLING_BACK):
             reason = f"wave {wave.state} before the device moved; stays on AWS"
             await store.transition(device_id, Event.JOB_FAILED, reason=reason)
             await self._outcome(wave, device_id, Outcome.LEFT_ON_AWS, reason)
         elif time.time() > deadline:
-            said = f"job execution {execution}" if execution else "no job execution"
-            if execution == "SUCCEEDED":
+            said = f"job execution {status}" if status else "no job execution"
+            if status == "SUCCEEDED":
                 said = "job execution SUCCEEDED, but the device never connected to Azure"
             reason = f"not seen on Azure by the deadline ({said})"
             await store.transition(device_id, Event.CUTOVER_TIMED_OUT, reason=reason)
             await self._outcome(wave, device_id, Outcome.ROLLED_BACK, reason)
-            self._rolled_back("claimed_success" if execution == "SUCCEEDED" else "deadline")
+            self._rolled_back("claimed_success" if status == "SUCCEEDED" else "deadline")
 
     def _rolled_back(self, reason: str) -> None:
         self._metrics.cutover_rollbacks.labels(reason=reason).inc()
-
-    async def _arrivals(self, job_id: str) -> set[str]:
-        """Devices connected whose own reported section names the job: one query per poll
-        for the whole wave, instead of a twin read per device (IoT Hub's quotas)."""
-        hub = self._parts()[2]
-        sql = (
-            "SELECT deviceId, connectionState FROM devices WHERE "  # noqa: S608 - job ids are [A-Za-z0-9_-]
-            f"properties.reported.migration.jobId = '{job_id}' "
-            "AND properties.reported.migration.status = 'migrated'"
-        )
-        return {
-            row["deviceId"]
-            async for row in hub.query(sql)
-            if row.get("connectionState") == "Connected"
-        }
-
-    async def _on_azure(self, device_id: str, job_id: str) -> bool:
-        """The device's own connection is up and its own reported section names the job."""
-        hub = self._parts()[2]
-        try:
-            twin = await hub.get_twin(device_id)
-        except NotFound:
-            return False
-        migration = twin.reported.get("migration") or {}
-        return (
-            twin.connection_state == "Connected"
-            and migration.get("status") == "migrated"
-            and migration.get("jobId") == job_id
-        )
 
     async def _details(self, job_id: str, device_id: str) -> str:
         iot = self._parts()[1]

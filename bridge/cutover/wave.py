@@ -10,7 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bridge.cutover.job import Firmware
 
-__all__ = ["WaveSpec", "WaveState", "job_id_for", "job_sent_key"]
+__all__ = ["MAX_RETRIES", "RETRIED", "WaveSpec", "WaveState", "job_id_for", "job_sent_key"]
+
+MAX_RETRIES = 10  # AWS IoT Jobs' limit on numberOfRetries
+RETRIED = frozenset({"FAILED", "TIMED_OUT"})  # the execution endings AWS can retry
 
 
 class WaveState(StrEnum):
@@ -68,6 +71,13 @@ class WaveSpec(BaseModel):
         ge=1,
         description="Exponential rollout: devices notified between two increases.",
     )
+    retries: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_RETRIES,
+        description="Further attempts AWS gives a device whose execution FAILED or TIMED_OUT "
+        "(jobExecutionsRetryConfig); its verdict waits for the last one.",
+    )
 
     @model_validator(mode="after")
     def _selected(self) -> WaveSpec:
@@ -96,6 +106,19 @@ class WaveSpec(BaseModel):
                 rate = min(rate * self.increment_factor, float(self.max_per_minute))
             minutes += 1
 
+    def attempts(self) -> int:
+        """How many times AWS may run a device's execution: the first and every retry."""
+        return 1 + self.retries
+
+    def attempts_left(self, status: str, attempt: int) -> bool:
+        """Whether AWS will run another attempt after an execution ending in `status` on
+        `attempt` (1 for the first): FAILED and TIMED_OUT are retried while any are left."""
+        return status in RETRIED and attempt < self.attempts()
+
+    def device_seconds(self) -> float:
+        """How long a device may take from its job to Azure: the deadline for each attempt."""
+        return float(self.deadline_seconds * self.attempts())
+
     def rollout_config(self) -> dict[str, Any]:
         """jobExecutionsRolloutConfig: a constant cap, or an exponential ramp under it."""
         config: dict[str, Any] = {"maximumPerMinute": self.max_per_minute}
@@ -108,8 +131,8 @@ class WaveSpec(BaseModel):
         return config
 
     def job_settings(self) -> dict[str, Any]:
-        """CreateJob's rollout, abort and timeout settings for this wave."""
-        return {
+        """CreateJob's rollout, abort, timeout and retry settings for this wave."""
+        settings: dict[str, Any] = {
             "jobExecutionsRolloutConfig": self.rollout_config(),
             "abortConfig": {
                 "criteriaList": [
@@ -126,6 +149,13 @@ class WaveSpec(BaseModel):
             # AWS counts in minutes; the bridge's own deadline (seconds) is the precise one.
             "timeoutConfig": {"inProgressTimeoutInMinutes": math.ceil(self.deadline_seconds / 60)},
         }
+        if self.retries:
+            # ALL covers FAILED and TIMED_OUT with one count: `retries` more attempts in all,
+            # whichever way each attempt ends (REJECTED and CANCELED are never retried).
+            settings["jobExecutionsRetryConfig"] = {
+                "criteriaList": [{"failureType": "ALL", "numberOfRetries": self.retries}]
+            }
+        return settings
 
 
 def job_id_for(wave: str) -> str:

@@ -4,14 +4,18 @@ MQTT events can be missed (a broker restart, a session that expired), duplicated
 reordered, and someone can edit a twin by hand. A pass reads the whole source, folds each
 device in like any other change (versions decide, so it never undoes a newer event), then
 compares what the target holds with what it should hold and queues a forced write for
-every difference. Drift found is counted and logged per device.
+every difference. Drift found is counted and logged per device. A stored view newer than
+the last write with no SYNC queued (a lost SYNC) is queued too: neither comparison above
+would ever find it, since the target matches the last write and the source the view.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bridge.core.groups import group_paths
 from bridge.core.ports import SourceReader, Target
 from bridge.core.store import ChangeSet, Store
 from bridge.core.view import DeviceView
@@ -35,6 +39,7 @@ class DriftReport:
     target_missing: int = 0  # devices that exist on the source and not on the target
     target_missing_unwritten: int = 0  # of those, never written yet (still queued)
     target_unknown: int = 0  # target devices the bridge does not manage
+    unsynced: int = 0  # stored views newer than the last write, with no write queued
     seconds: float = 0.0
 
 
@@ -96,11 +101,7 @@ async def _compare_target(
     while page := await store.fingerprints_after(after, _PAGE):
         after = page[-1][0]
         written.update(page)
-    expected: set[str] = set()
-    after = ""
-    while views := await store.views_after(after, _PAGE):
-        after = views[-1].device_id
-        expected.update(view.device_id for view in views if view.exists)
+    expected, stale = await _stored(store, target, written, ingest.parents)
     drifted: set[str] = set()
     async for device_id, fingerprint in target.observed():
         if device_id not in expected:
@@ -118,6 +119,33 @@ async def _compare_target(
     for device_id in missing & written.keys():
         _log.info("mirror.target_missing", device_id=device_id)
     repair = drifted | missing
-    if repair:
-        await store.save_changes(ChangeSet(sync=repair, force=repair))
-        ingest.notify(repair)
+    # Usually a write already queued (one pending SYNC per device, so queuing again is
+    # free); a lost one is written now. Either way not drift: the target is as written.
+    unsynced = stale - repair - await store.queued(stale - repair)
+    report.unsynced = len(unsynced)
+    for device_id in sorted(unsynced):
+        _log.warning("mirror.unsynced_view", device_id=device_id)
+    if repair or unsynced:
+        await store.save_changes(ChangeSet(sync=repair | unsynced, force=repair))
+        ingest.notify(repair | unsynced)
+
+
+async def _stored(
+    store: Store, target: Target, written: dict[str, str], parents: Mapping[str, str | None]
+) -> tuple[set[str], set[str]]:
+    """Every device that exists on the source, and those whose last write is not their
+    stored view's (a write queued, or lost)."""
+    expected: set[str] = set()
+    stale: set[str] = set()
+    after = ""
+    while views := await store.views_after(after, _PAGE):
+        after = views[-1].device_id
+        for view in views:
+            if not view.exists:
+                continue
+            expected.add(view.device_id)
+            wanted = written.get(view.device_id)
+            paths = group_paths(view.groups, parents)
+            if wanted is not None and wanted != target.fingerprint(view, paths):
+                stale.add(view.device_id)
+    return expected, stale

@@ -255,6 +255,10 @@ class Store(Protocol):
         """Return how many messages wait in the outbox, claimed or not."""
         ...
 
+    async def queued(self, device_ids: Collection[str]) -> set[str]:
+        """Return which of these devices have a SYNC message waiting, claimed or not."""
+        ...
+
     async def dead_letter(self, source: str, reason: str, payload: Mapping[str, Any]) -> int:
         """Keep something the bridge gave up on; return its id."""
         ...

@@ -80,11 +80,16 @@ _RECORD_VERSION = {
 
 
 # One pending SYNC per device is enough: it reads the newest view when it runs. The
-# device's queue lock keeps ids in commit order, as every other enqueue does.
-_ENQUEUE_SYNC = f"""WITH queue_lock AS (SELECT pg_advisory_xact_lock(hashtext($1)))
+# device's queue lock keeps ids in commit order, as every other enqueue does. The pending
+# SYNC relied on is locked until this transaction commits: a worker's claim (SKIP LOCKED)
+# passes it by until then, so it cannot read the view from before this change, write
+# that and delete the SYNC; one claimed meanwhile is no longer pending once its lock is
+# released, and a new SYNC is queued instead.
+_ENQUEUE_SYNC = f"""WITH queue_lock AS (SELECT pg_advisory_xact_lock(hashtext($1))),
+    pending AS (SELECT outbox.id FROM outbox, queue_lock
+        WHERE device_id = $1 AND kind = '{SYNC}' AND claimed_by IS NULL FOR UPDATE OF outbox)
     INSERT INTO outbox (device_id, kind, payload) SELECT $1, '{SYNC}', '{{}}'::jsonb
-    FROM queue_lock WHERE NOT EXISTS (
-        SELECT 1 FROM outbox WHERE device_id = $1 AND kind = '{SYNC}' AND claimed_by IS NULL)"""  # noqa: S608 - our constant
+    FROM queue_lock WHERE NOT EXISTS (SELECT 1 FROM pending)"""  # noqa: S608 - our constant
 _CHANGED = (
     "UPDATE devices SET state = CASE state "  # noqa: S608 - built from our own enum values
     + " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in CHANGED_MOVES.items())
@@ -337,6 +342,14 @@ class PostgresStore:
 
     async def outbox_size(self) -> int:
         return int((await self._fetch("SELECT COUNT(*) FROM outbox"))[0][0])
+
+    async def queued(self, device_ids: Collection[str]) -> set[str]:
+        rows = await self._fetch(
+            "SELECT DISTINCT device_id FROM outbox WHERE kind = $1 AND device_id = ANY($2::text[])",
+            SYNC,
+            sorted(device_ids),
+        )
+        return {row["device_id"] for row in rows}
 
     async def dead_letter(self, source: str, reason: str, payload: Mapping[str, Any]) -> int:
         rows = await self._fetch(

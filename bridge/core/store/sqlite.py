@@ -395,6 +395,16 @@ class SqliteStore:
     async def outbox_size(self) -> int:
         return int((await self._rows("SELECT COUNT(*) FROM outbox"))[0][0])
 
+    async def queued(self, device_ids: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        names = sorted(device_ids)
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT DISTINCT device_id FROM outbox WHERE kind = ? AND device_id IN ({marks})"  # noqa: S608
+            found.update(row[0] for row in await self._rows(sql, [SYNC, *chunk]))
+        return found
+
     async def dead_letter(self, source: str, reason: str, payload: Mapping[str, Any]) -> int:
         _, new_id = await self._write(
             "INSERT INTO dead_letters (source, reason, payload, created_at) VALUES (?, ?, ?, ?)",

@@ -14,7 +14,7 @@ from moto.iot.exceptions import (
 
 from bridge.logging import get_logger
 from bridge_sim.aws.jobs_core import JobsCore, Rollout, naive_utc
-from bridge_sim.aws.jobs_machine import ExecutionStatus
+from bridge_sim.aws.jobs_machine import RETRY_FAILURE_TYPES, ExecutionStatus
 from bridge_sim.aws.jobs_rollout import RolloutPacer, parse_schedule
 from bridge_sim.aws.jobs_targets import resource_name
 
@@ -29,6 +29,8 @@ log = get_logger("sim.aws.jobs")
 
 MAX_DOCUMENT_BYTES = 32 * 1024
 MAX_ROLLOUT_PER_MINUTE = 1000
+MAX_RETRY_CRITERIA = 2
+MAX_RETRIES = 10
 
 
 class ControlPlaneHooks:
@@ -83,6 +85,7 @@ class ControlPlaneHooks:
             raise InvalidRequestException("maximumPerMinute must be between 1 and 1000")
         if rollout.get("exponentialRate") and rate is None:
             raise InvalidRequestException("exponentialRate requires maximumPerMinute")
+        _check_retry_config(args.get("job_execution_retry_config"))
         try:
             parse_schedule(args.get("scheduling_config"))
         except ValueError as error:
@@ -234,6 +237,24 @@ class ControlPlaneHooks:
             if state is not None and not state.terminal:
                 self.core.end_execution((job.job_id, thing_name), ExecutionStatus.REMOVED)
                 self.core.settle(job.job_id)
+
+
+def _check_retry_config(config: dict[str, Any] | None) -> None:
+    """Refuse a jobExecutionsRetryConfig AWS refuses: 1 or 2 criteria, each a failure type
+    AWS retries (FAILED, TIMED_OUT or ALL) with 0 to 10 retries."""
+    if config is None:
+        return
+    criteria = config.get("criteriaList")
+    if not isinstance(criteria, list) or not 1 <= len(criteria) <= MAX_RETRY_CRITERIA:
+        raise InvalidRequestException("jobExecutionsRetryConfig needs 1 or 2 criteria")
+    for criterion in criteria:
+        if criterion.get("failureType") not in RETRY_FAILURE_TYPES:
+            raise InvalidRequestException(
+                f"Invalid failureType {criterion.get('failureType')!r} in retry criteria"
+            )
+        retries = criterion.get("numberOfRetries")
+        if not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+            raise InvalidRequestException("numberOfRetries must be between 0 and 10")
 
 
 def _logged(callback: Callable[[Call], None]) -> Callable[[Call], None]:

@@ -38,6 +38,20 @@ log = get_logger("sim.aws.jobs")
 Key = tuple[str, str]  # (job_id, thing_name), as moto keys job_executions
 
 
+class RetriedExecution(FakeJobExecution):  # type: ignore[misc]  # moto is untyped
+    """moto's execution with the `retryAttempt` AWS puts in every JobExecutionSummary
+    (ListJobExecutionsForJob/ForThing), which moto leaves out."""
+
+    def __init__(self, job_id: str, thing_arn: str) -> None:
+        super().__init__(job_id, thing_arn)
+        self.retry_attempt = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = super().to_dict()
+        found["jobExecutionSummary"]["retryAttempt"] = self.retry_attempt
+        return found
+
+
 def naive_utc(epoch: float | None) -> datetime | None:
     """moto keeps naive UTC datetimes; convert an epoch to one."""
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None)
@@ -120,6 +134,8 @@ class JobsCore:
         fake.started_at = naive_utc(state.started_at)
         fake.last_updated_at = naive_utc(state.last_updated_at or state.queued_at)
         fake.approximate_seconds_before_time_out = state.seconds_before_timeout(self.clock())
+        if isinstance(fake, RetriedExecution):
+            fake.retry_attempt = state.retry_attempt
 
     def _uncount(self, key: Key) -> None:
         previous = self.states.get(key)
@@ -131,7 +147,7 @@ class JobsCore:
         if thing_arn is None or (job_id, thing_name) in self.states:
             return
         now = self.clock()
-        self.iot.job_executions[(job_id, thing_name)] = FakeJobExecution(job_id, thing_arn)
+        self.iot.job_executions[(job_id, thing_name)] = RetriedExecution(job_id, thing_arn)
         self.store((job_id, thing_name), ExecutionState(queued_at=now, last_updated_at=now))
         self.notify_thing(thing_name)
 
@@ -174,7 +190,7 @@ class JobsCore:
         if attempt is None or fake is None:
             return
         # moto keeps one execution per (job, thing): the new attempt replaces the old one.
-        self.iot.job_executions[key] = FakeJobExecution(key[0], fake.thing_arn)
+        self.iot.job_executions[key] = RetriedExecution(key[0], fake.thing_arn)
         self.store(key, attempt)
 
     def pending(self, thing_name: str) -> list[tuple[str, ExecutionState]]:

@@ -268,6 +268,40 @@ async def test_retry_config_queues_a_new_attempt(h: Harness) -> None:
     assert h.iot.describe_job(jobId="j")["job"]["status"] == "COMPLETED"
 
 
+async def test_summaries_count_retry_attempts(h: Harness) -> None:
+    [arn] = h.things("a")
+    retries = {"criteriaList": [{"failureType": "ALL", "numberOfRetries": 2}]}
+    h.job("j", [arn], jobExecutionsRetryConfig=retries)
+
+    def summary() -> dict:
+        [found] = h.iot.list_job_executions_for_job(jobId="j")["executionSummaries"]
+        return found["jobExecutionSummary"]
+
+    assert (summary()["status"], summary()["retryAttempt"]) == ("QUEUED", 0)
+    await h.device("a", "j/update", {"status": "FAILED"})
+    assert (summary()["status"], summary()["retryAttempt"]) == ("QUEUED", 1)
+    await h.device("a", "j/update", {"status": "FAILED", "executionNumber": 2})
+    await h.device("a", "j/update", {"status": "FAILED", "executionNumber": 3})
+    assert (summary()["status"], summary()["retryAttempt"]) == ("FAILED", 2)
+    [listed] = h.iot.list_job_executions_for_thing(thingName="a")["executionSummaries"]
+    assert listed["jobExecutionSummary"]["retryAttempt"] == 2
+
+
+@pytest.mark.parametrize(
+    "criteria",
+    [
+        [{"failureType": "REJECTED", "numberOfRetries": 1}],
+        [{"failureType": "FAILED", "numberOfRetries": 11}],
+        [{"failureType": t, "numberOfRetries": 1} for t in ("FAILED", "TIMED_OUT", "ALL")],
+    ],
+)
+def test_retry_config_outside_aws_limits_is_refused(h: Harness, criteria: list) -> None:
+    [arn] = h.things("a")
+    with pytest.raises(ClientError) as error:
+        h.job("j", [arn], jobExecutionsRetryConfig={"criteriaList": criteria})
+    assert _error_code(error) == "InvalidRequestException"
+
+
 def test_exponential_rate_needs_a_maximum(h: Harness) -> None:
     [arn] = h.things("a")
     rollout = {
