@@ -36,6 +36,7 @@ from bridge.azure.hub import IotHubService
 from bridge.azure.sas import ServiceConnectionString
 from bridge.config import CloudSettings, Settings
 from bridge.core.machine import Event, State
+from bridge.core.milestones import record_cut_over
 from bridge.core.service import Check
 from bridge.core.store import Device, Store, Wave, WaveDevice, open_store
 from bridge.cutover.arrivals import Arrivals, open_arrivals
@@ -422,6 +423,9 @@ class CutoverService:
         if not arrived and connected is not None:
             arrived = await on_azure(hub, device_id, wave.job_id, connection_seen=True)
         if arrived or (deciding and await on_azure(hub, device_id, wave.job_id)):
+            # First the moment, then the state: the relay still carries what AWS delivered
+            # before it (the device published there until it switched).
+            await record_cut_over(store, device_id, time.time())
             await store.transition(device_id, Event.AZURE_CONNECTED)
             took = max((connected if connected is not None else time.time()) - sent, 0.0)
             how = "connection-state event" if connected is not None else "twin"

@@ -22,6 +22,7 @@ from typing import Protocol
 from bridge.azure.budget import RateBudget
 from bridge.azure.quotas import Operation
 from bridge.core.machine import RELAYING_STATES, State
+from bridge.core.milestones import cut_over_at
 from bridge.core.ports import Delivery
 from bridge.core.states import StateCache
 from bridge.core.store import Store
@@ -42,6 +43,7 @@ _REFUSED_AFTER = 5
 # Devices the mirror is still creating on Azure: their messages wait (unacknowledged).
 _NOT_ON_AZURE_YET = frozenset({State.DISCOVERED, State.PROVISIONING})
 _WAIT_POLL = 0.25  # seconds between state reads while a device is not on Azure yet
+_MAX_MOMENTS = 200_000  # cutover moments remembered, at most
 
 
 class _Stopped(Exception):  # noqa: N818 - control flow inside the engine only
@@ -127,6 +129,7 @@ class RelayEngine:
         self._lanes: dict[str, deque[Delivery]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._states = StateCache(store, self.options.state_ttl, clock=clock)
+        self._moved_at: dict[str, float] = {}  # device -> when it was declared on Azure
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None  # what broke a lane (the store, a bug)
         self._failed = asyncio.Event()
@@ -231,10 +234,12 @@ class RelayEngine:
         if state is None:
             await self._dead_letter(delivery, device_id, "unknown_device")
             return
-        if state not in RELAYING_STATES:
+        received = time.time() - (time.monotonic() - delivery.received_at)
+        if state in RELAYING_STATES:
+            self._moved_at.pop(device_id, None)  # rolled back: a new cutover, a new moment
+        elif not await self._sent_before_it_moved(device_id, received):
             self._metrics.relay_messages.labels(outcome="skipped").inc()
             return
-        received = time.time() - (time.monotonic() - delivery.received_at)
         message = build_message(device_id, delivery.topic, delivery.payload, received)
         if message.size > MAX_MESSAGE_BYTES:
             await self._dead_letter(delivery, device_id, "too_large", size=message.size)
@@ -283,6 +288,20 @@ class RelayEngine:
                 await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 - full jitter
             else:
                 return True
+
+    async def _sent_before_it_moved(self, device_id: str, received: float) -> bool:
+        """Whether AWS delivered this message before the device was declared on Azure.
+
+        A device publishes on AWS until it switches: what it sent then, still on its way
+        through the relay when the verdict came, is on neither cloud unless relayed.
+        """
+        moved = self._moved_at.get(device_id)
+        if moved is None:
+            moved = await cut_over_at(self._store, device_id) or 0.0
+            if len(self._moved_at) >= _MAX_MOMENTS:
+                self._moved_at.clear()
+            self._moved_at[device_id] = moved
+        return received < moved
 
     async def _state(self, device_id: str) -> State | None:
         return await self._states.get(device_id)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from bridge.cli import app
 from bridge.config import CloudSettings, Settings
 from bridge.core.machine import State
+from bridge.core.milestones import cut_over_at
 from bridge.core.store import open_store
 from bridge.cutover.operator import wave_status
 from bridge.daemon.app import RunOptions, run_daemon
@@ -149,6 +150,12 @@ async def test_healthy_devices_cut_over_and_a_rejecting_one_is_rolled_back(stack
         assert sample("bridge_cutover_time_to_azure_seconds_count") == 4
         assert 0 < sample("bridge_cutover_time_to_azure_seconds_sum") < 4 * 60
         assert sample("bridge_cutover_wave_aborts_total", {"wave": "canary"}) == 0
+        # The moment of each verdict is kept: the relay still carries what AWS delivered
+        # before it. None for the device that stayed.
+        async with open_store(dsn) as store:
+            moments = {name: await cut_over_at(store, name) for name in names}
+        assert moments[bad] is None
+        assert all(moments[n] is not None for n in set(names) - {bad})
         # A finished wave's executions are no longer current, so no longer exported.
         assert (
             sample("bridge_cutover_job_executions", {"wave": "canary", "status": "queued"}) is None

@@ -8,6 +8,7 @@ import pytest
 
 from bridge.azure.budget import RateBudget
 from bridge.core.machine import Event
+from bridge.core.milestones import record_cut_over
 from bridge.core.ports import Delivery
 from bridge.core.store import open_store
 from bridge.errors import Rejected, StoreError
@@ -51,14 +52,14 @@ class Feed:
         self.queue = asyncio.Queue()
         self.acked = []
 
-    def publish(self, topic, payload, properties=None):
+    def publish(self, topic, payload, properties=None, age=0.0):
         delivery = Delivery(
             topic,
             payload,
             None,
             None,
             lambda: self.acked.append((topic, payload)),
-            time.monotonic(),
+            time.monotonic() - age,  # `age` seconds ago it reached the bridge
             properties or {},
         )
         self.queue.put_nowait(delivery)
@@ -231,4 +232,19 @@ async def test_what_the_reverse_path_republished_is_never_carried_back(tmp_path)
         feed.publish("dt/a", b'{"n": 2}', {"other": "x"})
         await until(lambda: len(feed.acked) == 2)
         assert [body for _d, body, _f in sender.sent] == [b'{"n": 2}']
+        assert value(metrics, "bridge_relay_messages_total", outcome="skipped") == 1
+
+
+async def test_what_aws_delivered_before_the_device_moved_is_still_relayed(tmp_path):
+    # The device published on AWS until it switched; those readings were still in the relay
+    # when the verdict came. Relayed, or they would be on neither cloud. Later ones are not.
+    sender = Recorder()
+    async with running(tmp_path, sender) as (feed, _engine, store, metrics):
+        for event in (Event.SCHEDULE_CUTOVER, Event.JOB_SENT, Event.AZURE_CONNECTED):
+            await store.transition("a", event)
+        await record_cut_over(store, "a", time.time() - 30)
+        feed.publish("dt/a", b'{"n": 1}', age=60)  # reached the bridge before the verdict
+        feed.publish("dt/a", b'{"n": 2}')  # after it: the device sends on Azure itself
+        await until(lambda: len(feed.acked) == 2)
+        assert [body for _d, body, _f in sender.sent] == [b'{"n": 1}']
         assert value(metrics, "bridge_relay_messages_total", outcome="skipped") == 1
