@@ -105,12 +105,18 @@ class AckValve:
     goes out per message taken, and none while it is full, so the inbox stays under
     limit + Receive Maximum. Once it is empty every held PUBACK goes: a broker would
     otherwise wait for them while the engine waits for messages.
+
+    One held PUBACK at a time: the next waits until a message arrived after it. On a busy
+    machine the engine can take several messages before the broker's answer to the first
+    PUBACK lands, and each PUBACK let go meanwhile would let in another Receive Maximum
+    (measured: 13 waiting with limit 5 and Receive Maximum 5).
     """
 
     def __init__(self, inbox: Inbox, send: Callable[[object], None]) -> None:
         self._inbox = inbox
         self._send = send
         self._held: deque[object] = deque()
+        self._let_go = False  # a held PUBACK went and no message arrived since
 
     @property
     def held(self) -> int:
@@ -126,18 +132,25 @@ class AckValve:
         if not len(self._inbox):
             self.open()
 
+    def arrived(self) -> None:
+        """A message arrived: the broker answered whatever PUBACK went before it."""
+        self._let_go = False
+
     def taken(self) -> None:
         """The engine took a message: one held PUBACK may go, all when nothing is left."""
         if not len(self._inbox):
             self.open()
-        elif self._held and len(self._inbox) < self._inbox.limit:
+        elif self._held and len(self._inbox) < self._inbox.limit and not self._let_go:
+            self._let_go = True
             self._send(self._held.popleft())
 
     def open(self) -> None:
         """Send every held PUBACK (the inbox is empty, or the source is closing)."""
+        self._let_go = False
         while self._held:
             self._send(self._held.popleft())
 
     def forget(self) -> None:
         """Drop held PUBACKs of a lost connection (awscrt voids their handles anyway)."""
         self._held.clear()
+        self._let_go = False

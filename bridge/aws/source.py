@@ -345,6 +345,7 @@ class AwsSource:
         properties: dict[str, str],
     ) -> None:
         self._inbox.put(Arrival(topic, payload, handle, at, self._connection, properties))
+        self._valve.arrived()
 
     def _on_connected(self, rejoined: bool) -> None:  # noqa: FBT001 - awscrt callback shape
         self._connection += 1
