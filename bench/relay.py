@@ -252,6 +252,7 @@ def relay_daemon(
         "BRIDGE_RELAY__TRANSPORT": transport,
         "BRIDGE_RELAY__CONNECTIONS": str(pool),
         "BRIDGE_RELAY__SESSION_EXPIRY": "60",
+        "BRIDGE_CUTOVER__CONNECTION_EVENTS": "false",
         **({"BRIDGE_RELAY__IN_FLIGHT": str(in_flight)} if in_flight else {}),
     }
     with daemon.env_file.open("a") as file:

@@ -270,11 +270,12 @@ class CutoverSettings(BaseModel):
         "execution FAILED and stays on AWS (fallbackDeadlineSeconds).",
     )
     connection_events: bool = Field(
-        default=True,
+        default=False,
         description="Learn arrivals from IoT Hub's connection-state events on the Event "
         "Hubs-compatible endpoint (IOTHUB_EVENTHUB_CONNECTION_STRING and "
         "AZURE_STORAGE_CONNECTION_STRING needed); otherwise, or while it cannot be read, "
-        "from twin queries.",
+        "from twin queries. Off by default: it reads every event of the built-in endpoint, "
+        "relayed telemetry included (measured: it cut the relay from 1,688 to 692 msg/s).",
     )
     consumer_group: str = Field(
         default="iot-bridge",

@@ -248,7 +248,13 @@ def _daemon_settings(workdir: Path) -> Settings:
         mirror={"aws_rate_scale": 0},
         relay={"enabled": True},
         # A soak of seconds, not days, so the rehearsal shows finalizing too.
-        cutover={"poll_interval": 0.5, "soak_seconds": SOAK_SECONDS, "retire_certificates": True},
+        cutover={
+            "poll_interval": 0.5,
+            "soak_seconds": SOAK_SECONDS,
+            "retire_certificates": True,
+            # Both arrival signals: the fleet's telemetry rate is low enough to read it all.
+            "connection_events": True,
+        },
         iothub={"import_threshold": 200},
         # After cutover, what the moved fleet sends on Azure goes back to its AWS topic (the
         # agent stamps it as awsTopic; the template is for devices that do not).

@@ -87,7 +87,9 @@ async def _signal_is(settings, start):
 
 async def test_connection_events_say_when_devices_reached_azure(stack, tmp_path):
     # No safety-net twin query within the test: arrivals can only come from the events.
-    cutover = _settings("").cutover.model_copy(update={"twin_query_interval": 3600.0})
+    cutover = _settings("").cutover.model_copy(
+        update={"twin_query_interval": 3600.0, "connection_events": True}
+    )
     wave, metrics, signal, took = await _cut_over(stack, tmp_path, "ev", cutover)
     assert signal.startswith("connection-state events")
     assert wave["state"] == "done", wave
