@@ -12,7 +12,7 @@ from bridge.core.events import (
     ShadowChanged,
     ThingChanged,
 )
-from bridge.core.machine import Event, State
+from bridge.core.machine import State
 from bridge.core.ports import DeletePolicy
 from bridge.core.view import DeviceView, ShadowView
 from bridge.mirror.engine import Engine, EngineOptions
@@ -244,20 +244,3 @@ async def test_a_repeated_initial_sync_removes_things_deleted_while_no_one_liste
         await engine.seed(reader.snapshot(), {})  # the next start reads the estate again
         await settle(engine)
     assert set(target.twins) == {"v0", "v1", "v2"}
-
-
-async def test_a_finalized_device_keeps_its_twin_whatever_changes_on_aws(store):
-    target, source = MemoryTarget(), ScriptedSource()
-    async with running(store, target, source) as engine:
-        source.push(ShadowChanged("fin", None, 1, desired={"v": 1}))
-        await settle(engine, source)
-        assert target.twins["fin"]["desired"] == {"": {"v": 1}}
-        for event in (Event.SCHEDULE_CUTOVER, Event.JOB_SENT, Event.AZURE_CONNECTED):
-            await store.transition("fin", event)
-        await store.transition("fin", Event.FINALIZE)
-        writes = target.writes
-        source.push(ShadowChanged("fin", None, 2, desired={"v": 2}))
-        await settle(engine, source)
-        assert target.twins["fin"]["desired"] == {"": {"v": 1}}
-        assert target.writes == writes
-        assert (await store.get_device("fin")).state is State.FINALIZED
