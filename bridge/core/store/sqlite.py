@@ -233,6 +233,17 @@ class SqliteStore:
         async with self._tx("BEGIN") as db:
             return list(await db.execute_fetchall(sql, params))
 
+    async def _rows_in(self, sql: str, values: Collection[str], *params: Any) -> list[Any]:
+        """Rows of `sql` for every value, its `{marks}` bound to them 500 at a time (SQLite caps
+        bound parameters per statement); `params` bind before them."""
+        rows: list[Any] = []
+        items = list(values)
+        for start in range(0, len(items), 500):
+            chunk = items[start : start + 500]
+            statement = sql.format(marks=",".join("?" * len(chunk)))
+            rows.extend(await self._rows(statement, [*params, *chunk]))
+        return rows
+
     async def _write(self, sql: str, params: Sequence[Any]) -> tuple[int, int]:
         """Run one write statement in its own transaction; return (rowcount, lastrowid)."""
         async with self._tx() as db:
@@ -396,14 +407,8 @@ class SqliteStore:
         return int((await self._rows("SELECT COUNT(*) FROM outbox"))[0][0])
 
     async def queued(self, device_ids: Collection[str]) -> set[str]:
-        found: set[str] = set()
-        names = sorted(device_ids)
-        for start in range(0, len(names), 500):
-            chunk = names[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT DISTINCT device_id FROM outbox WHERE kind = ? AND device_id IN ({marks})"  # noqa: S608
-            found.update(row[0] for row in await self._rows(sql, [SYNC, *chunk]))
-        return found
+        sql = "SELECT DISTINCT device_id FROM outbox WHERE kind = ? AND device_id IN ({marks})"
+        return {row[0] for row in await self._rows_in(sql, device_ids, SYNC)}
 
     async def dead_letter(self, source: str, reason: str, payload: Mapping[str, Any]) -> int:
         _, new_id = await self._write(
@@ -435,26 +440,16 @@ class SqliteStore:
         )
 
     async def get_devices(self, device_ids: Collection[str]) -> dict[str, Device]:
-        found: dict[str, Device] = {}
-        ids = list(device_ids)
-        for start in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id IN ({marks})"  # noqa: S608
-            found.update((row[0], _device(row)) for row in await self._rows(sql, chunk))
-        return found
+        sql = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id IN ({{marks}})"  # noqa: S608
+        return {row[0]: _device(row) for row in await self._rows_in(sql, device_ids)}
 
     async def get_views(self, device_ids: Collection[str]) -> dict[str, DeviceView]:
-        views: dict[str, DeviceView] = {}
-        ids = list(device_ids)
-        for start in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT view FROM devices WHERE view IS NOT NULL AND device_id IN ({marks})"  # noqa: S608
-            for (text,) in await self._rows(sql, chunk):
-                view = DeviceView.from_json(json.loads(text))
-                views[view.device_id] = view
-        return views
+        sql = "SELECT view FROM devices WHERE view IS NOT NULL AND device_id IN ({marks})"
+        views = (
+            DeviceView.from_json(json.loads(text))
+            for (text,) in await self._rows_in(sql, device_ids)
+        )
+        return {view.device_id: view for view in views}
 
     async def views_after(self, after: str, limit: int) -> list[DeviceView]:
         rows = await self._rows(
@@ -514,14 +509,8 @@ class SqliteStore:
         return dict(await self._rows("SELECT name, parent FROM thing_groups"))
 
     async def members(self, groups: Collection[str]) -> list[str]:
-        found: set[str] = set()
-        names = list(groups)
-        for start in range(0, len(names), 500):
-            chunk = names[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT device_id FROM memberships WHERE group_name IN ({marks})"  # noqa: S608
-            found.update(row[0] for row in await self._rows(sql, chunk))
-        return sorted(found)
+        sql = "SELECT device_id FROM memberships WHERE group_name IN ({marks})"
+        return sorted({row[0] for row in await self._rows_in(sql, groups)})
 
     async def mark_provisioned(self, fingerprints: Mapping[str, str]) -> int:
         now = time.time()
