@@ -101,7 +101,6 @@ class ReverseEngine:
         self._templates = templates
         self._metrics = metrics
         self.options = options or EngineOptions()
-        self._clock = clock
         self._slots = asyncio.Semaphore(self.options.in_flight)
         self._states = StateCache(store, self.options.state_ttl, thing_types=True, clock=clock)
         self._finalized: dict[str, float] = {}  # device -> when it was finalized
