@@ -15,7 +15,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bridge.core.events import (
     DeviceEvent,
@@ -28,7 +28,7 @@ from bridge.core.events import (
 from bridge.core.groups import descendants
 from bridge.core.ports import Delivery, Source, SourceReader
 from bridge.core.store import ChangeSet, Store
-from bridge.core.view import DeviceView, fold, merge
+from bridge.core.view import DeviceView, Merged, adopt, fold, merge
 from bridge.logging import get_logger
 
 __all__ = ["Fresh", "Ingest", "IngestStats"]
@@ -45,6 +45,10 @@ class Fresh:
     view: DeviceView
     read_at_ms: int
     drift_check: bool = False  # count a difference from the stored view as drift
+    # The stored view when this read was asked for. A read started after that view was
+    # committed is newer than all of it: if the store still holds it, the read is taken
+    # whole, settling what an earlier fold could not order (`view.adopt`).
+    expect: DeviceView | None = None
 
 
 @dataclass
@@ -56,6 +60,7 @@ class IngestStats:
     stale: int = 0
     drift: int = 0
     batches: int = 0
+    rereads: int = 0  # reads that contradicted events, so the device was read again
 
     def count(self, kind: str) -> None:
         self.received[kind] = self.received.get(kind, 0) + 1
@@ -82,8 +87,15 @@ class Ingest:
         self._batch_size = batch_size
         self._deliveries: asyncio.Queue[Delivery] = asyncio.Queue(_QUEUE_BOUND)
         self._fresh: asyncio.Queue[Fresh] = asyncio.Queue(_QUEUE_BOUND)
-        self._refresh: asyncio.Queue[str] = asyncio.Queue()
+        # Devices to read again: after an association event (None), or to settle a read
+        # that contradicted the store (the stored view it must still match).
+        self._refresh: asyncio.Queue[tuple[str, DeviceView | None]] = asyncio.Queue()
         self._lock = asyncio.Lock()
+        self._rereading = False
+        # Per device, when the newest full read folded in started: reads of one device can
+        # be folded out of order (a pass's read after a later single read). About 100
+        # bytes a device; a restart forgets it, as every read before it is folded by then.
+        self._last_read: dict[str, int] = {}
         self._parents: dict[str, str | None] = {}
         self.stats = IngestStats()
 
@@ -110,9 +122,14 @@ class Ingest:
                 self._notify(changes.sync, time.monotonic())
 
     async def flush(self) -> None:
-        """Wait until every queued delivery and fresh read has been committed."""
-        await self._deliveries.join()
-        await self._fresh.join()
+        """Wait until every queued delivery, re-read and fresh read has been committed."""
+        queues: tuple[asyncio.Queue[Any], ...] = (self._deliveries, self._refresh, self._fresh)
+        while True:
+            for queue in queues:
+                await queue.join()
+            # A committed read may have asked for another read, and that one for a commit.
+            if not any(queue.qsize() for queue in queues) and not self._rereading:
+                return
 
     async def run(self, source: Source | None) -> None:
         """Consume `source` (if any) and the fresh reads until cancelled."""
@@ -156,14 +173,18 @@ class Ingest:
 
     async def _refresh_loop(self, reader: SourceReader) -> None:
         while True:
-            device_id = await self._refresh.get()
-            read_at = int(time.time() * 1000)
+            device_id, expect = await self._refresh.get()
+            self._rereading = True
             try:
+                read_at = int(time.time() * 1000)
                 view = await reader.read_device(device_id)
+                fresh = view or DeviceView(device_id, exists=False)
+                await self.submit(Fresh(fresh, read_at, expect=expect))
             except Exception as exc:  # anti-entropy repairs what this misses
                 _log.warning("mirror.refresh_failed", device_id=device_id, error=str(exc))
-                continue
-            await self.submit(Fresh(view or DeviceView(device_id, exists=False), read_at))
+            finally:
+                self._rereading = False
+                self._refresh.task_done()
 
     async def _commit_deliveries(self, batch: list[Delivery]) -> None:  # noqa: C901, PLR0912 - one pass sorts every kind of delivery
         events: list[tuple[DeviceEvent, float]] = []
@@ -176,7 +197,8 @@ class Ingest:
                 continue
             self.stats.count(_kind(event))
             if isinstance(event, ThingChanged) and event.version is None:
-                self._refresh.put_nowait(event.device_id)  # an association: re-read the thing
+                if self._reader is not None:  # an association: read the thing again
+                    self._refresh.put_nowait((event.device_id, None))
             elif isinstance(event, ThingChanged | ShadowChanged | MembershipChanged):
                 events.append((event, delivery.received_at))
             elif isinstance(event, GroupChanged):
@@ -263,8 +285,13 @@ class Ingest:
         stored = await self._store.get_views(latest)
         changed: list[DeviceView] = []
         deferred: list[DeviceView] = []
+        reread: dict[str, DeviceView] = {}
         for device_id, fresh in latest.items():
-            after = merge(stored.get(device_id), fresh.view, fresh.read_at_ms)
+            current = stored.get(device_id)
+            merged = self._merged(current, fresh)
+            after = merged.view
+            if merged.unsure and current is not None:
+                reread[device_id] = after or current
             if after is None:
                 continue
             if fresh.drift_check and device_id in stored:
@@ -278,7 +305,26 @@ class Ingest:
             sync = {v.device_id for v in changed} - skip
             await self._store.save_changes(ChangeSet(views=changed, sync=sync))
             self._notify(sync, time.monotonic())
+        self._reread(reread)
         return deferred
+
+    def _merged(self, stored: DeviceView | None, fresh: Fresh) -> Merged:
+        device_id = fresh.view.device_id
+        last = self._last_read.get(device_id)
+        self._last_read[device_id] = max(fresh.read_at_ms, last or 0)
+        if fresh.expect is not None and stored == fresh.expect:
+            return Merged(adopt(stored, fresh.view))  # nothing folded since it was asked for
+        return merge(stored, fresh.view, fresh.read_at_ms, last_read_ms=last)
+
+    def _reread(self, devices: dict[str, DeviceView]) -> None:
+        """Read these devices again, now that their stored views are committed."""
+        for device_id, expect in devices.items():
+            self.stats.rereads += 1
+            if self._reader is None:
+                _log.warning("mirror.read_unsettled", device_id=device_id)
+                continue
+            _log.info("mirror.read_contradicts_events", device_id=device_id)
+            self._refresh.put_nowait((device_id, expect))
 
     def notify(self, devices: Iterable[str]) -> None:
         """Tell the workers these devices have queued syncs (for writers outside the ingest)."""

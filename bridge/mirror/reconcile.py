@@ -83,7 +83,8 @@ async def confirm_vanished(
                 report.vanished += 1
                 _log.info("mirror.thing_vanished", device_id=view.device_id)
                 fresh = DeviceView(view.device_id, exists=False, thing_version=view.thing_version)
-            await ingest.submit(Fresh(fresh, read_at, drift_check=True))
+            # Read after the stored view was: taken whole if nothing changed it meanwhile.
+            await ingest.submit(Fresh(fresh, read_at, drift_check=True, expect=view))
 
 
 async def _compare_target(

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+from dataclasses import replace
 
 import pytest
 
@@ -244,3 +245,50 @@ async def test_a_repeated_initial_sync_removes_things_deleted_while_no_one_liste
         await engine.seed(reader.snapshot(), {})  # the next start reads the estate again
         await settle(engine)
     assert set(target.twins) == {"v0", "v1", "v2"}
+
+
+class _ListedBefore(MemoryReader):
+    """A reader whose full read lists the estate as it was before the last changes (as a
+    pass does while events keep coming); single reads see AWS as it is now."""
+
+    def __init__(self, listed, now):
+        super().__init__(now, {})
+        self.listed = listed
+
+    async def snapshot(self):
+        for view in self.listed.values():
+            yield view
+
+
+async def test_a_pass_reading_before_events_folded_meanwhile_undoes_none_of_them(store):
+    # What the fault test caught: anti-entropy listed a thing and its shadows, then the thing
+    # was deleted and another got its first named shadow, and those events were folded
+    # before the read was. The read brought the deleted thing back on Azure, and dropped
+    # the new shadow from the twin for good (no later event would restore it).
+    listed = {
+        "gone": DeviceView("gone", thing_version=2, attributes={"a": "1"}),
+        "cfg": DeviceView("cfg", thing_version=1, shadows={"": ShadowView(3, {"x": 3})}),
+    }
+    now = {
+        "cfg": replace(
+            listed["cfg"], shadows={**listed["cfg"].shadows, "config": ShadowView(1, {"rate": 5})}
+        )
+    }
+    reader, target, source = _ListedBefore(listed, now), MemoryTarget(), ScriptedSource()
+    async with running(store, target, source, reader=reader) as engine:
+        await engine.seed(listed.values(), {})
+        await settle(engine, source)
+        source.push(ThingChanged("gone", 2, deleted=True))
+        source.push(ShadowChanged("cfg", "config", 1, desired={"rate": 5}))
+        await settle(engine, source)
+        assert "gone" not in target.twins
+        await engine.reconcile()
+        await settle(engine, source)
+        assert "gone" not in target.twins
+        assert target.twins["cfg"]["desired"] == {"": {"x": 3}, "config": {"rate": 5}}
+        assert engine.ingest.stats.rereads == 2  # each settled by reading the device again
+        again = await engine.reconcile()
+        await settle(engine, source)
+        assert "gone" not in target.twins
+        assert target.twins["cfg"]["desired"]["config"] == {"rate": 5}
+        assert again.target_drift == 0
