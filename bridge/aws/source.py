@@ -160,6 +160,9 @@ class AwsSource:
         self._last_error = "no attempt finished yet"
         self._first: asyncio.Future[None] | None = None
         self._stopped = asyncio.Event()
+        # Set whenever a CONNACK says the broker had no session for the bridge: whatever
+        # it would have queued meanwhile is lost (the mirror repairs with anti-entropy).
+        self.session_lost = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -358,10 +361,12 @@ class AwsSource:
             session_resumed=rejoined,
             awaiting_resend=resent,
         )
-        if self._ever_connected and not rejoined:
-            # The broker had dropped the session (expired, or lost in a broker restart):
-            # whatever it queued for the bridge is gone; anti-entropy must repair it.
-            log.warning("aws.session_lost", client_id=self.client_id)
+        if not rejoined:
+            # No session: new, expired while the bridge was away, or lost in a broker
+            # restart. Whatever it would have queued for the bridge is gone.
+            self.session_lost.set()
+            if self._ever_connected:
+                log.warning("aws.session_lost", client_id=self.client_id)
         self._ever_connected = True
         if self._closing:
             return

@@ -221,6 +221,9 @@ class MirrorService:
                 running = tasks.create_task(engine.run(), name="mirror.engine")
                 exporting = tasks.create_task(self._exporter.run(), name="mirror.exporter")
                 work = tasks.create_task(self._first_work(unclean), name="mirror.initial_sync")
+                repairing = tasks.create_task(
+                    self._repair_lost_sessions(work), name="mirror.lost_sessions"
+                )
                 stopping = tasks.create_task(self._stopping.wait(), name="mirror.stopping")
                 await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if work.done():
@@ -231,6 +234,7 @@ class MirrorService:
                 # Stop consuming first (an initial sync cut short is repeated on the next
                 # start, since `seeded` is set only once it completes), then drain.
                 work.cancel()
+                repairing.cancel()
                 stopping.cancel()
                 running.cancel()
                 exporting.cancel()
@@ -239,18 +243,39 @@ class MirrorService:
             await self._exporter.export()
 
     async def _first_work(self, unclean: bool) -> None:  # noqa: FBT001 - one internal flag
-        engine = self._parts()[0]
+        engine, source, _store = self._parts()
         assert self._reader is not None
+        # Subscribed before this read or pass begins, so it covers what the missing
+        # session would have held; a session lost from now on is for the watcher below.
+        no_session = source.session_lost.is_set()
+        source.session_lost.clear()
         if self._options.seed and not await engine.seeded():
             _log.info("mirror.initial_sync_started")
             await engine.seed(self._reader.snapshot(), await self._reader.read_groups())
         elif unclean:
             _log.warning("mirror.unclean_stop_found", action="anti-entropy pass")
             await engine.reconcile_logged()
+        elif no_session:
+            # Away longer than the session expiry (or the broker lost it): changes made
+            # meanwhile reached no one.
+            _log.warning("mirror.aws_session_not_found", action="anti-entropy pass")
+            await engine.reconcile_logged()
         if self._options.once:
             await engine.settle(timeout=_ONCE_TIMEOUT)
             await engine.reconcile()
             await engine.settle(timeout=_ONCE_TIMEOUT)
+
+    async def _repair_lost_sessions(self, first: asyncio.Task[None]) -> None:
+        """Once the first work is done, repair every session AWS lost with a pass."""
+        if self._options.once:
+            return
+        engine, source, _store = self._parts()
+        await asyncio.wait({first})
+        while True:
+            await source.session_lost.wait()
+            source.session_lost.clear()
+            _log.warning("mirror.aws_session_lost", action="anti-entropy pass")
+            await engine.reconcile_logged()
 
     def _parts(self) -> tuple[Engine, AwsSource, Store]:
         if self._engine is None or self._source is None or self._store is None:

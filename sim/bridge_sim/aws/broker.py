@@ -251,9 +251,14 @@ class MosquittoBroker:
     ) -> None:
         await self._stop()
 
-    async def restart(self) -> None:
-        """Stop and start mosquitto on the same ports; persistent sessions survive."""
+    async def restart(self, *, forget_sessions: bool = False) -> None:
+        """Stop and start mosquitto on the same ports; persistent sessions survive, unless
+        `forget_sessions` (as when a broker loses its state, or sessions expire)."""
         await self._stop()
+        if forget_sessions:
+            await asyncio.to_thread(
+                (self.workdir / "data" / "mosquitto.db").unlink, missing_ok=True
+            )
         await self._start()
 
     def _prepare(self) -> None:
