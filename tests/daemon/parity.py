@@ -1,8 +1,6 @@
 """An independent parity check: AWS through boto3 (bridge_sim.parity), Azure through
 Microsoft's azure-iot-hub. Returns every difference found."""
 
-import time
-
 from azure.iot.hub import IoTHubRegistryManager
 from azure.iot.hub.models import QuerySpecification
 from msrest.exceptions import HttpOperationError
@@ -10,23 +8,6 @@ from msrest.exceptions import HttpOperationError
 from bridge_sim.parity import RELAY_MODULE, aws_clients, encode, encode_doc, expected_twins
 
 __all__ = ["aws_clients", "encode", "encode_doc", "expected_twins"]
-
-
-_THROTTLED = {429, 503}
-_PATIENCE = 30  # attempts per call while the emulator is told to throttle
-
-
-def _patient(call, *args):
-    """A registry call retried while IoT Hub throttles, as any real client would."""
-    for attempt in range(_PATIENCE):
-        try:
-            return call(*args)
-        except HttpOperationError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if status not in _THROTTLED or attempt == _PATIENCE - 1:
-                raise
-            time.sleep(min(0.5, 0.01 * 2**attempt))
-    raise AssertionError("unreachable")
 
 
 def registry_manager(env):
@@ -42,7 +23,7 @@ def actual_twins(env, prefix=""):
     actual, token = {}, None
     try:
         while True:
-            page = _patient(manager.query_iot_hub, spec, token, 100)
+            page = manager.query_iot_hub(spec, token, 100)
             for twin in page.items:
                 if not twin.device_id.startswith(prefix):
                     continue
@@ -59,7 +40,7 @@ def actual_twins(env, prefix=""):
 
 def _module_reported(manager, device_id):
     try:
-        module = _patient(manager.get_module_twin, device_id, RELAY_MODULE)
+        module = manager.get_module_twin(device_id, RELAY_MODULE)
     except HttpOperationError as exc:
         if exc.response is not None and exc.response.status_code == 404:
             return "relay module missing"
