@@ -28,6 +28,9 @@ from bridge.logging import get_logger
 __all__ = ["Mirror", "MirrorStats"]
 
 _log = get_logger("mirror.workers")
+# FAILED waits for an operator's retry; a FINALIZED twin is the device's and Azure's now, so
+# AWS-side changes no longer reach it (a deleted thing still follows the delete policy).
+_LEFT_ALONE = frozenset({State.FAILED, State.FINALIZED})
 _MAX_BACKOFF = 60.0
 _CLAIM_BATCH = 200  # messages claimed at a time, at most; the slots bound what runs at once
 _CLAIM_PER_SLOT = 8  # enough to fill bulk creates, few enough that claims do not expire
@@ -280,8 +283,8 @@ class Mirror:
                 return [], device.fingerprint
             await self._target.remove(view.device_id, self._delete_policy)
             return [Event.DELETE], None
-        if state is State.FAILED:
-            return [], device.fingerprint  # waits for an operator's retry
+        if state in _LEFT_ALONE:
+            return [], device.fingerprint
         events: list[Event] = []
         if state is State.DELETED:
             events.append(Event.REDISCOVER)

@@ -27,7 +27,7 @@ import math
 import os
 import random
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -136,6 +136,9 @@ class Fleet:
             for none.
         processes: Processes to run the devices in; 1 runs them in this one; None picks
             `default_processes(devices)`.
+        operator_targets: Returns the devices the operator may change now (default:
+            all). The rehearsal leaves out devices about to be finalized: from then on
+            their twins are Azure's, and AWS-side changes no longer reach them.
     """
 
     def __init__(
@@ -151,6 +154,7 @@ class Fleet:
         shadow_interval: float = 0.0,
         desired_interval: float = 0.0,
         processes: int | None = None,
+        operator_targets: Callable[[list[str]], Awaitable[list[str]]] | None = None,
     ) -> None:
         if devices < 1:
             raise ValueError("a fleet needs at least one device")
@@ -162,6 +166,7 @@ class Fleet:
         self._telemetry_at_start = telemetry_at_start
         self._shadow_interval = shadow_interval
         self._desired_interval = desired_interval
+        self._operator_targets = operator_targets
         self.processes = min(devices, processes or default_processes(devices))
         self.devices: dict[str, FleetDevice] = {
             name: FleetDevice(name, self._faults.get(name, [])) for name in self._names
@@ -344,7 +349,12 @@ class Fleet:
         data = await asyncio.to_thread(self._iot, "iot-data")
         while True:
             await asyncio.sleep(self._desired_interval)
-            name = random.choice(self._names)  # noqa: S311
+            targets = self._names
+            if self._operator_targets is not None:
+                targets = await self._operator_targets(self._names)
+            if not targets:
+                continue
+            name = random.choice(targets)  # noqa: S311
             key = random.choice(KNOWN_KEYS)  # noqa: S311
             value = round(random.uniform(18, 26), 1) if key == "setpoint" else "eco"  # noqa: S311
             body = json.dumps({"state": {"desired": {key: value}}}).encode()

@@ -33,7 +33,8 @@ from bridge.aws.clients import open_clients
 from bridge.aws.ratelimit import RateLimiter
 from bridge.azure.hub import IotHubService
 from bridge.config import CloudSettings, Settings
-from bridge.core.milestones import finalized_at
+from bridge.core.machine import State
+from bridge.core.milestones import cut_over_at, finalized_at
 from bridge.core.store import Store, open_store
 from bridge.cutover.operator import plan_wave, set_wave_state, wave_status
 from bridge.cutover.report import cutover_report
@@ -118,6 +119,7 @@ async def rehearse(options: RehearsalOptions) -> int:
                     telemetry_at_start=False,
                     shadow_interval=SHADOW_INTERVAL,
                     desired_interval=DESIRED_INTERVAL,
+                    operator_targets=_OperatorScope(_store_dsn(workdir)),
                 )
             )
             _say(
@@ -228,6 +230,35 @@ CANARY = 2  # devices in the first wave, none of them told to misbehave
 SHADOW_INTERVAL = 5.0  # seconds between two shadow reports of a device
 DESIRED_INTERVAL = 1.0  # seconds between two desired changes the operator makes on AWS
 SOAK_SECONDS = 5.0  # on Azure before a device is finalized (days, in a real window)
+# The operator stops changing a device on AWS this long before its finalizing, so the last
+# change it made reaches the twin first: after it, the mirror leaves the twin alone.
+OPERATOR_MARGIN = 2.0
+
+
+def _store_dsn(workdir: Path) -> str:
+    return f"sqlite:///{workdir / 'bridge.db'}"
+
+
+class _OperatorScope:
+    """The devices the rehearsal's operator may change on AWS now: none finalized, and
+    none due to be within `OPERATOR_MARGIN` (the soak counts from the cutover verdict)."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+
+    async def __call__(self, names: list[str]) -> list[str]:
+        async with open_store(self._dsn) as store:
+            devices = await store.get_devices(names)
+            keep = []
+            for name in names:
+                device = devices.get(name)
+                if device is not None and device.state is State.FINALIZED:
+                    continue
+                verdict = await cut_over_at(store, name)
+                if verdict is not None and time.time() - verdict > SOAK_SECONDS - OPERATOR_MARGIN:
+                    continue
+                keep.append(name)
+            return keep
 
 
 def waves(names: list[str]) -> list[tuple[str, list[str]]]:
@@ -243,7 +274,7 @@ def _daemon_settings(workdir: Path) -> Settings:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return Settings(
-        store={"dsn": f"sqlite:///{workdir / 'bridge.db'}"},
+        store={"dsn": _store_dsn(workdir)},
         http={"port": port},
         mirror={"aws_rate_scale": 0},
         relay={"enabled": True},
@@ -433,13 +464,16 @@ async def verify_fleet(
     """Wait for the last readings to land, then compare both clouds device by device."""
     await _settle(fleet, azure_tap)
     if reverse:
-        await _settle_back(fleet, azure_tap, aws_tap)
+        async with open_store(dsn) as store:
+            moments = {name: await finalized_at(store, name) for name in fleet.names}
+        await _settle_back(fleet, azure_tap, aws_tap, moments)
     registry = stack.iothub.registry
     await _mirror_caught_up(dsn)
-    expected, twins = await _twins(stack, fleet.names, relay_module)
     async with open_store(dsn) as store:
         states = await store.get_devices(fleet.names)
         finalized = {name: await finalized_at(store, name) for name in fleet.names}
+    expected, twins = await _twins(stack, fleet.names, relay_module, finalized)
+    async with open_store(dsn) as store:
         reasons = {
             row["device_id"]: row["reason"] or ""
             for wave in await wave_status(store)
@@ -461,7 +495,7 @@ async def verify_fleet(
                 azure=azure_tap.arrivals.get(name, []),
                 aws=aws_tap.arrivals.get(name, []),
                 identity_on_azure=identity,
-                twin_matches=actual is not None and expected.get(name) == actual,
+                twin_matches=_same_twin(expected.get(name), actual, finalized[name]),
                 interval=interval,
                 reverse=reverse,
                 finalized_at=finalized[name],
@@ -485,8 +519,23 @@ async def _mirror_caught_up(dsn: str, limit: float = 300.0) -> None:
         _say(f"    the mirror caught up in {seconds:.0f} s ({waiting} changes still waiting)")
 
 
+def _same_twin(expected: Any, actual: Any, finalized: float | None) -> bool:
+    """Whether the twin holds what AWS does. For a finalized device, tags and desired state
+    only: the relay module's twin (AWS's reported state, mirrored) is left as it was at the
+    finalizing, while the reverse path may still carry the device's last reports to AWS."""
+    if actual is None or expected is None:
+        return False
+    if finalized is not None:
+        return bool(expected[:2] == actual[:2])
+    return bool(expected == actual)
+
+
 async def _twins(
-    stack: SimStack, names: list[str], module: str, attempts: int = 5
+    stack: SimStack,
+    names: list[str],
+    module: str,
+    finalized: dict[str, float | None],
+    attempts: int = 5,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(expected, actual) twins of the fleet, read again a few seconds later while they
     differ: with shadow churn the mirror and the reverse path may still be carrying the
@@ -498,7 +547,11 @@ async def _twins(
             name: _actual_twin(registry, name, module) if registry.find(name) else None
             for name in names
         }
-        differ = [name for name in names if expected.get(name) != actual[name]]
+        differ = [
+            name
+            for name in names
+            if not _same_twin(expected.get(name), actual[name], finalized.get(name))
+        ]
         if not differ or attempt == attempts - 1:
             break
         await asyncio.sleep(3)
@@ -546,19 +599,25 @@ async def _settle(fleet: Fleet, azure_tap: AzureTap) -> None:
     await _until_covered(covered, lambda: sum(len(v) for v in azure_tap.arrivals.values()))
 
 
-async def _settle_back(fleet: Fleet, azure_tap: AzureTap, aws_tap: AwsTap) -> None:
-    """Until what devices sent to Azure is back on AWS, or nothing new arrives for a while
-    (what a device sent after its finalizing never comes back)."""
+async def _settle_back(
+    fleet: Fleet, azure_tap: AzureTap, aws_tap: AwsTap, finalized: dict[str, float | None]
+) -> None:
+    """Until what devices sent to Azure is back on AWS, or nothing new arrives for a while:
+    what IoT Hub took before each device's finalizing (what came after never comes back)."""
 
     def back() -> set[tuple[str, int]]:
         return {(name, a.seq) for name in fleet.names for a in aws_tap.arrivals.get(name, [])}
+
+    def due(name: str, enqueued_at: float) -> bool:
+        at = finalized.get(name)
+        return at is None or enqueued_at < at
 
     def covered() -> bool:
         direct = {
             (name, a.seq)
             for name in fleet.names
             for a in azure_tap.arrivals.get(name, [])
-            if a.via == "device"
+            if a.via == "device" and due(name, a.enqueued_at)
         }
         return direct <= back()
 

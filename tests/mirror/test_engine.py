@@ -13,7 +13,7 @@ from bridge.core.events import (
     ShadowChanged,
     ThingChanged,
 )
-from bridge.core.machine import State
+from bridge.core.machine import Event, State
 from bridge.core.ports import DeletePolicy
 from bridge.core.view import DeviceView, ShadowView
 from bridge.mirror.engine import Engine, EngineOptions
@@ -292,3 +292,20 @@ async def test_a_pass_reading_before_events_folded_meanwhile_undoes_none_of_them
         assert "gone" not in target.twins
         assert target.twins["cfg"]["desired"]["config"] == {"rate": 5}
         assert again.target_drift == 0
+
+
+async def test_a_finalized_device_keeps_its_twin_whatever_changes_on_aws(store):
+    target, source = MemoryTarget(), ScriptedSource()
+    async with running(store, target, source) as engine:
+        source.push(ShadowChanged("fin", None, 1, desired={"v": 1}))
+        await settle(engine, source)
+        assert target.twins["fin"]["desired"] == {"": {"v": 1}}
+        for event in (Event.SCHEDULE_CUTOVER, Event.JOB_SENT, Event.AZURE_CONNECTED):
+            await store.transition("fin", event)
+        await store.transition("fin", Event.FINALIZE)
+        writes = target.writes
+        source.push(ShadowChanged("fin", None, 2, desired={"v": 2}))
+        await settle(engine, source)
+        assert target.twins["fin"]["desired"] == {"": {"v": 1}}
+        assert target.writes == writes
+        assert (await store.get_device("fin")).state is State.FINALIZED
