@@ -140,6 +140,12 @@ class ReverseEngine:
             if event.module_id is not None or not self.options.telemetry:
                 return  # the relay's (or another module's) message, not the device's
             state, thing_type = await self._settled_state(device_id)
+            if state not in REVERSE_SYNCING_STATES and state is not State.FINALIZED:
+                # Sent by the device itself on Azure: it moved, possibly within the cache's
+                # TTL of a state read before its job (a device can switch in half a second).
+                # Look again before skipping (rare: a rolled-back device sending on Azure).
+                self._states.forget(device_id)
+                state, thing_type = await self._settled_state(device_id)
             carried = state in REVERSE_SYNCING_STATES or (
                 state is State.FINALIZED and await self._before_finalizing(device_id, event)
             )

@@ -134,6 +134,28 @@ async def test_a_finalized_device_s_messages_taken_before_the_finalizing_still_g
     assert aws.published == [("dt/done", {"seq": 1})]  # in flight when it was finalized
 
 
+async def test_a_device_that_moved_within_the_state_cache_s_ttl_is_not_skipped(store):
+    # The rehearsal lost one reading this way: the engine had read the device's state just
+    # before its job (MIRRORED, cached for a second), and the device was on Azure and
+    # sending half a second later.
+    await device(store, "quick", TO_MIRRORED)
+    aws = Aws()
+    reverse = ReverseEngine(
+        store,
+        aws,
+        TwinSync(store, aws, no_twin),
+        templates=TopicTemplates("dt/{device}", {}),
+        metrics=Metrics.create(),
+        options=EngineOptions(state_ttl=3600),
+    )
+    assert await reverse.handle("0", [telemetry("quick", 1, module_id="aws-bridge")])
+    assert await reverse.handle("0", [twin_change("quick", 2, "reported", {"a": 1}, 2)])
+    for event in TO_CUT_OVER[len(TO_MIRRORED) :]:
+        await store.transition("quick", event)
+    assert await reverse.handle("0", [telemetry("quick", 3)])
+    assert aws.published == [("dt/quick", {"seq": 3})]
+
+
 async def until_state_read(store, monkeypatch, times):
     """Wait until the engine has read device states `times` more times (so it is holding)."""
     reads = []
