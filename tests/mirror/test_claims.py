@@ -2,7 +2,16 @@
 
 import asyncio
 import contextlib
+import signal
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
+
+from bridge.core.store import open_store
 from bridge.core.view import DeviceView, ShadowView
 from bridge.mirror.engine import Engine, EngineOptions
 from tests.core.fakes import GatedTarget, MemoryTarget
@@ -103,3 +112,63 @@ async def test_a_write_that_never_returns_is_cancelled_and_retried(store):
         await hanging.seed(views(), {})
         await until(lambda: set(target.twins) == set(DEVICES), 30)
     assert target.hung == set(DEVICES)
+
+
+async def _live_claims(dsn, owner):
+    """Outbox rows `owner` holds a claim on that has not expired, read from the store."""
+    if dsn.startswith("sqlite:///"):
+        with sqlite3.connect(dsn.removeprefix("sqlite:///")) as db:
+            query = "SELECT COUNT(*) FROM outbox WHERE claimed_by = ? AND claimed_until > ?"
+            return db.execute(query, (owner, time.time())).fetchone()[0]
+    parts = urlsplit(dsn)
+    schema = parse_qs(parts.query)["search_path"][0]
+    conn = await asyncpg.connect(
+        parts._replace(query="").geturl(), server_settings={"search_path": schema}
+    )
+    try:
+        query = "SELECT COUNT(*) FROM outbox WHERE claimed_by = $1 AND claimed_until > now()"
+        return await conn.fetchval(query, owner)
+    finally:
+        await conn.close()
+
+
+async def test_across_processes_a_live_replica_keeps_its_claims_and_a_killed_ones_are_taken_over(
+    store_dsn,
+):
+    from tests.mirror.claim_holder import OWNER  # noqa: PLC0415 - the child's own module
+
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.mirror.claim_holder",
+        store_dsn,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(60):  # its log lines come first
+            while (line := await holder.stdout.readline()) != b"holding\n":
+                assert line, "the holder exited before holding its claims"
+        # Keep reading its log, so a full pipe never blocks it.
+        drain = asyncio.create_task(holder.stdout.read())
+        async with open_store(store_dsn) as store:
+            other = MemoryTarget()
+            async with running(engine(store, other, "replica-b")):
+                # Three leases on, every claim is still the live process's, renewed.
+                held_since = loop.time()
+                while loop.time() - held_since < 3 * LEASE:
+                    assert await _live_claims(store_dsn, OWNER) == len(DEVICES)
+                    await asyncio.sleep(0.1)
+                assert other.twins == {}
+                holder.send_signal(signal.SIGKILL)  # dies without a word
+                await holder.wait()
+                await drain
+                killed = loop.time()
+                await until(lambda: set(other.twins) == set(DEVICES), 30)
+                assert loop.time() - killed < LEASE + 3
+            assert await store.outbox_size() == 0
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
