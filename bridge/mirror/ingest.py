@@ -312,7 +312,8 @@ class Ingest:
         device_id = fresh.view.device_id
         last = self._last_read.get(device_id)
         self._last_read[device_id] = max(fresh.read_at_ms, last or 0)
-        if fresh.expect is not None and stored == fresh.expect:
+        newest = last is None or fresh.read_at_ms >= last
+        if fresh.expect is not None and stored == fresh.expect and newest:
             return Merged(adopt(stored, fresh.view))  # nothing folded since it was asked for
         return merge(stored, fresh.view, fresh.read_at_ms, last_read_ms=last)
 
