@@ -40,6 +40,7 @@ class DriftReport:
     target_missing_unwritten: int = 0  # of those, never written yet (still queued)
     target_unknown: int = 0  # target devices the bridge does not manage
     unsynced: int = 0  # stored views newer than the last write, with no write queued
+    reread: int = 0  # devices whose read contradicted events folded meanwhile: read again
     seconds: float = 0.0
 
 
@@ -50,7 +51,7 @@ async def reconcile(
     started = time.monotonic()
     report = DriftReport()
     read_at = int(time.time() * 1000)
-    drift_before = ingest.stats.drift
+    drift_before, rereads_before = ingest.stats.drift, ingest.stats.rereads
     # The target first: what the source pass queues would otherwise look like drift.
     await _compare_target(store, target, ingest, report)
     await ingest.submit_groups(await reader.read_groups())
@@ -62,6 +63,7 @@ async def reconcile(
     await confirm_vanished(store, reader, ingest, seen, report)
     await ingest.flush()
     report.source_drift = ingest.stats.drift - drift_before
+    report.reread = ingest.stats.rereads - rereads_before
     report.seconds = round(time.monotonic() - started, 3)
     _log.info("mirror.reconcile_done", **vars(report))
     return report
