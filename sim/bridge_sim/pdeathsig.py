@@ -12,10 +12,11 @@ threads: the child runs Python between `fork` and `exec` and can deadlock on a l
 another thread held at the fork. Python 3.11 has no `Popen` option for the parent-death
 signal (`start_new_session` and `process_group` cover only `setsid`/`setpgid`). So the
 child execs this very file first, with `python -I -S` (standard library only, no site, no
-environment), which sets the signal and then execs the real program in the same process:
-the pid the caller sees is the program's, and the signal survives `execve`. The wrapper
-also closes the race that `setpriv --pdeathsig` (util-linux) leaves open: a parent that
-died before the signal was set is noticed (`getppid` changed) and the program never starts.
+PYTHON* variables; the program still gets the whole environment), which sets the signal
+and then execs the real program in the same process: the pid the caller sees is the
+program's, and the signal survives `execve` (not that of a set-user-ID program). The
+wrapper also closes the race that `setpriv --pdeathsig` (util-linux) leaves open: a parent
+that died before the signal was set is noticed (`getppid` changed), the program never runs.
 
 The caveat: Linux sends the signal when the *thread* that forked the child ends, not the
 process. asyncio forks in the thread running the event loop (`subprocess.Popen` is called
@@ -57,6 +58,7 @@ async def spawn(
     found = shutil.which(program)
     if found is None:  # what Popen raises, raised here rather than by the wrapper's exec
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(program))
+    found = str(Path(found).absolute())  # noqa: ASYNC240 - no I/O; a `cwd=` must not change the program
     if not sys.platform.startswith("linux"):
         return await asyncio.create_subprocess_exec(found, *args, **kwargs)
     return await asyncio.create_subprocess_exec(
