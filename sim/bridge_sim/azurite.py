@@ -12,6 +12,7 @@ from typing import Self
 
 from bridge.logging import get_logger
 from bridge_sim.errors import SimulatorError
+from bridge_sim.pdeathsig import spawn
 
 __all__ = ["ACCOUNT_KEY", "ACCOUNT_NAME", "Azurite", "find_azurite"]
 
@@ -71,8 +72,8 @@ class Azurite:
         log_file = (self.workdir / "azurite.log").open("wb")
         # --skipApiVersionCheck: current azure-storage-blob sends an API version Azurite
         # would otherwise refuse.
-        self._process = await asyncio.create_subprocess_exec(
-            str(find_azurite()),
+        self._process = await spawn(
+            find_azurite(),
             "--blobHost",
             self.host,
             "--blobPort",

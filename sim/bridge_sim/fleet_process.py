@@ -4,9 +4,11 @@ Each child is started in its own session, so a Ctrl-C on the terminal reaches on
 parent, which then stops its children in order; an `atexit` hook kills any child still
 running when the interpreter ends without that (an exception that skipped the fleet's
 exit, a loop torn down), and a child whose parent vanished sees end of file on its stdin
-and stops itself. A child that exits without being told to is reported at once (logged,
-with the end of its log) and makes `Fleet.check()` raise: its devices stopped counting
-readings, which must never pass for a quiet fleet.
+and stops itself; one still connecting its agents (not reading stdin yet) when the parent
+is killed, even with SIGKILL, gets SIGTERM from Linux instead (`bridge_sim.pdeathsig`).
+A child that exits without being told to is reported at once (logged, with the end of its
+log) and makes `Fleet.check()` raise: its devices stopped counting readings, which must
+never pass for a quiet fleet.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from bridge.logging import get_logger
 from bridge_sim.fleet_shard import Reading
+from bridge_sim.pdeathsig import spawn
 
 __all__ = ["ShardProcess"]
 
@@ -68,7 +71,7 @@ class ShardProcess:
     async def start(self) -> None:
         """Start the child and wait until every agent of its shard is connected."""
         with self._log_path.open("ab") as log:
-            self._process = await asyncio.create_subprocess_exec(
+            self._process = await spawn(
                 sys.executable, "-m", "bridge_sim.fleet_child",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,

@@ -33,6 +33,7 @@ from bridge.logging import get_logger
 from bridge.x509 import der_sha256
 from bridge_sim.aws.authz import compile_table, write_table
 from bridge_sim.errors import SimulatorError
+from bridge_sim.pdeathsig import spawn
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -332,7 +333,7 @@ listener {self._plain_port} {self._host}
             raise SimulatorError("mosquitto is not installed: install the Debian package mosquitto")
         output = await asyncio.to_thread((self.workdir / "mosquitto.out").open, "ab")
         try:
-            self._process = await asyncio.create_subprocess_exec(
+            self._process = await spawn(
                 mosquitto,
                 "-c",
                 str(self.workdir / "mosquitto.conf"),
