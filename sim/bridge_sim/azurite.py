@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -13,6 +12,7 @@ from typing import Self
 from bridge.logging import get_logger
 from bridge_sim.errors import SimulatorError
 from bridge_sim.pdeathsig import spawn
+from bridge_sim.ports import free_port
 
 __all__ = ["ACCOUNT_KEY", "ACCOUNT_NAME", "Azurite", "find_azurite"]
 
@@ -39,13 +39,6 @@ def find_azurite() -> Path:
     )
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Azurite:
     """Blob storage on `host`, data kept under `workdir`."""
 
@@ -68,7 +61,7 @@ class Azurite:
 
     async def __aenter__(self) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or _free_port(self.host)
+        self.port = self.port or free_port(self.host)
         log_file = (self.workdir / "azurite.log").open("wb")
         # --skipApiVersionCheck: current azure-storage-blob sends an API version Azurite
         # would otherwise refuse.

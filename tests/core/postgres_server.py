@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -14,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+
+from bridge_sim.ports import free_port
 
 ENV_DSN = "BRIDGE_TEST_POSTGRES_DSN"
 LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -42,12 +43,6 @@ def _scratch_database(admin_dsn: str) -> Iterator[str]:
         asyncio.run(_execute(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _private_cluster() -> Iterator[str]:
     candidates = sorted(
@@ -64,7 +59,7 @@ def _private_cluster() -> Iterator[str]:
     if os.geteuid() == 0:
         shutil.chown(workdir, user="postgres", group="postgres")
         run_as = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
     pg_ctl = [*run_as, str(bindir / "pg_ctl"), "-D", str(datadir)]
     options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=on"
     try:

@@ -7,7 +7,6 @@ verdicts are checked on both clouds, not only in the bridge's store.
 import asyncio
 import contextlib
 import secrets
-import socket
 
 import pytest
 from typer.testing import CliRunner
@@ -22,22 +21,17 @@ from bridge.daemon.app import RunOptions, run_daemon
 from bridge.errors import StoreError
 from bridge.metrics import Metrics
 from bridge_sim.fleet import Fleet
+from bridge_sim.ports import free_port
 from tests.cutover.conftest import iot_client, until, watch
 
 # Stand-ins, a daemon and a fleet of agents share two cores with whatever else runs.
 pytestmark = pytest.mark.timeout(300)
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _settings(dsn):
     return Settings(
         store={"dsn": dsn},
-        http={"port": _free_port()},
+        http={"port": free_port()},
         mirror={
             "client_id": f"iot-bridge-{secrets.token_hex(3)}",
             "aws_rate_scale": 0,

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import socket
 
 import aiohttp
 import pytest
@@ -17,13 +16,8 @@ from azure.iot.hub.models import Twin, TwinProperties
 from bridge.config import CloudSettings, Settings
 from bridge.daemon.app import RunOptions, run_daemon
 from bridge.metrics import Metrics
+from bridge_sim.ports import free_port
 from tests.daemon.parity import aws_clients, azure_call, differences
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def bridge_settings(tmp_path, iothub=None, **mirror):

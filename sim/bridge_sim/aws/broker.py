@@ -18,7 +18,6 @@ import hashlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -34,6 +33,7 @@ from bridge.x509 import der_sha256
 from bridge_sim.aws.authz import compile_table, write_table
 from bridge_sim.errors import SimulatorError
 from bridge_sim.pdeathsig import spawn
+from bridge_sim.ports import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -88,13 +88,6 @@ def build_plugin(cache_dir: Path | None = None) -> Path:
     # Concurrent builders each rename a complete file into place; the last one wins.
     Path(temp).replace(target)
     return target
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -275,9 +268,9 @@ class MosquittoBroker:
                 )
                 self._table_written = True
         if not self._tls_port:
-            self._tls_port = _free_port(self._host)
+            self._tls_port = free_port(self._host)
         if not self._plain_port:
-            self._plain_port = _free_port(self._host)
+            self._plain_port = free_port(self._host)
         (self.workdir / "mosquitto.conf").write_text(self._config())
 
     def _config(self) -> str:
