@@ -36,6 +36,7 @@ __all__ = ["Fresh", "Ingest", "IngestStats"]
 _T = TypeVar("_T")
 _log = get_logger("mirror.ingest")
 _QUEUE_BOUND = 10_000
+_READERS = 8  # single reads of the source at once (re-reads after associations, doubts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class IngestStats:
     drift: int = 0
     batches: int = 0
     rereads: int = 0  # reads that contradicted events, so the device was read again
+    unsettled: int = 0  # of those, read again and overtaken by events again: left as stored
 
     def count(self, kind: str) -> None:
         self.received[kind] = self.received.get(kind, 0) + 1
@@ -91,7 +93,7 @@ class Ingest:
         # that contradicted the store (the stored view it must still match).
         self._refresh: asyncio.Queue[tuple[str, DeviceView | None]] = asyncio.Queue()
         self._lock = asyncio.Lock()
-        self._rereading = False
+        self._rereading = 0  # single reads in flight
         # Per device, when the newest full read folded in started: reads of one device can
         # be folded out of order (a pass's read after a later single read). About 100
         # bytes a device; a restart forgets it, as every read before it is folded by then.
@@ -139,7 +141,10 @@ class Ingest:
             tasks.create_task(self._deliveries_loop(), name="ingest-deliveries")
             tasks.create_task(self._fresh_loop(), name="ingest-fresh")
             if self._reader is not None:
-                tasks.create_task(self._refresh_loop(self._reader), name="ingest-refresh")
+                for worker in range(_READERS):
+                    tasks.create_task(
+                        self._refresh_loop(self._reader), name=f"ingest-refresh-{worker}"
+                    )
 
     async def _pump(self, source: Source) -> None:
         async for delivery in source.deliveries():
@@ -174,7 +179,7 @@ class Ingest:
     async def _refresh_loop(self, reader: SourceReader) -> None:
         while True:
             device_id, expect = await self._refresh.get()
-            self._rereading = True
+            self._rereading += 1
             try:
                 read_at = int(time.time() * 1000)
                 view = await reader.read_device(device_id)
@@ -183,7 +188,7 @@ class Ingest:
             except Exception as exc:  # anti-entropy repairs what this misses
                 _log.warning("mirror.refresh_failed", device_id=device_id, error=str(exc))
             finally:
-                self._rereading = False
+                self._rereading -= 1
                 self._refresh.task_done()
 
     async def _commit_deliveries(self, batch: list[Delivery]) -> None:  # noqa: C901, PLR0912 - one pass sorts every kind of delivery
@@ -291,7 +296,14 @@ class Ingest:
             merged = self._merged(current, fresh)
             after = merged.view
             if merged.unsure and current is not None:
-                reread[device_id] = after or current
+                if fresh.expect is None:
+                    reread[device_id] = after or current
+                else:
+                    # A read asked for to settle a doubt, overtaken by new events: the
+                    # stored side stays (the safe one); the next pass asks again. Reading
+                    # again at once could chase a device that changes all the time.
+                    self.stats.unsettled += 1
+                    _log.info("mirror.read_unsettled", device_id=device_id)
             if after is None:
                 continue
             if fresh.drift_check and device_id in stored:
