@@ -10,6 +10,7 @@ import tarfile
 
 from bridge.firmware import PatchOptions, patch, scan
 from bridge.firmware.package import build_package
+from firmware_patches.node_aws_iot_device_sdk import error_count, parse_js
 
 HUB = "myhub.azure-devices.net"
 
@@ -88,3 +89,54 @@ def test_scan_reports_a_latin1_file_like_its_utf8_twin(tmp_path):
     }
     assert points["a"] == points["b"]
     assert points["a"]
+
+
+# The way AWS's own aws-iot-device-sdk-js examples (examples/device-example.js,
+# thing-example.js) bind the SDK, with the package name as users copy it.
+NODE_MEMBER = """\
+const deviceModule = require('aws-iot-device-sdk').device;
+
+const device = deviceModule({
+   keyPath: 'private.pem.key',
+   certPath: 'certificate.pem.crt',
+   caPath: 'AmazonRootCA1.pem',
+   clientId: 'porch-light',
+   host: 'abc123-ats.iot.us-east-1.amazonaws.com'
+});
+device.on('connect', function() { device.publish('topic_1', JSON.stringify({ on: 1 })); });
+"""
+NODE_DESTRUCTURED = """\
+const { thingShadow: shadowOf } = require("aws-iot-device-sdk");
+
+const shadows = shadowOf({
+  keyPath: "k.pem", certPath: "c.pem", caPath: "ca.pem",
+  clientId: "lamp-1", host: "abc123-ats.iot.eu-west-1.amazonaws.com",
+});
+shadows.on("connect", () => shadows.register("lamp-1", {}));
+"""
+
+
+def _node_patched(tmp_path, text):
+    (tmp_path / "app.js").write_text(text, encoding="utf-8")
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    assert outcome.report.counts()["needs_human"] == 0, outcome.report.touch_points
+    new = outcome.changed["app.js"]
+    assert error_count(parse_js(new.encode())) == 0
+    assert "require('aws-iot-device-sdk')" not in new
+    assert 'require("aws-iot-device-sdk")' not in new
+    assert "amazonaws.com" not in new
+    return new
+
+
+def test_node_v1_sdk_bound_by_member_is_rewritten(tmp_path):
+    # Was refused with "aws-iot-device-sdk is not loaded with require()", which it is.
+    new = _node_patched(tmp_path, NODE_MEMBER)
+    assert "const deviceModule = iothubDevice;" in new
+    assert "host: IOTHUB_HOST" in new
+    assert "function iothubDevice(" in new
+
+
+def test_node_v1_sdk_bound_by_destructuring_is_rewritten(tmp_path):
+    new = _node_patched(tmp_path, NODE_DESTRUCTURED)
+    assert "thingShadow: shadowOf } = { device: iothubDevice" in new
+    assert "host: IOTHUB_HOST" in new
