@@ -109,7 +109,7 @@ def patch_cmd(
     if report is not None:
         report.write_text(to_json(outcome.report), encoding="utf-8")
     if package is not None:
-        artifact = build_package(path, outcome.changed, package, url=package_url)
+        artifact = build_package(path, outcome.data, package, url=package_url)
         typer.echo(json.dumps(artifact), err=True)
     if not apply:
         typer.echo(outcome.diff, nl=False)

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = ["build_package"]
@@ -15,9 +16,16 @@ _EXCLUDED_DIRS = frozenset({".git", "__pycache__", ".venv", "node_modules"})
 
 
 def build_package(
-    root: Path, changed: dict[str, str], destination: Path, *, url: str | None = None
+    root: Path,
+    changed: Mapping[str, str | bytes],
+    destination: Path,
+    *,
+    url: str | None = None,
 ) -> dict[str, str | int]:
-    """Archive `root` with `changed` texts in place; return the job document's artifact."""
+    """Archive `root` with `changed` files in place; return the job document's artifact.
+
+    Bytes go in as they are (the patch's own encoding); text is written as UTF-8.
+    """
     buffer = io.BytesIO()
     # Fixed mtimes, owners and order: the same tree gives the same SHA-256.
     with (
@@ -26,7 +34,8 @@ def build_package(
     ):
         for relative in _files(root):
             if relative in changed:
-                data = changed[relative].encode("utf-8")
+                new = changed[relative]
+                data = new if isinstance(new, bytes) else new.encode("utf-8")
             else:
                 data = (root / relative).read_bytes()
             info = tarfile.TarInfo(relative)

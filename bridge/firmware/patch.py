@@ -20,25 +20,30 @@ class PatchOutcome:
     report: ScanReport
     diff: str
     changed: dict[str, str] = field(default_factory=dict)
+    # The same files as bytes in their own encoding: what --apply and --package write.
+    data: dict[str, bytes] = field(default_factory=dict)
 
 
 def patch(root: Path, options: PatchOptions, *, apply: bool = False) -> PatchOutcome:
     """Patch every file a recipe owns; vendored files are never touched."""
     report, findings = analyse(root, options)
-    changed = {
-        finding.report.file: finding.patched
+    rewritten = [
+        finding
         for finding in findings
         if finding.patched is not None and finding.patched != finding.text
-    }
+    ]
+    changed = {finding.report.file: finding.patched or "" for finding in rewritten}
+    data = {finding.report.file: finding.patched_bytes() or b"" for finding in rewritten}
     diffs = [
         _diff(finding.report, finding.text, changed[finding.report.file])
         for finding in findings
         if finding.report.file in changed
     ]
     if apply:
-        for path, new in changed.items():
-            (root / path).write_text(new, encoding="utf-8")
-    return PatchOutcome(report=report, diff="".join(diffs), changed=changed)
+        for path, new in data.items():
+            # Bytes, not text: a Latin-1 file stays Latin-1 and CRLF stays CRLF.
+            (root / path).write_bytes(new)
+    return PatchOutcome(report=report, diff="".join(diffs), changed=changed, data=data)
 
 
 def _diff(report: FileReport, old: str, new: str) -> str:

@@ -15,6 +15,7 @@ __all__ = ["Finding", "analyse", "scan"]
 
 SAS_CERTIFICATE = "SAS: a device key provisioned at cutover replaces the certificate"
 NOTHING_CHANGED = "found, but the recipe had nothing it could change here: by hand"
+UNENCODABLE = "not rewritten: the rewrite has characters the file's encoding ({}) cannot hold"
 VENDORED_REASON = "vendored code: reported, never edited; upgrade or replace the SDK copy"
 # Verdicts come from a dry run of the patch, so a scan never promises what patch cannot do.
 _DRY_RUN = PatchOptions(hub="scan.azure-devices.net")
@@ -28,6 +29,11 @@ class Finding:
     text: str
     recipe: Recipe | None
     patched: str | None = None
+    encoding: str = "utf-8"  # how the file's bytes were read, and how a rewrite is written
+
+    def patched_bytes(self) -> bytes | None:
+        """The rewrite in the file's own encoding (bytes outside the edits stay as they were)."""
+        return None if self.patched is None else self.patched.encode(self.encoding)
 
 
 def analyse(
@@ -42,11 +48,17 @@ def analyse(
     for candidate in walk(str(root), stats):
         if not worth_reading(candidate.data):
             continue
+        encoding = "utf-8"
         try:
-            text = candidate.data.decode("utf-8")
+            text = candidate.data.decode(encoding)
         except UnicodeDecodeError:
-            text = candidate.data.decode("latin-1")
-        finding = _examine(candidate.path, text, candidate.vendored, recipes, options)
+            # Legacy sources (Latin-1 comments, degree signs in LCD strings): every byte
+            # maps to one character, so a rewrite can be written back byte for byte.
+            encoding = "latin-1"
+            text = candidate.data.decode(encoding)
+        finding = _examine(
+            candidate.path, text, candidate.vendored, recipes, options, encoding=encoding
+        )
         if finding is not None:
             findings.append(finding)
     findings.sort(key=lambda finding: finding.report.file)
@@ -71,6 +83,8 @@ def _examine(
     vendored: bool,  # noqa: FBT001
     recipes: tuple[Recipe, ...],
     options: PatchOptions,
+    *,
+    encoding: str = "utf-8",
 ) -> Finding | None:
     recipe = next((r for r in recipes if r.detect(path, text)), None)
     stack = recipe.stack if recipe else "unknown"
@@ -86,16 +100,7 @@ def _examine(
         update = {"verdict": "needs_human", "reason": VENDORED_REASON}
         points = [point.model_copy(update=update) for point in points]
     elif recipe is not None and any(p.verdict == "rewritten" for p in points):
-        try:
-            patched = recipe.patch(path, text, options)
-        except PatchRefusedError as refused:
-            points = [_human(point, f"not rewritten: {refused}") for point in points]
-        else:
-            if patched is None or patched == text:
-                # Never claim a rewrite the patch does not make.
-                points = [_human(point, NOTHING_CHANGED) for point in points]
-            elif options.auth == "sas":
-                points = [_sas(point) for point in points]
+        patched, points = _patched(recipe, path, text, options, encoding, points)
     secrets = find_secrets(path, text, stack)
     if not points and not secrets:
         return None
@@ -104,7 +109,51 @@ def _examine(
     points = [point for point in points if point.line not in secret_lines]
     ordered = sorted([*points, *secrets], key=lambda point: (point.line, point.kind))
     report = FileReport(file=path, stack=stack, vendored=vendored, touch_points=ordered)
-    return Finding(report, text, None if vendored else recipe, patched)
+    return Finding(report, text, None if vendored else recipe, patched, encoding)
+
+
+def _patched(  # noqa: PLR0917 - one call site, all of it the file's context
+    recipe: Recipe,
+    path: str,
+    text: str,
+    options: PatchOptions,
+    encoding: str,
+    points: list[TouchPoint],
+) -> tuple[str | None, list[TouchPoint]]:
+    """The recipe's rewrite of the file, and the touch points with the verdicts it earns."""
+    try:
+        patched = recipe.patch(path, text, options)
+    except PatchRefusedError as refused:
+        return None, [_human(point, f"not rewritten: {refused}") for point in points]
+    if patched is not None:
+        patched = _line_endings_of(text, patched)
+    if patched is None or patched == text:
+        # Never claim a rewrite the patch does not make.
+        return patched, [_human(point, NOTHING_CHANGED) for point in points]
+    if not _encodable(patched, encoding):
+        return None, [_human(point, UNENCODABLE.format(encoding)) for point in points]
+    if options.auth == "sas":
+        return patched, [_sas(point) for point in points]
+    return patched, points
+
+
+def _line_endings_of(original: str, patched: str) -> str:
+    """`patched` with the original's CRLF line endings where the recipe wrote bare LFs.
+
+    Recipes insert blocks with "\n"; a Windows-edited file would come back with mixed
+    endings, which editors, `git diff` and `.gitattributes eol=crlf` all trip over.
+    """
+    if "\r\n" not in original or original.count("\n") != original.count("\r\n"):
+        return patched
+    return patched.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+def _encodable(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _sas(point: TouchPoint) -> TouchPoint:

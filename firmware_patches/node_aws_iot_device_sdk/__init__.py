@@ -105,6 +105,9 @@ class NodeSdkRecipe:
         before = error_count(tree)
         local = _sdk_name(tree)
         if local is None:
+            aliases = _constructor_aliases(tree)
+            if aliases:
+                return self._patch_aliases(path, source, tree, aliases, options, before)
             if _BEGIN in text:
                 return _with_block(text, options)
             raise PatchRefusedError(f"{SDK} is not loaded with require(): needs a human")
@@ -124,6 +127,50 @@ class NodeSdkRecipe:
             new = new[:start] + _block(options) + new[start:]
         else:
             new = _with_block(new, options)
+        if error_count(parse_js(new.encode())) > before:
+            raise PatchRefusedError(f"the rewrite of {path} would not parse")
+        return new
+
+    def _patch_aliases(  # noqa: PLR0917 - the file's parse and options
+        self,
+        path: str,
+        source: bytes,
+        tree: Tree,
+        aliases: dict[str, tuple[str, Node]],
+        options: PatchOptions,
+        before: int,
+    ) -> str:
+        """`require(SDK).device` or `{ device } = require(SDK)`: the binding becomes the
+        adapter's constructor and calls through the local name get their options mapped."""
+        edits: dict[int, Edit] = {}
+        ids: set[str] = set()
+        for constructor, replaced in aliases.values():
+            spelled = (
+                constructor
+                if replaced.type == "member_expression"
+                else "{ " + ", ".join(f"{k}: {v}" for k, v in _CONSTRUCTORS.items()) + " }"
+            )
+            edits[replaced.start_byte] = Edit(
+                replaced.start_byte, replaced.end_byte, spelled.encode()
+            )
+        for call in _nodes(tree, "call_expression"):
+            function = call.child_by_field_name("function")
+            if function is None or function.type != "identifier" or _text(function) not in aliases:
+                continue
+            arguments = call.child_by_field_name("arguments")
+            literal = (
+                arguments.named_children[0] if arguments and arguments.named_children else None
+            )
+            if literal is None or literal.type != "object":
+                raise PatchRefusedError("device options are not an object literal: needs a human")
+            for edit in _option_edits(literal, options, ids):
+                edits[edit.start] = edit
+        if options.device_id.mode == "client-id" and len(ids) > 1:
+            raise PatchRefusedError(
+                f"client objects use different ids ({', '.join(sorted(ids))}) and IoT Hub "
+                "allows one connection per device: pass --device-id-from"
+            )
+        new = _with_block(apply_edits(source, list(edits.values())).decode(), options)
         if error_count(parse_js(new.encode())) > before:
             raise PatchRefusedError(f"the rewrite of {path} would not parse")
         return new
@@ -193,12 +240,54 @@ def _sdk_name(tree: Tree) -> str | None:
         value = declarator.child_by_field_name("value")
         if (
             value is not None
+            and _text(declarator.child_by_field_name("name")).isidentifier()
             and value.type == "call_expression"
             and _text(value.child_by_field_name("function")) == "require"
             and SDK in _text(value.child_by_field_name("arguments"))
         ):
             return _text(declarator.child_by_field_name("name"))
     return None
+
+
+def _constructor_aliases(tree: Tree) -> dict[str, tuple[str, Node]]:
+    """Local names bound to the SDK's constructors, and the expression each came from.
+
+    `const deviceModule = require('aws-iot-device-sdk').device` (AWS's own examples) and
+    `const { device, thingShadow: shadow } = require('aws-iot-device-sdk')`.
+    """
+    aliases: dict[str, tuple[str, Node]] = {}
+    for declarator in _nodes(tree, "variable_declarator"):
+        name, value = (
+            declarator.child_by_field_name("name"),
+            declarator.child_by_field_name("value"),
+        )
+        if name is None or value is None:
+            continue
+        if value.type == "member_expression" and name.type == "identifier":
+            prop = _text(value.child_by_field_name("property"))
+            if _is_sdk_require(value.child_by_field_name("object")) and prop in _CONSTRUCTORS:
+                aliases[_text(name)] = (_CONSTRUCTORS[prop], value)
+        elif name.type == "object_pattern" and _is_sdk_require(value):
+            for entry in name.named_children:
+                if entry.type == "shorthand_property_identifier_pattern":
+                    key = local = _text(entry)
+                elif entry.type == "pair_pattern":
+                    key = _text(entry.child_by_field_name("key")).strip("'\"")
+                    local = _text(entry.child_by_field_name("value"))
+                else:
+                    continue
+                if key in _CONSTRUCTORS:
+                    aliases[local] = (_CONSTRUCTORS[key], value)
+    return aliases
+
+
+def _is_sdk_require(node: Node | None) -> bool:
+    return (
+        node is not None
+        and node.type == "call_expression"
+        and _text(node.child_by_field_name("function")) == "require"
+        and _text(node.child_by_field_name("arguments")).strip("()'\"` ") == SDK
+    )
 
 
 def _declaration(tree: Tree, local: str) -> tuple[int, int] | None:
