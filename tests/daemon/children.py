@@ -1,10 +1,13 @@
 """`iot-bridge run` as a child process (so SIGKILL is a real kill -9), and its env file."""
 
+import asyncio
 import os
 import secrets
 import signal
 import subprocess
 import sys
+
+import aiohttp
 
 from tests.daemon.test_run import free_port
 
@@ -31,6 +34,32 @@ class Daemon:
         self.env_file = env_file
         self.log = log
         self.process = None
+        self.port = next(
+            int(line.split("=", 1)[1])
+            for line in env_file.read_text().splitlines()
+            if line.startswith("BRIDGE_HTTP__PORT=")
+        )
+
+    async def until_live(self, timeout=120):
+        """Until the daemon answers /livez: its services have started (imports alone take
+        seconds on a busy machine, and a kill before that would test nothing)."""
+        await self._until_ok("/livez", timeout)
+
+    async def until_ready(self, timeout=300):
+        """Until /readyz says ready: the initial sync is done, live changes are mirrored."""
+        await self._until_ok("/readyz", timeout)
+
+    async def _until_ok(self, path, timeout):
+        async with asyncio.timeout(timeout), aiohttp.ClientSession() as client:
+            while True:
+                assert self.process.poll() is None, f"the daemon exited before {path} held"
+                try:
+                    async with client.get(f"http://127.0.0.1:{self.port}{path}") as answer:
+                        if answer.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
 
     def start(self):
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and CLI

@@ -109,8 +109,14 @@ async def test_kill_9_broker_restart_and_throttling_lose_nothing(stack, tmp_path
     rnd = random.Random(7)
     try:
         daemon.start()
-        # The first kills land during the initial sync, the rest during live changes.
+        # The first kills land during the initial sync, the rest during live changes (and
+        # the pass each restart after a kill runs); each once the daemon is up, since a
+        # kill during its imports (seconds on a busy machine) would test nothing.
         for kill in range(KILLS):
+            if kill < 2:
+                await daemon.until_live()
+            else:
+                await daemon.until_ready()
             if kill == 2:
                 workload.start()
             await asyncio.sleep(rnd.uniform(0.4, 1.5) if kill < 2 else rnd.uniform(0.5, 2.5))
