@@ -1,0 +1,250 @@
+"""Gaps a sweep over public device code found after `test_real_code.py`.
+
+Each test is a minimal reproduction in the shape of the public program it came from
+(named in the test), not a copy, and fails without the fix it guards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge.firmware import PatchOptions, patch, scan
+from bridge.firmware.report import to_html, to_markdown
+
+HUB = "myhub.azure-devices.net"
+STUBS = Path(__file__).parent / "stubs" / "arduino"
+GXX = shutil.which("g++")
+
+PAHO = """\
+import paho.mqtt.client as mqtt
+
+client = mqtt.Client(client_id="meter-1")
+client.tls_set(ca_certs="AmazonRootCA1.pem", certfile="cert.pem", keyfile="key.pem")
+client.connect("a1b2c3-ats.iot.eu-west-1.amazonaws.com", 8883, keepalive=60)
+client.publish("meters/1", "{}")
+"""
+
+
+def _generated(size: int) -> str:
+    """PAHO followed by a generated table (the shape of a 2 MB vendored lookup module)."""
+    rows = [PAHO, "TABLE = [\n"]
+    total = len(PAHO)
+    index = 0
+    while total < size:
+        row = f"    ({index}, 'entry-{index:08d}', {index * 3.5}),\n"
+        rows.append(row)
+        total += len(row)
+        index += 1
+    rows.append("]\n")
+    return "".join(rows)
+
+
+def test_a_file_over_the_rewrite_limit_is_reported_not_parsed(tmp_path):
+    # A 2 MB Python file took over 60 s (LibCST's parse alone 35 s).
+    (tmp_path / "big.py").write_text(_generated(2 * 1024 * 1024 - 4096), encoding="utf-8")
+    started = time.perf_counter()
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    elapsed = time.perf_counter() - started
+    assert elapsed < 15, elapsed  # was over 60 s
+    assert outcome.changed == {}
+    (file,) = outcome.report.files
+    assert file.stack == "python_paho"
+    first = file.touch_points[0]
+    assert (first.line, first.kind, first.verdict) == (1, "too_large", "needs_human")
+    assert first.reason.startswith("too large to rewrite safely: ")
+    assert all(point.verdict == "needs_human" for point in file.touch_points)
+    assert {"endpoint", "client_id"} <= {point.kind for point in file.touch_points}
+
+
+def test_the_rewrite_limit_is_configurable(tmp_path):
+    (tmp_path / "main.py").write_text(PAHO, encoding="utf-8")
+    small = PatchOptions(hub=HUB, max_rewrite_bytes=100)
+    report = scan(tmp_path, small)
+    assert report.files[0].touch_points[0].kind == "too_large"
+    assert f"{len(PAHO.encode())} bytes" in report.files[0].touch_points[0].reason
+    assert patch(tmp_path, PatchOptions(hub=HUB)).changed  # under the default: rewritten
+
+
+def test_large_files_without_aws_iot_stay_cheap(tmp_path):
+    (tmp_path / "table.py").write_text(_generated(1024 * 1024).replace(PAHO, ""), encoding="utf-8")
+    started = time.perf_counter()
+    report = scan(tmp_path)
+    assert time.perf_counter() - started < 2
+    assert report.files == []
+    assert report.files_scanned == 1
+
+
+# aws-samples/lets-build-on-aws-iot, module-2/call-waiter-button: the sketch's main tab
+# defines the thing name and the publish topic; the AWS.ino tab, which the Arduino IDE
+# concatenates after it, configures TLS and connects.
+SKETCH_MAIN = """\
+#include <WiFiClientSecure.h>
+#include <MQTTClient.h>
+
+#include "secrets.h"
+
+#define AWS_THING_NAME "table-13"
+#define AWS_IOT_PUBLISH_BUTTON "callwaiter/button"
+
+WiFiClientSecure net = WiFiClientSecure();
+MQTTClient client = MQTTClient(512);
+
+void setup() {
+  connectAWS();
+}
+
+void loop() {
+  client.loop();
+  client.publish(AWS_IOT_PUBLISH_BUTTON, "{\\"tableNumber\\":13}");
+}
+"""
+SKETCH_AWS = """\
+void connectAWS() {
+  net.setCACert(AWS_CERT_CA);
+  net.setCertificate(AWS_CERT_CRT);
+  net.setPrivateKey(AWS_CERT_PRIVATE);
+
+  client.begin(AWS_IOT_ENDPOINT, 8883, net);
+
+  while (!client.connect(AWS_THING_NAME)) {
+    delay(100);
+  }
+}
+"""
+SKETCH_SECRETS = """\
+#define AWS_IOT_ENDPOINT "a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com"
+static const char AWS_CERT_CA[] = "-----BEGIN CERTIFICATE-----\\n";
+static const char AWS_CERT_CRT[] = "-----BEGIN CERTIFICATE-----\\n";
+static const char AWS_CERT_PRIVATE[] = "device key from secure storage";
+"""
+
+
+def _sketch(root):
+    folder = root / "call-waiter-button"
+    folder.mkdir()
+    (folder / "call-waiter-button.ino").write_text(SKETCH_MAIN, encoding="utf-8")
+    (folder / "AWS.ino").write_text(SKETCH_AWS, encoding="utf-8")
+    (folder / "secrets.h").write_text(SKETCH_SECRETS, encoding="utf-8")
+    return folder
+
+
+def test_a_sketch_tab_without_the_library_include_is_the_sketchs_stack(tmp_path):
+    # AWS.ino, holding connect(), was classified `generic` and never rewritten.
+    _sketch(tmp_path)
+    report = scan(tmp_path)
+    stacks = {file.file: file.stack for file in report.files}
+    assert stacks["call-waiter-button/AWS.ino"] == "arduino_mqtt"
+    assert stacks["call-waiter-button/call-waiter-button.ino"] == "arduino_mqtt"
+
+
+def test_a_defined_topic_is_a_constant_topic_not_a_run_time_one(tmp_path):
+    # The #define'd topic was refused as "built at run time", and that refusal was then
+    # stamped on the file's client id and config key lines too.
+    _sketch(tmp_path)
+    report = scan(tmp_path)
+    main = next(f for f in report.files if f.file.endswith("call-waiter-button.ino"))
+    assert [p for p in main.touch_points if p.verdict == "needs_human"] == []
+    assert not any("run time" in p.reason for p in report.touch_points)
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    main_text = outcome.changed["call-waiter-button/call-waiter-button.ino"]
+    assert (
+        '#define AWS_IOT_PUBLISH_BUTTON "devices/" AWS_THING_NAME "/messages/events/'
+        'awsTopic=callwaiter%2Fbutton&awsTopic1=callwaiter&awsTopic2=button"'
+    ) in main_text
+    aws_text = outcome.changed["call-waiter-button/AWS.ino"]
+    assert "client.connect(AWS_THING_NAME, IOTHUB_USER, NULL)" in aws_text
+    assert "net.setCACert(IOTHUB_ROOT_CAS)" in aws_text
+
+
+def test_a_topic_without_a_client_id_says_so(tmp_path):
+    # With no connect() anywhere in the sketch the reason names what is missing.
+    folder = _sketch(tmp_path)
+    (folder / "AWS.ino").write_text(SKETCH_AWS.replace("connect(AWS_THING_NAME)", "connect()"))
+    report = scan(tmp_path)
+    reasons = {p.reason for p in report.touch_points if p.file.endswith("button.ino")}
+    assert any("no connect(CLIENT_ID) in the sketch" in reason for reason in reasons)
+    assert not any("run time" in reason for reason in reasons)
+
+
+@pytest.mark.skipif(GXX is None, reason="g++ is not installed")
+def test_the_patched_sketch_compiles_as_one_unit_and_publishes_to_iothub(tmp_path):
+    folder = _sketch(tmp_path)
+    patch(tmp_path, PatchOptions(hub=HUB), apply=True)
+    # What the Arduino IDE builds: the main tab, then the others, prototypes first.
+    probe = tmp_path / "probe.cpp"
+    probe.write_text(
+        "void connectAWS();\n"
+        '#include "call-waiter-button.ino"\n#include "AWS.ino"\n'
+        "int main() { setup(); loop(); return 0; }\n"
+    )
+    binary = tmp_path / "probe"
+    flags = ["-std=c++17", "-Wall", "-Werror", "-Wno-unused-variable", "-I", str(STUBS)]
+    subprocess.run([GXX, *flags, "-I", str(folder), "-o", str(binary), str(probe)], check=True)
+    calls = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
+    user = f"{HUB}/table-13/?api-version=2021-04-12"
+    assert calls.splitlines()[:3] == [
+        "buffer 1024",
+        f"begin {HUB} 8883",
+        f"connect table-13 {user} (none)",
+    ]
+    assert "publish devices/table-13/messages/events/awsTopic=callwaiter%2Fbutton" in calls
+
+
+def test_symlinks_and_utf16_sources_are_reported_as_skipped(tmp_path):
+    # A sweep repository held a link to another checkout's paho script, a link out of
+    # the tree and a UTF-16 Python file: all three vanished from the report uncounted
+    # (the UTF-16 one counted as a binary).
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "src" / "main.py").write_text(PAHO, encoding="utf-8")
+    (repo / "src" / "same.py").symlink_to("main.py")
+    (tmp_path / "elsewhere.py").write_text(PAHO, encoding="utf-8")
+    (repo / "src" / "outside.py").symlink_to(tmp_path / "elsewhere.py")
+    (repo / "loop").symlink_to(repo)
+    (repo / "src" / "wide.py").write_bytes(PAHO.encode("utf-16"))
+    report = scan(repo)
+    assert [file.file for file in report.files] == ["src/main.py"]  # nothing followed
+    why = {skipped.file: skipped.reason for skipped in report.skipped}
+    assert why["src/outside.py"].startswith("symlink to a path outside the repository")
+    assert why["src/same.py"] == "symlink to src/main.py: not followed, scanned there"
+    assert why["loop"].startswith("symlink to .:")
+    assert why["src/wide.py"].startswith("UTF-16 source: not scanned")
+    assert report.files_skipped == 4
+    assert "src/wide.py | UTF-16 source: not scanned" in to_markdown(report)
+    assert "symlink to a path outside the repository" in to_html(report)
+
+
+# AWSIoTPythonSDK's samples/basicPubSub/basicPubSub.py and awsiotsdk's samples/pubsub.py:
+# usage text and argparse help name the root CA option, which is no root CA in use.
+USAGE = '''\
+import argparse
+import paho.mqtt.client as mqtt
+
+usageInfo = """Usage:
+python pub.py -e <endpoint> -r <rootCAFilePath> -c <certFilePath>
+-r, --rootCA
+"""
+parser = argparse.ArgumentParser(usage="pub.py -r <rootCAFilePath>")
+parser.add_argument("--ca", help="File path to the rootCA, " +
+                    "in PEM format (AmazonRootCA1.pem)", default="root-CA.crt")
+args = parser.parse_args()
+if not args.ca:
+    print("Missing '-r' or '--rootCA'", usageInfo)
+client = mqtt.Client(client_id="meter-1")
+client.tls_set(ca_certs=args.ca, certfile="cert.pem", keyfile="key.pem")
+client.connect("a1b2c3-ats.iot.eu-west-1.amazonaws.com", 8883)
+'''
+
+
+def test_root_ca_in_help_and_usage_text_is_not_a_touch_point(tmp_path):
+    (tmp_path / "pub.py").write_text(USAGE, encoding="utf-8")
+    report = scan(tmp_path)
+    lines = sorted(p.line for p in report.touch_points if p.kind == "root_ca")
+    # 5, 6: the usage block; 8: usage=; 9: help=; 12: print. 10 holds a default file
+    # name beside help text: still the root CA the program loads.
+    assert lines == [10]
