@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.firmware import PatchOptions, patch, scan
+from bridge.firmware import DeviceIdSource, PatchOptions, patch, scan
 from bridge.firmware.report import to_html, to_markdown
+from firmware_patches.node_aws_iot_device_sdk import error_count, parse_js
 
 HUB = "myhub.azure-devices.net"
 STUBS = Path(__file__).parent / "stubs" / "arduino"
@@ -248,3 +249,70 @@ def test_root_ca_in_help_and_usage_text_is_not_a_touch_point(tmp_path):
     # 5, 6: the usage block; 8: usage=; 9: help=; 12: print. 10 holds a default file
     # name beside help text: still the root CA the program loads.
     assert lines == [10]
+
+
+# aws-iot-device-sdk-js's examples/device-example.js and thing-example.js load the SDK
+# from the repository they live in; the pre-check did not even read them.
+NODE_IN_REPO_DEVICE = """\
+const deviceModule = require('..').device;
+const cmdLineProcess = require('./lib/cmdline');
+
+function processTest(args) {
+   const device = deviceModule({
+      keyPath: args.privateKey,
+      certPath: args.clientCert,
+      caPath: args.caCert,
+      clientId: args.clientId,
+      host: args.Host,
+   });
+   device.subscribe('topic_1');
+   setInterval(() => device.publish('topic_2', JSON.stringify({ mode1Process: 1 })), 1000);
+}
+module.exports = cmdLineProcess;
+"""
+NODE_IN_REPO_THING = """\
+const thingShadow = require('..').thingShadow;
+
+function processTest(args) {
+  const thingShadows = thingShadow({
+    keyPath: args.privateKey,
+    certPath: args.clientCert,
+    caPath: args.caCert,
+    clientId: args.clientId,
+    host: args.Host,
+  });
+  thingShadows.on('connect', () => thingShadows.register('RGBLedLamp', {}, () => {}));
+}
+"""
+
+
+def test_node_v1_sdk_loaded_from_its_own_repository_is_rewritten(tmp_path):
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (examples / "device-example.js").write_text(NODE_IN_REPO_DEVICE, encoding="utf-8")
+    (examples / "thing-example.js").write_text(NODE_IN_REPO_THING, encoding="utf-8")
+    outcome = patch(tmp_path, PatchOptions(hub=HUB, device_id=DeviceIdSource("env", "DEV")))
+    stacks = {file.file: file.stack for file in outcome.report.files}
+    assert stacks == {
+        "examples/device-example.js": "node_aws_iot_device_sdk",
+        "examples/thing-example.js": "node_aws_iot_device_sdk",
+    }
+    assert outcome.report.counts()["needs_human"] == 0
+    device = outcome.changed["examples/device-example.js"]
+    assert "const deviceModule = iothubDevice;" in device
+    assert "require('..')" not in device
+    assert "host: IOTHUB_HOST," in device
+    assert "clientId: process.env.DEV," in device
+    thing = outcome.changed["examples/thing-example.js"]
+    assert "const thingShadow = iothubThingShadow;" in thing
+    for text in (device, thing):
+        assert error_count(parse_js(text.encode())) == 0
+
+
+def test_a_relative_require_without_the_sdks_shape_is_not_the_sdk(tmp_path):
+    (tmp_path / "app.js").write_text(
+        "const lib = require('..');\nconst device = lib.device({ name: 'pump' });\n"
+        "const certPath = lib.thingShadow;\n",
+        encoding="utf-8",
+    )
+    assert scan(tmp_path).files == []
