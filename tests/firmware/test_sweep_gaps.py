@@ -6,8 +6,10 @@ Each test is a minimal reproduction in the shape of the public program it came f
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 from bridge.firmware import DeviceIdSource, PatchOptions, patch, scan
 from bridge.firmware.report import to_html, to_markdown
 from firmware_patches.node_aws_iot_device_sdk import error_count, parse_js
+from tests.firmware.conftest import patch_repo, program_env, provision, run_program, telemetry
 
 HUB = "myhub.azure-devices.net"
 STUBS = Path(__file__).parent / "stubs" / "arduino"
@@ -316,3 +319,135 @@ def test_a_relative_require_without_the_sdks_shape_is_not_the_sdk(tmp_path):
         encoding="utf-8",
     )
     assert scan(tmp_path).files == []
+
+
+# awsiotsdk v2's samples/pubsub.py: X.509 by default, SigV4 websockets on request.
+V2_PUBSUB = """\
+import argparse
+import json
+from awscrt import mqtt
+from awsiot import mqtt_connection_builder
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--endpoint", default="a1b2c3-ats.iot.eu-west-1.amazonaws.com")
+parser.add_argument("--cert", default="certs/device.pem.crt")
+parser.add_argument("--key", default="certs/private.pem.key")
+parser.add_argument("--client-id", default="pump-7")
+parser.add_argument("--use-web-socket", default=False, action="store_true")
+parser.add_argument("--signing-region", default="eu-west-1")
+args = parser.parse_args()
+
+if args.use_web_socket:
+    mqtt_connection = mqtt_connection_builder.websockets_with_default_aws_signing(
+        endpoint=args.endpoint,
+        region=args.signing_region,
+        client_id=args.client_id,
+        clean_session=False,
+        keep_alive_secs=6)
+else:
+    mqtt_connection = mqtt_connection_builder.mtls_from_path(
+        endpoint=args.endpoint,
+        cert_filepath=args.cert,
+        pri_key_filepath=args.key,
+        client_id=args.client_id,
+        clean_session=False,
+        keep_alive_secs=6)
+
+mqtt_connection.connect().result()
+future, _ = mqtt_connection.publish(
+    topic="pumps/pump-7/flow", payload=json.dumps({"litres": 3}), qos=mqtt.QoS.AT_LEAST_ONCE)
+future.result()
+mqtt_connection.disconnect().result()
+"""
+# AWSIoTPythonSDK v1's samples/basicPubSub/basicPubSub.py: -w selects SigV4.
+V1_BASIC = """\
+import sys
+from AWSIoTPythonSDK.MQTTLib import AWSIoTMQTTClient
+
+host = "a1b2c3-ats.iot.eu-west-1.amazonaws.com"
+useWebsocket = False
+if "-w" in sys.argv:
+\tuseWebsocket = True
+
+myAWSIoTMQTTClient = None
+if useWebsocket:
+\tmyAWSIoTMQTTClient = AWSIoTMQTTClient("basicPubSub", useWebsocket=True)
+\tmyAWSIoTMQTTClient.configureEndpoint(host, 443)
+\tmyAWSIoTMQTTClient.configureCredentials("root-CA.crt")
+else:
+\tmyAWSIoTMQTTClient = AWSIoTMQTTClient("basicPubSub")
+\tmyAWSIoTMQTTClient.configureEndpoint(host, 8883)
+\tmyAWSIoTMQTTClient.configureCredentials("root-CA.crt", "private.pem.key", "certificate.pem.crt")
+
+myAWSIoTMQTTClient.connect()
+myAWSIoTMQTTClient.publish("sdk/test/Python", "hello", 1)
+"""
+
+
+def test_v2_sample_x509_path_is_rewritten_and_only_the_websocket_branch_needs_a_human(
+    tmp_path,
+):
+    # Every line of the sample used to say "SigV4 websocket", the X.509 path included.
+    (tmp_path / "pubsub.py").write_text(V2_PUBSUB, encoding="utf-8")
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    human = {p.line for p in outcome.report.touch_points if p.verdict == "needs_human"}
+    assert human == {16, 19, 21}  # the websocket builder, its client id and keep-alive
+    assert all("IoT Hub has no SigV4" in p.reason for p in outcome.report.touch_points
+               if p.verdict == "needs_human")  # fmt: skip
+    rewritten = {p.line for p in outcome.report.touch_points if p.verdict == "rewritten"}
+    assert {7, 25, 26, 27, 29, 32} <= rewritten
+    text = outcome.changed["pubsub.py"]
+    assert "IoTHubDeviceClient.create_from_x509_certificate(" in text
+    assert "websockets_with_default_aws_signing" not in text
+    assert "raise RuntimeError('iot-bridge: IoT Hub has no SigV4 websockets" in text
+    compile(text, "pubsub.py", "exec")
+
+
+def test_v2_sample_runs_on_iothub_and_its_websocket_flag_says_why_it_cannot(hub, rm, tmp_path):
+    (tmp_path / "pubsub.py").write_text(V2_PUBSUB, encoding="utf-8")
+    patch_repo(tmp_path, hub.hostname)
+    provision(rm, tmp_path, "pump-7", "certs/device.pem.crt", "certs/private.pem.key")
+    result = run_program(hub, tmp_path, "pubsub.py")
+    assert result.returncode == 0, result.stderr
+    (event,) = telemetry(hub, "pump-7")
+    assert event.properties["awsTopic"] == "pumps/pump-7/flow"
+    assert json.loads(event.body) == {"litres": 3}
+    refused = subprocess.run(
+        [sys.executable, "pubsub.py", "--use-web-socket"],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60,
+        env=program_env(hub, tmp_path),
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "IoT Hub has no SigV4 websockets" in refused.stderr
+    assert len(telemetry(hub, "pump-7")) == 1
+
+
+def test_v1_sample_x509_client_is_rewritten_and_the_websocket_branch_raises(tmp_path):
+    (tmp_path / "basicPubSub.py").write_text(V1_BASIC, encoding="utf-8")
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    human = {p.line: p.reason for p in outcome.report.touch_points if p.verdict == "needs_human"}
+    assert set(human) == {7, 11, 13}  # the -w flag and the websocket branch
+    assert all(reason.startswith("SigV4 websocket branch") for reason in human.values())
+    rewritten = {p.line for p in outcome.report.touch_points if p.verdict == "rewritten"}
+    assert {4, 17, 20} <= rewritten  # endpoint, certificate, publish
+    text = outcome.changed["basicPubSub.py"]
+    assert '\tmyAWSIoTMQTTClient = iothub_v1_client("basicPubSub")\n' in text
+    assert "useWebsocket=True" not in text
+    assert "\traise RuntimeError('iot-bridge: IoT Hub has no SigV4 websockets" in text
+    compile(text, "basicPubSub.py", "exec")
+
+
+def test_a_websocket_only_program_is_still_refused_as_a_whole(tmp_path):
+    # No X.509 side to keep: nothing is rewritten, as before.
+    branch = V2_PUBSUB.index("if args.use_web_socket:")
+    builder = V2_PUBSUB.index("    mqtt_connection = mqtt_connection_builder.websockets")
+    after = V2_PUBSUB.index("else:\n")
+    rest = V2_PUBSUB.index("mqtt_connection.connect()")
+    only = V2_PUBSUB[:branch] + "if True:\n" + V2_PUBSUB[builder:after] + V2_PUBSUB[rest:]
+    (tmp_path / "pubsub.py").write_text(only, encoding="utf-8")
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    assert outcome.changed == {}
+    assert outcome.report.counts()["rewritten"] == 0
+    assert any(
+        "SigV4 websocket: IoT Hub needs X.509" in p.reason for p in outcome.report.touch_points
+    )
