@@ -48,6 +48,8 @@ _ARDUINO_MQTT_CLIENT = re.compile(r"#include\s*[<\"]ArduinoMqttClient\.h")
 _CLIENT_TYPES = frozenset({"PubSubClient", "MQTTClient"})
 _ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
 _MACRO = re.compile(r"[A-Z][A-Z0-9_]*")
+_CONFIG_KEY = next(rule.pattern for rule in RULES if rule.kind == "config_key")
+_TOPIC_ARGUMENT = re.compile(r"\.(?:publish|subscribe)\(\s*([A-Za-z_]\w*)\s*[,)]")
 BUFFER = 1024
 _REWRITTEN = {
     "endpoint": "endpoint literal is the IoT Hub host",
@@ -99,7 +101,7 @@ class ArduinoRecipe:
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
         human = dict(_HUMAN)
-        points = touch_points(path, text, self.stack, _REWRITTEN)
+        points = _topic_macros(text, touch_points(path, text, self.stack, _REWRITTEN))
         return [
             p.model_copy(update={"verdict": "needs_human", "reason": human[p.kind]})
             if p.kind in human
@@ -129,6 +131,24 @@ class ArduinoRecipe:
         if error_count(parse_cpp(new)) > before:
             raise PatchRefusedError(f"the rewrite of {path} would not parse")
         return new.decode()
+
+
+def _topic_macros(text: str, points: list[TouchPoint]) -> list[TouchPoint]:
+    """`AWS_IOT_PUBLISH_TOPIC` matches the endpoint-setting rule, but a macro the sketch
+    publishes or subscribes to is a topic: its define is reported as one, and a line
+    using it is reported once, as the topic it already is."""
+    topics = set(_TOPIC_ARGUMENT.findall(text))
+    lines = text.splitlines()
+    kinds = {(point.line, point.kind) for point in points}
+    out = []
+    for point in points:
+        line = lines[point.line - 1] if point.kind == "config_key" else ""
+        names = {match.group() for match in _CONFIG_KEY.finditer(line)}
+        if not names or not names <= topics:
+            out.append(point)
+        elif (point.line, "topic") not in kinds:
+            out.append(point.model_copy(update={"kind": "topic", "reason": _REWRITTEN["topic"]}))
+    return out
 
 
 def _trust_edits(tree: Tree) -> list[Edit]:

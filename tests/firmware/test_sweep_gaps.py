@@ -154,6 +154,10 @@ def test_a_defined_topic_is_a_constant_topic_not_a_run_time_one(tmp_path):
     main = next(f for f in report.files if f.file.endswith("call-waiter-button.ino"))
     assert [p for p in main.touch_points if p.verdict == "needs_human"] == []
     assert not any("run time" in p.reason for p in report.touch_points)
+    # The topic define and its use are topics, not endpoint settings (AWS_IOT_ prefix).
+    kinds = {(p.line, p.kind) for p in main.touch_points}
+    assert {(7, "topic"), (18, "topic")} <= kinds
+    assert not {(7, "config_key"), (18, "config_key")} & kinds
     outcome = patch(tmp_path, PatchOptions(hub=HUB))
     main_text = outcome.changed["call-waiter-button/call-waiter-button.ino"]
     assert (
