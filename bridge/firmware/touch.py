@@ -166,7 +166,7 @@ def touch_points(
     """One touch point per (line, kind); `rewritten` maps a kind to what the patch does."""
     rules = tuple(rules)
     points: list[TouchPoint] = []
-    prose: list[tuple[tuple[int, int], tuple[int, int]]] | None = None
+    prose: list[_Span] | None = None
     for number, line in matching_lines(text, [rule.pattern for rule in rules]):
         if "\x00" in line:
             continue
@@ -176,7 +176,8 @@ def touch_points(
                 continue
             if rule.kind in _PROSE_BLIND and path.endswith(".py"):
                 prose = _prose(text) if prose is None else prose
-                if all(_inside(prose, number, m) for m in rule.pattern.finditer(line)):
+                spans = [s for s in prose if _PROSE_BLIND[rule.kind] or not s.triple]
+                if all(_inside(spans, number, m) for m in rule.pattern.finditer(line)):
                     continue  # "-r <rootCAFilePath>" in usage text uses no root CA
             seen.add(rule.kind)
             if rule.kind == "shadow" and "named_shadow" in seen:
@@ -195,23 +196,29 @@ def touch_points(
     return points
 
 
-# Kinds whose names also appear in a program's help and usage text.
-_PROSE_BLIND = frozenset({"root_ca"})
+# Kinds that also appear in a program's help and usage text, and whether triple-quoted
+# strings count as such text for them (an endpoint in one may be a config template).
+_PROSE_BLIND = {"root_ca": True, "endpoint": False}
 _PROSE_KEYWORDS = frozenset({"help", "usage", "description", "epilog"})
 
 
-def _inside(
-    spans: list[tuple[tuple[int, int], tuple[int, int]]], number: int, match: re.Match[str]
-) -> bool:
+@dataclass(frozen=True, slots=True)
+class _Span:
+    start: tuple[int, int]  # (line, column), as tokenize counts them
+    end: tuple[int, int]
+    triple: bool  # a triple-quoted string, rather than help=/usage=/print() text
+
+
+def _inside(spans: list[_Span], number: int, match: re.Match[str]) -> bool:
     start, end = (number, match.start()), (number, match.end())
-    return any(first <= start and end <= last for first, last in spans)
+    return any(span.start <= start and end <= span.end for span in spans)
 
 
 class _Prose:
     """Follows a token stream, collecting the spans of help and usage strings."""
 
     def __init__(self) -> None:
-        self.spans: list[tuple[tuple[int, int], tuple[int, int]]] = []
+        self.spans: list[_Span] = []
         self.depth = 0
         self.until: int | None = None  # in prose while the bracket depth stays at this
         self.commas_end = False  # a keyword argument's text ends at the next comma
@@ -232,13 +239,14 @@ class _Prose:
             keyword = self.previous[-1] == "=" and self.previous[-2] in _PROSE_KEYWORDS
             if self.until is None and keyword:
                 self.until, self.commas_end = self.depth, True
-            if self.until is not None or string.lstrip("rbuRBUfF")[:3] in {'"""', "'''"}:
-                self.spans.append((token.start, token.end))
+            triple = string.lstrip("rbuRBUfF")[:3] in {'"""', "'''"}
+            if self.until is not None or triple:
+                self.spans.append(_Span(token.start, token.end, self.until is None))
         if kind not in {tokenize.NL, tokenize.COMMENT}:
             self.previous = [self.previous[-1], string]
 
 
-def _prose(text: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+def _prose(text: str) -> list[_Span]:
     """Where a Python program's help and usage text lies: the strings given to argparse's
     `help=`/`usage=`/`description=`/`epilog=` and to `print(...)`, and triple-quoted
     strings (usage blocks, docstrings). Empty when the file does not tokenize."""

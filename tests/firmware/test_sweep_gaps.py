@@ -455,3 +455,19 @@ def test_a_websocket_only_program_is_still_refused_as_a_whole(tmp_path):
     assert any(
         "SigV4 websocket: IoT Hub needs X.509" in p.reason for p in outcome.report.touch_points
     )
+
+
+def test_an_endpoint_in_help_text_is_not_claimed_rewritten(tmp_path):
+    # samples/pubsub.py: help="... Ex: \"abcd123456wxyz-ats.iot.us-east-1.amazonaws.com\""
+    # was reported "rewritten" though the patch leaves help text alone. An endpoint in a
+    # triple-quoted string may be a settings template, so that one is still reported.
+    program = USAGE.replace(
+        "args = parser.parse_args()\n",
+        'parser.add_argument("--endpoint", help="Your AWS IoT custom endpoint. " +\n'
+        '                    "Ex: abcd123456wxyz-ats.iot.us-east-1.amazonaws.com")\n'
+        'TEMPLATE = """{"host": "abcd123456wxyz-ats.iot.us-east-1.amazonaws.com"}"""\n'
+        "args = parser.parse_args()\n",
+    )
+    (tmp_path / "pub.py").write_text(program, encoding="utf-8")
+    endpoints = sorted(p.line for p in scan(tmp_path).touch_points if p.kind == "endpoint")
+    assert endpoints == [13, 19]  # the template and the connect() call; not the help, 12
