@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from bridge.cli import app
 from bridge.firmware import DeviceIdSource, PatchOptions, patch, scan
 from bridge.firmware.report import to_html, to_markdown
 from firmware_patches.node_aws_iot_device_sdk import error_count, parse_js
@@ -471,3 +473,20 @@ def test_an_endpoint_in_help_text_is_not_claimed_rewritten(tmp_path):
     (tmp_path / "pub.py").write_text(program, encoding="utf-8")
     endpoints = sorted(p.line for p in scan(tmp_path).touch_points if p.kind == "endpoint")
     assert endpoints == [13, 19]  # the template and the connect() call; not the help, 12
+
+
+def test_the_rewrite_limit_is_an_option_of_scan_and_patch(tmp_path):
+    (tmp_path / "main.py").write_text(PAHO, encoding="utf-8")
+    runner = CliRunner()
+    scanned = runner.invoke(
+        app, ["firmware", "scan", str(tmp_path), "--format", "json", "--max-rewrite-bytes", "64"]
+    )
+    assert scanned.exit_code == 0, scanned.output
+    (file,) = json.loads(scanned.stdout)["files"]
+    assert file["touch_points"][0]["kind"] == "too_large"
+    patched = runner.invoke(
+        app, ["firmware", "patch", str(tmp_path), "--hub", HUB, "--max-rewrite-bytes", "64"]
+    )
+    assert patched.exit_code == 0, patched.output
+    assert patched.stdout == ""  # nothing rewritten
+    assert "0 files to patch" in patched.stderr
