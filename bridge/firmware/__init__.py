@@ -6,7 +6,7 @@ the recipes in `firmware_patches/` for each device stack; nothing else of the br
 
 from __future__ import annotations
 
-from bridge.firmware.models import FileReport, ScanReport, TouchPoint
+from bridge.firmware.models import FileReport, ScanReport, SkippedFile, TouchPoint
 from bridge.firmware.patch import PatchOutcome, patch
 from bridge.firmware.recipes import (
     DeviceIdSource,
@@ -25,6 +25,7 @@ __all__ = [
     "PatchOutcome",
     "Recipe",
     "ScanReport",
+    "SkippedFile",
     "TouchPoint",
     "load_recipes",
     "patch",

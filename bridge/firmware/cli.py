@@ -10,7 +10,7 @@ import typer
 
 from bridge.firmware.package import build_package
 from bridge.firmware.patch import patch
-from bridge.firmware.recipes import DeviceIdSource, KeySource, PatchOptions
+from bridge.firmware.recipes import MAX_REWRITE_BYTES, DeviceIdSource, KeySource, PatchOptions
 from bridge.firmware.report import to_html, to_json, to_markdown
 from bridge.firmware.scan import scan
 
@@ -37,8 +37,18 @@ SasKeyFrom = Annotated[
     typer.Option(help="With --auth sas: where the device reads its key, env:NAME or file:PATH."),
 ]
 
+MaxRewriteBytes = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Files larger than this that use AWS IoT are reported as needing a human, not parsed.",
+    ),
+]
 
-def _options(hub: str, device_id_from: str, auth: str, sas_key_from: str) -> PatchOptions:
+
+def _options(
+    hub: str, device_id_from: str, auth: str, sas_key_from: str, max_rewrite_bytes: int
+) -> PatchOptions:
     if auth not in {"x509", "sas"}:
         raise typer.BadParameter("--auth must be x509 or sas")
     try:
@@ -47,6 +57,7 @@ def _options(hub: str, device_id_from: str, auth: str, sas_key_from: str) -> Pat
             device_id=DeviceIdSource.parse(device_id_from),
             auth="sas" if auth == "sas" else "x509",
             sas_key=KeySource.parse(sas_key_from),
+            max_rewrite_bytes=max_rewrite_bytes,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -68,11 +79,14 @@ def scan_cmd(
     ] = "client-id",
     auth: Auth = "x509",
     sas_key_from: SasKeyFrom = "env:IOTHUB_DEVICE_KEY",
+    max_rewrite_bytes: MaxRewriteBytes = MAX_REWRITE_BYTES,
 ) -> None:
     """List every AWS IoT touch point by file and line, with a verdict for each."""
     if fmt not in _RENDER:
         raise typer.BadParameter("--format must be json, md or html")
-    options = _options("scan.azure-devices.net", device_id_from, auth, sas_key_from)
+    options = _options(
+        "scan.azure-devices.net", device_id_from, auth, sas_key_from, max_rewrite_bytes
+    )
     report = scan(path, options)
     text = _RENDER[fmt](report)
     if output is None:
@@ -102,9 +116,10 @@ def patch_cmd(
     ] = None,
     auth: Auth = "x509",
     sas_key_from: SasKeyFrom = "env:IOTHUB_DEVICE_KEY",
+    max_rewrite_bytes: MaxRewriteBytes = MAX_REWRITE_BYTES,
 ) -> None:
     """Print a unified diff moving the repository to IoT Hub, or apply it with --apply."""
-    options = _options(hub, device_id_from, auth, sas_key_from)
+    options = _options(hub, device_id_from, auth, sas_key_from, max_rewrite_bytes)
     outcome = patch(path, options, apply=apply)
     if report is not None:
         report.write_text(to_json(outcome.report), encoding="utf-8")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FileReport", "ScanReport", "TouchPoint", "Verdict"]
+__all__ = ["FileReport", "ScanReport", "SkippedFile", "TouchPoint", "Verdict"]
 
 Verdict = Literal["rewritten", "needs_human"]
 
@@ -33,6 +33,15 @@ class FileReport(BaseModel):
     touch_points: list[TouchPoint] = Field(default_factory=list)
 
 
+class SkippedFile(BaseModel):
+    """A file the scan did not read, and why (binaries are only counted)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    reason: str
+
+
 class ScanReport(BaseModel):
     """Everything a scan found in one repository."""
 
@@ -41,6 +50,7 @@ class ScanReport(BaseModel):
     files_skipped: int = 0
     stacks: list[str] = Field(default_factory=list)
     files: list[FileReport] = Field(default_factory=list)
+    skipped: list[SkippedFile] = Field(default_factory=list)
 
     @property
     def touch_points(self) -> list[TouchPoint]:

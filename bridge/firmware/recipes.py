@@ -19,6 +19,7 @@ from bridge.firmware.models import TouchPoint
 __all__ = [
     "IOTHUB_API_VERSION",
     "IOTHUB_MAX_KEEP_ALIVE",
+    "MAX_REWRITE_BYTES",
     "DeviceIdSource",
     "KeySource",
     "PatchOptions",
@@ -29,6 +30,10 @@ __all__ = [
 
 IOTHUB_API_VERSION = "2021-04-12"
 IOTHUB_MAX_KEEP_ALIVE = 1177  # seconds; IoT Hub closes idle connections after 29.45 min
+# Above this a file that mentions AWS IoT is reported, not parsed: LibCST takes about
+# 35 s on a 2 MB Python file, and generated or amalgamated sources are no place for
+# a mechanical rewrite anyway.
+MAX_REWRITE_BYTES = 512 * 1024
 RECIPES_PACKAGE = "firmware_patches"
 
 
@@ -90,6 +95,12 @@ class PatchOptions:
     # stack raises PatchRefusedError saying why.
     auth: Literal["x509", "sas"] = "x509"
     sas_key: KeySource = KeySource()
+    # Files larger than this are reported as needing a human instead of parsed.
+    max_rewrite_bytes: int = MAX_REWRITE_BYTES
+    # The other sources compiled with this file as one translation unit (the other
+    # `.ino` files of an Arduino sketch folder, which the IDE concatenates): read for
+    # definitions, clients and ids, never edited through this file. Set by the engine.
+    unit: tuple[str, ...] = ()
 
 
 @runtime_checkable

@@ -16,7 +16,8 @@ def to_json(report: ScanReport) -> str:
 def _summary(report: ScanReport) -> str:
     counts = report.counts()
     return (
-        f"{report.files_scanned} files scanned, {len(report.files)} with AWS IoT usage; "
+        f"{report.files_scanned} files scanned, {len(report.files)} with AWS IoT usage, "
+        f"{report.files_skipped} skipped; "
         f"stacks: {', '.join(report.stacks) or 'none'}; "
         f"{counts['rewritten']} touch points rewritten, {counts['needs_human']} need a human"
     )
@@ -35,6 +36,10 @@ def to_markdown(report: ScanReport) -> str:
             f"| {_cell(p.file)} | {p.line} | {stack} | {p.kind} | {p.verdict} | {_cell(p.reason)} |"
             for p in file.touch_points
         )
+    if report.skipped:
+        lines += ["", "Not scanned (binaries are only counted):", ""]
+        lines += ["| file | why |", "|---|---|"]
+        lines.extend(f"| {_cell(s.file)} | {_cell(s.reason)} |" for s in report.skipped)
     return "\n".join(lines) + "\n"
 
 
@@ -60,9 +65,19 @@ def to_html(report: ScanReport) -> str:
     )
     head = "".join(f"<th>{name}</th>" for name in ("file", "line", "stack", "kind", "verdict"))
     head = f"<tr>{head}<th>reason</th></tr>"
+    skipped = ""
+    if report.skipped:
+        items = "".join(
+            f"<tr><td>{html.escape(s.file)}</td><td>{html.escape(s.reason)}</td></tr>"
+            for s in report.skipped
+        )
+        skipped = (
+            "<h2>Not scanned</h2><p>Binaries are only counted.</p>"
+            f"<table><tr><th>file</th><th>why</th></tr>{items}</table>"
+        )
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>Firmware scan: {html.escape(report.root)}</title><style>{_STYLE}</style></head>"
         f"<body><h1>Firmware scan: {html.escape(report.root)}</h1>"
-        f"<p>{html.escape(_summary(report))}</p><table>{head}\n{rows}</table></body></html>\n"
+        f"<p>{html.escape(_summary(report))}</p><table>{head}\n{rows}</table>{skipped}</body></html>\n"
     )

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bridge.firmware.models import FileReport, ScanReport, TouchPoint
+from bridge.firmware.models import FileReport, ScanReport, SkippedFile, TouchPoint
 from bridge.firmware.recipes import PatchOptions, PatchRefusedError, Recipe, load_recipes
 from bridge.firmware.secrets import find_secrets
 from bridge.firmware.touch import worth_reading
-from bridge.firmware.walk import walk
+from bridge.firmware.walk import Candidate, walk
 
 __all__ = ["Finding", "analyse", "scan"]
 
 SAS_CERTIFICATE = "SAS: a device key provisioned at cutover replaces the certificate"
 NOTHING_CHANGED = "found, but the recipe had nothing it could change here: by hand"
 UNENCODABLE = "not rewritten: the rewrite has characters the file's encoding ({}) cannot hold"
+TOO_LARGE = "too large to rewrite safely: {} bytes (limit {}, --max-rewrite-bytes): port it by hand"
 VENDORED_REASON = "vendored code: reported, never edited; upgrade or replace the SDK copy"
 # Verdicts come from a dry run of the patch, so a scan never promises what patch cannot do.
 _DRY_RUN = PatchOptions(hub="scan.azure-devices.net")
@@ -45,22 +46,28 @@ def analyse(
     recipes = load_recipes() if recipes is None else recipes
     stats: dict[str, int] = {}
     findings: list[Finding] = []
-    for candidate in walk(str(root), stats):
+    # Arduino builds a sketch folder's .ino files as one translation unit: they are
+    # classified and patched together, each with the others as read-only context.
+    sketches: dict[str, list[Candidate]] = {}
+    skipped: list[tuple[str, str]] = []
+    for candidate in walk(str(root), stats, skipped):
+        if candidate.path.endswith(".ino"):
+            sketches.setdefault(candidate.path.rpartition("/")[0], []).append(candidate)
+            continue
         if not worth_reading(candidate.data):
             continue
-        encoding = "utf-8"
-        try:
-            text = candidate.data.decode(encoding)
-        except UnicodeDecodeError:
-            # Legacy sources (Latin-1 comments, degree signs in LCD strings): every byte
-            # maps to one character, so a rewrite can be written back byte for byte.
-            encoding = "latin-1"
-            text = candidate.data.decode(encoding)
-        finding = _examine(
-            candidate.path, text, candidate.vendored, recipes, options, encoding=encoding
-        )
+        finding = _examine_candidate(candidate, recipes, options, ())
         if finding is not None:
             findings.append(finding)
+    for sketch in sketches.values():
+        if not any(worth_reading(candidate.data) for candidate in sketch):
+            continue
+        texts = [_decoded(candidate.data)[0] for candidate in sketch]
+        for index, candidate in enumerate(sketch):
+            unit = tuple(texts[:index] + texts[index + 1 :])
+            finding = _examine_candidate(candidate, recipes, options, unit)
+            if finding is not None:
+                findings.append(finding)
     findings.sort(key=lambda finding: finding.report.file)
     report = ScanReport(
         root=str(root),
@@ -68,8 +75,37 @@ def analyse(
         files_skipped=stats.get("skipped", 0),
         stacks=sorted({f.report.stack for f in findings} - {"generic", "unknown"}),
         files=[finding.report for finding in findings],
+        skipped=[SkippedFile(file=file, reason=reason) for file, reason in sorted(skipped)],
     )
     return report, findings
+
+
+def _decoded(data: bytes) -> tuple[str, str]:
+    """The file's text and the encoding it was read with."""
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        # Legacy sources (Latin-1 comments, degree signs in LCD strings): every byte
+        # maps to one character, so a rewrite can be written back byte for byte.
+        return data.decode("latin-1"), "latin-1"
+
+
+def _examine_candidate(
+    candidate: Candidate,
+    recipes: tuple[Recipe, ...],
+    options: PatchOptions,
+    unit: tuple[str, ...],
+) -> Finding | None:
+    text, encoding = _decoded(candidate.data)
+    return _examine(
+        candidate.path,
+        text,
+        candidate.vendored,
+        recipes,
+        replace(options, unit=unit) if unit else options,
+        encoding=encoding,
+        size=len(candidate.data),
+    )
 
 
 def scan(root: Path, options: PatchOptions = _DRY_RUN) -> ScanReport:
@@ -85,11 +121,23 @@ def _examine(
     options: PatchOptions,
     *,
     encoding: str = "utf-8",
+    size: int = 0,
 ) -> Finding | None:
-    recipe = next((r for r in recipes if r.detect(path, text)), None)
+    # A file of a translation unit belongs to the stack the whole unit is written for.
+    whole = "\n".join((text, *options.unit)) if options.unit else text
+    recipe = next((r for r in recipes if r.detect(path, whole)), None)
     stack = recipe.stack if recipe else "unknown"
     points = recipe.scan(path, text) if recipe else []
     patched = None
+    if recipe is not None and not vendored and size > options.max_rewrite_bytes:
+        # Line rules are cheap; the parsers behind a rewrite are not (LibCST: ~35 s for
+        # 2 MB). The file is listed, never parsed, and never promised a rewrite.
+        reason = TOO_LARGE.format(size, options.max_rewrite_bytes)
+        large = TouchPoint(
+            file=path, line=1, kind="too_large", stack=stack, verdict="needs_human", reason=reason
+        )
+        points = [large, *(_human(point, reason) for point in points)]
+        recipe = None
     if vendored and recipe is not None and not points:
         # An SDK copy with no line-level touch point is still AWS IoT code to replace.
         point = TouchPoint(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from bridge.firmware.models import TouchPoint
+from bridge.firmware.touch import matching_lines
 
 __all__ = ["find_secrets"]
 
@@ -43,7 +44,7 @@ _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
 def find_secrets(path: str, text: str, stack: str) -> list[TouchPoint]:
     """A needs-human touch point for every line holding a secret; the value is never kept."""
     points = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in matching_lines(text, [pattern for pattern, _ in _SECRETS]):
         for pattern, reason in _SECRETS:
             if pattern.search(line):
                 points.append(

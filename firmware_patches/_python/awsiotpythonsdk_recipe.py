@@ -8,6 +8,8 @@ callback shapes: the program's own code around them does not change.
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
 from bridge.firmware.models import TouchPoint
@@ -26,6 +28,7 @@ from firmware_patches._python import (
 )
 from firmware_patches._python.imports import drop_unused_imports
 from firmware_patches._python.transform import ClientTracker, is_method_call, module_assignments
+from firmware_patches._python.websocket import branch_lines, mark_branch, raise_statement
 
 __all__ = ["AwsIotPythonSdkRecipe"]
 
@@ -64,7 +67,9 @@ class AwsIotPythonSdkRecipe:
         )
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
-        return touch_points(path, text, self.stack, _REWRITTEN)
+        points = touch_points(path, text, self.stack, _REWRITTEN)
+        blocks = _websocket_branches(text)
+        return points if blocks is None else mark_branch(points, blocks)
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
         for marker, reason in _REFUSED.items():
@@ -78,6 +83,7 @@ class AwsIotPythonSdkRecipe:
         tracker = ClientTracker(set(constructors))
         module.visit(tracker)
         rewriter = _Rewriter(options, constructors, tracker.clients, module)
+        rewriter.websocket_branch = _websocket_branches(text) is not None
         module.visit(_IdCheck(rewriter))
         new = module.visit(rewriter)
         if not rewriter.changed:
@@ -102,10 +108,25 @@ class _Rewriter(cst.CSTTransformer):
         self.assignments = module_assignments(module)
         self.client_ids: set[str] = set()
         self.changed = False
+        # Websocket clients sit in an if/else whose other side builds an X.509 client.
+        self.websocket_branch = False
+
+    def skipped(self, call: cst.Call) -> bool:
+        """A websocket client construction in such a branch: its statement will raise."""
+        return self.websocket_branch and _uses_websocket(call)
+
+    def leave_SimpleStatementLine(
+        self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine:
+        calls = [n for n in _calls_in(original) if code_of(n.func) in self.constructors]
+        if any(self.skipped(call) for call in calls):
+            self.changed = True
+            return raise_statement(updated)
+        return updated
 
     def client_id(self, call: cst.Call) -> cst.BaseExpression:
         args = keyword_args(call, _SIGNATURE)
-        if "useWebsocket" in args and code_of(args["useWebsocket"]) != "False":
+        if _uses_websocket(call):
             raise PatchRefusedError("SigV4 websocket: IoT Hub needs X.509 or SAS")
         client_id = args.get("clientID")
         checked = client_id
@@ -117,7 +138,7 @@ class _Rewriter(cst.CSTTransformer):
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         func = code_of(updated.func)
-        if func in self.constructors:
+        if func in self.constructors and not self.skipped(updated):
             self.changed = True
             device = self.client_id(updated)
             return cst.Call(cst.Name(self.constructors[func]), [cst.Arg(device)])
@@ -143,7 +164,7 @@ class _IdCheck(cst.CSTVisitor):
         self.ids: set[str] = set()
 
     def visit_Call(self, node: cst.Call) -> None:
-        if code_of(node.func) in self.rewriter.constructors:
+        if code_of(node.func) in self.rewriter.constructors and not self.rewriter.skipped(node):
             self.ids.add(code_of(self.rewriter.client_id(node)))
             if len(self.ids) > 1:
                 names = ", ".join(sorted(self.ids))
@@ -151,3 +172,44 @@ class _IdCheck(cst.CSTVisitor):
                     f"client objects use different ids ({names}) and IoT Hub allows one "
                     "connection per device: pass --device-id-from"
                 )
+
+
+def _uses_websocket(call: cst.Call) -> bool:
+    args = keyword_args(call, _SIGNATURE)
+    return "useWebsocket" in args and code_of(args["useWebsocket"]) != "False"
+
+
+def _calls_in(node: cst.CSTNode) -> list[cst.Call]:
+    found: list[cst.Call] = []
+
+    class _Calls(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            found.append(call)
+
+    node.visit(_Calls())
+    return found
+
+
+def _ast_websocket(call: ast.Call) -> bool | None:
+    """Whether an AWSIoTPythonSDK client construction asks for a websocket; None when the
+    call constructs no client."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    if name not in _CONSTRUCTORS:
+        return None
+    flag = next((k.value for k in call.keywords if k.arg == "useWebsocket"), None)
+    position = _SIGNATURE.index("useWebsocket")
+    if flag is None and len(call.args) > position:
+        flag = call.args[position]
+    return flag is not None and not (isinstance(flag, ast.Constant) and flag.value is False)
+
+
+def _websocket_branches(text: str) -> list[range] | None:
+    """The websocket branches of a program that otherwise builds an X.509 client."""
+    if "useWebsocket" not in text:
+        return None
+    return branch_lines(
+        text,
+        websocket=lambda call: _ast_websocket(call) is True,
+        x509=lambda call: _ast_websocket(call) is False,
+    )

@@ -8,6 +8,7 @@ ids) and callback shapes, so the program's own code around them is unchanged.
 
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
@@ -27,6 +28,7 @@ from firmware_patches._python import (
 )
 from firmware_patches._python.imports import drop_unused_imports
 from firmware_patches._python.transform import ClientTracker, is_method_call, module_assignments
+from firmware_patches._python.websocket import branch_lines, mark_branch, raise_statement
 
 __all__ = ["AwsIotSdkRecipe"]
 
@@ -40,6 +42,7 @@ _REFUSED_BUILDERS = {
     "direct_with_custom_authorizer": "AWS custom authorizer: needs a human",
     "mtls_with_pkcs11": "PKCS#11 key: wire it into azure-iot-device by hand",
 }
+_WEBSOCKET = "websockets_with_default_aws_signing"
 _CONNECTION_CALLS = {
     "connect": "iothub_connect",
     "disconnect": "iothub_disconnect",
@@ -80,7 +83,9 @@ class AwsIotSdkRecipe:
         )
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
-        return touch_points(path, text, self.stack, _REWRITTEN)
+        points = touch_points(path, text, self.stack, _REWRITTEN)
+        blocks = _websocket_branches(text)
+        return points if blocks is None else mark_branch(points, blocks)
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
         module = parse(path, text)
@@ -91,6 +96,7 @@ class AwsIotSdkRecipe:
         module.visit(tracker)
         shadow_modules = {"iotshadow", "iotjobs", *_SHADOW_ALIAS.findall(text)}
         rewriter = _Rewriter(options, tracker.clients, builders, module, shadow_modules)
+        rewriter.websocket_branch = _websocket_branches(text) is not None
         new = module.visit(rewriter)
         if not rewriter.changed:
             return None
@@ -116,6 +122,16 @@ class _Rewriter(cst.CSTTransformer):
         self.shadow_modules = shadow_modules or {"iotshadow"}
         self.shadow_clients: set[str] = set()
         self.changed = False
+        # The SigV4 builder sits in an if/else whose other side builds an X.509 one.
+        self.websocket_branch = False
+
+    def leave_SimpleStatementLine(
+        self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine:
+        if self.websocket_branch and _WEBSOCKET in code_of(original):
+            self.changed = True
+            return raise_statement(updated)
+        return updated
 
     def visit_Assign(self, node: cst.Assign) -> None:
         value = node.value
@@ -169,6 +185,8 @@ class _Rewriter(cst.CSTTransformer):
 
     def _builder(self, call: cst.Call, func: str) -> cst.BaseExpression:
         name = func.rsplit(".", 1)[-1]
+        if name == _WEBSOCKET and self.websocket_branch:
+            return call  # its statement becomes a raise
         if name in _REFUSED_BUILDERS:
             raise PatchRefusedError(_REFUSED_BUILDERS[name])
         args = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
@@ -210,6 +228,22 @@ class _Rewriter(cst.CSTTransformer):
             func=cst.parse_expression(factory),
             args=_layout(new_args, call),
         )
+
+
+def _call_name(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+
+def _websocket_branches(text: str) -> list[range] | None:
+    """The SigV4 branches of a program that otherwise builds an X.509 connection."""
+    if _WEBSOCKET not in text:
+        return None
+    return branch_lines(
+        text,
+        websocket=lambda call: _call_name(call) == _WEBSOCKET,
+        x509=lambda call: _call_name(call) in _BUILDERS,
+    )
 
 
 def _layout(args: list[cst.Arg], original: cst.Call) -> list[cst.Arg]:

@@ -48,6 +48,8 @@ _ARDUINO_MQTT_CLIENT = re.compile(r"#include\s*[<\"]ArduinoMqttClient\.h")
 _CLIENT_TYPES = frozenset({"PubSubClient", "MQTTClient"})
 _ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
 _MACRO = re.compile(r"[A-Z][A-Z0-9_]*")
+_CONFIG_KEY = next(rule.pattern for rule in RULES if rule.kind == "config_key")
+_TOPIC_ARGUMENT = re.compile(r"\.(?:publish|subscribe)\(\s*([A-Za-z_]\w*)\s*[,)]")
 BUFFER = 1024
 _REWRITTEN = {
     "endpoint": "endpoint literal is the IoT Hub host",
@@ -99,7 +101,7 @@ class ArduinoRecipe:
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
         human = dict(_HUMAN)
-        points = touch_points(path, text, self.stack, _REWRITTEN)
+        points = _topic_macros(text, touch_points(path, text, self.stack, _REWRITTEN))
         return [
             p.model_copy(update={"verdict": "needs_human", "reason": human[p.kind]})
             if p.kind in human
@@ -117,15 +119,36 @@ class ArduinoRecipe:
         if _ARDUINO_MQTT_CLIENT.search(text):
             edits += _mqtt_client_edits(source, tree, options.hub)
         else:
-            clients = _clients(tree)
+            # The IDE concatenates a sketch folder's .ino files: the client, its id and
+            # the topic defines may each live in a different one.
+            unit = [parse_cpp(other.encode()) for other in options.unit]
+            clients = _clients(tree).union(*(_clients(other) for other in unit))
             if clients:
-                edits += _client_edits(source, tree, clients, options.hub)
+                edits += _client_edits(source, tree, clients, options.hub, unit)
         if not edits:
             return None
         new = apply_edits(source, edits)
         if error_count(parse_cpp(new)) > before:
             raise PatchRefusedError(f"the rewrite of {path} would not parse")
         return new.decode()
+
+
+def _topic_macros(text: str, points: list[TouchPoint]) -> list[TouchPoint]:
+    """`AWS_IOT_PUBLISH_TOPIC` matches the endpoint-setting rule, but a macro the sketch
+    publishes or subscribes to is a topic: its define is reported as one, and a line
+    using it is reported once, as the topic it already is."""
+    topics = set(_TOPIC_ARGUMENT.findall(text))
+    lines = text.splitlines()
+    kinds = {(point.line, point.kind) for point in points}
+    out = []
+    for point in points:
+        line = lines[point.line - 1] if point.kind == "config_key" else ""
+        names = {match.group() for match in _CONFIG_KEY.finditer(line)}
+        if not names or not names <= topics:
+            out.append(point)
+        elif (point.line, "topic") not in kinds:
+            out.append(point.model_copy(update={"kind": "topic", "reason": _REWRITTEN["topic"]}))
+    return out
 
 
 def _trust_edits(tree: Tree) -> list[Edit]:
@@ -202,24 +225,30 @@ def _calls(tree: Tree, clients: set[str]) -> dict[str, list[Node]]:
     return calls
 
 
-def _client_edits(source: bytes, tree: Tree, clients: set[str], hub: str) -> list[Edit]:
+def _client_edits(
+    source: bytes, tree: Tree, clients: set[str], hub: str, unit: list[Tree]
+) -> list[Edit]:
     calls = _calls(tree, clients)
+    unit_calls = [_calls(other, clients) for other in unit]
     defines = _defines(tree)
-    device, edits = _connect_edits(tree, calls, defines, hub)
+    unit_defines = {name for other in unit for name in _defines(other)} - set(defines)
+    device, edits = _connect_edits(tree, calls, set(defines) | unit_defines, hub)
+    if device is None:
+        device = next(filter(None, map(_connect_id, unit_calls)), None)
     for call in calls.get("setKeepAlive", []):
         args = _args(call)
         number = args[0] if args and args[0].type == "number_literal" else None
         if number is not None and int(_text(number).rstrip("UuLl")) > IOTHUB_MAX_KEEP_ALIVE:
             limit = str(IOTHUB_MAX_KEEP_ALIVE).encode()
             edits.append(Edit(number.start_byte, number.end_byte, limit))
-    topic_edits = _topic_edits(calls, defines, device)
+    topic_edits = _topic_edits(calls, defines, device, unit_calls, unit_defines)
     if topic_edits and "setBufferSize" not in calls:
         edits += _buffer_edits(source, calls) + _mqttclient_buffer_edits(tree)
     return edits + topic_edits
 
 
 def _connect_edits(
-    tree: Tree, calls: dict[str, list[Node]], defines: dict[str, Node], hub: str
+    tree: Tree, calls: dict[str, list[Node]], defined: set[str], hub: str
 ) -> tuple[str | None, list[Edit]]:
     device = None
     edits: list[Edit] = []
@@ -232,7 +261,7 @@ def _connect_edits(
         device = _text(args[0])
         if len(args) == 1:
             edits.append(Edit(args[0].end_byte, args[0].end_byte, b", IOTHUB_USER, NULL"))
-    if device is not None and "IOTHUB_USER" not in defines:
+    if device is not None and "IOTHUB_USER" not in defined:
         # A define, not an argument: C++ parses "a" MACRO "b" only once preprocessed.
         includes = [n for n in tree.root_node.children if n.type == "preproc_include"]
         at = includes[-1].end_byte if includes else 0
@@ -244,35 +273,69 @@ def _connect_edits(
     return device, edits
 
 
+def _connect_id(calls: dict[str, list[Node]]) -> str | None:
+    """The client id macro another file of the sketch passes to connect()."""
+    for call in calls.get("connect", []):
+        args = _args(call)
+        if args and _MACRO.fullmatch(_text(args[0])):
+            return _text(args[0])
+    return None
+
+
 def _topic_edits(
-    calls: dict[str, list[Node]], defines: dict[str, Node], device: str | None
+    calls: dict[str, list[Node]],
+    defines: dict[str, Node],
+    device: str | None,
+    unit_calls: list[dict[str, list[Node]]],
+    unit_defines: set[str],
 ) -> list[Edit]:
+    """Edits of this file's topics: literals in its own calls, and its `#define`s that
+    a call here or in another file of the sketch (`unit_calls`) uses as a topic. A define
+    made in another file (`unit_defines`) is left to that file's patch."""
     edits: list[Edit] = []
-    done: set[str] = set()
+    done: set[int] = set()
+    uses = [(calls, True)] + [(other, False) for other in unit_calls]
     for method in ("publish", "subscribe"):
-        for call in calls.get(method, []):
-            args = _args(call)
-            topic = args[0] if args else None
-            node = defines.get(_text(topic)) if topic and topic.type == "identifier" else topic
-            if node is None or _text(node) in done:
-                continue
-            spelled = _text(node).strip()
-            patched = spelled.startswith(('"devices/', '"$iothub/'))
-            if patched or ("$aws/" in spelled and method == "publish"):
-                continue  # patched before, or a shadow publish a human must reshape
-            tokens = topic_tokens(spelled)
-            if tokens is None or device is None:
-                raise PatchRefusedError(f"topic {spelled} is built at run time: map it by hand")
-            if method == "publish":
-                new = events_topic(device, tokens)
-            elif "$aws/" in spelled and "/shadow/" in spelled:
-                new = '"$iothub/twin/PATCH/properties/desired/#"'
-            else:
-                bound = [("lit", "devices/"), ("macro", device), ("lit", "/messages/devicebound/#")]
-                new = c_concat(bound)
-            done.add(_text(node))
-            edits.append(Edit(node.start_byte, node.end_byte, new.encode()))
+        for found, own in uses:
+            for call in found.get(method, []):
+                args = _args(call)
+                topic = args[0] if args else None
+                if topic is None:
+                    continue
+                if topic.type == "identifier" and _text(topic) in defines:
+                    node = defines[_text(topic)]
+                elif own and not (topic.type == "identifier" and _text(topic) in unit_defines):
+                    node = topic
+                else:
+                    continue  # another file's define or literal: its own patch edits it
+                if node.start_byte in done:
+                    continue
+                new = _topic(_text(node).strip(), method, device)
+                if new is not None:
+                    done.add(node.start_byte)
+                    edits.append(Edit(node.start_byte, node.end_byte, new.encode()))
     return edits
+
+
+def _topic(spelled: str, method: str, device: str | None) -> str | None:
+    """IoT Hub's topic for an AWS topic spelled in C, None when it stays as it is."""
+    patched = spelled.startswith(('"devices/', '"$iothub/'))
+    if patched or ("$aws/" in spelled and method == "publish"):
+        return None  # patched before, or a shadow publish a human must reshape
+    tokens = topic_tokens(spelled)
+    if tokens is None:
+        raise PatchRefusedError(f"topic {spelled} is built at run time: map it by hand")
+    if device is None:
+        raise PatchRefusedError(
+            f"no connect(CLIENT_ID) in the sketch, so the device id in topic {spelled} "
+            "is unknown: map it by hand"
+        )
+    if method == "publish":
+        return events_topic(device, tokens)
+    if "$aws/" in spelled and "/shadow/" in spelled:
+        return '"$iothub/twin/PATCH/properties/desired/#"'
+    bound = [("lit", "devices/"), ("macro", device), ("lit", "/messages/devicebound/#")]
+    return c_concat(bound)
 
 
 def _mqttclient_buffer_edits(tree: Tree) -> list[Edit]:

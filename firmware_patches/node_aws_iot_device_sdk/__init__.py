@@ -1,6 +1,8 @@
 """Node programs on aws-iot-device-sdk (v1) moved to Microsoft's azure-iot-device.
 
-tree-sitter-javascript finds `require('aws-iot-device-sdk')` and the `device(...)` and
+tree-sitter-javascript finds `require('aws-iot-device-sdk')` (or, in the SDK's own
+examples, `require('..')` used with its constructors and `keyPath`/`certPath`/`caPath`
+options) and the `device(...)` and
 `thingShadow(...)` calls on it; those calls are renamed to the injected adapter's, their
 `host` becomes the hub and their `clientId` the device id. The adapter answers publish,
 subscribe, 'connect'/'message' events, shadow register/update/get and 'delta'/'status'
@@ -30,6 +32,15 @@ JS = Language(tree_sitter_javascript.language())
 SDK = "aws-iot-device-sdk"
 _V1 = re.compile(r"""['"]aws-iot-device-sdk['"]""")  # v2 (aws-crt) has a recipe of its own
 _CONSTRUCTORS = {"device": "iothubDevice", "thingShadow": "iothubThingShadow"}
+# The SDK's own examples load it from the repository root: `require('..').device`. A
+# relative require counts as the SDK only with its constructors and its option names.
+_RELATIVE = re.compile(r"(?:\.\./?)+(?:index(?:\.js)?)?")
+_RELATIVE_REQUIRE = re.compile(
+    r"""require\(\s*['"](?:\.\./?)+(?:index(?:\.js)?)?['"]\s*\)"""
+    r"""(?:\s*\.\s*(?:device|thingShadow)\b)?"""
+)
+_V1_SHAPE = re.compile(r"\b(?:thingShadow|device)\s*\(|\bdeviceModule\s*\(")
+_V1_OPTIONS = re.compile(r"\b(?:keyPath|certPath|caPath)\s*:")
 AZURE_DEPENDENCIES = {"azure-iot-device": "^1.18.4", "azure-iot-device-mqtt": "^1.16.4"}
 _BEGIN = "// >>> iot-bridge: IoT Hub adapter for aws-iot-device-sdk calls >>>"
 _END = "// <<< iot-bridge: IoT Hub adapter for aws-iot-device-sdk calls <<<\n"
@@ -88,7 +99,7 @@ class NodeSdkRecipe:
         if path.rsplit("/", 1)[-1] == "package.json":
             return f'"{SDK}"' in text
         return path.endswith((".js", ".cjs", ".mjs", ".ts")) and (
-            bool(_V1.search(text)) or _BEGIN in text
+            bool(_V1.search(text)) or _BEGIN in text or _in_repo_sdk(text)
         )
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
@@ -243,7 +254,10 @@ def _sdk_name(tree: Tree) -> str | None:
             and _text(declarator.child_by_field_name("name")).isidentifier()
             and value.type == "call_expression"
             and _text(value.child_by_field_name("function")) == "require"
-            and SDK in _text(value.child_by_field_name("arguments"))
+            and (
+                SDK in _text(value.child_by_field_name("arguments"))
+                or _names_sdk(_text(value.child_by_field_name("arguments")), _whole(value))
+            )
         ):
             return _text(declarator.child_by_field_name("name"))
     return None
@@ -281,13 +295,35 @@ def _constructor_aliases(tree: Tree) -> dict[str, tuple[str, Node]]:
     return aliases
 
 
+def _in_repo_sdk(text: str) -> bool:
+    """The SDK loaded from its own repository (`require('..')`), as its examples do:
+    recognised by the constructors it calls and the options only this SDK takes."""
+    return bool(
+        _RELATIVE_REQUIRE.search(text) and _V1_SHAPE.search(text) and _V1_OPTIONS.search(text)
+    )
+
+
+def _names_sdk(spec: str, text: str) -> bool:
+    """Whether a require()'s argument loads the SDK: by name, or relatively from the
+    SDK's own repository."""
+    spec = spec.strip("()'\"` ")
+    return spec == SDK or (_RELATIVE.fullmatch(spec) is not None and _in_repo_sdk(text))
+
+
 def _is_sdk_require(node: Node | None) -> bool:
     return (
         node is not None
         and node.type == "call_expression"
         and _text(node.child_by_field_name("function")) == "require"
-        and _text(node.child_by_field_name("arguments")).strip("()'\"` ") == SDK
+        and _names_sdk(_text(node.child_by_field_name("arguments")), _whole(node))
     )
+
+
+def _whole(node: Node) -> str:
+    """The text of the file `node` was parsed from."""
+    while node.parent is not None:
+        node = node.parent
+    return _text(node)
 
 
 def _declaration(tree: Tree, local: str) -> tuple[int, int] | None:
