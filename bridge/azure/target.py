@@ -39,6 +39,7 @@ AuthLookup = Callable[[str], Awaitable[AuthPlan | None]]
 
 _TWIN_QUERY = "SELECT * FROM devices"
 _CLIENT_ERRORS = range(400, 500)
+_ALREADY_EXISTS = frozenset({"DeviceAlreadyExists", "409001"})  # bulk "create" on a device
 _ETAGS_KEPT = 200_000  # about 25 MB at most; a forgotten etag only means If-Match: *
 
 
@@ -189,8 +190,15 @@ class AzureTarget:
         results, entries = await self._creations(items, with_modules=False)
         if not entries:
             return results
-        outcome = await self._hub.bulk(entries, "createOrUpdate")
+        # "create", not "createOrUpdate": a device that exists already (created by a run
+        # killed before the store recorded it) may hold an older twin, which a bulk update
+        # would merge into rather than replace. Those are written one by one instead.
+        outcome = await self._hub.bulk(entries, "create")
+        existing: set[str] = set()
         for error in outcome.errors:
+            if error.code in _ALREADY_EXISTS:
+                existing.add(error.device_id)
+                continue
             reason = f"IoT Hub refused the device: {error.code} {error.message}"
             results[error.device_id] = Rejected(reason)
         if self._relay_module:
@@ -201,6 +209,13 @@ class AzureTarget:
                 await self._hub.create_or_update_module(
                     device_id, self._relay_module, managed_by="iot-bridge"
                 )
+        for view, paths in items:
+            if view.device_id in existing:
+                _log.info("azure.device_existed", device_id=view.device_id)
+                try:
+                    results[view.device_id] = await self.apply(view, paths, create=True)
+                except Exception as exc:  # the worker retries it, or fails it if Rejected
+                    results[view.device_id] = exc
         return results
 
     async def import_devices(

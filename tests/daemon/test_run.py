@@ -13,7 +13,9 @@ import aiohttp
 import pytest
 from azure.iot.hub.models import Twin, TwinProperties
 
+from bridge.azure.twin_map import twin_document
 from bridge.config import CloudSettings, Settings
+from bridge.core.view import DeviceView
 from bridge.daemon.app import RunOptions, run_daemon
 from bridge.metrics import Metrics
 from bridge_sim.ports import free_port
@@ -276,3 +278,20 @@ async def test_a_session_the_broker_lost_is_repaired_by_an_anti_entropy_pass(sta
         iot.update_event_configurations(eventConfigurations={"THING": {"Enabled": True}})
         await stack.aws.broker.restart(forget_sessions=True)
         await until_parity(env, "ses-", timeout=60)
+
+
+async def test_a_device_left_on_the_hub_by_a_killed_run_gets_its_twin_replaced(stack, tmp_path):
+    # A run killed after its bulk create reached IoT Hub, before the store recorded it,
+    # leaves the device there with the twin of that moment, while the store says
+    # DISCOVERED. The next run's bulk create must not merge the newer twin into the old
+    # one (a removed attribute would stay on Azure for good): it writes that device whole.
+    env = stack.env()
+    iot, _data = aws_clients(env)
+    for i in range(5):  # several, so they are created in one bulk call
+        iot.create_thing(thingName=f"left-{i}", attributePayload={"attributes": {"v": "2"}})
+    old = twin_document(DeviceView("left-1", thing_version=1, attributes={"born": "live"}), {})
+    registry = stack.iothub.registry
+    registry.put_device("left-1", {"deviceId": "left-1"}, None)
+    registry.replace_twin("left-1", {"tags": old.tags, "properties": {"desired": old.desired}}, "*")
+    async with bridge(env, bridge_settings(tmp_path)):
+        await until_parity(env, "left-")
