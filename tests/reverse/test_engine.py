@@ -57,14 +57,14 @@ async def device(store, device_id, events):
         await store.transition(device_id, event)
 
 
-def engine(store, aws, metrics=None):
+def engine(store, aws, metrics=None, state_ttl=0):
     return ReverseEngine(
         store,
         aws,
         TwinSync(store, aws, no_twin),
         templates=TopicTemplates("dt/{device}", {}),
         metrics=metrics or Metrics.create(),
-        options=EngineOptions(state_ttl=0),
+        options=EngineOptions(state_ttl=state_ttl),
     )
 
 
@@ -140,14 +140,7 @@ async def test_a_device_that_moved_within_the_state_cache_s_ttl_is_not_skipped(s
     # sending half a second later.
     await device(store, "quick", TO_MIRRORED)
     aws = Aws()
-    reverse = ReverseEngine(
-        store,
-        aws,
-        TwinSync(store, aws, no_twin),
-        templates=TopicTemplates("dt/{device}", {}),
-        metrics=Metrics.create(),
-        options=EngineOptions(state_ttl=3600),
-    )
+    reverse = engine(store, aws, state_ttl=3600)
     assert await reverse.handle("0", [telemetry("quick", 1, module_id="aws-bridge")])
     assert await reverse.handle("0", [twin_change("quick", 2, "reported", {"a": 1}, 2)])
     for event in TO_CUT_OVER[len(TO_MIRRORED) :]:
