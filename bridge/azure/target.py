@@ -30,7 +30,7 @@ from bridge.logging import get_logger
 from bridge.mapping.models import AuthPlan
 from bridge.mapping.twin import MAX_REPORTED_BYTES, document_size
 
-__all__ = ["AuthLookup", "AzureTarget", "auth_from_plan"]
+__all__ = ["UNKNOWN_TWIN", "AuthLookup", "AzureTarget", "auth_from_plan"]
 
 _log = get_logger("azure.target")
 
@@ -39,8 +39,25 @@ AuthLookup = Callable[[str], Awaitable[AuthPlan | None]]
 
 _TWIN_QUERY = "SELECT * FROM devices"
 _CLIENT_ERRORS = range(400, 500)
-_ALREADY_EXISTS = frozenset({"DeviceAlreadyExists", "409001"})  # bulk "create" on a device
+_ALREADY_EXISTS = frozenset({"DeviceAlreadyExists", "409001"})  # "create" on a device
+_MODULE_EXISTS = frozenset({"ModuleAlreadyExistsOnDevice", "409301"})
+UNKNOWN_TWIN = "unknown"  # the fingerprint of a twin whose content the bridge does not know
 _ETAGS_KEPT = 200_000  # about 25 MB at most; a forgotten etag only means If-Match: *
+
+
+def _import_outcome(error: Mapping[str, Any], written: str | Exception) -> str | Exception:
+    """What one line of importErrors.log means for its device's result."""
+    code = str(error.get("errorCode"))
+    if error.get("moduleId") is not None:
+        if code in _MODULE_EXISTS or not isinstance(written, str):
+            return written  # the relay module is there already: the device is fine
+        # The device is there without its relay module: its worker creates it whole.
+        return HubError(500, "ModuleNotImported", f"relay module not imported: {code}")
+    if code in _ALREADY_EXISTS:
+        # There already, with a twin of unknown age: a fingerprint matching no twin makes
+        # the SYNC that follows every import replace tags, desired and reported.
+        return UNKNOWN_TWIN if isinstance(written, str) else written
+    return Rejected(f"import refused: {code} {error.get('errorStatus')}")
 
 
 def auth_from_plan(plan: AuthPlan | None) -> Auth:
@@ -233,8 +250,10 @@ class AzureTarget:
         results, entries = await self._creations(items, with_modules=True)
         if not entries:
             return results
+        # "create" for the reason `provision` gives: a device a killed run created (its
+        # import job runs on after the bridge dies) may hold an older twin.
         outcome = await self._hub.import_devices(
-            entries, container_sas_uri=await self._import_container.sas_uri()
+            entries, container_sas_uri=await self._import_container.sas_uri(), mode="create"
         )
         if outcome.status != "completed":
             msg = f"import job {outcome.job_id} {outcome.status}: {outcome.failure_reason}"
@@ -242,8 +261,7 @@ class AzureTarget:
         for error in outcome.errors:
             device_id = error.get("deviceId")
             if isinstance(device_id, str) and device_id in results:
-                reason = f"import refused: {error.get('errorCode')} {error.get('errorStatus')}"
-                results[device_id] = Rejected(reason)
+                results[device_id] = _import_outcome(error, results[device_id])
         return results
 
     async def remove(self, device_id: str, policy: DeletePolicy) -> None:

@@ -295,3 +295,27 @@ async def test_a_device_left_on_the_hub_by_a_killed_run_gets_its_twin_replaced(s
     registry.replace_twin("left-1", {"tags": old.tags, "properties": {"desired": old.desired}}, "*")
     async with bridge(env, bridge_settings(tmp_path)):
         await until_parity(env, "left-")
+
+
+async def test_an_import_job_rewrites_the_twins_a_killed_run_left_on_the_hub(stack, tmp_path):
+    # The same as above for a large initial sync: an import job a killed run started goes
+    # on without it, so the next run's job finds devices there already, with older twins,
+    # one with its relay module too.
+    env = stack.env()
+    iot, _data = aws_clients(env)
+    for i in range(12):
+        iot.create_thing(thingName=f"jleft-{i:02d}", attributePayload={"attributes": {"v": "2"}})
+    await asyncio.sleep(1)  # the glue publishes registry events from moto's thread
+    await stack.aws.glue.drain()
+    registry = stack.iothub.registry
+    for device_id in ("jleft-03", "jleft-07"):
+        old = twin_document(DeviceView(device_id, thing_version=1, attributes={"born": "x"}), {})
+        registry.put_device(device_id, {"deviceId": device_id}, None)
+        twin = {"tags": old.tags, "properties": {"desired": old.desired}}
+        registry.replace_twin(device_id, twin, "*")
+    registry.put_module("jleft-07", "aws-bridge", {"managedBy": "iot-bridge"}, None)
+    async with bridge(env, bridge_settings(tmp_path, iothub={"import_threshold": 10})):
+        await until_parity(env, "jleft-")
+    assert stack.iothub.service.stats.count(route="/jobs/create", method="POST", status=200) == 1
+    for device_id in ("jleft-03", "jleft-07"):
+        assert registry.find(device_id, "aws-bridge") is not None
