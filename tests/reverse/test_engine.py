@@ -180,6 +180,38 @@ async def test_a_device_still_cutting_over_waits_for_the_verdict(store, monkeypa
     assert aws.properties == [{"iot-bridge-origin": "azure"}] * 2
 
 
+async def test_a_device_sending_on_azure_before_its_job_is_recorded_waits_for_the_verdict(
+    store, monkeypatch
+):
+    # The rehearsal lost a reading this way: the job goes out to a whole wave before the
+    # store records it device by device, and a device switched and sent on Azure while its
+    # state still said CUTOVER_PENDING.
+    await device(store, "quick", (*TO_MIRRORED, Event.SCHEDULE_CUTOVER))
+    aws = Aws()
+    reverse = engine(store, aws)
+    batch = asyncio.create_task(reverse.handle("0", [telemetry("quick", 1)]))
+    await until_state_read(store, monkeypatch, 2)
+    assert not batch.done()
+    await store.transition("quick", Event.JOB_SENT)
+    await store.transition("quick", Event.AZURE_CONNECTED)
+    assert await asyncio.wait_for(batch, 30)
+    assert aws.published == [("dt/quick", {"seq": 1})]
+
+
+async def test_what_a_rolled_back_device_sent_on_azure_goes_back(store):
+    # On Azure for a while, then back: AWS's consumers would never see what it sent there.
+    # Its twin is the mirror's again, so twin changes do not go back.
+    await device(store, "back", (*TO_CUTTING_OVER, Event.CUTOVER_TIMED_OUT))
+    aws = Aws()
+    reverse = engine(store, aws)
+    assert await reverse.handle(
+        "0", [telemetry("back", 1), twin_change("back", 2, "reported", {"a": 1}, 2)]
+    )
+    assert aws.published == [("dt/back", {"seq": 1})]
+    assert aws.properties == [{"iot-bridge-origin": "azure"}]
+    assert aws.shadows == []
+
+
 async def test_a_stop_leaves_a_held_batch_unsettled(store, monkeypatch):
     await device(store, "moving", TO_CUTTING_OVER)
     reverse = engine(store, Aws())
