@@ -28,7 +28,12 @@ from firmware_patches._python import (
 )
 from firmware_patches._python.imports import drop_unused_imports
 from firmware_patches._python.transform import ClientTracker, is_method_call, module_assignments
-from firmware_patches._python.websocket import branch_lines, mark_branch, raise_statement
+from firmware_patches._python.websocket import (
+    branch_lines,
+    drop_unreachable,
+    mark_branch,
+    raise_statement,
+)
 
 __all__ = ["AwsIotPythonSdkRecipe"]
 
@@ -123,6 +128,11 @@ class _Rewriter(cst.CSTTransformer):
             self.changed = True
             return raise_statement(updated)
         return updated
+
+    def leave_IndentedBlock(
+        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        return drop_unreachable(updated)
 
     def client_id(self, call: cst.Call) -> cst.BaseExpression:
         args = keyword_args(call, _SIGNATURE)

@@ -19,6 +19,7 @@ from bridge.firmware.models import TouchPoint
 __all__ = [
     "WEBSOCKET_BRANCH",
     "branch_lines",
+    "drop_unreachable",
     "mark_branch",
     "raise_statement",
 ]
@@ -86,3 +87,26 @@ def raise_statement(original: cst.SimpleStatementLine) -> cst.SimpleStatementLin
     """`raise RuntimeError(...)` in place of the statement building a websocket client."""
     error = cst.Call(cst.Name("RuntimeError"), [cst.Arg(cst.SimpleString(repr(_MESSAGE)))])
     return original.with_changes(body=[cst.Raise(exc=error)])
+
+
+def drop_unreachable(block: cst.IndentedBlock) -> cst.IndentedBlock:
+    """The branch up to the `raise` put in it: what followed could never run, and left
+    there it kept AWS settings (port 443, a CA-only `configureCredentials`) that the
+    rewrite of the X.509 side then half-rewrote."""
+    for index, statement in enumerate(block.body):
+        if _is_raise(statement) and index + 1 < len(block.body):
+            return block.with_changes(body=block.body[: index + 1])
+    return block
+
+
+def _is_raise(statement: cst.BaseStatement) -> bool:
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return False
+    raised = statement.body[0]
+    return (
+        isinstance(raised, cst.Raise)
+        and isinstance(raised.exc, cst.Call)
+        and bool(raised.exc.args)
+        and isinstance(raised.exc.args[0].value, cst.SimpleString)
+        and raised.exc.args[0].value.value == repr(_MESSAGE)
+    )
