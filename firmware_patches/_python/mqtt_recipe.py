@@ -154,8 +154,21 @@ class _Rewriter(cst.CSTTransformer):
         )
         return client_id if device is checked and client_id is not None else device
 
+    def _signature(self, call: cst.Call) -> tuple[str, ...]:
+        """paho-mqtt 2 put `callback_api_version` first: `Client(CallbackAPIVersion.VERSION2,
+        "id")` passes the client id second."""
+        first = call.args[0] if call.args else None
+        if (
+            self.paho
+            and first is not None
+            and first.keyword is None
+            and "CallbackAPIVersion" in code_of(first.value)
+        ):
+            return ("callback_api_version", *self.recipe.constructor_signature)
+        return self.recipe.constructor_signature
+
     def _constructor(self, call: cst.Call) -> cst.Call:
-        args = keyword_args(call, self.recipe.constructor_signature)
+        args = keyword_args(call, self._signature(call))
         client_id = args.get("client_id")
         if client_id is not None and _wrapped(client_id, "iothub_device"):
             return call  # patched before
@@ -175,7 +188,7 @@ class _Rewriter(cst.CSTTransformer):
         return self._with_args(call, replace)
 
     def _with_args(self, call: cst.Call, replace: dict[str, cst.BaseExpression]) -> cst.Call:
-        signature = self.recipe.constructor_signature
+        signature = self._signature(call)
         new_args: list[cst.Arg] = []
         done: set[str] = set()
         for index, arg in enumerate(call.args):

@@ -7,8 +7,15 @@ test) and fails without the fix it guards.
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-from bridge.firmware import PatchOptions, patch
+import pytest
+
+from bridge.firmware import DeviceIdSource, PatchOptions, patch
 
 HUB = "myhub.azure-devices.net"
 
@@ -70,3 +77,81 @@ def test_a_websocket_branch_ends_at_its_raise(tmp_path):
     assert "iothub_v1_shadow_client('basicShadowUpdater')" in ast.unparse(ast.parse(text))
     human = {p.line for p in outcome.report.touch_points if p.verdict == "needs_human"}
     assert human <= {15, 20, 21, 22}
+
+
+# BH-iOT/Getting-started-with-AWS-IoT-Core, Python/paho_test.py (trimmed), with its
+# constructor as paho-mqtt 2 (2024) wants it and as paho 2 programs on GitHub write it:
+# the callback API version first, positionally, then the client id.
+PAHO2 = """\
+import ssl
+import paho.mqtt.client as mqtt
+
+def on_message(client, userdata, msg):
+    print(msg.topic + " " + str(msg.payload))
+
+client = mqtt.Client({args})
+client.on_message = on_message
+client.tls_set(ca_certs="AmazonRootCA1.pem", certfile="f28ef04987-certificate.pem.crt",
+               keyfile="f28ef04987-private.pem.key", cert_reqs=ssl.CERT_REQUIRED)
+client.connect("a3r2gm16zr92x7-ats.iot.us-west-2.amazonaws.com", 8883)
+client.publish("test1", "Hi from Python!")
+"""
+
+
+# paho-mqtt 2.1's constructor signature; the stub prints what the program does.
+PAHO2_STUB = """\
+import json
+from types import SimpleNamespace
+
+CallbackAPIVersion = SimpleNamespace(VERSION1="VERSION1", VERSION2="VERSION2")
+
+
+class Client:
+    def __init__(self, callback_api_version, client_id="", *_args, **_kwargs):
+        if callback_api_version not in ("VERSION1", "VERSION2"):
+            raise ValueError("Unsupported callback API version " + repr(callback_api_version))
+        print(json.dumps(["Client", callback_api_version, client_id]))
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: print(json.dumps([name, *map(str, args)]))
+"""
+
+
+def _run_on_paho2(root: Path, program: str) -> list[list[str]]:
+    package = root / "stub" / "paho" / "mqtt"
+    package.mkdir(parents=True)
+    for folder in (package.parent, package):
+        (folder / "__init__.py").write_text("", encoding="utf-8")
+    (package / "client.py").write_text(PAHO2_STUB, encoding="utf-8")
+    (root / "run.py").write_text(program, encoding="utf-8")
+    ran = subprocess.run(
+        [sys.executable, "run.py"], cwd=root, capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(root / "stub")}, timeout=60,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    return [json.loads(line) for line in ran.stdout.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("args", "device_id"),
+    [
+        ('mqtt.CallbackAPIVersion.VERSION2, client_id="sensor-7"', DeviceIdSource()),
+        ('mqtt.CallbackAPIVersion.VERSION2, "sensor-7"', DeviceIdSource()),
+        ("mqtt.CallbackAPIVersion.VERSION2", DeviceIdSource("literal", "sensor-7")),
+    ],
+)
+def test_a_paho2_client_keeps_its_callback_api_version(tmp_path, args, device_id):
+    # The callback API version was taken for the client id: `Client(VERSION2,
+    # client_id=...)` became `Client(iothub_device(...), client_id=iothub_device(...))`
+    # (TypeError: multiple values), and `Client(VERSION2, "id")` lost its version.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "main.py").write_text(PAHO2.format(args=args), encoding="utf-8")
+    outcome = patch(repo, PatchOptions(hub=HUB, device_id=device_id))
+    assert outcome.report.counts()["needs_human"] == 0, outcome.report.touch_points
+    calls = _run_on_paho2(tmp_path, outcome.changed["main.py"])
+    assert calls[0] == ["Client", "VERSION2", "sensor-7"]
+    assert ["username_pw_set", f"{HUB}/sensor-7/?api-version=2021-04-12"] in calls
+    assert ["connect", HUB, "8883"] in calls
+    (published,) = [call for call in calls if call[0] == "publish"]
+    assert published[1].startswith("devices/sensor-7/messages/events/awsTopic=test1")
