@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from tree_sitter import Tree
+from tree_sitter import Node, Tree
 
 from bridge.firmware.models import TouchPoint
 from bridge.firmware.recipes import (
@@ -56,6 +56,18 @@ _RULES = (
         "Device Shadow library: its topics and documents are AWS's; map them to "
         "$iothub/twin/... by hand",
     ),
+    Rule(
+        "username",
+        re.compile(r"\bpUserName\s*=\s*\(?\s*\w*METRICS_STRING\w*\s*\)?\s*;"),
+        "AWS's metrics user name (?SDK=...&Platform=...): IoT Hub refuses it; send "
+        "{hub}/{device id}/?api-version=2021-04-12",
+    ),
+    Rule(
+        "username_password",
+        re.compile(r"\bpUserName\s*=\s*(?!\(?\s*\w*METRICS_STRING\w*\s*\)?\s*;)\w"),
+        "the program's own user name (username/password, a custom authorizer): IoT Hub "
+        "authenticates with the certificate or a SAS token; left as it is",
+    ),
 )
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 _REWRITTEN = {
@@ -67,6 +79,7 @@ _REWRITTEN = {
     "root_ca": "the root CA define holds IoT Hub's roots (DigiCert Global Root G2, "
     "Microsoft RSA Root CA 2017)",
     "topic": "telemetry topics become devices/{id}/messages/events/ with awsTopic properties",
+    "username": "AWS's metrics user name becomes IoT Hub's ({hub}/{device id}/?api-version=...)",
 }
 
 
@@ -243,33 +256,86 @@ class CoreMqttRecipe:
         for define in defines(tree):
             if "KEEP_ALIVE" in define.name.upper():
                 edits += _keep_alive_edits(define)
-        if b"pUserName" in source:
-            return edits
-        stack = [tree.root_node]
-        while stack:
-            node = stack.pop()
-            stack.extend(node.children)
-            if node.type != "expression_statement":
-                continue
-            text = node.text.decode() if node.text else ""
-            match = re.match(r"(\w+)\s*(\.|->)\s*pClientIdentifier\s*=", text)
-            if match is None:
-                continue
-            target, arrow = match.group(1), match.group(2)
-            line_start = source.rfind(b"\n", 0, node.start_byte) + 1
-            indent = source[line_start : node.start_byte].decode()
-            insert = (
-                f"\n{indent}/* IoT Hub's MQTT user name: {{hub}}/{{device id}}/?api-version=... */"
-                f"\n{indent}{target}{arrow}pUserName = {USERNAME};"
-                f"\n{indent}{target}{arrow}userNameLength = "
-                f"( uint16_t ) ( sizeof( {USERNAME} ) - 1 );"
+        statements = _statements(tree)
+        users = [(node, match) for node, match in statements if match.group(3) == "pUserName"]
+        if users and not any(_is_metrics(match.group(4)) for _, match in users):
+            value = ", ".join(match.group(4) for _, match in users)
+            raise PatchRefusedError(
+                f"the program sends its own MQTT user name ({value}, username/password or a "
+                "custom authorizer): IoT Hub's is {hub}/{device id}/?api-version=... with the "
+                "certificate or a SAS token: set it by hand"
             )
-            end = source.find(b"\n", node.end_byte)
-            end = len(source) if end < 0 else end
-            edits.append(Edit(end, end, insert.encode()))
-            client_id = text[match.end() :].strip().rstrip(";").strip()
+        for node, match in statements:
+            if match.group(3) != "pClientIdentifier":
+                continue
+            target, arrow, client_id = match.group(1), match.group(2), match.group(4)
+            if users:
+                edits += _metrics_user_edits(statements)
+            else:
+                line_start = source.rfind(b"\n", 0, node.start_byte) + 1
+                indent = source[line_start : node.start_byte].decode()
+                comment = "IoT Hub's MQTT user name: {hub}/{device id}/?api-version=..."
+                insert = (
+                    f"\n{indent}/* {comment} */"
+                    f"\n{indent}{target}{arrow}pUserName = {USERNAME};"
+                    f"\n{indent}{target}{arrow}userNameLength = {_USERNAME_LENGTH};"
+                )
+                end = source.find(b"\n", node.end_byte)
+                end = len(source) if end < 0 else end
+                edits.append(Edit(end, end, insert.encode()))
             edits += _local_username(source, tree, client_id, options)
         return edits
+
+
+# AWS's demos send "?SDK=FreeRTOS&Version=...&Platform=...&MQTTLib=..." as the user name
+# (METRICS_STRING, AWS_IOT_METRICS_STRING): usage metrics for AWS, refused by IoT Hub.
+# CLIENT_USERNAME_WITH_METRICS, a user name of the program's own plus the metrics, is its
+# username/password branch (a custom authorizer), left to a human.
+_METRICS = re.compile(r"\A\(?\s*\w*METRICS_STRING\w*\s*\)?\Z")
+
+
+def _is_metrics(value: str) -> bool:
+    return bool(_METRICS.match(value)) and "USERNAME" not in value
+
+
+_USERNAME_LENGTH = f"( uint16_t ) ( sizeof( {USERNAME} ) - 1 )"
+_ASSIGNMENT = re.compile(
+    r"(\w+)\s*(\.|->)\s*(pClientIdentifier|pUserName|userNameLength)\s*=\s*([^;]*?)\s*;\s*\Z"
+)
+
+
+def _statements(tree: Tree) -> list[tuple[Node, re.Match[str]]]:
+    """`x.pClientIdentifier = ...;`, `x.pUserName = ...;` and `x.userNameLength = ...;`,
+    in source order."""
+    found = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(reversed(node.children))
+        if node.type == "expression_statement":
+            match = _ASSIGNMENT.match(node.text.decode() if node.text else "")
+            if match is not None:
+                found.append((node, match))
+    return found
+
+
+def _metrics_user_edits(statements: list[tuple[Node, re.Match[str]]]) -> list[Edit]:
+    """The metrics user name and its length become IoT Hub's user name and its length."""
+    edits = []
+    metrics = False
+    for node, match in statements:
+        name, value = match.group(3), match.group(4)
+        if name == "pUserName":
+            metrics = _is_metrics(value)
+            new = USERNAME
+        elif name == "userNameLength" and metrics:
+            new = _USERNAME_LENGTH
+        else:
+            continue
+        if metrics and value != new:
+            start = node.start_byte + match.start(4)
+            edits.append(Edit(start, start + len(value.encode()), new.encode()))
+    return edits
 
 
 RECIPE = CoreMqttRecipe()

@@ -9,15 +9,19 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bridge.firmware import DeviceIdSource, PatchOptions, patch
+from bridge.firmware import DeviceIdSource, PatchOptions, patch, scan
+from firmware_patches._c import error_count, parse_c
 
 HUB = "myhub.azure-devices.net"
+STUBS = Path(__file__).parent / "stubs"
+GCC = shutil.which("gcc")
 
 # aws/aws-iot-device-sdk-python, samples/basicShadow/basicShadowUpdater.py (trimmed):
 # the -w branch builds a SigV4 client and goes on configuring it.
@@ -155,3 +159,164 @@ def test_a_paho2_client_keeps_its_callback_api_version(tmp_path, args, device_id
     assert ["connect", HUB, "8883"] in calls
     (published,) = [call for call in calls if call[0] == "publish"]
     assert published[1].startswith("devices/sensor-7/messages/events/awsTopic=test1")
+
+
+# espressif/esp-aws-iot, examples/mqtt/tls_mutual_auth/main/mqtt_demo_mutual_auth.c
+# (trimmed): like AWS's coreMQTT demos it sends AWS's usage metrics as the MQTT user name.
+ESP_COREMQTT_DEMO = """\
+#include <stdlib.h>
+#include <string.h>
+#include "sdkconfig.h"
+#include "core_mqtt.h"
+#include "network_transport.h"
+
+#define CLIENT_IDENTIFIER      CONFIG_MQTT_CLIENT_IDENTIFIER
+#define AWS_IOT_ENDPOINT       CONFIG_MQTT_BROKER_ENDPOINT
+#define AWS_MQTT_PORT          ( CONFIG_MQTT_BROKER_PORT )
+#define OS_NAME                   "FreeRTOS"
+#define OS_VERSION                tskKERNEL_VERSION_NUMBER
+#define HARDWARE_PLATFORM_NAME    CONFIG_HARDWARE_PLATFORM_NAME
+#define MQTT_LIB    "core-mqtt@" MQTT_LIBRARY_VERSION
+
+#ifndef ROOT_CA_PEM
+    extern const char root_cert_auth_start[]   asm("_binary_root_cert_auth_crt_start");
+    extern const char root_cert_auth_end[]   asm("_binary_root_cert_auth_crt_end");
+#endif
+
+#define CLIENT_IDENTIFIER_LENGTH        ( ( uint16_t ) ( sizeof( CLIENT_IDENTIFIER ) - 1 ) )
+#define CONNACK_RECV_TIMEOUT_MS                  ( 1000U )
+#define MQTT_KEEP_ALIVE_INTERVAL_SECONDS    ( 60U )
+
+/**
+ * @brief The MQTT metrics string expected by AWS IoT.
+ */
+#define METRICS_STRING                      "?SDK=" OS_NAME "&Version=" OS_VERSION \\
+    "&Platform=" HARDWARE_PLATFORM_NAME "&MQTTLib=" MQTT_LIB
+#define METRICS_STRING_LENGTH               ( ( uint16_t ) ( sizeof( METRICS_STRING ) - 1 ) )
+
+#ifdef CLIENT_USERNAME
+    #define CLIENT_USERNAME_WITH_METRICS    CLIENT_USERNAME METRICS_STRING
+#endif
+
+int connectToServer( NetworkContext_t * pNetworkContext )
+{
+    pNetworkContext->pcHostname = AWS_IOT_ENDPOINT;
+    pNetworkContext->pcServerRootCA = root_cert_auth_start;
+    pNetworkContext->pcServerRootCASize = root_cert_auth_end - root_cert_auth_start;
+    return 0;
+}
+
+int establishMqttSession( MQTTContext_t * pMqttContext,
+                          bool createCleanSession,
+                          bool * pSessionPresent )
+{
+    int returnStatus = EXIT_SUCCESS;
+    MQTTStatus_t mqttStatus;
+    MQTTConnectInfo_t connectInfo = { 0 };
+
+    connectInfo.cleanSession = createCleanSession;
+    connectInfo.pClientIdentifier = CLIENT_IDENTIFIER;
+    connectInfo.clientIdentifierLength = CLIENT_IDENTIFIER_LENGTH;
+    connectInfo.keepAliveIntervalSec = MQTT_KEEP_ALIVE_INTERVAL_SECONDS;
+
+    #ifdef CLIENT_USERNAME
+        connectInfo.pUserName = CLIENT_USERNAME_WITH_METRICS;
+        connectInfo.userNameLength = strlen( CLIENT_USERNAME_WITH_METRICS );
+        connectInfo.pPassword = CLIENT_PASSWORD;
+        connectInfo.passwordLength = strlen( CLIENT_PASSWORD );
+    #else
+        connectInfo.pUserName = METRICS_STRING;
+        connectInfo.userNameLength = METRICS_STRING_LENGTH;
+        /* Password for authentication is not used. */
+        connectInfo.pPassword = NULL;
+        connectInfo.passwordLength = 0U;
+    #endif /* ifdef CLIENT_USERNAME */
+
+    mqttStatus = MQTT_Connect( pMqttContext, &connectInfo, NULL, CONNACK_RECV_TIMEOUT_MS,
+                               pSessionPresent );
+    if( mqttStatus != MQTTSuccess )
+    {
+        returnStatus = EXIT_FAILURE;
+    }
+    return returnStatus;
+}
+"""
+ESP_SDKCONFIG = """\
+CONFIG_MQTT_CLIENT_IDENTIFIER="testClient"
+CONFIG_MQTT_BROKER_ENDPOINT="a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
+CONFIG_MQTT_BROKER_PORT=8883
+CONFIG_HARDWARE_PLATFORM_NAME="ESP32"
+"""
+
+
+def _esp_demo(root: Path) -> Path:
+    (root / "main").mkdir(parents=True)
+    (root / "main" / "mqtt_demo_mutual_auth.c").write_text(ESP_COREMQTT_DEMO, encoding="utf-8")
+    (root / "sdkconfig").write_text(ESP_SDKCONFIG, encoding="utf-8")
+    return root / "main" / "mqtt_demo_mutual_auth.c"
+
+
+def test_the_coremqtt_metrics_user_name_is_a_touch_point(tmp_path):
+    # The user name line was no touch point at all, and the report said "IoT Hub's user
+    # name is added" with nothing needing a human while the metrics string stayed.
+    _esp_demo(tmp_path)
+    points = {(p.line, p.kind): p for p in scan(tmp_path).touch_points}
+    assert points[(62, "username")].verdict == "rewritten"
+    # The username/password branch (#ifdef CLIENT_USERNAME) is the program's own auth.
+    assert points[(57, "username_password")].verdict == "needs_human"
+
+
+@pytest.mark.skipif(GCC is None, reason="gcc is not installed")
+def test_the_coremqtt_metrics_user_name_becomes_iothubs(tmp_path):
+    # The demo kept sending "?SDK=FreeRTOS&Version=..." as its user name: IoT Hub refuses
+    # that CONNECT. It now sends {hub}/{device}/?api-version=...
+    repo = tmp_path / "repo"
+    source = _esp_demo(repo)
+    patch(repo, PatchOptions(hub=HUB), apply=True)
+    assert error_count(parse_c(source.read_bytes())) == 0
+    lines = (repo / "sdkconfig").read_text().splitlines()
+    (tmp_path / "sdkconfig.h").write_text(
+        "".join(f"#define {k} {v}\n" for k, v in (x.split("=", 1) for x in lines))
+    )
+    probe = tmp_path / "probe.c"
+    probe.write_text(
+        '#define tskKERNEL_VERSION_NUMBER "V10.4.3"\n#define MQTT_LIBRARY_VERSION "v2.1.1"\n'
+        f'#include "{source}"\n#include <stdio.h>\n'
+        'const char root_cert_auth_start[] __asm__("_binary_root_cert_auth_crt_start") = "aws";\n'
+        'const char root_cert_auth_end[] __asm__("_binary_root_cert_auth_crt_end") = "";\n'
+        "MQTTStatus_t MQTT_Connect(MQTTContext_t *c, const MQTTConnectInfo_t *i,"
+        " const MQTTPublishInfo_t *w, uint32_t t, bool *s) {\n"
+        '  printf("%.*s|%.*s|%u\\n", i->clientIdentifierLength, i->pClientIdentifier,'
+        " i->userNameLength, i->pUserName, (unsigned)i->keepAliveIntervalSec);\n"
+        "  (void)c; (void)w; (void)t; (void)s; return MQTTSuccess;\n}\n"
+        "int main(void) {\n"
+        "  NetworkContext_t network; MQTTContext_t context; bool present;\n"
+        "  connectToServer(&network);\n"
+        '  printf("%s\\n", network.pcHostname);\n'
+        "  return establishMqttSession(&context, true, &present);\n}\n"
+    )
+    binary = tmp_path / "probe"
+    flags = ["-std=gnu11", "-Wall", "-Werror", "-I", str(STUBS), "-I", str(tmp_path)]
+    subprocess.run([GCC, *flags, "-o", str(binary), str(probe)], check=True)
+    out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
+    host, connect = out.splitlines()
+    assert host == HUB
+    assert connect == f"testClient|{HUB}/testClient/?api-version=2021-04-12|60"
+    assert patch(repo, PatchOptions(hub=HUB)).changed == {}  # patching twice: no change
+
+
+def test_a_coremqtt_program_with_its_own_user_name_is_refused(tmp_path):
+    # Custom authorizer / username-password programs: the rewrite used to say "IoT Hub's
+    # user name is added" while leaving the program's own user name in place.
+    source = _esp_demo(tmp_path)
+    text = ESP_COREMQTT_DEMO.replace(
+        "connectInfo.pUserName = METRICS_STRING;", "connectInfo.pUserName = MY_USER;"
+    )
+    source.write_text(text, encoding="utf-8")
+    report = scan(tmp_path)
+    (user,) = [p for p in report.touch_points if p.line == 62]
+    assert (user.kind, user.verdict) == ("username_password", "needs_human")
+    source_points = report.files[0].touch_points
+    assert all(p.verdict == "needs_human" for p in source_points)
+    client_id = next(p for p in source_points if p.kind == "client_id")
+    assert "own MQTT user name (CLIENT_USERNAME_WITH_METRICS, MY_USER, " in client_id.reason
