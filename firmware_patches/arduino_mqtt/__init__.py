@@ -101,7 +101,13 @@ class ArduinoRecipe:
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
         human = dict(_HUMAN)
-        points = _topic_macros(text, touch_points(path, text, self.stack, _REWRITTEN))
+        lines = text.splitlines()
+        # A commented-out call (`// mqttClient.setId("clientId");`) is no touch point.
+        points = [
+            point
+            for point in _topic_macros(text, touch_points(path, text, self.stack, _REWRITTEN))
+            if not lines[point.line - 1].lstrip().startswith("//")
+        ]
         return [
             p.model_copy(update={"verdict": "needs_human", "reason": human[p.kind]})
             if p.kind in human
@@ -116,8 +122,11 @@ class ArduinoRecipe:
         tree = parse_cpp(source)
         before = error_count(tree)
         edits = _endpoint_edits(tree, options.hub) + _trust_edits(tree)
-        if _ARDUINO_MQTT_CLIENT.search(text):
-            edits += _mqtt_client_edits(source, tree, options.hub)
+        if _ARDUINO_MQTT_CLIENT.search(text) or any(
+            _ARDUINO_MQTT_CLIENT.search(other) for other in options.unit
+        ):
+            # A tab may use the client another tab of the sketch declares and names.
+            edits += _mqtt_client_edits(source, tree, options)
         else:
             # The IDE concatenates a sketch folder's .ino files: the client, its id and
             # the topic defines may each live in a different one.
@@ -377,17 +386,40 @@ def _buffer_edits(source: bytes, calls: dict[str, list[Node]]) -> list[Edit]:
     return edits
 
 
-def _mqtt_client_edits(source: bytes, tree: Tree, hub: str) -> list[Edit]:
-    """ArduinoMqttClient: setId names the device; the user name is set right after it."""
-    clients = {
+def _mqtt_clients(tree: Tree) -> set[str]:
+    return {
         _text(d).split("(")[0].strip()
         for declaration in _nodes(tree, "declaration")
         if _text(declaration.child_by_field_name("type")) == "MqttClient"
         for d in declaration.children_by_field_name("declarator")
     }
+
+
+def _mqtt_client_edits(source: bytes, tree: Tree, options: PatchOptions) -> list[Edit]:
+    """ArduinoMqttClient: setId names the device; the user name is set right after it.
+    The sketch's other tabs (`options.unit`) may declare the client or call setId."""
+    hub = options.hub
+    unit = [parse_cpp(other.encode()) for other in options.unit]
+    clients = _mqtt_clients(tree).union(*map(_mqtt_clients, unit))
     calls = _calls(tree, clients)
-    device, edits = _set_id_edits(source, calls)
-    if not re.search(r"#define\s+IOTHUB_USER\b", source.decode()):
+    unit_calls = [_calls(other, clients) for other in unit]
+    named = "setId" in calls or any("setId" in other for other in unit_calls)
+    given = options.device_id.mode == "literal" and not named
+    edits: list[Edit] = []
+    if given and calls.get("connect"):
+        device, edits = _given_id_edits(source, calls, options.device_id.value)
+    elif given:
+        device = ("lit", options.device_id.value)
+    elif "setId" in calls:
+        device, edits = _set_id_edits(source, calls)
+    else:
+        # Another tab names the device (and gets the user name); this one uses the id.
+        device = (
+            next((_set_id_edits(b"", other)[0] for other in unit_calls if "setId" in other), None)
+            or _set_id_edits(source, calls)[0]
+        )
+    user_here = any(b"setUsernamePassword(IOTHUB_USER" in edit.text for edit in edits)
+    if user_here and not re.search(r"#define\s+IOTHUB_USER\b", source.decode()):
         includes = [n for n in tree.root_node.children if n.type == "preproc_include"]
         at = includes[-1].end_byte if includes else 0
         user = c_concat(
@@ -431,8 +463,36 @@ def _set_id_edits(
             )
             edits.append(Edit(statement.end_byte, statement.end_byte, line.encode()))
     if device is None:
-        raise PatchRefusedError("no setId() call: the device id is unknown")
+        raise PatchRefusedError(
+            "no setId() call: ArduinoMqttClient then sends a random id (from millis()), and "
+            "IoT Hub needs the device id: pass --device-id-from literal:ID"
+        )
     return device, edits
+
+
+def _given_id_edits(
+    source: bytes, calls: dict[str, list[Node]], device_id: str
+) -> tuple[tuple[str, str], list[Edit]]:
+    """No setId() (AWS_IoT_WiFi.ino's is commented out): `--device-id-from literal:ID`
+    names the device before the first connect(), with IoT Hub's user name."""
+    call = min(calls["connect"], key=lambda node: node.start_byte)
+    statement: Node | None = call
+    while statement is not None and not statement.type.endswith("_statement"):
+        statement = statement.parent
+    function = call.child_by_field_name("function")
+    if statement is None or function is None:
+        raise PatchRefusedError("connect() outside a statement: set the id by hand")
+    client = _text(function.child_by_field_name("argument"))
+    line_start = source.rfind(b"\n", 0, statement.start_byte) + 1
+    indent = source[line_start : statement.start_byte].decode()
+    if indent.strip():
+        raise PatchRefusedError("connect() shares its line with other code: set the id by hand")
+    spelled = device_id.replace("\\", "\\\\").replace('"', '\\"')
+    lines = (
+        f'{client}.setId("{spelled}");  // the IoT Hub device id\n'
+        f'{indent}{client}.setUsernamePassword(IOTHUB_USER, "");  // no password: X.509\n{indent}'
+    )
+    return ("lit", device_id), [Edit(statement.start_byte, statement.start_byte, lines.encode())]
 
 
 def _literal_topic_edits(calls: dict[str, list[Node]], device: tuple[str, str]) -> list[Edit]:

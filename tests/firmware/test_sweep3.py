@@ -22,6 +22,7 @@ from firmware_patches._c import error_count, parse_c
 HUB = "myhub.azure-devices.net"
 STUBS = Path(__file__).parent / "stubs"
 GCC = shutil.which("gcc")
+GXX = shutil.which("g++")
 
 # aws/aws-iot-device-sdk-python, samples/basicShadow/basicShadowUpdater.py (trimmed):
 # the -w branch builds a SigV4 client and goes on configuring it.
@@ -320,3 +321,152 @@ def test_a_coremqtt_program_with_its_own_user_name_is_refused(tmp_path):
     assert all(p.verdict == "needs_human" for p in source_points)
     client_id = next(p for p in source_points if p.kind == "client_id")
     assert "own MQTT user name (CLIENT_USERNAME_WITH_METRICS, MY_USER, " in client_id.reason
+
+
+# arduino/ArduinoCloudProviderExamples, examples/AWS IoT/AWS_IoT_WiFi/AWS_IoT_WiFi.ino
+# (trimmed): Arduino's own AWS IoT sketch leaves setId() commented out, so the library
+# sends a millis()-based id.
+AWS_IOT_WIFI = """\
+#include <ArduinoBearSSL.h>
+#include <ArduinoECCX08.h>
+#include <ArduinoMqttClient.h>
+#include <WiFiNINA.h> // change to #include <WiFi101.h> for MKR1000
+
+#include "arduino_secrets.h"
+
+const char broker[]      = SECRET_BROKER;
+const char* certificate  = SECRET_CERTIFICATE;
+
+WiFiClient    wifiClient;            // Used for the TCP socket connection
+BearSSLClient sslClient(wifiClient); // Used for SSL/TLS connection, integrates with ECC508
+MqttClient    mqttClient(sslClient);
+
+void onMessageReceived(int messageSize) {}
+
+void setup() {
+  ECCX08.begin();
+  sslClient.setEccSlot(0, certificate);
+
+  // Optional, set the client id used for MQTT,
+  // each device that is connected to the broker
+  // must have a unique client id. The MQTTClient will generate
+  // a client id for you based on the millis() value if not set
+  //
+  // mqttClient.setId("clientId");
+
+  mqttClient.onMessage(onMessageReceived);
+}
+"""
+AWS_IOT_WIFI_MQTT = """\
+void connectMQTT() {
+  while (!mqttClient.connect(broker, 8883)) {
+    // failed, retry
+    delay(5000);
+  }
+
+  // subscribe to a topic
+  mqttClient.subscribe("arduino/incoming");
+}
+
+void publishMessage() {
+  // send message, the Print interface can be used to set the message contents
+  mqttClient.beginMessage("arduino/outgoing");
+  mqttClient.print("hello ");
+  mqttClient.endMessage();
+}
+
+void loop() {
+  if (!mqttClient.connected()) {
+    connectMQTT();
+  }
+  mqttClient.poll();
+  publishMessage();
+}
+"""
+AWS_IOT_WIFI_SECRETS = """\
+#define SECRET_BROKER "xxxxxxxxxxxxxx.iot.xx-xxxx-x.amazonaws.com"
+const char SECRET_CERTIFICATE[] = R"(
+-----BEGIN CERTIFICATE-----
+-----END CERTIFICATE-----
+)";
+"""
+
+
+def _aws_iot_wifi(root: Path, *, tabs: bool, set_id: bool = False) -> Path:
+    sketch = root / "AWS_IoT_WiFi"
+    sketch.mkdir(parents=True)
+    main = AWS_IOT_WIFI
+    if set_id:
+        main = main.replace('// mqttClient.setId("clientId");', 'mqttClient.setId("porch-7");')
+    if tabs:
+        (sketch / "AWS_IoT_WiFi.ino").write_text(main, encoding="utf-8")
+        (sketch / "mqtt.ino").write_text(AWS_IOT_WIFI_MQTT, encoding="utf-8")
+    else:
+        (sketch / "AWS_IoT_WiFi.ino").write_text(main + AWS_IOT_WIFI_MQTT, encoding="utf-8")
+    (sketch / "arduino_secrets.h").write_text(AWS_IOT_WIFI_SECRETS, encoding="utf-8")
+    return sketch
+
+
+def _run_sketch(tmp_path: Path, sketch: Path) -> list[str]:
+    """Build the sketch as the Arduino IDE does (main tab, then the others, prototypes
+    first) against the stub headers, run it, and return what the stub client printed."""
+    tabs = sorted(p.name for p in sketch.glob("*.ino") if p.stem != sketch.name)
+    probe = tmp_path / "probe.cpp"
+    probe.write_text(
+        "void connectMQTT();\nvoid publishMessage();\n"
+        + "".join(f'#include "{name}"\n' for name in [f"{sketch.name}.ino", *tabs])
+        + "int main() { setup(); loop(); return 0; }\n"
+    )
+    binary = tmp_path / "probe"
+    flags = ["-std=c++17", "-Wall", "-Werror", "-Wno-unused-variable", "-Wno-unused-parameter"]
+    includes = ["-I", str(STUBS / "arduino"), "-I", str(sketch)]
+    subprocess.run([GXX, *flags, *includes, "-o", str(binary), str(probe)], check=True)
+    ran = subprocess.run([str(binary)], capture_output=True, text=True, check=True)
+    return ran.stdout.splitlines()
+
+
+def test_arduino_aws_iot_wifi_without_set_id_needs_a_device_id(tmp_path):
+    _aws_iot_wifi(tmp_path, tabs=False)
+    report = scan(tmp_path)
+    topics = [p for p in report.touch_points if p.kind == "topic"]
+    assert topics
+    assert all("--device-id-from literal:ID" in p.reason for p in topics)
+
+
+@pytest.mark.skipif(GXX is None, reason="g++ is not installed")
+@pytest.mark.parametrize("tabs", [False, True])
+def test_arduino_aws_iot_wifi_takes_its_device_id_from_the_option(tmp_path, tabs):
+    # It was refused ("no setId() call") even with --device-id-from literal:ID.
+    sketch = _aws_iot_wifi(tmp_path / "repo", tabs=tabs)
+    options = PatchOptions(hub=HUB, device_id=DeviceIdSource("literal", "porch-7"))
+    outcome = patch(tmp_path / "repo", options, apply=True)
+    assert outcome.report.counts()["needs_human"] == 0, outcome.report.touch_points
+    user = f"{HUB}/porch-7/?api-version=2021-04-12"
+    events = (
+        "devices/porch-7/messages/events/"
+        "awsTopic=arduino%2Foutgoing&awsTopic1=arduino&awsTopic2=outgoing"
+    )
+    assert _run_sketch(tmp_path, sketch) == [
+        f"connect {HUB} 8883 id=porch-7 user={user} password=(none)",
+        "subscribe devices/porch-7/messages/devicebound/#",
+        f"publish {events} hello ",
+    ]
+    assert patch(tmp_path / "repo", options).changed == {}  # patching twice: no change
+
+
+@pytest.mark.skipif(GXX is None, reason="g++ is not installed")
+def test_arduinomqttclient_calls_in_another_tab_are_rewritten(tmp_path):
+    # The sketch split in tabs (the client and setId() in the main tab, connect, subscribe
+    # and beginMessage in mqtt.ino): mqtt.ino's topics were "found, but the recipe had
+    # nothing it could change here", and the sketch kept publishing to AWS topics.
+    sketch = _aws_iot_wifi(tmp_path / "repo", tabs=True, set_id=True)
+    outcome = patch(tmp_path / "repo", PatchOptions(hub=HUB), apply=True)
+    assert outcome.report.counts()["needs_human"] == 0, outcome.report.touch_points
+    assert {p.file for p in outcome.report.touch_points if p.kind == "topic"} == {
+        "AWS_IoT_WiFi/mqtt.ino"
+    }
+    user = f"{HUB}/porch-7/?api-version=2021-04-12"
+    calls = _run_sketch(tmp_path, sketch)
+    assert calls[0] == f"connect {HUB} 8883 id=porch-7 user={user} password=(none)"
+    assert calls[1] == "subscribe devices/porch-7/messages/devicebound/#"
+    assert calls[2].startswith("publish devices/porch-7/messages/events/awsTopic=arduino%2F")
