@@ -147,10 +147,14 @@ class Arrivals:
         return self._seen.get(key)
 
     async def _moving(self) -> dict[str, tuple[str, float]]:
-        """Undecided devices of active waves whose job was sent: device -> (wave, sent)."""
+        """Undecided devices of active waves whose job was sent: device -> (wave, sent).
+
+        The moment the job was sent decides, not the wave's job id: that is stored a step
+        later, and a device can get its job and connect to Azure in between.
+        """
         moving: dict[str, tuple[str, float]] = {}
         for wave in await self._store.waves():
-            if wave.state not in ACTIVE or wave.job_id is None:
+            if wave.state not in ACTIVE:
                 continue
             sent = await self._store.get_checkpoint(job_sent_key(wave.name))
             if sent is None:

@@ -13,7 +13,9 @@ import pytest
 
 from bridge.azure.events import HubEvent
 from bridge.core.machine import State
-from bridge.cutover.arrivals import device_connected_at
+from bridge.core.store import Wave, open_store
+from bridge.cutover.arrivals import Arrivals, device_connected_at
+from bridge.cutover.wave import WaveState, job_sent_key
 from bridge.metrics import Metrics
 from bridge_sim.fleet import Fleet
 from tests.cutover.conftest import iot_client, until
@@ -41,6 +43,21 @@ def test_only_the_device_connecting_as_itself_counts():
         assert device_connected_at(other) is None
     unstamped = _event("deviceConnectionStateEvents", "deviceConnected", stamp="")
     assert device_connected_at(unstamped) == 99.0  # the enqueued time instead
+
+
+async def test_a_device_connecting_before_its_wave_s_job_id_is_stored_is_seen(tmp_path):
+    # The job is sent, then its moment stored, then the wave's job id: a device that gets
+    # its job and connects in between was dropped, and its verdict waited for the next
+    # twin query (30 s by default), with a time to Azure that long.
+    event = _event("deviceConnectionStateEvents", "deviceConnected")
+    connected = device_connected_at(event)
+    async with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        await store.add_wave(Wave("w1", WaveState.RUNNING, {}), ["d1"])
+        await store.set_checkpoint(job_sent_key("w1"), repr(connected - 1))
+        arrivals = Arrivals(store, None)
+        assert await arrivals.handle("0", [event])
+        assert await arrivals.connected_at("w1", "d1") == connected
+        assert await Arrivals(store, None).connected_at("w1", "d1") == connected  # stored
 
 
 async def _readyz(settings):
