@@ -150,6 +150,12 @@ def device_in(log: EventLog, partition: int, prefix: str = "dev") -> str:
     )
 
 
+_DEVICE_AUTH = {  # what IoT Hub adds to a device's own message (and to nothing else)
+    "iothub-connection-auth-method": '{"scope":"device","type":"sas","issuer":"iothub"}',
+    "iothub-connection-auth-generation-id": "638012345678901234",
+}
+
+
 def append_telemetry(log: EventLog, device_id: str, n: int, **kwargs: Any) -> None:
     log.append(
         body=json.dumps({"device": device_id, "n": n}).encode(),
@@ -158,6 +164,7 @@ def append_telemetry(log: EventLog, device_id: str, n: int, **kwargs: Any) -> No
         message_id=f"{device_id}-{n}",
         content_type="application/json",
         content_encoding="utf-8",
+        extra_annotations=kwargs.pop("extra_annotations", _DEVICE_AUTH),
         **kwargs,
     )
 
@@ -211,8 +218,10 @@ async def test_receives_events_from_before_and_after_start(hub: Hub) -> None:
     assert system[b"content-encoding"] == b"utf-8"
     assert system[b"iothub-connection-device-id"] == devices[1].encode()
     assert system[b"iothub-message-source"] == b"Telemetry"
-    assert b"iothub-connection-auth-method" in system
-    assert b"iothub-connection-auth-generation-id" in system
+    assert system[b"iothub-connection-auth-method"] == _DEVICE_AUTH[
+        "iothub-connection-auth-method"
+    ].encode()
+    assert system[b"iothub-connection-auth-generation-id"] == b"638012345678901234"
     stored = hub.log.read(1, 0, 1)[0]
     assert system[b"iothub-enqueuedtime"] == stored.enqueued_time_ms
     assert first.enqueued_time == dt.datetime.fromtimestamp(stored.enqueued_time_ms / 1000, dt.UTC)
@@ -368,6 +377,10 @@ async def test_connection_state_events(plain_hub: Hub) -> None:
     for event in events:
         assert event.system_properties[b"iothub-message-source"] == b"deviceConnectionStateEvents"
         assert event.properties[b"hubName"] == b"myhub"
+        # IoT Hub's own notifications name the device, not how it authenticated: no auth
+        # method and no identity generation (those come with a device's own messages).
+        assert b"iothub-connection-auth-generation-id" not in event.system_properties
+        assert b"iothub-connection-auth-method" not in event.system_properties
     first, second = (json.loads(e.body_as_str())["sequenceNumber"] for e in events)
     assert len(first) == 64
     assert second > first

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -13,20 +10,7 @@ from bridge_sim.iothub.eventhub import codec
 if TYPE_CHECKING:
     from bridge_sim.iothub.eventhub.log import PartitionInfo, StoredEvent
 
-__all__ = ["SAS_AUTH_METHOD", "event_message", "generation_id"]
-
-SAS_AUTH_METHOD = json.dumps(
-    {"scope": "device", "type": "sas", "issuer": "iothub", "acceptingIpFilterRule": None},
-    separators=(",", ":"),
-)
-
-
-@functools.lru_cache(maxsize=4096)
-def generation_id(device_id: str) -> str:
-    # IoT Hub assigns an 18-digit generation id when a device identity is created; a hash of
-    # the id is stable across runs, which is all a reader can rely on.
-    digest = hashlib.sha256(device_id.encode()).digest()
-    return str(int.from_bytes(digest[:8], "big"))[:18].rjust(18, "6")
+__all__ = ["event_message"]
 
 
 def _annotations(event: StoredEvent) -> dict[str, Any]:
@@ -35,10 +19,6 @@ def _annotations(event: StoredEvent) -> dict[str, Any]:
         "x-opt-offset": codec.typed("string", str(event.offset)),
         "x-opt-enqueued-time": codec.typed("timestamp", event.enqueued_time_ms),
         "iothub-connection-device-id": codec.typed("string", event.device_id),
-        "iothub-connection-auth-method": codec.typed("string", SAS_AUTH_METHOD),
-        "iothub-connection-auth-generation-id": codec.typed(
-            "string", generation_id(event.device_id)
-        ),
         "iothub-enqueuedtime": codec.typed("timestamp", event.enqueued_time_ms),
         "iothub-message-source": codec.typed("string", event.message_source),
     }

@@ -13,8 +13,6 @@ import functools
 import struct
 from typing import TYPE_CHECKING
 
-from bridge_sim.iothub.eventhub.events import SAS_AUTH_METHOD, generation_id
-
 if TYPE_CHECKING:
     from bridge_sim.iothub.eventhub.log import StoredEvent
 
@@ -33,8 +31,6 @@ _STANDARD_KEYS = frozenset(
         "x-opt-offset",
         "x-opt-enqueued-time",
         "iothub-connection-device-id",
-        "iothub-connection-auth-method",
-        "iothub-connection-auth-generation-id",
         "iothub-enqueuedtime",
         "iothub-message-source",
         "iothub-connection-module-id",
@@ -92,10 +88,6 @@ def _device_annotations(device_id: str) -> tuple[bytes, ...]:
     return (
         _symbol("iothub-connection-device-id"),
         _string(device_id),
-        _symbol("iothub-connection-auth-method"),
-        _string(SAS_AUTH_METHOD),
-        _symbol("iothub-connection-auth-generation-id"),
-        _string(generation_id(device_id)),
     )
 
 
