@@ -122,7 +122,9 @@ class ReverseService:
 
         async def read_twin(device_id: str) -> TwinState:
             twin = await hub.get_twin(device_id)
-            return TwinState(twin.tags, twin.desired, twin.reported, twin.reported_version)
+            return TwinState(
+                twin.tags, twin.desired, twin.reported, twin.reported_version, twin.desired_version
+            )
 
         self._engine = ReverseEngine(
             store,

@@ -5,9 +5,11 @@ Who writes what after cutover (README, "The reverse path"):
 - **reported**: the device, on Azure. Each reported patch it makes is merged into the AWS
   shadows' `reported` (classic at the top level, named under `shadows.<name>`, as the
   mirror laid them out). Nothing writes a device twin's reported section but the device,
-  so this direction cannot echo; `twin_reported` marks the twin `$version` carried (per
-  identity generation), and a notification read again (at-least-once) is skipped as a
-  duplicate.
+  so this direction cannot echo; `twin_reported` marks the twin `$version` carried, and a
+  notification read again (at-least-once) is skipped as a duplicate. A device identity
+  deleted and created again starts its versions over; IoT Hub's notifications do not say
+  so (no identity generation on them), so a version at or below the mark is checked
+  against the twin before it is skipped (`_started_over`).
 - **desired**: both sides, last writer wins per key. AWS-side changes reach the twin
   through the mirror (a full replace, `replaceTwin`); Azure-side patches (`updateTwin`)
   reach AWS here. Echoes are cut on both sides: a `replaceTwin` is the mirror's own write
@@ -61,6 +63,11 @@ class TwinState:
     desired: Mapping[str, Any]
     reported: Mapping[str, Any]
     reported_version: int
+    desired_version: int = 0
+
+    def version(self, section: str) -> int:
+        """The `$version` of `section` (desired or reported)."""
+        return self.reported_version if section == "reported" else self.desired_version
 
 
 TwinReader = Callable[[str], Awaitable[TwinState]]
@@ -130,7 +137,9 @@ class TwinSync:
         direction = REPORTED if change.section == "reported" else DESIRED
         mark = await self._store.sync_mark(change.device_id, direction, change.generation)
         if mark is not None and change.version <= mark.version:
-            return "duplicate"
+            if change.generation or not await self._started_over(change, mark.version):
+                return "duplicate"
+            mark = None  # a new identity under the same name: its versions started over
         if change.from_mirror:
             # The mirror replaces twins whole; what it wrote came from AWS.
             await self._mark(change, direction)
@@ -160,6 +169,27 @@ class TwinSync:
                 )
         await self._mark(change, direction)
         return "written"
+
+    async def _started_over(self, change: TwinChange, marked: int) -> bool:
+        """Whether the twin's section is now below the version carried last: the device
+        identity was deleted and created again, and its versions started over.
+
+        IoT Hub's twin notifications carry no identity generation (only a device's own
+        messages do), so a version at or below the mark is a notification read again
+        (at-least-once) or one of a new identity. Versions only grow within an identity,
+        so a twin read settles it; this read happens only for those notifications.
+        """
+        twin = await self._read_twin(change.device_id)
+        if twin.version(change.section) >= marked:
+            return False
+        _log.info(
+            "reverse.twin_started_over",
+            device_id=change.device_id,
+            section=change.section,
+            carried_version=marked,
+            twin_version=twin.version(change.section),
+        )
+        return True
 
     def _patches(
         self, change: TwinChange, view: DeviceView

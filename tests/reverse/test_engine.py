@@ -241,10 +241,28 @@ async def test_messages_without_a_topic_or_refused_are_dead_lettered(store):
     assert aws.published == []
 
 
+def twin_at(reported, reported_version, desired_version):
+    async def read(_device_id):
+        return TwinState({}, {}, reported, reported_version, desired_version)
+
+    return read
+
+
+def engine_reading(store, aws, read_twin):
+    return ReverseEngine(
+        store,
+        aws,
+        TwinSync(store, aws, read_twin),
+        templates=TopicTemplates(None, {}),
+        metrics=Metrics.create(),
+        options=EngineOptions(state_ttl=0),
+    )
+
+
 async def test_twin_changes_reach_shadows_once_and_the_mirror_s_replaces_never(store):
     await device(store, "moved", TO_CUT_OVER)
     aws = Aws()
-    reverse = engine(store, aws)
+    reverse = engine_reading(store, aws, twin_at({"t": 1, "shadows": {"cfg": {"m": "eco"}}}, 2, 6))
     reported = twin_change("moved", 1, "reported", {"t": 1, "shadows": {"cfg": {"m": "eco"}}}, 2)
     replaced = twin_change("moved", 2, "desired", {"fan": 9}, 5, op_type="replaceTwin")
     patched = twin_change("moved", 3, "desired", {"fan": 3}, 6)
@@ -255,6 +273,39 @@ async def test_twin_changes_reach_shadows_once_and_the_mirror_s_replaces_never(s
         ("moved", "cfg", "reported", {"m": "eco"}),
         ("moved", None, "desired", {"fan": 3}),
     ]
+
+
+async def test_a_device_created_again_on_azure_has_its_reports_carried_from_version_1(store):
+    # IoT Hub's twin notifications carry no identity generation. A device deleted on Azure
+    # and created again (by an operator, or by the mirror putting it back) counts its
+    # versions from 1 again: those reports must not be taken for ones read again.
+    await device(store, "moved", TO_CUT_OVER)
+    aws = Aws()
+    before = engine_reading(store, aws, twin_at({"t": 1}, 50, 1))
+    assert await before.handle("0", [twin_change("moved", 1, "reported", {"t": 1}, 50)])
+    after = engine_reading(store, aws, twin_at({"t": 2}, 2, 1))
+    assert await after.handle("0", [twin_change("moved", 2, "reported", {"t": 2}, 2)])
+    assert aws.shadows == [
+        ("moved", None, "reported", {"t": 1}),
+        ("moved", None, "reported", {"t": 2}),
+    ]
+
+
+async def test_a_report_read_again_is_skipped_after_a_look_at_the_twin(store):
+    await device(store, "moved", TO_CUT_OVER)
+    aws = Aws()
+    reads = []
+
+    async def twin(device_id):
+        reads.append(device_id)
+        return TwinState({}, {}, {"t": 3}, 7)
+
+    reverse = engine_reading(store, aws, twin)
+    first = twin_change("moved", 1, "reported", {"t": 3}, 7)
+    assert await reverse.handle("0", [first])
+    assert await reverse.handle("0", [first])  # at-least-once: the same notification again
+    assert aws.shadows == [("moved", None, "reported", {"t": 3})]
+    assert reads == ["moved", "moved"]  # the first report's whole section, then the check
 
 
 async def test_the_first_report_carried_brings_the_whole_reported_section(store):
