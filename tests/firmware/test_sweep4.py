@@ -94,3 +94,46 @@ def test_root_ca_and_certificate_in_a_comment_are_not_touch_points(tmp_path):
     text = patch(tmp_path, PatchOptions(hub=HUB)).changed["myFirstIotPublish.py"]
     compile(text, "myFirstIotPublish.py", "exec")
     assert 'amazonaws.com", 8883' not in text
+
+
+# arduino/ArduinoCloudProviderExamples, examples/AWS IoT/AWS_IoT_WiFi/AWS_IoT_WiFi.ino
+# (trimmed): BearSSLClient is built on the library's own trust-anchor table, so there is
+# no PEM for the patch to swap for IoT Hub's roots.
+BEARSSL_SKETCH = """\
+#include <ArduinoBearSSL.h>
+#include <ArduinoECCX08.h>
+#include <ArduinoMqttClient.h>
+#include <WiFiNINA.h>
+
+const char broker[] = "xxxxxxxxxxxxxx-ats.iot.us-east-1.amazonaws.com";
+const char* certificate = SECRET_CERTIFICATE;
+
+WiFiClient    wifiClient;            // Used for the TCP socket connection
+BearSSLClient sslClient(wifiClient); // Used for SSL/TLS connection, integrates with ECC508
+MqttClient    mqttClient(sslClient);
+
+void setup() {
+  ECCX08.begin();
+  sslClient.setEccSlot(0, certificate);
+  mqttClient.setId("porch-7");
+  while (!mqttClient.connect(broker, 8883)) {
+    delay(5000);
+  }
+}
+"""
+
+
+def test_a_bearssl_client_says_what_a_human_must_do_for_iothubs_roots(tmp_path):
+    sketch = tmp_path / "AWS_IoT_WiFi"
+    sketch.mkdir()
+    (sketch / "AWS_IoT_WiFi.ino").write_text(BEARSSL_SKETCH, encoding="utf-8")
+    report = scan(tmp_path)
+    (trust,) = [p for p in report.touch_points if p.kind == "root_ca"]
+    assert trust.line == _line(BEARSSL_SKETCH, "BearSSLClient sslClient")
+    assert trust.verdict == "needs_human"
+    for needed in ("DigiCert Global Root G2", "Microsoft RSA Root CA 2017", "brssl ta"):
+        assert needed in trust.reason
+    # the rest of the sketch is still rewritten
+    text = patch(tmp_path, PatchOptions(hub=HUB)).changed["AWS_IoT_WiFi/AWS_IoT_WiFi.ino"]
+    assert "amazonaws.com" not in text
+    assert "setUsernamePassword(IOTHUB_USER" in text
