@@ -6,11 +6,18 @@ test) and fails without the fix it guards.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
+
 from bridge.firmware import PatchOptions, patch, scan
+from firmware_patches._c import error_count, parse_c
 
 HUB = "myhub.azure-devices.net"
+STUBS = Path(__file__).parent / "stubs"
+GCC = shutil.which("gcc")
 
 
 def _points(root: Path, name: str) -> list[tuple[int, str, str]]:
@@ -137,3 +144,193 @@ def test_a_bearssl_client_says_what_a_human_must_do_for_iothubs_roots(tmp_path):
     text = patch(tmp_path, PatchOptions(hub=HUB)).changed["AWS_IoT_WiFi/AWS_IoT_WiFi.ino"]
     assert "amazonaws.com" not in text
     assert "setUsernamePassword(IOTHUB_USER" in text
+
+
+# aws/aws-iot-device-sdk-embedded-C, demos/mqtt/mqtt_demo_mutual_auth/demo_config.h and
+# mqtt_demo_mutual_auth.c (trimmed; the endpoint and certificate paths filled in as the
+# demo's README asks). Its settings are AWS_IOT_ENDPOINT and CLIENT_IDENTIFIER, the
+# latter inside #ifndef so the build may pass -DCLIENT_IDENTIFIER; the root CA is a file.
+EMBEDDED_C_CONFIG = """\
+#ifndef DEMO_CONFIG_H_
+#define DEMO_CONFIG_H_
+
+/**
+ * @brief Details of the MQTT broker to connect to.
+ *
+ * @note Your AWS IoT Core endpoint can be found in the AWS IoT console under
+ * Settings/Custom Endpoint, or using the describe-endpoint API.
+ */
+#define AWS_IOT_ENDPOINT               "a1b2c3d4e5f6g7-ats.iot.us-west-2.amazonaws.com"
+
+#define AWS_MQTT_PORT    ( 8883 )
+
+#ifndef ROOT_CA_CERT_PATH
+    #define ROOT_CA_CERT_PATH    "certificates/AmazonRootCA1.crt"
+#endif
+
+#define CLIENT_CERT_PATH    "certificates/device.pem.crt"
+
+#define CLIENT_PRIVATE_KEY_PATH    "certificates/private.pem.key"
+
+/**
+ * @brief MQTT client identifier.
+ *
+ * No two clients may use the same client identifier simultaneously.
+ */
+#ifndef CLIENT_IDENTIFIER
+    #define CLIENT_IDENTIFIER    "testclient"
+#endif
+
+#define OS_NAME                   "Ubuntu"
+#define OS_VERSION                "18.04 LTS"
+#define HARDWARE_PLATFORM_NAME    "Posix"
+
+#endif /* ifndef DEMO_CONFIG_H_ */
+"""
+EMBEDDED_C_DEMO = """\
+#include <stdlib.h>
+#include <string.h>
+
+/* Include Demo Config as the first non-system header. */
+#include "demo_config.h"
+
+/* MQTT API headers. */
+#include "core_mqtt.h"
+
+#ifndef ROOT_CA_CERT_PATH
+    #error "Please define path to Root CA certificate of the MQTT broker(ROOT_CA_CERT_PATH)."
+#endif
+
+#define CLIENT_IDENTIFIER_LENGTH    ( ( uint16_t ) ( sizeof( CLIENT_IDENTIFIER ) - 1 ) )
+#define MQTT_EXAMPLE_TOPIC                  CLIENT_IDENTIFIER "/example/topic"
+#define MQTT_EXAMPLE_TOPIC_LENGTH           ( ( uint16_t ) ( sizeof( MQTT_EXAMPLE_TOPIC ) - 1 ) )
+#define MQTT_EXAMPLE_MESSAGE                "Hello World!"
+#define MQTT_KEEP_ALIVE_INTERVAL_SECONDS    ( 60U )
+#define CONNACK_RECV_TIMEOUT_MS             ( 1000U )
+#define MQTT_LIB    "core-mqtt@" MQTT_LIBRARY_VERSION
+#define METRICS_STRING                      "?SDK=" OS_NAME "&Version=" OS_VERSION \\
+    "&Platform=" HARDWARE_PLATFORM_NAME "&MQTTLib=" MQTT_LIB
+#define METRICS_STRING_LENGTH               ( ( uint16_t ) ( sizeof( METRICS_STRING ) - 1 ) )
+
+#ifdef CLIENT_USERNAME
+    #define CLIENT_USERNAME_WITH_METRICS    CLIENT_USERNAME METRICS_STRING
+#endif
+
+const char * rootCaPath( void )
+{
+    return ROOT_CA_CERT_PATH;
+}
+
+int establishMqttSession( MQTTContext_t * pMqttContext,
+                          bool createCleanSession,
+                          bool * pSessionPresent )
+{
+    MQTTStatus_t mqttStatus;
+    MQTTConnectInfo_t connectInfo = { 0 };
+
+    connectInfo.cleanSession = createCleanSession;
+    connectInfo.pClientIdentifier = CLIENT_IDENTIFIER;
+    connectInfo.clientIdentifierLength = CLIENT_IDENTIFIER_LENGTH;
+    connectInfo.keepAliveIntervalSec = MQTT_KEEP_ALIVE_INTERVAL_SECONDS;
+
+    #ifdef CLIENT_USERNAME
+        connectInfo.pUserName = CLIENT_USERNAME_WITH_METRICS;
+        connectInfo.userNameLength = strlen( CLIENT_USERNAME_WITH_METRICS );
+        connectInfo.pPassword = CLIENT_PASSWORD;
+        connectInfo.passwordLength = strlen( CLIENT_PASSWORD );
+    #else
+        connectInfo.pUserName = METRICS_STRING;
+        connectInfo.userNameLength = METRICS_STRING_LENGTH;
+        /* Password for authentication is not used. */
+        connectInfo.pPassword = NULL;
+        connectInfo.passwordLength = 0U;
+    #endif /* ifdef CLIENT_USERNAME */
+
+    mqttStatus = MQTT_Connect( pMqttContext, &connectInfo, NULL, CONNACK_RECV_TIMEOUT_MS,
+                               pSessionPresent );
+    return mqttStatus == MQTTSuccess ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+int publishToTopic( MQTTContext_t * pMqttContext )
+{
+    MQTTPublishInfo_t publishInfo = { 0 };
+
+    publishInfo.qos = MQTTQoS1;
+    publishInfo.pTopicName = MQTT_EXAMPLE_TOPIC;
+    publishInfo.topicNameLength = MQTT_EXAMPLE_TOPIC_LENGTH;
+    publishInfo.pPayload = MQTT_EXAMPLE_MESSAGE;
+    publishInfo.payloadLength = strlen( MQTT_EXAMPLE_MESSAGE );
+
+    return MQTT_Publish( pMqttContext, &publishInfo, MQTT_GetPacketId( pMqttContext ) );
+}
+"""
+EMBEDDED_C_DIR = "demos/mqtt/mqtt_demo_mutual_auth"
+
+
+def _embedded_c_demo(root: Path) -> Path:
+    demo = root / EMBEDDED_C_DIR
+    demo.mkdir(parents=True)
+    (demo / "demo_config.h").write_text(EMBEDDED_C_CONFIG, encoding="utf-8")
+    (demo / "mqtt_demo_mutual_auth.c").write_text(EMBEDDED_C_DEMO, encoding="utf-8")
+    return demo
+
+
+@pytest.mark.skipif(GCC is None, reason="gcc is not installed")
+@pytest.mark.parametrize("build_id", [None, "porch-7"])
+def test_the_embedded_c_demo_connects_to_iothub_with_its_user_name(tmp_path, build_id):
+    # demo_config.h was the generic recipe's: the source's metrics user name became
+    # democonfigCLIENT_USERNAME, which nothing defined, so the demo no longer compiled.
+    demo = _embedded_c_demo(tmp_path / "repo")
+    outcome = patch(tmp_path / "repo", PatchOptions(hub=HUB), apply=True)
+    assert outcome.report.files[0].stack == "c_coremqtt"
+    for name in ("demo_config.h", "mqtt_demo_mutual_auth.c"):
+        assert error_count(parse_c((demo / name).read_bytes())) == 0
+    probe = tmp_path / "probe.c"
+    probe.write_text(
+        '#define MQTT_LIBRARY_VERSION "v2.1.1"\n'
+        f'#include "{demo / "mqtt_demo_mutual_auth.c"}"\n#include <stdio.h>\n'
+        "MQTTStatus_t MQTT_Connect(MQTTContext_t *c, const MQTTConnectInfo_t *i,"
+        " const MQTTPublishInfo_t *w, uint32_t t, bool *s) {\n"
+        '  printf("%.*s|%.*s\\n", i->clientIdentifierLength, i->pClientIdentifier,'
+        " i->userNameLength, i->pUserName);\n"
+        "  (void)c; (void)w; (void)t; (void)s; return MQTTSuccess;\n}\n"
+        "MQTTStatus_t MQTT_Publish(MQTTContext_t *c, const MQTTPublishInfo_t *p, uint16_t i)"
+        " { (void)c; (void)p; (void)i; return MQTTSuccess; }\n"
+        "uint16_t MQTT_GetPacketId(MQTTContext_t *c) { (void)c; return 1; }\n"
+        "int main(void) {\n"
+        "  MQTTContext_t context; bool present;\n"
+        '  printf("%s\\n", AWS_IOT_ENDPOINT);\n'
+        "  return establishMqttSession(&context, true, &present);\n}\n"
+    )
+    binary = tmp_path / "probe"
+    flags = ["-std=gnu11", "-Wall", "-Werror", "-I", str(STUBS), "-I", str(demo)]
+    if build_id:
+        flags.append(f'-DCLIENT_IDENTIFIER="{build_id}"')
+    subprocess.run([GCC, *flags, "-o", str(binary), str(probe)], check=True)
+    out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
+    device = build_id or "testclient"
+    assert out.splitlines() == [HUB, f"{device}|{HUB}/{device}/?api-version=2021-04-12"]
+    assert patch(tmp_path / "repo", PatchOptions(hub=HUB)).changed == {}  # idempotent
+
+
+def test_the_embedded_c_demos_root_ca_file_and_own_topic_need_a_human(tmp_path):
+    # Both were reported "rewritten" while the demo kept loading AmazonRootCA1.crt and
+    # publishing to testclient/example/topic, which IoT Hub refuses.
+    _embedded_c_demo(tmp_path)
+    source = f"{EMBEDDED_C_DIR}/mqtt_demo_mutual_auth.c"
+    config = f"{EMBEDDED_C_DIR}/demo_config.h"
+    points = {(p.file, p.line, p.kind): p for p in scan(tmp_path).touch_points}
+    for file, text, needle, kind in [
+        (config, EMBEDDED_C_CONFIG, '"certificates/AmazonRootCA1.crt"', "root_ca"),
+        (source, EMBEDDED_C_DEMO, "return ROOT_CA_CERT_PATH;", "root_ca"),
+        (source, EMBEDDED_C_DEMO, "#define MQTT_EXAMPLE_TOPIC ", "topic"),
+        (source, EMBEDDED_C_DEMO, "return MQTT_Publish(", "topic"),
+    ]:
+        point = points[file, _line(text, needle), kind]
+        assert point.verdict == "needs_human", point
+    root_ca = points[config, _line(EMBEDDED_C_CONFIG, "AmazonRootCA1.crt"), "root_ca"]
+    assert "ROOT_CA_CERT_PATH" in root_ca.reason
+    assert "DigiCert Global Root G2" in root_ca.reason
+    # what the patch does do is still claimed
+    user = points[source, _line(EMBEDDED_C_DEMO, "pUserName = METRICS_STRING"), "username"]
+    assert user.verdict == "rewritten"
