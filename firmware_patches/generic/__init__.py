@@ -59,6 +59,45 @@ _LOOKUP = re.compile(
 _DOTENV_VALUE = re.compile(r"""^(\w+=)(["']?)([^"'\n]*)\2$""", re.MULTILINE)
 
 
+# MQTT clients in C no recipe rewrites: the connect call is where a human starts.
+_UNSUPPORTED_CLIENTS = (
+    (re.compile(r"\bmosquitto_connect(?:_async|_bind)?\s*\("), "libmosquitto"),
+    (re.compile(r"\bMQTTClient_connect\s*\("), "Eclipse Paho C (MQTTClient)"),
+    (re.compile(r"\bMQTTAsync_connect\s*\("), "Eclipse Paho C (MQTTAsync)"),
+)
+UNSUPPORTED_CLIENT = (
+    "{library} is not rewritten by iot-bridge: by hand, connect to the IoT Hub host on "
+    "port 8883 with the client id = the device id, the user name "
+    "{{hub}}/{{device id}}/?api-version=2021-04-12 and no password, TLS trusting DigiCert "
+    "Global Root G2 and Microsoft RSA Root CA 2017 with the device's certificate and key; "
+    "publish telemetry to devices/{{device id}}/messages/events/ and take commands from "
+    "devices/{{device id}}/messages/devicebound/#"
+)
+
+
+def _unsupported_clients(path: str, text: str, stack: str) -> list[TouchPoint]:
+    if not path.endswith(_C_FAMILY):
+        return []
+    points = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        code = line.split("//", 1)[0]
+        for pattern, library in _UNSUPPORTED_CLIENTS:
+            if pattern.search(code) and not code.lstrip().startswith(("*", "/*")):
+                reason = UNSUPPORTED_CLIENT.format(library=library)
+                points.append(
+                    TouchPoint(
+                        file=path,
+                        line=number,
+                        kind="mqtt_client",
+                        stack=stack,
+                        verdict="needs_human",
+                        reason=reason,
+                    )
+                )
+                break
+    return points
+
+
 def _kconfig(path: str) -> bool:
     return path.rsplit("/", 1)[-1].startswith("Kconfig")
 
@@ -129,7 +168,8 @@ class GenericRecipe:
                 else p
                 for p in points
             ]
-        return points
+        clients = _unsupported_clients(path, text, self.stack)
+        return sorted([*points, *clients], key=lambda point: point.line) if clients else points
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
         if _sdkconfig(path):

@@ -334,3 +334,61 @@ def test_the_embedded_c_demos_root_ca_file_and_own_topic_need_a_human(tmp_path):
     # what the patch does do is still claimed
     user = points[source, _line(EMBEDDED_C_DEMO, "pUserName = METRICS_STRING"), "username"]
     assert user.verdict == "rewritten"
+
+
+# aws/aws-iot-device-sdk-embedded-C, demos/jobs/jobs_demo_mosquitto/jobs_demo_mosquitto.c
+# (trimmed): AWS's Jobs library on libmosquitto, a client no recipe rewrites.
+MOSQUITTO_JOBS = r"""#include <mosquitto.h>
+#include "demo_config.h"
+#include "jobs.h"
+
+static void usage( const char * programName )
+{
+    fprintf( stderr,
+             "$ %s -n device1 -h abcdefg123.iot.us-east-1.amazonaws.com \\\n"
+             "  --certfile bbaf123456-certificate.pem.crt --keyfile bbaf123456-private.pem.key\n",
+             programName );
+}
+
+static bool connect( handle_t * h )
+{
+    int ret = mosquitto_tls_set( h->m, h->cafile, h->capath, h->certfile, h->keyfile, NULL );
+
+    if( ret == MOSQ_ERR_SUCCESS )
+    {
+        info( "Connecting to %s, port %d.", h->host, h->port );
+        ret = mosquitto_connect( h->m, h->host, h->port, MQTT_KEEP_ALIVE );
+    }
+
+    return ret == MOSQ_ERR_SUCCESS;
+}
+
+static bool sendStartNext( handle_t * h )
+{
+    char topic[ JOBS_API_MAX_LENGTH( JOBS_THINGNAME_MAX_LENGTH ) ];
+    JobsStatus_t jobs_ret;
+
+    jobs_ret = Jobs_StartNext( topic,
+                               sizeof( topic ),
+                               h->name,
+                               h->nameLength,
+                               NULL );
+    ( void ) jobs_ret;
+    return mosquitto_publish( h->m, NULL, topic, 0, NULL, MQTT_QOS, false ) == MOSQ_ERR_SUCCESS;
+}
+"""
+
+
+def test_a_libmosquitto_program_says_what_a_human_must_do(tmp_path):
+    # It was reported by its usage text alone: nothing said that the client itself, a
+    # library no recipe rewrites, has to be moved to IoT Hub by hand.
+    (tmp_path / "jobs_demo_mosquitto.c").write_text(MOSQUITTO_JOBS, encoding="utf-8")
+    report = scan(tmp_path)
+    points = {(p.line, p.kind): p for p in report.touch_points}
+    client = points[_line(MOSQUITTO_JOBS, "ret = mosquitto_connect("), "mqtt_client"]
+    assert client.verdict == "needs_human"
+    for needed in ("libmosquitto", "/?api-version=2021-04-12", "DigiCert Global Root G2"):
+        assert needed in client.reason
+    jobs = points[_line(MOSQUITTO_JOBS, "Jobs_StartNext("), "jobs"]
+    assert jobs.verdict == "needs_human"
+    assert report.counts()["rewritten"] == 0
