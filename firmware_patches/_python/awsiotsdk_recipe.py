@@ -48,6 +48,19 @@ _REFUSED_BUILDERS = {
     "mtls_with_pkcs11": "PKCS#11 key: wire it into azure-iot-device by hand",
 }
 _WEBSOCKET = "websockets_with_default_aws_signing"
+# MQTT 5 (awsiot.mqtt5_client_builder, awscrt.mqtt5, the V2 service clients on
+# mqtt_request_response): the adapter answers the MQTT 3 connection's calls only, and
+# IoT Hub speaks MQTT 3.1.1.
+_MQTT5 = re.compile(
+    r"\bmqtt5_client_builder\b|^\s*from\s+awscrt\s+import\s[^\n]*\bmqtt5\b|"
+    r"\bawscrt\.mqtt5\b|\bIot\w+ClientV2\b|\bmqtt_request_response\b",
+    re.MULTILINE,
+)
+MQTT5_REFUSED = (
+    "MQTT 5 client ({}): IoT Hub speaks MQTT 3.1.1, and user properties, topic aliases, "
+    "session expiry and the V2 request/response service clients have no IoT Hub "
+    "equivalent: port the program to azure-iot-device by hand"
+)
 _CONNECTION_CALLS = {
     "connect": "iothub_connect",
     "disconnect": "iothub_disconnect",
@@ -93,6 +106,9 @@ class AwsIotSdkRecipe:
         return points if blocks is None else mark_branch(points, blocks)
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        mqtt5 = _MQTT5.search(text)
+        if mqtt5 is not None:
+            raise PatchRefusedError(MQTT5_REFUSED.format(mqtt5.group().strip()))
         module = parse(path, text)
         builders = set()
         for name in (*_BUILDERS, *_REFUSED_BUILDERS):

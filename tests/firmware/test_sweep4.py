@@ -392,3 +392,108 @@ def test_a_libmosquitto_program_says_what_a_human_must_do(tmp_path):
     jobs = points[_line(MOSQUITTO_JOBS, "Jobs_StartNext("), "jobs"]
     assert jobs.verdict == "needs_human"
     assert report.counts()["rewritten"] == 0
+
+
+# aws/aws-iot-device-sdk-python-v2, samples/mqtt5_pubsub.py (trimmed, the 2025 layout).
+MQTT5_PUBSUB = """\
+import argparse, uuid
+
+parser = argparse.ArgumentParser(description="MQTT5 pub/sub sample (mTLS).")
+parser.add_argument("--endpoint", required=True, dest="input_endpoint", help="IoT endpoint")
+parser.add_argument("--cert", required=True, dest="input_cert", help="Client cert (PEM)")
+parser.add_argument("--key", required=True, dest="input_key", help="Client private key (PEM)")
+parser.add_argument("--topic", default="test/topic", dest="input_topic", help="Topic")
+cmdData = parser.parse_args()
+
+from awsiot import mqtt5_client_builder
+from awscrt import mqtt5, http
+import json
+from concurrent.futures import Future
+
+TIMEOUT = 100
+future_connection_success = Future()
+
+def on_publish_received(publish_packet_data):
+    publish_packet = publish_packet_data.publish_packet
+    print("Received message from topic'{}':{}".format(publish_packet.topic, publish_packet.payload))
+
+def on_lifecycle_connection_success(lifecycle_connect_success_data):
+    future_connection_success.set_result(lifecycle_connect_success_data)
+
+if __name__ == '__main__':
+    client = mqtt5_client_builder.mtls_from_path(
+        endpoint=cmdData.input_endpoint,
+        port=8883,
+        cert_filepath=cmdData.input_cert,
+        pri_key_filepath=cmdData.input_key,
+        on_publish_received=on_publish_received,
+        on_lifecycle_connection_success=on_lifecycle_connection_success,
+        client_id="mqtt5-sample")
+    client.start()
+    future_connection_success.result(TIMEOUT)
+    subscribe_future = client.subscribe(subscribe_packet=mqtt5.SubscribePacket(
+        subscriptions=[mqtt5.Subscription(
+            topic_filter=cmdData.input_topic,
+            qos=mqtt5.QoS.AT_LEAST_ONCE)]
+    ))
+    subscribe_future.result(TIMEOUT)
+    publish_future = client.publish(mqtt5.PublishPacket(
+        topic=cmdData.input_topic,
+        payload=json.dumps("hello"),
+        qos=mqtt5.QoS.AT_LEAST_ONCE
+    ))
+    publish_future.result(TIMEOUT)
+    client.stop()
+"""
+
+# aws/aws-iot-device-sdk-python-v2, samples/service_clients/shadow.py (trimmed): the V2
+# shadow client over MQTT 5's request/response layer.
+SHADOW_V2 = """\
+from awsiot import iotshadow, mqtt5_client_builder
+from awscrt import mqtt5, mqtt_request_response
+import argparse, json
+
+parser = argparse.ArgumentParser(description="AWS IoT Shadow sandbox application")
+parser.add_argument('--endpoint', required=True, help="AWS IoT endpoint to connect to")
+parser.add_argument('--cert', required=True, help="Path to the certificate file")
+parser.add_argument('--key', required=True, help="Path to the private key file")
+parser.add_argument('--thing', required=True, help="Name of the IoT thing to interact with")
+args = parser.parse_args()
+
+mqtt5_client = mqtt5_client_builder.mtls_from_path(
+    endpoint=args.endpoint,
+    port=8883,
+    cert_filepath=args.cert,
+    pri_key_filepath=args.key,
+    clean_session=True,
+    keep_alive_secs=1200)
+mqtt5_client.start()
+
+rr_options = mqtt_request_response.ClientOptions(
+    max_request_response_subscriptions = 2,
+    max_streaming_subscriptions = 2,
+    operation_timeout_in_seconds = 30,
+)
+shadow_client = iotshadow.IotShadowClientV2(mqtt5_client, rr_options)
+
+request = iotshadow.UpdateShadowRequest(thing_name=args.thing)
+request.state = iotshadow.ShadowState(reported=json.loads('{"color": "green"}'))
+response = shadow_client.update_shadow(request).result()
+mqtt5_client.stop()
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [("mqtt5_pubsub.py", MQTT5_PUBSUB), ("shadow.py", SHADOW_V2)]
+)
+def test_an_awsiotsdk_mqtt5_program_is_refused_as_a_whole(tmp_path, name, text):
+    # The MQTT 5 builder was left alone (the program still connected to AWS) while its
+    # topics were reported "rewritten", its QoS enums became ints and an adapter for the
+    # MQTT 3 connection was injected that nothing called.
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    assert outcome.changed == {}
+    points = outcome.report.touch_points
+    assert points
+    assert {p.verdict for p in points} == {"needs_human"}
+    assert all("MQTT 5 client" in p.reason for p in points), points
