@@ -141,7 +141,7 @@ RULES: tuple[Rule, ...] = (
 # line by line. Literals only, matched case-sensitively on lowered data: an inline (?i)
 # group makes Python's regex engine about seven times slower on a 50,000-file tree.
 _NEEDLES = (
-    "amazonaws.com", "$aws/", "awsiot", "aws-iot", "aws_iot", "amazonrootca",
+    "amazonaws.com", "$aws/", "awsiot", "awscrt", "aws-iot", "aws_iot", "amazonrootca",
     "describe-endpoint", "iot-data", "greengrass", "umqtt", "paho", "pubsubclient",
     "mqttclient", "esp_mqtt", "core_mqtt", "coremqtt", "mqtt_client", "private key",
     "clientcredential", "wifi_pass", "wifipass", "wlan.connect", "passphrase", "_pass",

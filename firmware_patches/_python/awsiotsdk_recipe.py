@@ -56,6 +56,15 @@ _MQTT5 = re.compile(
     r"\bawscrt\.mqtt5\b|\bIot\w+ClientV2\b|\bmqtt_request_response\b",
     re.MULTILINE,
 )
+# The awscrt connection built by hand (the SDK's 2019 samples, programs on awscrt alone):
+# only mqtt_connection_builder's connection is rewritten, so the hand-built one would keep
+# talking to AWS while the shadow and jobs clients around it became IoT Hub's.
+_RAW_CONNECTION = re.compile(r"\b(?:mqtt|awscrt\.mqtt)\.(?:Connection|Client)\s*\(")
+RAW_CONNECTION_REFUSED = (
+    "awscrt MQTT connection built by hand (mqtt.Client/mqtt.Connection): only "
+    "mqtt_connection_builder.mtls_from_path connections are rewritten; build it with that "
+    "builder or port the connection to azure-iot-device by hand"
+)
 MQTT5_REFUSED = (
     "MQTT 5 client ({}): IoT Hub speaks MQTT 3.1.1, and user properties, topic aliases, "
     "session expiry and the V2 request/response service clients have no IoT Hub "
@@ -97,6 +106,8 @@ class AwsIotSdkRecipe:
         return path.endswith(".py") and (
             "from awsiot" in text
             or "import awsiot" in text
+            or "from awscrt" in text
+            or "import awscrt" in text
             or "IoT Hub device client adapter" in text
         )
 
@@ -109,6 +120,8 @@ class AwsIotSdkRecipe:
         mqtt5 = _MQTT5.search(text)
         if mqtt5 is not None:
             raise PatchRefusedError(MQTT5_REFUSED.format(mqtt5.group().strip()))
+        if _RAW_CONNECTION.search(text) and re.search(r"\bawscrt\b", text):
+            raise PatchRefusedError(RAW_CONNECTION_REFUSED)
         module = parse(path, text)
         builders = set()
         for name in (*_BUILDERS, *_REFUSED_BUILDERS):

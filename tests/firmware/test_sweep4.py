@@ -497,3 +497,100 @@ def test_an_awsiotsdk_mqtt5_program_is_refused_as_a_whole(tmp_path, name, text):
     assert points
     assert {p.verdict for p in points} == {"needs_human"}
     assert all("MQTT 5 client" in p.reason for p in points), points
+
+
+# aws/aws-iot-device-sdk-python-v2, samples/jobs.py as of 2019 (trimmed; the module was
+# later renamed from aws_crt to awscrt, as here): the connection is built by hand.
+JOBS_RAW_CONNECTION = """\
+import argparse
+from awscrt import io, mqtt
+from awsiot import iotjobs
+
+parser = argparse.ArgumentParser(description="Jobs sample runs all pending job executions.")
+parser.add_argument('--endpoint', required=True, help="Your AWS IoT custom endpoint")
+parser.add_argument('--cert', required=True, help="File path to your client certificate")
+parser.add_argument('--key', required=True, help="File path to your private key file")
+parser.add_argument('--root-ca', help="File path to root certificate authority, in PEM format.")
+parser.add_argument('--client-id', default='samples-client-id', help="Client ID for MQTT.")
+parser.add_argument('--thing-name', required=True, help="The name assigned to your IoT Thing")
+
+def on_next_job_execution_changed(event):
+    print("Received Next Job Execution Changed event: {}".format(event.execution))
+
+if __name__ == '__main__':
+    args = parser.parse_args()
+    event_loop_group = io.EventLoopGroup(1)
+    client_bootstrap = io.ClientBootstrap(event_loop_group)
+
+    tls_options = io.TlsContextOptions.create_client_with_mtls(args.cert, args.key)
+    if args.root_ca:
+        tls_options.override_default_trust_store(ca_path=None, ca_file=args.root_ca)
+    tls_context = io.ClientTlsContext(tls_options)
+
+    mqtt_client = mqtt.Client(client_bootstrap, tls_context)
+
+    port = 443 if io.is_alpn_available() else 8883
+    mqtt_connection = mqtt.Connection(
+            client=mqtt_client)
+    connected_future = mqtt_connection.connect(
+            client_id=args.client_id,
+            host_name = args.endpoint,
+            port = port,
+            use_websocket=False,
+            clean_session=True,
+            keep_alive=6000)
+
+    jobs_client = iotjobs.IotJobsClient(mqtt_connection)
+    connected_future.result()
+    changed_subscription_request = iotjobs.NextJobExecutionChangedSubscriptionRequest(
+        thing_name=args.thing_name)
+    subscribed_future, _ = jobs_client.subscribe_to_next_job_execution_changed_events(
+        request=changed_subscription_request,
+        qos=mqtt.QoS.AT_LEAST_ONCE,
+        callback=on_next_job_execution_changed)
+    subscribed_future.result()
+"""
+# The same connection in a program on awscrt alone (no awsiot import).
+PUBSUB_AWSCRT_ONLY = """\
+import argparse
+import json
+from awscrt import io, mqtt
+
+parser = argparse.ArgumentParser()
+parser.add_argument('--endpoint', required=True)
+parser.add_argument('--cert')
+parser.add_argument('--key')
+args = parser.parse_args()
+
+event_loop_group = io.EventLoopGroup(1)
+host_resolver = io.DefaultHostResolver(event_loop_group)
+client_bootstrap = io.ClientBootstrap(event_loop_group, host_resolver)
+tls_options = io.TlsContextOptions.create_client_with_mtls_from_path(args.cert, args.key)
+client = mqtt.Client(client_bootstrap, io.ClientTlsContext(tls_options))
+mqtt_connection = mqtt.Connection(client=client, host_name=args.endpoint, port=8883,
+                                  client_id="basicPubSub", keep_alive_secs=30)
+mqtt_connection.connect().result()
+mqtt_connection.publish(topic="test/topic", payload=json.dumps({"a": 1}),
+                        qos=mqtt.QoS.AT_LEAST_ONCE)
+"""
+
+
+def test_a_hand_built_awscrt_connection_is_refused_not_half_rewritten(tmp_path):
+    # The jobs client became the IoT Hub adapter's, wrapped around an awscrt connection
+    # that still went to AWS, and the report said the client id and keep-alive were done.
+    (tmp_path / "jobs.py").write_text(JOBS_RAW_CONNECTION, encoding="utf-8")
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    assert outcome.changed == {}
+    points = outcome.report.touch_points
+    assert {p.kind for p in points} >= {"client_id", "keep_alive", "jobs"}
+    assert {p.verdict for p in points} == {"needs_human"}
+    assert all("built by hand (mqtt.Client/mqtt.Connection)" in p.reason for p in points)
+
+
+def test_a_program_on_awscrt_alone_is_not_a_silent_pass(tmp_path):
+    (tmp_path / "pubsub.py").write_text(PUBSUB_AWSCRT_ONLY, encoding="utf-8")
+    report = scan(tmp_path)
+    assert [f.stack for f in report.files] == ["python_awsiotsdk"]
+    points = {p.kind: p for p in report.touch_points}
+    assert {"client_id", "topic"} <= set(points)
+    assert {p.verdict for p in points.values()} == {"needs_human"}
