@@ -65,6 +65,14 @@ RAW_CONNECTION_REFUSED = (
     "mqtt_connection_builder.mtls_from_path connections are rewritten; build it with that "
     "builder or port the connection to azure-iot-device by hand"
 )
+# Fleet provisioning (awsiot.iotidentity) and Greengrass discovery need AWS's own MQTT
+# connection: rewriting the connection alone hands them an IoT Hub client they cannot use.
+_AWS_ONLY_CLIENTS = re.compile(r"\biotidentity\b|\bgreengrass_discovery\b|\bDiscoveryClient\b")
+AWS_ONLY_REFUSED = (
+    "{} needs AWS IoT's own MQTT connection (fleet provisioning or Greengrass discovery): "
+    "replace it with the Device Provisioning Service (DPS) or IoT Edge by hand; the "
+    "connection is not rewritten alone, which would hand it an IoT Hub client"
+)
 MQTT5_REFUSED = (
     "MQTT 5 client ({}): IoT Hub speaks MQTT 3.1.1, and user properties, topic aliases, "
     "session expiry and the V2 request/response service clients have no IoT Hub "
@@ -120,6 +128,9 @@ class AwsIotSdkRecipe:
         mqtt5 = _MQTT5.search(text)
         if mqtt5 is not None:
             raise PatchRefusedError(MQTT5_REFUSED.format(mqtt5.group().strip()))
+        aws_only = _AWS_ONLY_CLIENTS.search(text)
+        if aws_only is not None:
+            raise PatchRefusedError(AWS_ONLY_REFUSED.format(aws_only.group()))
         if _RAW_CONNECTION.search(text) and re.search(r"\bawscrt\b", text):
             raise PatchRefusedError(RAW_CONNECTION_REFUSED)
         module = parse(path, text)

@@ -594,3 +594,59 @@ def test_a_program_on_awscrt_alone_is_not_a_silent_pass(tmp_path):
     points = {p.kind: p for p in report.touch_points}
     assert {"client_id", "topic"} <= set(points)
     assert {p.verdict for p in points.values()} == {"needs_human"}
+
+
+# aws/aws-iot-device-sdk-python-v2, samples/fleetprovisioning.py (trimmed).
+FLEET_PROVISIONING = """\
+from awscrt import mqtt, http
+from awsiot import iotidentity, mqtt_connection_builder
+import json
+from utils.command_line_utils import CommandLineUtils
+
+cmdData = CommandLineUtils.parse_sample_input_fleet_provisioning()
+createKeysAndCertificateResponse = None
+
+def createkeysandcertificate_execution_accepted(response):
+    global createKeysAndCertificateResponse
+    createKeysAndCertificateResponse = response
+
+if __name__ == '__main__':
+    mqtt_connection = mqtt_connection_builder.mtls_from_path(
+        endpoint=cmdData.input_endpoint,
+        port=cmdData.input_port,
+        cert_filepath=cmdData.input_cert,
+        pri_key_filepath=cmdData.input_key,
+        ca_filepath=cmdData.input_ca,
+        client_id=cmdData.input_clientId,
+        clean_session=False,
+        keep_alive_secs=30,
+        http_proxy_options=None)
+
+    connected_future = mqtt_connection.connect()
+    identity_client = iotidentity.IotIdentityClient(mqtt_connection)
+    connected_future.result()
+
+    subscription_request = iotidentity.CreateKeysAndCertificateSubscriptionRequest()
+    accepted_future, _ = identity_client.subscribe_to_create_keys_and_certificate_accepted(
+        request=subscription_request,
+        qos=mqtt.QoS.AT_LEAST_ONCE,
+        callback=createkeysandcertificate_execution_accepted)
+    accepted_future.result()
+
+    publish_future = identity_client.publish_create_keys_and_certificate(
+        request=iotidentity.CreateKeysAndCertificateRequest(), qos=mqtt.QoS.AT_LEAST_ONCE)
+    publish_future.result()
+"""
+
+
+def test_a_fleet_provisioning_program_is_refused_not_half_rewritten(tmp_path):
+    # The connection became an IoTHubDeviceClient and was handed to IotIdentityClient,
+    # whose subscribe/publish calls it does not have: the program crashed on IoT Hub.
+    (tmp_path / "fleetprovisioning.py").write_text(FLEET_PROVISIONING, encoding="utf-8")
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    assert outcome.changed == {}
+    points = outcome.report.touch_points
+    assert {"certificate", "client_id", "fleet_provisioning"} <= {p.kind for p in points}
+    assert {p.verdict for p in points} == {"needs_human"}
+    client_id = next(p for p in points if p.kind == "client_id")
+    assert "Device Provisioning Service (DPS)" in client_id.reason
