@@ -84,7 +84,7 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "jobs",
         r"\$aws/things/.*?jobs|iotjobs|IotJobsClient|AWSIoTMQTTThingJobsClient|"
-        r"jobExecution|\bJobs_(?:StartNext|GetTopic|MatchTopic|Update|GetPending|Describe)\b",
+        r"jobExecution|subscribeToJobs|startJobNotifications|\bJobs_(?:StartNext|GetTopic|MatchTopic|Update|GetPending|Describe)\b",
         "AWS IoT Jobs: IoT Hub has direct methods and scheduled jobs, not per-device queues",
     ),
     _rule(

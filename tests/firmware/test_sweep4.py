@@ -650,3 +650,88 @@ def test_a_fleet_provisioning_program_is_refused_not_half_rewritten(tmp_path):
     assert {p.verdict for p in points} == {"needs_human"}
     client_id = next(p for p in points if p.kind == "client_id")
     assert "Device Provisioning Service (DPS)" in client_id.reason
+
+
+# aws/aws-iot-device-sdk-js, examples/jobs-agent.js (trimmed): the jobs API loaded from
+# the SDK's own repository.
+JOBS_AGENT = """\
+var fs = require('fs');
+
+//package deps
+var jobsModule = require('..').jobs;
+var cmdLineProcess = require('./lib/cmdline');
+var isUndefined = require('../common/lib/is-undefined');
+
+function showJobsError(err) {
+   if (!isUndefined(err)) {
+      console.error('jobs error', err);
+   }
+}
+
+function jobsAgent(args) {
+   const jobs = jobsModule({
+      keyPath: args.privateKey,
+      certPath: args.clientCert,
+      caPath: args.caCert,
+      clientId: args.clientId,
+      region: args.region,
+      keepalive: args.keepAlive,
+      host: args.Host,
+      thingName: args.thingName,
+      debug: args.Debug
+   });
+
+   jobs.subscribeToJobs(args.thingName, 'reboot', function(err, job) {
+      if (isUndefined(err)) {
+         job.succeeded({ operation: job.operation, step: 'rebooting' }, showJobsError);
+      }
+   });
+
+   jobs.startJobNotifications(args.thingName, function(err) {
+      if (isUndefined(err)) {
+         console.log('startJobNotifications completed for thing: ' + args.thingName);
+      }
+   });
+}
+
+module.exports = cmdLineProcess;
+"""
+
+
+def test_the_node_v1_jobs_agent_is_reported_not_skipped(tmp_path):
+    # The SDK's jobs agent was no touch point at all: only `.device`/`.thingShadow`
+    # counted as the SDK loaded with require('..').
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "jobs-agent.js").write_text(JOBS_AGENT, encoding="utf-8")
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    assert outcome.changed == {}
+    points = {(p.line, p.kind): p for p in outcome.report.touch_points}
+    for needle in ("jobs.subscribeToJobs(", "jobs.startJobNotifications("):
+        assert points[_line(JOBS_AGENT, needle), "jobs"].verdict == "needs_human"
+    client_id = points[_line(JOBS_AGENT, "clientId:"), "client_id"]
+    assert client_id.verdict == "needs_human"
+    assert "AWS IoT Jobs" in client_id.reason
+
+
+# A program on the SDK by name that binds jobs by destructuring.
+JOBS_DESTRUCTURED = """\
+const { jobs } = require('aws-iot-device-sdk');
+
+const agent = jobs({
+  keyPath: 'private.pem.key',
+  certPath: 'certificate.pem.crt',
+  caPath: 'AmazonRootCA1.pem',
+  clientId: 'porch-7',
+  host: 'abc123-ats.iot.us-east-1.amazonaws.com',
+});
+agent.subscribeToJobs('porch-7', 'reboot', (err, job) => job.succeeded({}, () => {}));
+"""
+
+
+def test_node_v1_jobs_bound_by_destructuring_say_why_they_need_a_human(tmp_path):
+    (tmp_path / "agent.js").write_text(JOBS_DESTRUCTURED, encoding="utf-8")
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    assert outcome.changed == {}
+    endpoint = next(p for p in outcome.report.touch_points if p.kind == "endpoint")
+    assert endpoint.verdict == "needs_human"
+    assert "AWS IoT Jobs" in endpoint.reason
