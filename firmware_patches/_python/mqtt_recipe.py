@@ -51,6 +51,9 @@ def _wrapped(expression: cst.BaseExpression, name: str) -> bool:
     return isinstance(expression, cst.Call) and code_of(expression.func) == name
 
 
+_BOOLS = frozenset({"True", "False"})
+
+
 @dataclass(frozen=True)
 class MqttRecipe:
     """umqtt and paho: constructor, connect, TLS, publish, subscribe and callbacks."""
@@ -185,6 +188,11 @@ class _Rewriter(cst.CSTTransformer):
             }
             if "keepalive" in args:
                 replace["keepalive"] = _call("iothub_keep_alive", args["keepalive"])
+            ssl = args.get("ssl")
+            if ssl is not None and not (isinstance(ssl, cst.Name) and ssl.value in _BOOLS):
+                # umqtt.simple 1.4+ (MicroPython 1.22+) takes an ssl.SSLContext holding
+                # the device's certificate and key: True there has no wrap_socket().
+                del replace["ssl"]
         return self._with_args(call, replace)
 
     def _with_args(self, call: cst.Call, replace: dict[str, cst.BaseExpression]) -> cst.Call:

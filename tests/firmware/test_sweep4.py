@@ -6,8 +6,10 @@ test) and fails without the fix it guards.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -735,3 +737,100 @@ def test_node_v1_jobs_bound_by_destructuring_say_why_they_need_a_human(tmp_path)
     endpoint = next(p for p in outcome.report.touch_points if p.kind == "endpoint")
     assert endpoint.verdict == "needs_human"
     assert "AWS IoT Jobs" in endpoint.reason
+
+
+# A MicroPython 1.22+ AWS IoT program: since micropython/micropython-lib's umqtt.simple
+# 1.4 (micropython/umqtt.simple/umqtt/simple.py) `ssl` is an ssl.SSLContext, which holds
+# the device's certificate and key, and ssl_params is gone. Trimmed from the shape AWS IoT
+# tutorials for the Pico W and ESP32 use.
+UMQTT_SSL_CONTEXT = """\
+import ssl
+from umqtt.simple import MQTTClient
+
+AWS_ENDPOINT = "abcdefgh123456-ats.iot.eu-central-1.amazonaws.com"
+AWS_CLIENT_ID = "pico-w-7"
+AWS_TOPIC = "esp32/pub"
+
+CA_CERT_PATH = "/AmazonRootCA1.pem"
+CLIENT_CERT_PATH = "/certificate.pem.crt"
+PRIVATE_KEY_PATH = "/private.pem.key"
+
+
+def connect_mqtt():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_cert_chain(CLIENT_CERT_PATH, PRIVATE_KEY_PATH)
+    client = MQTTClient(client_id=AWS_CLIENT_ID, server=AWS_ENDPOINT, port=8883,
+                        keepalive=60, ssl=ctx)
+    client.connect()
+    return client
+
+
+client = connect_mqtt()
+client.publish(AWS_TOPIC, b'{"temperature": 21}')
+"""
+# umqtt.simple 1.4's constructor and the part of connect() that uses `ssl`.
+UMQTT_14_STUB = """\
+class MQTTClient:
+    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
+                 ssl=None):
+        self.client_id, self.server, self.port, self.ssl = client_id, server, port, ssl
+        self.user, self.pswd, self.keepalive = user, password, keepalive
+
+    def set_callback(self, f):
+        self.cb = f
+
+    def connect(self, clean_session=True):
+        if self.ssl:
+            sock = self.ssl.wrap_socket(None, server_hostname=self.server)
+        print("connect", self.server, self.port, self.client_id, self.user, sock)
+
+    def publish(self, topic, msg, retain=False, qos=0):
+        print("publish", topic)
+"""
+SSL_STUB = """\
+PROTOCOL_TLS_CLIENT, CERT_REQUIRED = 16, 2
+
+
+class SSLContext:
+    def __init__(self, protocol):
+        self.chain = None
+
+    def load_cert_chain(self, certfile, keyfile):
+        self.chain = (certfile, keyfile)
+
+    def wrap_socket(self, sock, server_hostname=None):
+        return "tls(%s, %s)" % (server_hostname, self.chain[0])
+"""
+
+
+def test_a_umqtt_ssl_context_keeps_the_devices_certificate(tmp_path):
+    # `ssl=ctx` became `ssl=True`: umqtt.simple 1.4 then called True.wrap_socket() and
+    # the context holding the device's certificate was dropped.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "main.py").write_text(UMQTT_SSL_CONTEXT, encoding="utf-8")
+    outcome = patch(repo, PatchOptions(hub=HUB), apply=True)
+    assert outcome.report.files[0].stack == "micropython_umqtt"
+    lib = tmp_path / "lib"
+    (lib / "umqtt").mkdir(parents=True)
+    (lib / "umqtt" / "__init__.py").write_text("", encoding="utf-8")
+    (lib / "umqtt" / "simple.py").write_text(UMQTT_14_STUB, encoding="utf-8")
+    (lib / "ssl.py").write_text(SSL_STUB, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(lib)}
+    ran = subprocess.run(
+        [sys.executable, "main.py"],
+        check=False,
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0, ran.stderr
+    connect, publish = ran.stdout.splitlines()
+    user = f"{HUB}/pico-w-7/?api-version=2021-04-12"
+    assert connect == f"connect {HUB} 8883 pico-w-7 {user} tls({HUB}, /certificate.pem.crt)"
+    assert publish.startswith("publish devices/pico-w-7/messages/events/")
+    # the AWS root CA the context would load is still reported for a human
+    root_ca = [p for p in outcome.report.touch_points if p.kind == "root_ca"]
+    assert [p.verdict for p in root_ca] == ["needs_human"]
