@@ -834,3 +834,145 @@ def test_a_umqtt_ssl_context_keeps_the_devices_certificate(tmp_path):
     # the AWS root CA the context would load is still reported for a human
     root_ca = [p for p in outcome.report.touch_points if p.kind == "root_ca"]
     assert [p.verdict for p in root_ca] == ["needs_human"]
+
+
+# zephyrproject-rtos/zephyr, samples/net/cloud/aws_iot_mqtt/src/main.c (trimmed): the
+# client id is a const array spelled by a Kconfig value, the publish topic another Kconfig
+# value passed as an argument, and AWS's root CA a TLS credential from creds/ca.c.
+ZEPHYR_AWS_IOT = """\
+#include <string.h>
+
+#include <zephyr/net/socket.h>
+#include <zephyr/net/mqtt.h>
+#include <zephyr/net/tls_credentials.h>
+
+#include "creds/creds.h"
+
+static struct mqtt_client client_ctx;
+
+static const char mqtt_client_name[] = CONFIG_AWS_THING_NAME;
+
+#define TLS_TAG_AWS_CA_CERTIFICATE 2
+
+static int setup_credentials(void)
+{
+\treturn tls_credential_add(TLS_TAG_AWS_CA_CERTIFICATE, TLS_CREDENTIAL_CA_CERTIFICATE, ca_cert,
+\t\t\t\t  ca_cert_len);
+}
+
+static int publish_message(const char *topic, size_t topic_len, uint8_t *payload,
+\t\t\t   size_t payload_len)
+{
+\tstruct mqtt_publish_param msg;
+
+\tmsg.message.topic.topic.utf8 = (uint8_t *)topic;
+\tmsg.message.topic.topic.size = topic_len;
+\tmsg.message.payload.data = payload;
+\tmsg.message.payload.len = payload_len;
+\treturn mqtt_publish(&client_ctx, &msg);
+}
+
+static void aws_client_setup(void)
+{
+\tmqtt_client_init(&client_ctx);
+
+\tclient_ctx.client_id.utf8 = (uint8_t *)mqtt_client_name;
+\tclient_ctx.client_id.size = sizeof(mqtt_client_name) - 1;
+\tclient_ctx.password = NULL;
+\tclient_ctx.user_name = NULL;
+
+\tclient_ctx.keepalive = CONFIG_MQTT_KEEPALIVE;
+
+\tclient_ctx.transport.type = MQTT_TRANSPORT_SECURE;
+\tclient_ctx.transport.tls.config.hostname = CONFIG_AWS_ENDPOINT;
+}
+
+int aws_publish(uint8_t *buffer, size_t payload_len)
+{
+\treturn publish_message(CONFIG_AWS_PUBLISH_TOPIC, strlen(CONFIG_AWS_PUBLISH_TOPIC), buffer,
+\t\t\t       payload_len);
+}
+
+int aws_connect(void)
+{
+\tsetup_credentials();
+\taws_client_setup();
+\treturn mqtt_connect(&client_ctx);
+}
+"""
+ZEPHYR_PRJ_CONF = """\
+CONFIG_MQTT_LIB=y
+CONFIG_MQTT_KEEPALIVE=60
+CONFIG_AWS_ENDPOINT="a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com"
+CONFIG_AWS_THING_NAME="zephyr_sample"
+CONFIG_AWS_PUBLISH_TOPIC="zephyr_sample/data"
+"""
+ZEPHYR_TLS_STUB = """\
+#pragma once
+#define TLS_CREDENTIAL_CA_CERTIFICATE 1
+static inline int tls_credential_add(int tag, int type, const void *cred, unsigned len)
+{ (void)tag; (void)type; (void)cred; (void)len; return 0; }
+"""
+ZEPHYR_CREDS_STUB = """\
+static const unsigned char ca_cert[] = "AmazonRootCA1";
+static const unsigned int ca_cert_len = sizeof(ca_cert);
+"""
+
+
+def _zephyr_aws_iot(root: Path) -> Path:
+    (root / "src" / "creds").mkdir(parents=True)
+    (root / "src" / "main.c").write_text(ZEPHYR_AWS_IOT, encoding="utf-8")
+    (root / "prj.conf").write_text(ZEPHYR_PRJ_CONF, encoding="utf-8")
+    return root / "src" / "main.c"
+
+
+@pytest.mark.skipif(GCC is None, reason="gcc is not installed")
+def test_zephyrs_aws_iot_sample_sends_iothubs_user_name(tmp_path):
+    # Its client id, a const array holding CONFIG_AWS_THING_NAME, was "computed at run
+    # time": nothing was rewritten and the sample kept user_name = NULL.
+    repo = tmp_path / "repo"
+    source = _zephyr_aws_iot(repo)
+    (repo / "src" / "creds" / "creds.h").write_text(ZEPHYR_CREDS_STUB, encoding="utf-8")
+    outcome = patch(repo, PatchOptions(hub=HUB), apply=True)
+    assert set(outcome.changed) == {"prj.conf", "src/main.c"}
+    assert error_count(parse_c(source.read_bytes())) == 0
+    stubs = tmp_path / "stubs" / "zephyr" / "net"
+    stubs.mkdir(parents=True)
+    (stubs / "tls_credentials.h").write_text(ZEPHYR_TLS_STUB, encoding="utf-8")
+    # Zephyr's build turns prj.conf into autoconf.h; so does the test.
+    values = [line.split("=", 1) for line in (repo / "prj.conf").read_text().splitlines()]
+    autoconf = tmp_path / "autoconf.h"
+    autoconf.write_text("".join(f"#define {k} {'1' if v == 'y' else v}\n" for k, v in values))
+    probe = tmp_path / "probe.c"
+    probe.write_text(
+        f'#include "{source}"\n'
+        'int main(void) { aws_connect(); aws_publish((uint8_t *)"{}", 2); return 0; }\n'
+    )
+    binary = tmp_path / "probe"
+    flags = ["-std=gnu11", "-Wall", "-Werror", "-Wno-unused-function"]
+    includes = ["-I", str(STUBS / "zephyr"), "-I", str(tmp_path / "stubs")]
+    subprocess.run(
+        [GCC, *flags, *includes, "-include", str(autoconf), "-o", str(binary), str(probe)],
+        check=True,
+    )
+    ran = subprocess.run([str(binary)], capture_output=True, text=True, check=True)
+    connect, _publish = ran.stdout.splitlines()
+    user = f"{HUB}/zephyr_sample/?api-version=2021-04-12"
+    assert connect == (
+        f"connect host={HUB} client_id=zephyr_sample user={user} password=(none) keepalive=60"
+    )
+    assert patch(repo, PatchOptions(hub=HUB)).changed == {}  # patching twice: no change
+
+
+def test_zephyrs_aws_iot_sample_reports_its_root_ca_and_kconfig_topic(tmp_path):
+    # The CA credential (AWS's root) was no touch point, and the Kconfig topic was said
+    # to be a shadow publish.
+    _zephyr_aws_iot(tmp_path)
+    points = {(p.line, p.kind): p for p in scan(tmp_path).touch_points if p.file == "src/main.c"}
+    root_ca = points[_line(ZEPHYR_AWS_IOT, "TLS_CREDENTIAL_CA_CERTIFICATE"), "root_ca"]
+    assert root_ca.verdict == "needs_human"
+    assert "DigiCert Global Root G2" in root_ca.reason
+    topic = points[_line(ZEPHYR_AWS_IOT, "return mqtt_publish("), "topic"]
+    assert topic.verdict == "needs_human"
+    assert "Kconfig" in topic.reason
+    assert "shadow" not in topic.reason
