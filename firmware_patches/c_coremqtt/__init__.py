@@ -1,7 +1,7 @@
 """FreeRTOS coreMQTT demos (`demo_config.h`, `aws_clientcredential.h`) moved to IoT Hub's MQTT.
 
 Stays on coreMQTT, as the issue asks for C: with tree-sitter-c the recipe finds the
-broker endpoint define and points it at the hub, adds `democonfigCLIENT_USERNAME` (IoT
+broker endpoint define and points it at the hub, adds `democonfigIOTHUB_USERNAME` (IoT
 Hub's user name, built from the client identifier define) and sets it on the
 `MQTTConnectInfo_t` next to the client identifier, caps the keep-alive at 1177 s, and
 turns telemetry topic defines whose value resolves at patch time into
@@ -49,7 +49,7 @@ _ENDPOINT_NAMES = (
     "clientcredentialMQTT_BROKER_ENDPOINT",
     "AWS_IOT_ENDPOINT",
 )
-USERNAME = "democonfigCLIENT_USERNAME"
+USERNAME = "democonfigIOTHUB_USERNAME"
 _ROOT_CA_NAMES = ("democonfigROOT_CA_PEM", "keyCA_CERTIFICATE_PEM", "tlsATS1_ROOT_CERTIFICATE_PEM")
 _SOURCE_TOPIC = (
     "topic defined in a source file (the recipe rewrites topic defines in settings headers "

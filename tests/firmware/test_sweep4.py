@@ -281,7 +281,7 @@ def _embedded_c_demo(root: Path) -> Path:
 @pytest.mark.parametrize("build_id", [None, "porch-7"])
 def test_the_embedded_c_demo_connects_to_iothub_with_its_user_name(tmp_path, build_id):
     # demo_config.h was the generic recipe's: the source's metrics user name became
-    # democonfigCLIENT_USERNAME, which nothing defined, so the demo no longer compiled.
+    # IoT Hub's user name macro, which nothing defined, so the demo no longer compiled.
     demo = _embedded_c_demo(tmp_path / "repo")
     outcome = patch(tmp_path / "repo", PatchOptions(hub=HUB), apply=True)
     assert outcome.report.files[0].stack == "c_coremqtt"
@@ -976,3 +976,128 @@ def test_zephyrs_aws_iot_sample_reports_its_root_ca_and_kconfig_topic(tmp_path):
     assert topic.verdict == "needs_human"
     assert "Kconfig" in topic.reason
     assert "shadow" not in topic.reason
+
+
+# FreeRTOS/coreMQTT-Agent-Demos, source/configuration-files/demo_config.h and
+# source/mqtt-agent-task.c (trimmed; the settings filled in). FreeRTOS's demos read
+# democonfigCLIENT_USERNAME as the custom authorizer's user name: defined, it switches the
+# demo to username/password (and a password is required).
+AGENT_DEMO_CONFIG = """\
+#ifndef DEMO_CONFIG_H
+#define DEMO_CONFIG_H
+
+#define democonfigCLIENT_IDENTIFIER              "agent-demo-4"
+
+/**
+ * @note Your AWS IoT Core endpoint can be found in the AWS IoT console under
+ * Settings/Custom Endpoint, or using the describe-endpoint REST API.
+ */
+#define democonfigMQTT_BROKER_ENDPOINT           "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
+
+#define democonfigROOT_CA_PEM                    "-----BEGIN CERTIFICATE-----\\n"
+#define democonfigCLIENT_CERTIFICATE_PEM         "-----BEGIN CERTIFICATE-----\\n"
+
+#define democonfigUSE_AWS_IOT_CORE_BROKER    ( 1 )
+
+/**
+ * @brief The username value for authenticating client to the MQTT broker when
+ * username/password based client authentication is used.
+ *
+ * #define democonfigCLIENT_USERNAME    "...insert here..."
+ */
+
+#define democonfigOS_NAME                   "FreeRTOS"
+#define democonfigOS_VERSION                "V10.4.3"
+#define democonfigHARDWARE_PLATFORM_NAME    "WinSim"
+#define democonfigMQTT_LIB                  "core-mqtt@1.0.0"
+#define democonfigUSE_TLS                   1
+
+#if defined( democonfigUSE_TLS ) && ( democonfigUSE_TLS == 1 )
+/* If no username is defined, then a client certificate/key is required. */
+    #ifndef democonfigCLIENT_USERNAME
+        #ifndef democonfigCLIENT_CERTIFICATE_PEM
+            #error "Please define client certificate(democonfigCLIENT_CERTIFICATE_PEM)."
+        #endif
+    #else
+        #ifndef democonfigCLIENT_PASSWORD
+            #error "Please define client password(democonfigCLIENT_PASSWORD) in demo_config.h."
+        #endif
+    #endif /* ifndef democonfigCLIENT_USERNAME */
+#endif
+
+#define AWS_IOT_METRICS_STRING                                 \\
+    "?SDK=" democonfigOS_NAME "&Version=" democonfigOS_VERSION \\
+    "&Platform=" democonfigHARDWARE_PLATFORM_NAME "&MQTTLib=" democonfigMQTT_LIB
+#define AWS_IOT_METRICS_STRING_LENGTH    ( ( uint16_t ) ( sizeof( AWS_IOT_METRICS_STRING ) - 1 ) )
+
+#ifdef democonfigCLIENT_USERNAME
+    #define CLIENT_USERNAME_WITH_METRICS    democonfigCLIENT_USERNAME AWS_IOT_METRICS_STRING
+#endif
+
+#endif /* DEMO_CONFIG_H */
+"""
+AGENT_TASK = """\
+#include <string.h>
+#include "core_mqtt.h"
+#include "demo_config.h"
+
+#define mqttexampleKEEP_ALIVE_INTERVAL_SECONDS    ( 60U )
+
+MQTTStatus_t prvMQTTConnect( MQTTContext_t * pxContext, bool xCleanSession )
+{
+    MQTTConnectInfo_t xConnectInfo;
+    bool xSessionPresent = false;
+
+    memset( &xConnectInfo, 0x00, sizeof( xConnectInfo ) );
+    xConnectInfo.cleanSession = xCleanSession;
+    xConnectInfo.pClientIdentifier = democonfigCLIENT_IDENTIFIER;
+    xConnectInfo.clientIdentifierLength = ( uint16_t ) strlen( democonfigCLIENT_IDENTIFIER );
+    xConnectInfo.keepAliveIntervalSec = mqttexampleKEEP_ALIVE_INTERVAL_SECONDS;
+
+    /* Append metrics when connecting to the AWS IoT Core broker. */
+    #ifdef democonfigUSE_AWS_IOT_CORE_BROKER
+        #ifdef democonfigCLIENT_USERNAME
+            xConnectInfo.pUserName = CLIENT_USERNAME_WITH_METRICS;
+            xConnectInfo.userNameLength = ( uint16_t ) strlen( CLIENT_USERNAME_WITH_METRICS );
+            xConnectInfo.pPassword = democonfigCLIENT_PASSWORD;
+            xConnectInfo.passwordLength = ( uint16_t ) strlen( democonfigCLIENT_PASSWORD );
+        #else
+            xConnectInfo.pUserName = AWS_IOT_METRICS_STRING;
+            xConnectInfo.userNameLength = AWS_IOT_METRICS_STRING_LENGTH;
+            /* Password for authentication is not used. */
+            xConnectInfo.pPassword = NULL;
+            xConnectInfo.passwordLength = 0U;
+        #endif
+    #endif /* ifdef democonfigUSE_AWS_IOT_CORE_BROKER */
+
+    return MQTT_Connect( pxContext, &xConnectInfo, NULL, 1000U, &xSessionPresent );
+}
+"""
+
+
+@pytest.mark.skipif(GCC is None, reason="gcc is not installed")
+def test_the_coremqtt_agent_demo_keeps_certificate_auth_with_iothubs_user_name(tmp_path):
+    # The user name was added as democonfigCLIENT_USERNAME, the demos' custom-authorizer
+    # setting: demo_config.h then stopped at "#error Please define client password".
+    repo = tmp_path / "repo"
+    (repo / "source").mkdir(parents=True)
+    (repo / "source" / "demo_config.h").write_text(AGENT_DEMO_CONFIG, encoding="utf-8")
+    task = repo / "source" / "mqtt-agent-task.c"
+    task.write_text(AGENT_TASK, encoding="utf-8")
+    patch(repo, PatchOptions(hub=HUB), apply=True)
+    probe = tmp_path / "probe.c"
+    probe.write_text(
+        f'#include "{task}"\n#include <stdio.h>\n'
+        "MQTTStatus_t MQTT_Connect(MQTTContext_t *c, const MQTTConnectInfo_t *i,"
+        " const MQTTPublishInfo_t *w, uint32_t t, bool *s) {\n"
+        '  printf("%.*s|%.*s|%s\\n", i->clientIdentifierLength, i->pClientIdentifier,'
+        ' i->userNameLength, i->pUserName, i->pPassword ? "password" : "no password");\n'
+        "  (void)c; (void)w; (void)t; (void)s; return MQTTSuccess;\n}\n"
+        "int main(void) { MQTTContext_t context; return prvMQTTConnect(&context, true); }\n"
+    )
+    binary = tmp_path / "probe"
+    flags = ["-std=gnu11", "-Wall", "-Werror", "-I", str(STUBS), "-I", str(repo / "source")]
+    subprocess.run([GCC, *flags, "-o", str(binary), str(probe)], check=True)
+    out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
+    user = f"{HUB}/agent-demo-4/?api-version=2021-04-12"
+    assert out.splitlines() == [f"agent-demo-4|{user}|no password"]
