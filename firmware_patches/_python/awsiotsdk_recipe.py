@@ -73,6 +73,21 @@ AWS_ONLY_REFUSED = (
     "replace it with the Device Provisioning Service (DPS) or IoT Edge by hand; the "
     "connection is not rewritten alone, which would hand it an IoT Hub client"
 )
+# The connection crosses a module boundary: returned by a helper (the SDK's 2022 samples'
+# utils/command_line_utils.py build_direct_mqtt_connection), or used in a file that does
+# not build it (their pubsub.py: cmdUtils.build_mqtt_connection(...)). Its calls in the
+# other file would keep awscrt's API while the object became an IoTHubDeviceClient.
+RETURNED_REFUSED = (
+    "the connection built here is returned to other code ({}), whose connect, publish and "
+    "subscribe calls are not rewritten with it: build and use the connection in one module, "
+    "or port by hand"
+)
+ELSEWHERE_REFUSED = (
+    "the MQTT connection used here is built in another module ({}): its connect, publish "
+    "and subscribe calls cannot be rewritten without it; build the connection with "
+    "mqtt_connection_builder.mtls_from_path in this module, or port by hand"
+)
+_CONNECTION_USE = re.compile(r"\b([\w.]+)\.(?:connect|publish|subscribe)\s*\(")
 MQTT5_REFUSED = (
     "MQTT 5 client ({}): IoT Hub speaks MQTT 3.1.1, and user properties, topic aliases, "
     "session expiry and the V2 request/response service clients have no IoT Hub "
@@ -139,6 +154,7 @@ class AwsIotSdkRecipe:
             builders |= imported_names(module, ("awsiot.mqtt_connection_builder", "awsiot"), name)
         tracker = ClientTracker(builders)
         module.visit(tracker)
+        _refuse_crossing(text, tracker.clients, builders)
         shadow_modules = {"iotshadow", "iotjobs", *_SHADOW_ALIAS.findall(text)}
         rewriter = _Rewriter(options, tracker.clients, builders, module, shadow_modules)
         rewriter.websocket_branch = _websocket_branches(text) is not None
@@ -278,6 +294,38 @@ class _Rewriter(cst.CSTTransformer):
             func=cst.parse_expression(factory),
             args=_layout(new_args, call),
         )
+
+
+def _refuse_crossing(text: str, clients: set[str], builders: set[str]) -> None:
+    """Raise when the connection is built in one module and used in another."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return
+    local = {name.rsplit(".", 1)[-1] for name in builders}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Return) and node.value is not None:
+            value = node.value
+            returned = ast.unparse(value)
+            built = isinstance(value, ast.Call) and _call_name(value) in local
+            if returned in clients or built:
+                function = next(
+                    (
+                        f.name
+                        for f in ast.walk(tree)
+                        if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+                        and node in ast.walk(f)
+                    ),
+                    "a function",
+                )
+                raise PatchRefusedError(RETURNED_REFUSED.format(function))
+    if clients or any(isinstance(n, ast.Call) and _call_name(n) in local for n in ast.walk(tree)):
+        return
+    uses = [m.group(1) for m in _CONNECTION_USE.finditer(text)]
+    if not uses:
+        return
+    helper = re.search(r"\b([\w.]+build\w*connection\w*)\s*\(", text)
+    raise PatchRefusedError(ELSEWHERE_REFUSED.format(helper.group(1) if helper else uses[0]))
 
 
 def _call_name(call: ast.Call) -> str:

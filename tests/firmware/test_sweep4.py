@@ -1101,3 +1101,94 @@ def test_the_coremqtt_agent_demo_keeps_certificate_auth_with_iothubs_user_name(t
     out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
     user = f"{HUB}/agent-demo-4/?api-version=2021-04-12"
     assert out.splitlines() == [f"agent-demo-4|{user}|no password"]
+
+
+# aws/aws-iot-device-sdk-python-v2, samples/utils/command_line_utils.py and
+# samples/pubsub.py of 2022 (trimmed), copied into many device projects: the helper builds
+# and returns the connection, the program uses it.
+CMD_UTILS = """\
+import argparse
+from awsiot import mqtt_connection_builder
+
+
+class CommandLineUtils:
+    def __init__(self, description) -> None:
+        self.parser = argparse.ArgumentParser(description=description)
+        self.parsed_commands = None
+
+    def get_args(self):
+        self.parsed_commands = self.parser.parse_args()
+
+    def get_command(self, command_name, default=None):
+        return getattr(self.parsed_commands, command_name, default)
+
+    def get_command_required(self, command_name, message=None):
+        return getattr(self.parsed_commands, command_name)
+
+    def build_direct_mqtt_connection(self, on_connection_interrupted, on_connection_resumed):
+        mqtt_connection = mqtt_connection_builder.mtls_from_path(
+            endpoint=self.get_command_required(self.m_cmd_endpoint),
+            port=self.get_command_required("port"),
+            cert_filepath=self.get_command_required(self.m_cmd_cert_file),
+            pri_key_filepath=self.get_command_required(self.m_cmd_key_file),
+            ca_filepath=self.get_command(self.m_cmd_ca_file),
+            on_connection_interrupted=on_connection_interrupted,
+            on_connection_resumed=on_connection_resumed,
+            client_id=self.get_command_required("client_id"),
+            clean_session=False,
+            keep_alive_secs=30)
+        return mqtt_connection
+
+    def build_mqtt_connection(self, on_connection_interrupted, on_connection_resumed):
+        return self.build_direct_mqtt_connection(on_connection_interrupted, on_connection_resumed)
+
+    m_cmd_endpoint = "endpoint"
+    m_cmd_ca_file = "ca_file"
+    m_cmd_cert_file = "cert"
+    m_cmd_key_file = "key"
+    m_cmd_topic = "topic"
+"""
+CMD_UTILS_PUBSUB = """\
+from awscrt import mqtt
+import json
+import command_line_utils
+
+cmdUtils = command_line_utils.CommandLineUtils("PubSub - Send and recieve messages.")
+cmdUtils.get_args()
+
+def on_connection_interrupted(connection, error, **kwargs):
+    print("Connection interrupted. error: {}".format(error))
+
+def on_connection_resumed(connection, return_code, session_present, **kwargs):
+    print("Connection resumed. return_code: {}".format(return_code))
+
+if __name__ == '__main__':
+    mqtt_connection = cmdUtils.build_mqtt_connection(
+        on_connection_interrupted, on_connection_resumed)
+    connect_future = mqtt_connection.connect()
+    connect_future.result()
+    print("Connected!")
+
+    message_topic = cmdUtils.get_command(cmdUtils.m_cmd_topic)
+    mqtt_connection.publish(
+        topic=message_topic,
+        payload=json.dumps({"hello": 1}),
+        qos=mqtt.QoS.AT_LEAST_ONCE)
+    mqtt_connection.disconnect().result()
+"""
+
+
+def test_a_connection_built_in_a_helper_module_is_refused_in_both_files(tmp_path):
+    # command_line_utils.py became an IoTHubDeviceClient factory while pubsub.py kept
+    # calling connect().result() on it; pubsub.py's QoS became an int, which awscrt's
+    # publish cannot take, and its publish was reported "rewritten".
+    (tmp_path / "command_line_utils.py").write_text(CMD_UTILS, encoding="utf-8")
+    (tmp_path / "pubsub.py").write_text(CMD_UTILS_PUBSUB, encoding="utf-8")
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    assert outcome.changed == {}
+    by_file = {f.file: f.touch_points for f in outcome.report.files}
+    assert {p.verdict for points in by_file.values() for p in points} == {"needs_human"}
+    assert any("returned to other code" in p.reason for p in by_file["command_line_utils.py"])
+    publish = [p for p in by_file["pubsub.py"] if p.kind == "topic"]
+    assert publish
+    assert all("cmdUtils.build_mqtt_connection" in p.reason for p in publish)
