@@ -1192,3 +1192,68 @@ def test_a_connection_built_in_a_helper_module_is_refused_in_both_files(tmp_path
     publish = [p for p in by_file["pubsub.py"] if p.kind == "topic"]
     assert publish
     assert all("cmdUtils.build_mqtt_connection" in p.reason for p in publish)
+
+
+# aws/aws-iot-device-sdk-embedded-C (v3), samples/linux/subscribe_publish_sample/
+# subscribe_publish_sample.c (trimmed; the certificate paths from the command line): the
+# v3 SDK on Linux with mbedTLS, built with make, where there is no ESP-IDF esp-mqtt.
+V3_LINUX_SAMPLE = """\
+#include <stdio.h>
+#include <string.h>
+
+#include "aws_iot_config.h"
+#include "aws_iot_log.h"
+#include "aws_iot_version.h"
+#include "aws_iot_mqtt_client_interface.h"
+
+static char HostAddress[255] = AWS_IOT_MQTT_HOST;
+static uint32_t port = AWS_IOT_MQTT_PORT;
+
+int main(int argc, char **argv) {
+\tchar cPayload[100];
+\tIoT_Error_t rc = FAILURE;
+\tAWS_IoT_Client client;
+\tIoT_Client_Init_Params mqttInitParams = iotClientInitParamsDefault;
+\tIoT_Client_Connect_Params connectParams = iotClientConnectParamsDefault;
+\tIoT_Publish_Message_Params paramsQOS0;
+
+\tmqttInitParams.enableAutoReconnect = false; // We enable this later below
+\tmqttInitParams.pHostURL = HostAddress;
+\tmqttInitParams.port = port;
+\tmqttInitParams.pRootCALocation = argv[1];
+\tmqttInitParams.pDeviceCertLocation = argv[2];
+\tmqttInitParams.pDevicePrivateKeyLocation = argv[3];
+\tmqttInitParams.isSSLHostnameVerify = true;
+
+\trc = aws_iot_mqtt_init(&client, &mqttInitParams);
+\tif(SUCCESS != rc) {
+\t\treturn rc;
+\t}
+
+\tconnectParams.keepAliveIntervalInSec = 600;
+\tconnectParams.isCleanSession = true;
+\tconnectParams.MQTTVersion = MQTT_3_1_1;
+\tconnectParams.pClientID = "c-sdk-client-id";
+\tconnectParams.clientIDLen = (uint16_t) strlen("c-sdk-client-id");
+
+\trc = aws_iot_mqtt_connect(&client, &connectParams);
+\tsprintf(cPayload, "%s : %d ", "hello from SDK", 0);
+\tparamsQOS0.qos = QOS0;
+\tparamsQOS0.payload = (void *) cPayload;
+\tparamsQOS0.payloadLen = strlen(cPayload);
+\treturn aws_iot_mqtt_publish(&client, "sdkTest/sub", 11, &paramsQOS0);
+}
+"""
+
+
+def test_the_v3_sdk_on_linux_is_not_rewritten_onto_esp_idf(tmp_path):
+    # It was rewritten onto ESP-IDF's esp-mqtt (esp_mqtt_client_config_t, FreeRTOS),
+    # which a Linux build does not have.
+    (tmp_path / "subscribe_publish_sample.c").write_text(V3_LINUX_SAMPLE, encoding="utf-8")
+    (tmp_path / "Makefile").write_text("APP_NAME = subscribe_publish_sample\n", encoding="utf-8")
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    assert outcome.changed == {}
+    points = outcome.report.touch_points
+    assert points
+    assert {p.verdict for p in points} == {"needs_human"}
+    assert all("outside ESP-IDF" in p.reason for p in points if p.kind != "secret")
