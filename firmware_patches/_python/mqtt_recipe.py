@@ -25,7 +25,12 @@ from firmware_patches._python import (
     keyword_args,
     parse,
 )
-from firmware_patches._python.transform import ClientTracker, is_method_call, module_assignments
+from firmware_patches._python.transform import (
+    ClientTracker,
+    EndpointLiterals,
+    is_method_call,
+    module_assignments,
+)
 
 __all__ = ["MqttRecipe"]
 
@@ -115,6 +120,8 @@ class MqttRecipe:
         new = module.visit(rewriter)
         if not rewriter.changed:
             return None
+        # The endpoint constant may also be TLS's server_hostname (SNI, verification).
+        new = new.visit(EndpointLiterals(options.hub))
         return inject_block(new, block_source("mqtt_router", options.hub), path)
 
     def _rewriter(

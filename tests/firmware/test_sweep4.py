@@ -1257,3 +1257,71 @@ def test_the_v3_sdk_on_linux_is_not_rewritten_onto_esp_idf(tmp_path):
     assert points
     assert {p.verdict for p in points} == {"needs_human"}
     assert all("outside ESP-IDF" in p.reason for p in points if p.kind != "secret")
+
+
+# A MicroPython ESP32 AWS IoT program in the shape Digi's and Espressif-based tutorials
+# use (umqtt.simple 1.3's ssl_params, as in micropython/micropython-lib before 1.22): the
+# endpoint constant is also TLS's server_hostname, which sets SNI and the name verified.
+UMQTT_SERVER_HOSTNAME = """\
+import ussl
+from umqtt.simple import MQTTClient
+
+MQTT_HOST = "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
+CLIENT_ID = "esp32-tank-3"
+
+with open("aws.crt", "rb") as f:
+    cert = f.read()
+with open("aws.key", "rb") as f:
+    key = f.read()
+
+ssl_params = {"key": key, "cert": cert, "server_hostname": MQTT_HOST,
+              "cert_reqs": ussl.CERT_REQUIRED}
+client = MQTTClient(CLIENT_ID, MQTT_HOST, port=8883, keepalive=60, ssl=True,
+                    ssl_params=ssl_params)
+client.connect()
+client.publish(b"tank/level", b'{"level": 3}')
+"""
+UMQTT_13_STUB = """\
+class MQTTClient:
+    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
+                 ssl=False, ssl_params={}):
+        self.client_id, self.server, self.ssl_params = client_id, server, ssl_params
+
+    def set_callback(self, f):
+        self.cb = f
+
+    def connect(self, clean_session=True):
+        print("connect", self.server, self.ssl_params.get("server_hostname"))
+
+    def publish(self, topic, msg, retain=False, qos=0):
+        print("publish", topic)
+"""
+
+
+def test_the_umqtt_tls_server_hostname_is_the_hubs(tmp_path):
+    # The constant kept AWS's host, so TLS sent AWS's name (SNI) to IoT Hub and checked
+    # IoT Hub's certificate against it, while the report said the endpoint was rewritten.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "main.py").write_text(UMQTT_SERVER_HOSTNAME, encoding="utf-8")
+    outcome = patch(repo, PatchOptions(hub=HUB), apply=True)
+    endpoint = next(p for p in outcome.report.touch_points if p.kind == "endpoint")
+    assert endpoint.verdict == "rewritten"
+    lib = tmp_path / "lib"
+    (lib / "umqtt").mkdir(parents=True)
+    (lib / "umqtt" / "__init__.py").write_text("", encoding="utf-8")
+    (lib / "umqtt" / "simple.py").write_text(UMQTT_13_STUB, encoding="utf-8")
+    (lib / "ussl.py").write_text("CERT_REQUIRED = 2\n", encoding="utf-8")
+    (repo / "aws.crt").write_bytes(b"cert")
+    (repo / "aws.key").write_bytes(b"key")
+    env = {**os.environ, "PYTHONPATH": str(lib)}
+    ran = subprocess.run(
+        [sys.executable, "main.py"],
+        check=False,
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines()[0] == f"connect {HUB} {HUB}"
