@@ -18,7 +18,7 @@ import re
 import libcst as cst
 
 from bridge.firmware.models import TouchPoint
-from bridge.firmware.recipes import PatchOptions, PatchRefusedError
+from bridge.firmware.recipes import IOTHUB_MAX_KEEP_ALIVE, PatchOptions, PatchRefusedError
 from bridge.firmware.touch import RULES, touch_points
 from firmware_patches._c import apply_edits, error_count, parse_c, parse_cpp, string_literal_edits
 from firmware_patches._python import parse as parse_python
@@ -98,6 +98,12 @@ def _unsupported_clients(path: str, text: str, stack: str) -> list[TouchPoint]:
     return points
 
 
+def _within_limit(line: str) -> bool:
+    """A keep-alive setting line whose only numbers are within IoT Hub's 1177 s."""
+    numbers = [int(n) for n in re.findall(r"(?<![\w.])\d+(?![\w.])", line)]
+    return bool(numbers) and max(numbers) <= IOTHUB_MAX_KEEP_ALIVE
+
+
 def _kconfig(path: str) -> bool:
     return path.rsplit("/", 1)[-1].startswith("Kconfig")
 
@@ -168,6 +174,12 @@ class GenericRecipe:
                 else p
                 for p in points
             ]
+        # A keep-alive already within IoT Hub's limit (prj.conf's CONFIG_MQTT_KEEPALIVE=60,
+        # `#define MQTT_KEEP_ALIVE 30`) asks nothing of anyone.
+        lines = text.splitlines()
+        points = [
+            p for p in points if p.kind != "keep_alive" or not _within_limit(lines[p.line - 1])
+        ]
         clients = _unsupported_clients(path, text, self.stack)
         return sorted([*points, *clients], key=lambda point: point.line) if clients else points
 

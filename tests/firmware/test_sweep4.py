@@ -1325,3 +1325,24 @@ def test_the_umqtt_tls_server_hostname_is_the_hubs(tmp_path):
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.splitlines()[0] == f"connect {HUB} {HUB}"
+
+
+def test_a_keep_alive_setting_within_iothubs_limit_is_no_touch_point(tmp_path):
+    # prj.conf's CONFIG_MQTT_KEEPALIVE=60 (and the mosquitto demo's `#define
+    # MQTT_KEEP_ALIVE 30`) were reported as needing a human although IoT Hub takes them.
+    _zephyr_aws_iot(tmp_path)
+    (tmp_path / "jobs_demo_mosquitto.c").write_text(
+        MOSQUITTO_JOBS.replace(
+            '#include "jobs.h"\n', '#include "jobs.h"\n\n#define MQTT_KEEP_ALIVE 30\n'
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "prj_long.conf").write_text(
+        'CONFIG_MQTT_KEEPALIVE=3600\nCONFIG_AWS_ENDPOINT="a1-ats.iot.eu-west-1.amazonaws.com"\n',
+        encoding="utf-8",
+    )
+    points = scan(tmp_path).touch_points
+    keep_alive = {(p.file, p.line) for p in points if p.kind == "keep_alive"}
+    assert ("prj.conf", 2) not in keep_alive
+    assert ("jobs_demo_mosquitto.c", 5) not in keep_alive
+    assert ("prj_long.conf", 1) in keep_alive
