@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.firmware import PatchOptions, patch, scan
+from bridge.firmware import DeviceIdSource, PatchOptions, patch, scan
 from firmware_patches._c import error_count, parse_c
 
 HUB = "myhub.azure-devices.net"
@@ -1346,3 +1346,102 @@ def test_a_keep_alive_setting_within_iothubs_limit_is_no_touch_point(tmp_path):
     assert ("prj.conf", 2) not in keep_alive
     assert ("jobs_demo_mosquitto.c", 5) not in keep_alive
     assert ("prj_long.conf", 1) in keep_alive
+
+
+# aws/aws-iot-device-sdk-js-v2, samples/node/pub_sub/index.ts and samples/util/cli_args.js
+# (trimmed): the sample takes its connection from the shared helper, whose require path
+# counts from the compiled dist/ folder.
+NODE_V2_PUB_SUB = """\
+import { mqtt } from 'aws-iot-device-sdk-v2';
+import { TextDecoder } from 'util';
+
+type Args = { [index: string]: any };
+
+const yargs = require('yargs');
+
+// The relative path is '../../util/cli_args' from here, but the compiled javascript file
+// gets put one level deeper inside the 'dist' folder
+const common_args = require('../../../util/cli_args');
+
+yargs.command('*', false, (yargs: any) => {
+    common_args.add_direct_connection_establishment_arguments(yargs);
+}, main).parse();
+
+async function execute_session(connection: mqtt.MqttClientConnection, argv: Args) {
+    const decoder = new TextDecoder('utf8');
+    const on_publish = async (topic: string, payload: ArrayBuffer) => {
+        console.log(decoder.decode(payload));
+    }
+    await connection.subscribe(argv.topic, mqtt.QoS.AtLeastOnce, on_publish);
+    const json = JSON.stringify({ message: argv.message, sequence: 1 });
+    await connection.publish(argv.topic, json, mqtt.QoS.AtLeastOnce);
+}
+
+async function main(argv: Args) {
+    common_args.apply_sample_arguments(argv);
+    const connection = common_args.build_connection_from_cli_args(argv);
+    await connection.connect()
+    await execute_session(connection, argv)
+    await connection.disconnect()
+}
+"""
+NODE_V2_CLI_ARGS = """\
+const awscrt = require('aws-crt');
+const iot = awscrt.iot;
+const mqtt = awscrt.mqtt;
+
+function apply_sample_arguments(argv) {
+}
+
+function build_direct_mqtt_connection_from_args(argv) {
+    let config_builder = iot.AwsIotMqttConnectionConfigBuilder.new_mtls_builder_from_path(
+        argv.cert, argv.key);
+
+    if (argv.ca_file != null) {
+        config_builder.with_certificate_authority_from_path(undefined, argv.ca_file);
+    }
+
+    config_builder.with_clean_session(false);
+    config_builder.with_client_id(
+        argv.client_id || "test-" + Math.floor(Math.random() * 100000000));
+    config_builder.with_endpoint(argv.endpoint);
+    const config = config_builder.build();
+
+    const client = new mqtt.MqttClient();
+    return client.new_connection(config);
+}
+
+function build_connection_from_cli_args(argv) {
+    return build_direct_mqtt_connection_from_args(argv);
+}
+
+exports.apply_sample_arguments = apply_sample_arguments;
+exports.build_connection_from_cli_args = build_connection_from_cli_args;
+"""
+
+
+def _node_v2_samples(root: Path) -> None:
+    (root / "samples" / "node" / "pub_sub").mkdir(parents=True)
+    (root / "samples" / "util").mkdir(parents=True)
+    (root / "samples" / "node" / "pub_sub" / "index.ts").write_text(
+        NODE_V2_PUB_SUB, encoding="utf-8"
+    )
+    (root / "samples" / "util" / "cli_args.js").write_text(NODE_V2_CLI_ARGS, encoding="utf-8")
+
+
+def test_a_node_v2_sample_is_held_with_the_helper_its_connection_comes_from(tmp_path):
+    # cli_args.js was refused (its client id is random) but index.ts was "rewritten": its
+    # publishes, said to become sendEvent, went on through the helper's AWS connection.
+    _node_v2_samples(tmp_path)
+    outcome = patch(tmp_path, PatchOptions(hub=HUB))
+    assert outcome.changed == {}
+    sample = [p for p in outcome.report.touch_points if p.file.endswith("index.ts")]
+    assert [p.kind for p in sample if p.kind == "topic"] == ["topic", "topic"]
+    assert {p.verdict for p in sample} == {"needs_human"}
+    assert all("samples/util/cli_args.js, which is not rewritten" in p.reason for p in sample)
+    # With a device id for the helper both move, together.
+    options = PatchOptions(hub=HUB, device_id=DeviceIdSource("literal", "sample-1"))
+    assert set(patch(tmp_path, options).changed) == {
+        "samples/node/pub_sub/index.ts",
+        "samples/util/cli_args.js",
+    }
