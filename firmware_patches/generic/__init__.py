@@ -100,7 +100,7 @@ def _unsupported_clients(path: str, text: str, stack: str) -> list[TouchPoint]:
 
 def _within_limit(line: str) -> bool:
     """A keep-alive setting line whose only numbers are within IoT Hub's 1177 s."""
-    numbers = [int(n) for n in re.findall(r"(?<![\w.])\d+(?![\w.])", line)]
+    numbers = [int(n) for n in re.findall(r"(?<![\w.])(\d+)[uUlL]*(?![\w.])", line)]
     return bool(numbers) and max(numbers) <= IOTHUB_MAX_KEEP_ALIVE
 
 

@@ -1329,11 +1329,11 @@ def test_the_umqtt_tls_server_hostname_is_the_hubs(tmp_path):
 
 def test_a_keep_alive_setting_within_iothubs_limit_is_no_touch_point(tmp_path):
     # prj.conf's CONFIG_MQTT_KEEPALIVE=60 (and the mosquitto demo's `#define
-    # MQTT_KEEP_ALIVE 30`) were reported as needing a human although IoT Hub takes them.
+    # MQTT_KEEP_ALIVE ( 60U )`) were reported as needing a human although IoT Hub takes them.
     _zephyr_aws_iot(tmp_path)
     (tmp_path / "jobs_demo_mosquitto.c").write_text(
         MOSQUITTO_JOBS.replace(
-            '#include "jobs.h"\n', '#include "jobs.h"\n\n#define MQTT_KEEP_ALIVE 30\n'
+            '#include "jobs.h"\n', '#include "jobs.h"\n\n#define MQTT_KEEP_ALIVE ( 60U )\n'
         ),
         encoding="utf-8",
     )
