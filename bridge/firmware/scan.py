@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import posixpath
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -69,6 +71,7 @@ def analyse(
             if finding is not None:
                 findings.append(finding)
     findings.sort(key=lambda finding: finding.report.file)
+    _hold_dependents(findings)
     report = ScanReport(
         root=str(root),
         files_scanned=stats.get("scanned", 0),
@@ -78,6 +81,60 @@ def analyse(
         skipped=[SkippedFile(file=file, reason=reason) for file, reason in sorted(skipped)],
     )
     return report, findings
+
+
+# A JavaScript/TypeScript file's local modules: `require('../util/cli_args')`, `from './x'`.
+_LOCAL_IMPORT = re.compile(r"""(?:require\(\s*|\bfrom\s+)['"](\.{1,2}/[^'"\n]+)['"]""")
+_JS = (".js", ".cjs", ".mjs", ".ts", ".tsx")
+HELD = "not rewritten: it uses {} from {}, which is not rewritten ({}); the two must move together"
+
+
+def _hold_dependents(findings: list[Finding]) -> None:
+    """A JavaScript file whose SDK objects come from a local module of the same stack
+    that could not be rewritten (aws-iot-device-sdk-js-v2's samples take their connection
+    from util/cli_args.js) keeps its own code too: rewritten alone, it would hand IoT Hub
+    calls to an AWS connection while the report said they were done."""
+    by_file = {finding.report.file: finding for finding in findings}
+    changed = True
+    while changed:
+        changed = False
+        for finding in findings:
+            if finding.patched is None or not finding.report.file.endswith(_JS):
+                continue
+            held = _refused_dependency(finding, by_file)
+            if held is None:
+                continue
+            spec, other, reason = held
+            update = HELD.format(spec, other.report.file, reason)
+            finding.patched = None
+            finding.report.touch_points = [
+                _human(point, update) for point in finding.report.touch_points
+            ]
+            changed = True
+
+
+def _refused_dependency(
+    finding: Finding, by_file: dict[str, Finding]
+) -> tuple[str, Finding, str] | None:
+    folder = posixpath.dirname(finding.report.file)
+    for spec in _LOCAL_IMPORT.findall(finding.text):
+        # TypeScript samples compile to dist/, and their relative requires count from there.
+        for base in (folder, posixpath.join(folder, "dist")):
+            target = posixpath.normpath(posixpath.join(base, spec))
+            for name in (target, *(target + ext for ext in _JS), f"{target}/index.js"):
+                other = by_file.get(name)
+                if other is None or other is finding or other.report.stack != finding.report.stack:
+                    continue
+                if other.patched is not None or other.report.vendored:
+                    continue
+                reasons = [
+                    p.reason
+                    for p in other.report.touch_points
+                    if p.verdict == "needs_human" and p.reason.startswith("not rewritten: ")
+                ]
+                if reasons:
+                    return spec, other, reasons[0].removeprefix("not rewritten: ")
+    return None
 
 
 def _decoded(data: bytes) -> tuple[str, str]:

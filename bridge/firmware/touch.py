@@ -84,7 +84,7 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "jobs",
         r"\$aws/things/.*?jobs|iotjobs|IotJobsClient|AWSIoTMQTTThingJobsClient|"
-        r"jobExecution",
+        r"jobExecution|subscribeToJobs|startJobNotifications|\bJobs_(?:StartNext|GetTopic|MatchTopic|Update|GetPending|Describe)\b",
         "AWS IoT Jobs: IoT Hub has direct methods and scheduled jobs, not per-device queues",
     ),
     _rule(
@@ -141,7 +141,7 @@ RULES: tuple[Rule, ...] = (
 # line by line. Literals only, matched case-sensitively on lowered data: an inline (?i)
 # group makes Python's regex engine about seven times slower on a 50,000-file tree.
 _NEEDLES = (
-    "amazonaws.com", "$aws/", "awsiot", "aws-iot", "aws_iot", "amazonrootca",
+    "amazonaws.com", "$aws/", "awsiot", "awscrt", "aws-iot", "aws_iot", "amazonrootca",
     "describe-endpoint", "iot-data", "greengrass", "umqtt", "paho", "pubsubclient",
     "mqttclient", "esp_mqtt", "core_mqtt", "coremqtt", "mqtt_client", "private key",
     "clientcredential", "wifi_pass", "wifipass", "wlan.connect", "passphrase", "_pass",
@@ -178,7 +178,7 @@ def touch_points(
                 prose = _prose(text) if prose is None else prose
                 spans = [s for s in prose if _PROSE_BLIND[rule.kind] or not s.triple]
                 if all(_inside(spans, number, m) for m in rule.pattern.finditer(line)):
-                    continue  # "-r <rootCAFilePath>" in usage text uses no root CA
+                    continue  # "-c <certFilePath>" in usage text uses no certificate
             seen.add(rule.kind)
             if rule.kind == "shadow" and "named_shadow" in seen:
                 continue
@@ -197,8 +197,9 @@ def touch_points(
 
 
 # Kinds that also appear in a program's help and usage text, and whether triple-quoted
-# strings count as such text for them (an endpoint in one may be a config template).
-_PROSE_BLIND = {"root_ca": True, "endpoint": False}
+# strings count as such text for them (an endpoint in one may be a config template; a
+# certificate path in one is kept as it is either way: the device keeps its certificate).
+_PROSE_BLIND = {"root_ca": True, "certificate": True, "endpoint": False}
 _PROSE_KEYWORDS = frozenset({"help", "usage", "description", "epilog"})
 
 
@@ -235,6 +236,9 @@ class _Prose:
         ended = self.commas_end and (self.depth, string) == (self.until, ",")
         if self.until is not None and (self.depth < self.until or ended):
             self.until = None
+        if kind == tokenize.COMMENT:
+            # "#python pub.py -r <rootCAFilePath> -c <certFilePath>": a comment is prose
+            self.spans.append(_Span(token.start, token.end, triple=False))
         if kind == tokenize.STRING:
             keyword = self.previous[-1] == "=" and self.previous[-2] in _PROSE_KEYWORDS
             if self.until is None and keyword:
@@ -248,8 +252,8 @@ class _Prose:
 
 def _prose(text: str) -> list[_Span]:
     """Where a Python program's help and usage text lies: the strings given to argparse's
-    `help=`/`usage=`/`description=`/`epilog=` and to `print(...)`, and triple-quoted
-    strings (usage blocks, docstrings). Empty when the file does not tokenize."""
+    `help=`/`usage=`/`description=`/`epilog=` and to `print(...)`, triple-quoted
+    strings (usage blocks, docstrings) and comments. Empty when the file does not tokenize."""
     if _ODD_BREAKS.search(text):
         return []  # tokenize counts lines differently from str.splitlines here
     prose = _Prose()

@@ -48,6 +48,51 @@ _REFUSED_BUILDERS = {
     "mtls_with_pkcs11": "PKCS#11 key: wire it into azure-iot-device by hand",
 }
 _WEBSOCKET = "websockets_with_default_aws_signing"
+# MQTT 5 (awsiot.mqtt5_client_builder, awscrt.mqtt5, the V2 service clients on
+# mqtt_request_response): the adapter answers the MQTT 3 connection's calls only, and
+# IoT Hub speaks MQTT 3.1.1.
+_MQTT5 = re.compile(
+    r"\bmqtt5_client_builder\b|^\s*from\s+awscrt\s+import\s[^\n]*\bmqtt5\b|"
+    r"\bawscrt\.mqtt5\b|\bIot\w+ClientV2\b|\bmqtt_request_response\b",
+    re.MULTILINE,
+)
+# The awscrt connection built by hand (the SDK's 2019 samples, programs on awscrt alone):
+# only mqtt_connection_builder's connection is rewritten, so the hand-built one would keep
+# talking to AWS while the shadow and jobs clients around it became IoT Hub's.
+_RAW_CONNECTION = re.compile(r"\b(?:mqtt|awscrt\.mqtt)\.(?:Connection|Client)\s*\(")
+RAW_CONNECTION_REFUSED = (
+    "awscrt MQTT connection built by hand (mqtt.Client/mqtt.Connection): only "
+    "mqtt_connection_builder.mtls_from_path connections are rewritten; build it with that "
+    "builder or port the connection to azure-iot-device by hand"
+)
+# Fleet provisioning (awsiot.iotidentity) and Greengrass discovery need AWS's own MQTT
+# connection: rewriting the connection alone hands them an IoT Hub client they cannot use.
+_AWS_ONLY_CLIENTS = re.compile(r"\biotidentity\b|\bgreengrass_discovery\b|\bDiscoveryClient\b")
+AWS_ONLY_REFUSED = (
+    "{} needs AWS IoT's own MQTT connection (fleet provisioning or Greengrass discovery): "
+    "replace it with the Device Provisioning Service (DPS) or IoT Edge by hand; the "
+    "connection is not rewritten alone, which would hand it an IoT Hub client"
+)
+# The connection crosses a module boundary: returned by a helper (the SDK's 2022 samples'
+# utils/command_line_utils.py build_direct_mqtt_connection), or used in a file that does
+# not build it (their pubsub.py: cmdUtils.build_mqtt_connection(...)). Its calls in the
+# other file would keep awscrt's API while the object became an IoTHubDeviceClient.
+RETURNED_REFUSED = (
+    "the connection built here is returned to other code ({}), whose connect, publish and "
+    "subscribe calls are not rewritten with it: build and use the connection in one module, "
+    "or port by hand"
+)
+ELSEWHERE_REFUSED = (
+    "the MQTT connection used here is built in another module ({}): its connect, publish "
+    "and subscribe calls cannot be rewritten without it; build the connection with "
+    "mqtt_connection_builder.mtls_from_path in this module, or port by hand"
+)
+_CONNECTION_USE = re.compile(r"\b([\w.]+)\.(?:connect|publish|subscribe)\s*\(")
+MQTT5_REFUSED = (
+    "MQTT 5 client ({}): IoT Hub speaks MQTT 3.1.1, and user properties, topic aliases, "
+    "session expiry and the V2 request/response service clients have no IoT Hub "
+    "equivalent: port the program to azure-iot-device by hand"
+)
 _CONNECTION_CALLS = {
     "connect": "iothub_connect",
     "disconnect": "iothub_disconnect",
@@ -84,6 +129,8 @@ class AwsIotSdkRecipe:
         return path.endswith(".py") and (
             "from awsiot" in text
             or "import awsiot" in text
+            or "from awscrt" in text
+            or "import awscrt" in text
             or "IoT Hub device client adapter" in text
         )
 
@@ -93,12 +140,21 @@ class AwsIotSdkRecipe:
         return points if blocks is None else mark_branch(points, blocks)
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
+        mqtt5 = _MQTT5.search(text)
+        if mqtt5 is not None:
+            raise PatchRefusedError(MQTT5_REFUSED.format(mqtt5.group().strip()))
+        aws_only = _AWS_ONLY_CLIENTS.search(text)
+        if aws_only is not None:
+            raise PatchRefusedError(AWS_ONLY_REFUSED.format(aws_only.group()))
+        if _RAW_CONNECTION.search(text) and re.search(r"\bawscrt\b", text):
+            raise PatchRefusedError(RAW_CONNECTION_REFUSED)
         module = parse(path, text)
         builders = set()
         for name in (*_BUILDERS, *_REFUSED_BUILDERS):
             builders |= imported_names(module, ("awsiot.mqtt_connection_builder", "awsiot"), name)
         tracker = ClientTracker(builders)
         module.visit(tracker)
+        _refuse_crossing(text, tracker.clients, builders)
         shadow_modules = {"iotshadow", "iotjobs", *_SHADOW_ALIAS.findall(text)}
         rewriter = _Rewriter(options, tracker.clients, builders, module, shadow_modules)
         rewriter.websocket_branch = _websocket_branches(text) is not None
@@ -238,6 +294,38 @@ class _Rewriter(cst.CSTTransformer):
             func=cst.parse_expression(factory),
             args=_layout(new_args, call),
         )
+
+
+def _refuse_crossing(text: str, clients: set[str], builders: set[str]) -> None:
+    """Raise when the connection is built in one module and used in another."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return
+    local = {name.rsplit(".", 1)[-1] for name in builders}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Return) and node.value is not None:
+            value = node.value
+            returned = ast.unparse(value)
+            built = isinstance(value, ast.Call) and _call_name(value) in local
+            if returned in clients or built:
+                function = next(
+                    (
+                        f.name
+                        for f in ast.walk(tree)
+                        if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+                        and node in ast.walk(f)
+                    ),
+                    "a function",
+                )
+                raise PatchRefusedError(RETURNED_REFUSED.format(function))
+    if clients or any(isinstance(n, ast.Call) and _call_name(n) in local for n in ast.walk(tree)):
+        return
+    uses = [m.group(1) for m in _CONNECTION_USE.finditer(text)]
+    if not uses:
+        return
+    helper = re.search(r"\b([\w.]+build\w*connection\w*)\s*\(", text)
+    raise PatchRefusedError(ELSEWHERE_REFUSED.format(helper.group(1) if helper else uses[0]))
 
 
 def _call_name(call: ast.Call) -> str:

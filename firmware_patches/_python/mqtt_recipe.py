@@ -25,7 +25,12 @@ from firmware_patches._python import (
     keyword_args,
     parse,
 )
-from firmware_patches._python.transform import ClientTracker, is_method_call, module_assignments
+from firmware_patches._python.transform import (
+    ClientTracker,
+    EndpointLiterals,
+    is_method_call,
+    module_assignments,
+)
 
 __all__ = ["MqttRecipe"]
 
@@ -49,6 +54,9 @@ def _call(name: str, *args: cst.BaseExpression) -> cst.Call:
 
 def _wrapped(expression: cst.BaseExpression, name: str) -> bool:
     return isinstance(expression, cst.Call) and code_of(expression.func) == name
+
+
+_BOOLS = frozenset({"True", "False"})
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,8 @@ class MqttRecipe:
         new = module.visit(rewriter)
         if not rewriter.changed:
             return None
+        # The endpoint constant may also be TLS's server_hostname (SNI, verification).
+        new = new.visit(EndpointLiterals(options.hub))
         return inject_block(new, block_source("mqtt_router", options.hub), path)
 
     def _rewriter(
@@ -185,6 +195,11 @@ class _Rewriter(cst.CSTTransformer):
             }
             if "keepalive" in args:
                 replace["keepalive"] = _call("iothub_keep_alive", args["keepalive"])
+            ssl = args.get("ssl")
+            if ssl is not None and not (isinstance(ssl, cst.Name) and ssl.value in _BOOLS):
+                # umqtt.simple 1.4+ (MicroPython 1.22+) takes an ssl.SSLContext holding
+                # the device's certificate and key: True there has no wrap_socket().
+                del replace["ssl"]
         return self._with_args(call, replace)
 
     def _with_args(self, call: cst.Call, replace: dict[str, cst.BaseExpression]) -> cst.Call:

@@ -5,9 +5,33 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
+from bridge.firmware.touch import RULES
 from firmware_patches._python import code_of
 
-__all__ = ["ClientTracker", "module_assignments"]
+__all__ = ["ClientTracker", "EndpointLiterals", "module_assignments"]
+
+_ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
+
+
+class EndpointLiterals(cst.CSTTransformer):
+    """String literals that are an AWS endpoint and nothing else become the hub's host:
+    the constant a program also hands to TLS (`ssl_params={"server_hostname": HOST}`)."""
+
+    def __init__(self, hub: str) -> None:
+        super().__init__()
+        self.hub = hub
+        self.changed = False
+
+    def leave_SimpleString(
+        self, original: cst.SimpleString, updated: cst.SimpleString
+    ) -> cst.SimpleString:
+        value = updated.evaluated_value
+        if isinstance(value, str) and _ENDPOINT.fullmatch(value):
+            self.changed = True
+            return updated.with_changes(
+                value=updated.prefix + updated.quote + self.hub + updated.quote
+            )
+        return updated
 
 
 def module_assignments(module: cst.Module) -> dict[str, cst.BaseExpression]:

@@ -65,6 +65,21 @@ _HUMAN = {
     "shadow": "the callback now receives $iothub/twin/PATCH/properties/desired/?$version=N "
     "with the desired patch itself (no state wrapper): adapt it by hand",
 }
+# ArduinoBearSSL's BearSSLClient checks the server against br_x509_trust_anchor structs
+# (DN, RSA modulus and exponent), not a PEM: by default the library's own 16 roots in
+# BearSSLTrustAnchors.h, chosen in 2018 (Amazon Root CA 1, Baltimore CyberTrust, DigiCert
+# Global Root CA among them), or the table the sketch passes. No PEM to swap: the patch
+# cannot vouch that the table holds IoT Hub's roots, so a human builds one that does.
+_BEARSSL_CLIENT = re.compile(r"\bBearSSLClient\s+\w+\s*[({]|\bnew\s+BearSSLClient\s*\(")
+BEARSSL_REASON = (
+    "ArduinoBearSSL verifies the server against br_x509_trust_anchor entries (by default "
+    "the library's 2018 table in BearSSLTrustAnchors.h), not a PEM, and the patch cannot "
+    "vouch that they hold IoT Hub's roots: "
+    "generate entries for DigiCert Global Root G2 and Microsoft RSA Root CA 2017 with "
+    "BearSSL's `brssl ta DigiCertGlobalRootG2.crt.pem MicrosoftRSARootCA2017.crt.pem` and "
+    "construct the client as BearSSLClient(client, TAs, TAs_NUM) with them; until then "
+    "the TLS handshake with IoT Hub may fail"
+)
 
 
 def error_count(tree: Tree) -> int:
@@ -108,11 +123,23 @@ class ArduinoRecipe:
             for point in _topic_macros(text, touch_points(path, text, self.stack, _REWRITTEN))
             if not lines[point.line - 1].lstrip().startswith("//")
         ]
+        points += [
+            TouchPoint(
+                file=path,
+                line=number,
+                kind="root_ca",
+                stack=self.stack,
+                verdict="needs_human",
+                reason=BEARSSL_REASON,
+            )
+            for number, line in enumerate(lines, start=1)
+            if _BEARSSL_CLIENT.search(line.split("//", 1)[0])
+        ]
         return [
             p.model_copy(update={"verdict": "needs_human", "reason": human[p.kind]})
             if p.kind in human
             else p
-            for p in points
+            for p in sorted(points, key=lambda point: point.line)
         ]
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:

@@ -1,7 +1,7 @@
 """FreeRTOS coreMQTT demos (`demo_config.h`, `aws_clientcredential.h`) moved to IoT Hub's MQTT.
 
 Stays on coreMQTT, as the issue asks for C: with tree-sitter-c the recipe finds the
-broker endpoint define and points it at the hub, adds `democonfigCLIENT_USERNAME` (IoT
+broker endpoint define and points it at the hub, adds `democonfigIOTHUB_USERNAME` (IoT
 Hub's user name, built from the client identifier define) and sets it on the
 `MQTTConnectInfo_t` next to the client identifier, caps the keep-alive at 1177 s, and
 turns telemetry topic defines whose value resolves at patch time into
@@ -39,13 +39,21 @@ from firmware_patches._c import (
 )
 
 _MARKER = re.compile(r"core_mqtt|MQTT_Connect|clientcredential|democonfig")
+# The AWS IoT Device SDK for Embedded C's demos (aws-iot-device-sdk-embedded-C/demos/*):
+# their demo_config.h names neither coreMQTT nor democonfig, only these settings.
+_EMBEDDED_C_CONFIG = re.compile(r"#\s*define\s+(?:AWS_IOT_ENDPOINT|CLIENT_IDENTIFIER)\b")
 _ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
-_ID_NAMES = ("democonfigCLIENT_IDENTIFIER", "clientcredentialIOT_THING_NAME")
-_ENDPOINT_NAMES = ("democonfigMQTT_BROKER_ENDPOINT", "clientcredentialMQTT_BROKER_ENDPOINT")
-USERNAME = "democonfigCLIENT_USERNAME"
+_ID_NAMES = ("democonfigCLIENT_IDENTIFIER", "clientcredentialIOT_THING_NAME", "CLIENT_IDENTIFIER")
+_ENDPOINT_NAMES = (
+    "democonfigMQTT_BROKER_ENDPOINT",
+    "clientcredentialMQTT_BROKER_ENDPOINT",
+    "AWS_IOT_ENDPOINT",
+)
+USERNAME = "democonfigIOTHUB_USERNAME"
 _ROOT_CA_NAMES = ("democonfigROOT_CA_PEM", "keyCA_CERTIFICATE_PEM", "tlsATS1_ROOT_CERTIFICATE_PEM")
 _SOURCE_TOPIC = (
-    "topic define in a source file (its client id comes from sdkconfig or the build): "
+    "topic defined in a source file (the recipe rewrites topic defines in settings headers "
+    "only, where the client id is known): "
     "point it at devices/{id}/messages/events/ with the awsTopic properties by hand"
 )
 # The coreMQTT Device Shadow library (esp-aws-iot 202x, FreeRTOS LTS): AWS topic builders.
@@ -68,6 +76,14 @@ _RULES = (
         "the program's own user name (username/password, a custom authorizer): IoT Hub "
         "authenticates with the certificate or a SAS token; left as it is",
     ),
+)
+# The Embedded C SDK's demos hand OpenSSL a root CA *file* (ROOT_CA_CERT_PATH, default
+# certificates/AmazonRootCA1.crt): there is no PEM in the source to replace.
+_ROOT_CA_PATH = re.compile(r"ROOT_CA_CERT_PATH|pRootCaPath")
+ROOT_CA_PATH_REASON = (
+    "OpenSSL reads the root CA from a file (ROOT_CA_CERT_PATH, AWS's AmazonRootCA1.crt): "
+    "put IoT Hub's roots (DigiCert Global Root G2 and Microsoft RSA Root CA 2017) in a "
+    "PEM file and point ROOT_CA_CERT_PATH at it"
 )
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 _REWRITTEN = {
@@ -160,6 +176,35 @@ def iothub_telemetry_topic(device_id: str, aws_topic: str) -> str:
     return f"devices/{device_id}/messages/events/{bag}"
 
 
+_TOPIC_DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w*TOPIC\w*)[ \t]+[^\n]*\"", re.MULTILINE)
+_TOPIC_USE = re.compile(r"\b(?:pTopicName|pTopicFilter)\s*=\s*\(?\s*(\w+)")
+
+
+def _source_topics(text: str) -> dict[str, int]:
+    """The topic macros a source file defines as strings and publishes or subscribes to,
+    with the line of each define (AWS's own `$aws/` topics are reported as such)."""
+    used = set(_TOPIC_USE.findall(text))
+    return {
+        match.group(1): text.count("\n", 0, match.start()) + 1
+        for match in _TOPIC_DEFINE.finditer(text)
+        if match.group(1) in used and "$aws/" not in match.group()
+    }
+
+
+def _after_guard(source: bytes, define: Define) -> int:
+    """Where a define following `define` goes: after it, or after the `#ifndef NAME` ...
+    `#endif` around it (the Embedded C demos' `CLIENT_IDENTIFIER`), so that it is also
+    defined when the build passes -DNAME."""
+    parent = define.node.parent
+    name = parent.child_by_field_name("name") if parent is not None else None
+    if parent is None or parent.type != "preproc_ifdef" or name is None:
+        return define.node.end_byte
+    if name.text is None or name.text.decode() != define.name:
+        return define.node.end_byte
+    end = source.find(b"\n", parent.end_byte)
+    return len(source) if end < 0 else end + 1
+
+
 class CoreMqttRecipe:
     """The c_coremqtt recipe."""
 
@@ -167,19 +212,45 @@ class CoreMqttRecipe:
     stack = "c_coremqtt"
 
     def detect(self, path: str, text: str) -> bool:
-        return path.endswith((".c", ".h")) and bool(_MARKER.search(text))
+        return path.endswith((".c", ".h")) and bool(
+            _MARKER.search(text)
+            or (path.endswith("demo_config.h") and _EMBEDDED_C_CONFIG.search(text))
+        )
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
         points = touch_points(path, text, self.stack, _REWRITTEN, rules=(*_RULES, *RULES))
         lines = text.splitlines()
+        points = [
+            p.model_copy(update={"verdict": "needs_human", "reason": ROOT_CA_PATH_REASON})
+            if p.kind == "root_ca" and _ROOT_CA_PATH.search(lines[p.line - 1])
+            else p
+            for p in points
+        ]
         if path.endswith(".c"):
-            # Topic defines are rewritten in the settings headers only.
+            # Topic defines are rewritten in the settings headers only: a topic the source
+            # file defines itself (the Embedded C demos' `#define MQTT_EXAMPLE_TOPIC
+            # CLIENT_IDENTIFIER "/example/topic"`) stays AWS's, and so do its publishes.
+            own = _source_topics(text)
             points = [
                 p.model_copy(update={"verdict": "needs_human", "reason": _SOURCE_TOPIC})
-                if p.kind == "topic" and re.match(r"\s*#\s*define\b", lines[p.line - 1])
+                if p.kind == "topic" and (re.match(r"\s*#\s*define\b", lines[p.line - 1]) or own)
                 else p
                 for p in points
             ]
+            seen = {p.line for p in points if p.kind == "topic"}
+            points += [
+                TouchPoint(
+                    file=path,
+                    line=line,
+                    kind="topic",
+                    stack=self.stack,
+                    verdict="needs_human",
+                    reason=_SOURCE_TOPIC,
+                )
+                for line in own.values()
+                if line not in seen
+            ]
+            points.sort(key=lambda point: point.line)
         for index, line in enumerate(text.splitlines(), start=1):
             if "$aws/" in line:
                 points = [
@@ -248,7 +319,8 @@ class CoreMqttRecipe:
                 f'#define {USERNAME} "{options.hub}/" {device.name} '
                 f'"/?api-version={IOTHUB_API_VERSION}"\n'
             )
-            edits.append(Edit(device.node.end_byte, device.node.end_byte, user.encode()))
+            at = _after_guard(source, device)
+            edits.append(Edit(at, at, user.encode()))
         return edits
 
     def _source_edits(self, source: bytes, tree: Tree, options: PatchOptions) -> list[Edit]:

@@ -112,6 +112,8 @@ class EspAwsIotRecipe:
             raise PatchRefusedError(SAS_REFUSED)
         if options.device_id.mode == "env":
             raise PatchRefusedError("an ESP32 has no environment: use --device-id-from literal:ID")
+        if _BEGIN not in text and not _ESP_IDF.search(text):
+            raise PatchRefusedError(NOT_ESP_IDF)
         _check(text)
         source = text.encode()
         tree = parse_c(source)
@@ -123,6 +125,18 @@ class EspAwsIotRecipe:
         if error_count(parse_c(new)) > before:
             raise PatchRefusedError(f"the rewrite of {path} would not parse")
         return new.decode()
+
+
+# The same SDK (v3, aws_iot_mqtt_*) also runs on Linux with mbedTLS: its own
+# samples/linux/*, built with make. Only ESP-IDF has the esp-mqtt the adapter stands on.
+_ESP_IDF = re.compile(r"#\s*include\s*[<\"](?:esp_|freertos/|sdkconfig)|\bapp_main\b|\bCONFIG_\w+")
+NOT_ESP_IDF = (
+    "AWS IoT Device SDK for Embedded C v3 outside ESP-IDF (no esp_*/freertos/ includes, "
+    "app_main or CONFIG_ settings, as in the SDK's samples/linux): the rewrite stands on "
+    "ESP-IDF's esp-mqtt, which this platform lacks; port the program to an MQTT client "
+    "with IoT Hub's host, user name {hub}/{device id}/?api-version=2021-04-12 and roots by "
+    "hand (or to coreMQTT, which this tool rewrites)"
+)
 
 
 def _check(text: str) -> None:

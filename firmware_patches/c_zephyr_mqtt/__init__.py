@@ -22,7 +22,7 @@ from bridge.firmware.recipes import (
     PatchOptions,
     PatchRefusedError,
 )
-from bridge.firmware.touch import RULES, touch_points
+from bridge.firmware.touch import RULES, Rule, touch_points
 from firmware_patches._c import (
     SAS_REFUSED,
     Edit,
@@ -50,6 +50,29 @@ _REWRITTEN = {
     "keep_alive": "keep-alive capped at 1177 s",
     "topic": "topic macros become IoT Hub's (events with awsTopic properties, desired, C2D)",
 }
+# Zephyr's TLS credentials: the CA registered for the broker (AWS's, from creds/ca.c).
+_RULES = (
+    Rule(
+        "root_ca",
+        re.compile(r"\bTLS_CREDENTIAL_CA_CERTIFICATE\b"),
+        "register IoT Hub's roots as TLS credentials",
+    ),
+    Rule(
+        "client_id",
+        re.compile(r"\bclient_id\.utf8\s*="),
+        "client id: must equal the IoT Hub device id",
+    ),
+    *RULES,
+)
+# A publish whose topic is no macro of this file (a function argument, a Kconfig value
+# such as the aws_iot_mqtt sample's CONFIG_AWS_PUBLISH_TOPIC): nothing here to rewrite.
+_UNMAPPED_TOPIC = (
+    "the topic is no macro of this file (a function argument or a Kconfig value): point "
+    "it at devices/{id}/messages/events/ with the awsTopic properties by hand"
+)
+# `static const char mqtt_client_name[] = CONFIG_AWS_THING_NAME;` (Zephyr's aws_iot_mqtt
+# sample): the client id is that array, spelled by a macro or a literal.
+_ID_ARRAY = r"\bconst\s+char\s+{}\s*\[\s*\]\s*=\s*([A-Z_][A-Z0-9_]*|\"[^\"\n]*\")\s*;"
 _HUMAN = {
     "shadow": "shadow publishes and callbacks need the payload reshaped: by hand",
     "root_ca": "register IoT Hub's roots (DigiCert Global Root G2, Microsoft RSA Root CA "
@@ -81,7 +104,7 @@ class ZephyrMqttRecipe:
         return path.endswith((".c", ".h")) and bool(_MARKER.search(text))
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
-        points = touch_points(path, text, self.stack, _REWRITTEN)
+        points = touch_points(path, text, self.stack, _REWRITTEN, rules=_RULES)
         # Lines that use a shadow topic macro stay as they are: a human reshapes them.
         shadow_macros = re.findall(r"#define\s+(\w+)\s+\"\$aws/[^\n]*shadow", text)
         ids = set(re.findall(r"client_id\.utf8\s*=\s*\(\s*uint8_t\s*\*\s*\)\s*(\w+)", text))
@@ -93,6 +116,8 @@ class ZephyrMqttRecipe:
             only_shadow = p.kind == "topic" and not topics
             if p.kind in _HUMAN or uses_shadow or only_shadow:
                 reason = _HUMAN.get(p.kind, _HUMAN["shadow"])
+                if only_shadow and not uses_shadow and not shadow_macros:
+                    reason = _UNMAPPED_TOPIC
                 p = p.model_copy(update={"verdict": "needs_human", "reason": reason})  # noqa: PLW2901
             out.append(p)
         return out
@@ -128,6 +153,8 @@ def _field_edits(source: bytes, tree: Tree) -> tuple[str | None, list[Edit]]:
         _, _, field, value = match.groups()
         if field == "client_id.utf8":
             device = re.sub(r"^\(\s*uint8_t\s*\*\s*\)\s*", "", value).strip()
+            array = re.search(_ID_ARRAY.format(re.escape(device)), source.decode())
+            device = array.group(1) if array is not None else device
             anchor = statement
         elif field == "user_name":
             user_set = True

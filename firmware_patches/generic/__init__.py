@@ -18,7 +18,7 @@ import re
 import libcst as cst
 
 from bridge.firmware.models import TouchPoint
-from bridge.firmware.recipes import PatchOptions, PatchRefusedError
+from bridge.firmware.recipes import IOTHUB_MAX_KEEP_ALIVE, PatchOptions, PatchRefusedError
 from bridge.firmware.touch import RULES, touch_points
 from firmware_patches._c import apply_edits, error_count, parse_c, parse_cpp, string_literal_edits
 from firmware_patches._python import parse as parse_python
@@ -57,6 +57,51 @@ _LOOKUP = re.compile(
 )
 # dotenv: NAME=value, the value optionally quoted.
 _DOTENV_VALUE = re.compile(r"""^(\w+=)(["']?)([^"'\n]*)\2$""", re.MULTILINE)
+
+
+# MQTT clients in C no recipe rewrites: the connect call is where a human starts.
+_UNSUPPORTED_CLIENTS = (
+    (re.compile(r"\bmosquitto_connect(?:_async|_bind)?\s*\("), "libmosquitto"),
+    (re.compile(r"\bMQTTClient_connect\s*\("), "Eclipse Paho C (MQTTClient)"),
+    (re.compile(r"\bMQTTAsync_connect\s*\("), "Eclipse Paho C (MQTTAsync)"),
+)
+UNSUPPORTED_CLIENT = (
+    "{library} is not rewritten by iot-bridge: by hand, connect to the IoT Hub host on "
+    "port 8883 with the client id = the device id, the user name "
+    "{{hub}}/{{device id}}/?api-version=2021-04-12 and no password, TLS trusting DigiCert "
+    "Global Root G2 and Microsoft RSA Root CA 2017 with the device's certificate and key; "
+    "publish telemetry to devices/{{device id}}/messages/events/ and take commands from "
+    "devices/{{device id}}/messages/devicebound/#"
+)
+
+
+def _unsupported_clients(path: str, text: str, stack: str) -> list[TouchPoint]:
+    if not path.endswith(_C_FAMILY):
+        return []
+    points = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        code = line.split("//", 1)[0]
+        for pattern, library in _UNSUPPORTED_CLIENTS:
+            if pattern.search(code) and not code.lstrip().startswith(("*", "/*")):
+                reason = UNSUPPORTED_CLIENT.format(library=library)
+                points.append(
+                    TouchPoint(
+                        file=path,
+                        line=number,
+                        kind="mqtt_client",
+                        stack=stack,
+                        verdict="needs_human",
+                        reason=reason,
+                    )
+                )
+                break
+    return points
+
+
+def _within_limit(line: str) -> bool:
+    """A keep-alive setting line whose only numbers are within IoT Hub's 1177 s."""
+    numbers = [int(n) for n in re.findall(r"(?<![\w.])(\d+)[uUlL]*(?![\w.])", line)]
+    return bool(numbers) and max(numbers) <= IOTHUB_MAX_KEEP_ALIVE
 
 
 def _kconfig(path: str) -> bool:
@@ -129,7 +174,14 @@ class GenericRecipe:
                 else p
                 for p in points
             ]
-        return points
+        # A keep-alive already within IoT Hub's limit (prj.conf's CONFIG_MQTT_KEEPALIVE=60,
+        # `#define MQTT_KEEP_ALIVE 30`) asks nothing of anyone.
+        lines = text.splitlines()
+        points = [
+            p for p in points if p.kind != "keep_alive" or not _within_limit(lines[p.line - 1])
+        ]
+        clients = _unsupported_clients(path, text, self.stack)
+        return sorted([*points, *clients], key=lambda point: point.line) if clients else points
 
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
         if _sdkconfig(path):

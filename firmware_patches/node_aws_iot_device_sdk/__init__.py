@@ -37,9 +37,9 @@ _CONSTRUCTORS = {"device": "iothubDevice", "thingShadow": "iothubThingShadow"}
 _RELATIVE = re.compile(r"(?:\.\./?)+(?:index(?:\.js)?)?")
 _RELATIVE_REQUIRE = re.compile(
     r"""require\(\s*['"](?:\.\./?)+(?:index(?:\.js)?)?['"]\s*\)"""
-    r"""(?:\s*\.\s*(?:device|thingShadow)\b)?"""
+    r"""(?:\s*\.\s*(?:device|thingShadow|jobs)\b)?"""
 )
-_V1_SHAPE = re.compile(r"\b(?:thingShadow|device)\s*\(|\bdeviceModule\s*\(")
+_V1_SHAPE = re.compile(r"\b(?:thingShadow|device|jobs)\s*\(|\b(?:device|jobs)Module\s*\(")
 _V1_OPTIONS = re.compile(r"\b(?:keyPath|certPath|caPath)\s*:")
 AZURE_DEPENDENCIES = {"azure-iot-device": "^1.18.4", "azure-iot-device-mqtt": "^1.16.4"}
 _BEGIN = "// >>> iot-bridge: IoT Hub adapter for aws-iot-device-sdk calls >>>"
@@ -47,8 +47,17 @@ _END = "// <<< iot-bridge: IoT Hub adapter for aws-iot-device-sdk calls <<<\n"
 _REFUSED = {
     "aws-iot-device-sdk-v2": "aws-iot-device-sdk-v2 (aws-crt): port to azure-iot-device by hand",
     "aws-crt": "aws-crt connection: port to azure-iot-device by hand",
-    ".jobs(": "AWS IoT Jobs: map job documents to direct methods by hand",
 }
+# The jobs API however it is bound: `awsIot.jobs(...)`, `require('..').jobs` (the SDK's
+# examples/jobs-agent.js), `{ jobs } = require(...)`, and its calls.
+_JOBS = re.compile(
+    r"require\([^)]*\)\s*\.\s*jobs\b|\.\s*jobs\s*\(|\{[^}]*\bjobs\b[^}]*\}\s*=\s*require|"
+    r"\bsubscribeToJobs\s*\(|\bstartJobNotifications\s*\("
+)
+JOBS_REFUSED = (
+    "AWS IoT Jobs (jobs(), subscribeToJobs, startJobNotifications): IoT Hub has no "
+    "per-device job queue; map job documents to direct methods by hand"
+)
 _REWRITTEN = {
     "endpoint": "host is the IoT Hub host (IOTHUB_HOST)",
     "config_key": "host is the IoT Hub host (IOTHUB_HOST)",
@@ -108,9 +117,7 @@ class NodeSdkRecipe:
     def patch(self, path: str, text: str, options: PatchOptions) -> str | None:
         if path.endswith("package.json"):
             return _package_json(text)
-        for marker, reason in _REFUSED.items():
-            if marker in text:
-                raise PatchRefusedError(reason)
+        _refuse(text)
         source = text.encode()
         tree = parse_js(source)
         before = error_count(tree)
@@ -293,6 +300,15 @@ def _constructor_aliases(tree: Tree) -> dict[str, tuple[str, Node]]:
                 if key in _CONSTRUCTORS:
                     aliases[local] = (_CONSTRUCTORS[key], value)
     return aliases
+
+
+def _refuse(text: str) -> None:
+    """Raise for the shapes this recipe leaves to a human: v2/aws-crt and the jobs API."""
+    for marker, reason in _REFUSED.items():
+        if marker in text:
+            raise PatchRefusedError(reason)
+    if _JOBS.search(text):
+        raise PatchRefusedError(JOBS_REFUSED)
 
 
 def _in_repo_sdk(text: str) -> bool:

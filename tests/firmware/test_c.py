@@ -64,7 +64,7 @@ def test_patched_demo_compiles_and_carries_iothub_settings(meter, tmp_path):
     probe.write_text(
         '#include <stdio.h>\n#include "demo_config.h"\n'
         "int main(void) {\n"
-        '  printf("%s\\n%s\\n%s\\n", democonfigMQTT_BROKER_ENDPOINT, democonfigCLIENT_USERNAME,'
+        '  printf("%s\\n%s\\n%s\\n", democonfigMQTT_BROKER_ENDPOINT, democonfigIOTHUB_USERNAME,'
         " mqttexampleTOPIC);\n  return 0;\n}\n"
     )
     binary = tmp_path / "probe"

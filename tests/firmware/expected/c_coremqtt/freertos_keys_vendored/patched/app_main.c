@@ -8,8 +8,8 @@ MQTTStatus_t app_connect( MQTTContext_t * pContext )
     info.cleanSession = true;
     info.pClientIdentifier = democonfigCLIENT_IDENTIFIER;
     /* IoT Hub's MQTT user name: {hub}/{device id}/?api-version=... */
-    info.pUserName = democonfigCLIENT_USERNAME;
-    info.userNameLength = ( uint16_t ) ( sizeof( democonfigCLIENT_USERNAME ) - 1 );
+    info.pUserName = democonfigIOTHUB_USERNAME;
+    info.userNameLength = ( uint16_t ) ( sizeof( democonfigIOTHUB_USERNAME ) - 1 );
     info.clientIdentifierLength = ( uint16_t ) strlen( democonfigCLIENT_IDENTIFIER );
     info.keepAliveIntervalSec = 60U;
     return MQTT_Connect( pContext, &info, NULL, 1000U, &present );

@@ -4,7 +4,7 @@
 #include "aws_clientcredential_keys.h"
 
 #define democonfigCLIENT_IDENTIFIER    "boiler-17"
-#define democonfigCLIENT_USERNAME "myhub.azure-devices.net/" democonfigCLIENT_IDENTIFIER "/?api-version=2021-04-12"
+#define democonfigIOTHUB_USERNAME "myhub.azure-devices.net/" democonfigCLIENT_IDENTIFIER "/?api-version=2021-04-12"
 #define democonfigMQTT_BROKER_ENDPOINT "myhub.azure-devices.net"
 #define democonfigMQTT_BROKER_PORT     ( 8883 )
 #define democonfigCLIENT_PRIVATE_KEY_PEM keyCLIENT_PRIVATE_KEY_PEM

@@ -6,8 +6,8 @@ static void prvFillConnectInfo( MQTTConnectInfo_t * pxConnectInfo )
     pxConnectInfo->cleanSession = true;
     pxConnectInfo->pClientIdentifier = clientcredentialIOT_THING_NAME;
     /* IoT Hub's MQTT user name: {hub}/{device id}/?api-version=... */
-    pxConnectInfo->pUserName = democonfigCLIENT_USERNAME;
-    pxConnectInfo->userNameLength = ( uint16_t ) ( sizeof( democonfigCLIENT_USERNAME ) - 1 );
+    pxConnectInfo->pUserName = democonfigIOTHUB_USERNAME;
+    pxConnectInfo->userNameLength = ( uint16_t ) ( sizeof( democonfigIOTHUB_USERNAME ) - 1 );
     pxConnectInfo->clientIdentifierLength = ( uint16_t ) strlen( clientcredentialIOT_THING_NAME );
     pxConnectInfo->keepAliveIntervalSec = sensorKEEP_ALIVE_SECONDS;
 }

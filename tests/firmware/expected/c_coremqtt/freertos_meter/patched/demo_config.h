@@ -2,7 +2,7 @@
 #define DEMO_CONFIG_H
 
 #define democonfigCLIENT_IDENTIFIER    "meter-0099"
-#define democonfigCLIENT_USERNAME "myhub.azure-devices.net/" democonfigCLIENT_IDENTIFIER "/?api-version=2021-04-12"
+#define democonfigIOTHUB_USERNAME "myhub.azure-devices.net/" democonfigCLIENT_IDENTIFIER "/?api-version=2021-04-12"
 #define democonfigMQTT_BROKER_ENDPOINT "myhub.azure-devices.net"
 #define democonfigMQTT_BROKER_PORT     ( 8883 )
 #define democonfigROOT_CA_PEM          \

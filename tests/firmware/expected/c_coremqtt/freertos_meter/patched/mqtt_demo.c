@@ -18,8 +18,8 @@ MQTTStatus_t connectToBroker( MQTTContext_t * pContext )
     bool sessionPresent;
     connectInfo.pClientIdentifier = democonfigCLIENT_IDENTIFIER;
     /* IoT Hub's MQTT user name: {hub}/{device id}/?api-version=... */
-    connectInfo.pUserName = democonfigCLIENT_USERNAME;
-    connectInfo.userNameLength = ( uint16_t ) ( sizeof( democonfigCLIENT_USERNAME ) - 1 );
+    connectInfo.pUserName = democonfigIOTHUB_USERNAME;
+    connectInfo.userNameLength = ( uint16_t ) ( sizeof( democonfigIOTHUB_USERNAME ) - 1 );
     connectInfo.clientIdentifierLength = sizeof( democonfigCLIENT_IDENTIFIER ) - 1;
     connectInfo.keepAliveIntervalSec = mqttexampleKEEP_ALIVE_TIMEOUT_SECONDS;
     return MQTT_Connect( pContext, &connectInfo, NULL, 1000U, &sessionPresent );

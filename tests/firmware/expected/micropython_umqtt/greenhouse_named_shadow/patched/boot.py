@@ -243,7 +243,7 @@ def iothub_on_message(callback):
 # <<< iot-bridge: IoT Hub MQTT mapping <<<
 
 
-AWS_IOT_ENDPOINT = "b9z8y7x6w5v4u3-ats.iot.ap-southeast-2.amazonaws.com"
+AWS_IOT_ENDPOINT = "myhub.azure-devices.net"
 CLIENT_ID = "greenhouse-3"
 CLIMATE = "$aws/things/" + CLIENT_ID + "/shadow/name/climate/update"
 

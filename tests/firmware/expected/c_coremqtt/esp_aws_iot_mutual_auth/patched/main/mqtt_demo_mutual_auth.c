@@ -71,8 +71,8 @@ static const char IOTHUB_ROOT_CAS[] =
 #define THING_NAME_LENGTH       ( ( uint16_t ) ( sizeof( THING_NAME ) - 1 ) )
 #define SHADOW_TOPIC_UPDATE_DELTA SHADOW_TOPIC_STR_UPDATE_DELTA( THING_NAME, THING_NAME_LENGTH, SHADOW_NAME_CLASSIC, 0 )
 #define mqttexampleKEEP_ALIVE_INTERVAL_SECONDS    ( 1177U )
-#ifndef democonfigCLIENT_USERNAME
-#define democonfigCLIENT_USERNAME "myhub.azure-devices.net/" CLIENT_IDENTIFIER "/?api-version=2021-04-12"
+#ifndef democonfigIOTHUB_USERNAME
+#define democonfigIOTHUB_USERNAME "myhub.azure-devices.net/" CLIENT_IDENTIFIER "/?api-version=2021-04-12"
 #endif
 
 extern const char root_cert_auth_start[] asm("_binary_root_cert_auth_crt_start");
@@ -96,8 +96,8 @@ MQTTStatus_t establishMqttSession( MQTTContext_t * pMqttContext )
     connectInfo.cleanSession = true;
     connectInfo.pClientIdentifier = CLIENT_IDENTIFIER;
     /* IoT Hub's MQTT user name: {hub}/{device id}/?api-version=... */
-    connectInfo.pUserName = democonfigCLIENT_USERNAME;
-    connectInfo.userNameLength = ( uint16_t ) ( sizeof( democonfigCLIENT_USERNAME ) - 1 );
+    connectInfo.pUserName = democonfigIOTHUB_USERNAME;
+    connectInfo.userNameLength = ( uint16_t ) ( sizeof( democonfigIOTHUB_USERNAME ) - 1 );
     connectInfo.clientIdentifierLength = ( uint16_t ) strlen( CLIENT_IDENTIFIER );
     connectInfo.keepAliveIntervalSec = mqttexampleKEEP_ALIVE_INTERVAL_SECONDS;
     return MQTT_Connect( pMqttContext, &connectInfo, NULL, 1000, &sessionPresent );
