@@ -218,9 +218,10 @@ async def test_receives_events_from_before_and_after_start(hub: Hub) -> None:
     assert system[b"content-encoding"] == b"utf-8"
     assert system[b"iothub-connection-device-id"] == devices[1].encode()
     assert system[b"iothub-message-source"] == b"Telemetry"
-    assert system[b"iothub-connection-auth-method"] == _DEVICE_AUTH[
-        "iothub-connection-auth-method"
-    ].encode()
+    assert (
+        system[b"iothub-connection-auth-method"]
+        == _DEVICE_AUTH["iothub-connection-auth-method"].encode()
+    )
     assert system[b"iothub-connection-auth-generation-id"] == b"638012345678901234"
     stored = hub.log.read(1, 0, 1)[0]
     assert system[b"iothub-enqueuedtime"] == stored.enqueued_time_ms
