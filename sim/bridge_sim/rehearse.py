@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,12 +49,13 @@ from bridge.plan import PlanOptions, build_plan, write_plan
 from bridge.reports.cutover import render_cutover_report
 from bridge_sim.envfile import write_env_file
 from bridge_sim.errors import SimulatorError
-from bridge_sim.estate import EstateSpec, build_estate
+from bridge_sim.estate import Estate, EstateSpec, build_estate
 from bridge_sim.fleet import Fleet
 from bridge_sim.observe import AwsTap, AzureTap
 from bridge_sim.parity import expected_twins
 from bridge_sim.rehearsal_report import Rehearsal, render_rehearsal
 from bridge_sim.routes_check import load_plan_routes, verify_routes
+from bridge_sim.sensors import pick_devices, publish_readings
 from bridge_sim.stack import SimStack, sim_stack
 from bridge_sim.verify import Verification, check_device
 
@@ -162,6 +163,7 @@ async def rehearse(options: RehearsalOptions) -> int:
             await _mirror_stage(settings, daemon, len(inventory.things), record)
             clock = _stage(record, "initial sync", clock)
             record.latencies_ms = await _live_changes(cloud, daemon)
+            await _sensor_readings(stack, estate, env, workdir, daemon)
             clock = _stage(record, "live changes", clock)
             if fleet is not None:
                 await until_ready(settings, task_alive(daemon))
@@ -362,6 +364,24 @@ async def _live_changes(cloud: CloudSettings, daemon: asyncio.Task[ExitCode]) ->
         f"{min(latencies):.0f}-{max(latencies):.0f} ms (AWS API call to twin read)"
     )
     return latencies
+
+
+async def _sensor_readings(
+    stack: Any,
+    estate: Estate,
+    env: Mapping[str, str],
+    workdir: Path,
+    daemon: asyncio.Task[ExitCode],
+) -> None:
+    """A few estate devices publish as themselves, so the estate's routes carry traffic."""
+    devices = pick_devices(estate)
+    readings = await publish_readings(
+        devices, env, workdir / "sensors", stack.iothub.events, task_alive(daemon)
+    )
+    _say(
+        f"    sensors: {readings.total} readings from {len(devices)} estate devices "
+        f"({len(devices)} of them for their rules to drop) relayed into IoT Hub"
+    )
 
 
 Alive = Callable[[], None]

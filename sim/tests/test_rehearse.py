@@ -76,6 +76,12 @@ async def test_the_rehearsal_migrates_the_fleet_and_proves_nothing_was_lost(tmp_
     routed = re.search(r"route fleet_telemetry -> (\S+): (\d+) of (\d+) messages landed", text)
     assert routed is not None, text
     assert routed[2] == routed[3] != "0", routed[0]
+    # The estate's sensor rules carried traffic too: readings their devices sent as
+    # themselves, each but the one their WHERE clause drops (nothing else may land there).
+    sensors = re.findall(r"route (\w+)_to_timestream -> \S+: (\d+) of (\d+) messages landed", text)
+    assert len(sensors) == 4, text
+    for sensor, landed, expected in sensors:
+        assert landed == expected == "4", (sensor, landed, expected)
     assert "[WRONG]" not in text
     assert (workdir / "verification.txt").read_text().strip().endswith("verdict: PASS")
 
