@@ -107,7 +107,9 @@ async def _retire(store: Store, iot: AwsApi, device_id: str) -> None:
             certificateId=entry["certificateArn"].rsplit("/", 1)[-1],
             newStatus="INACTIVE",
         )
-    _log.warning(
+    # INFO, not WARNING: the operator asked for it (RETIRE_CERTIFICATES), and a fleet's
+    # worth of warnings for the expected outcome would bury the ones that matter.
+    _log.info(
         "cutover.aws_certificates_retired",
         device_id=device_id,
         certificates=len(record),
