@@ -8,15 +8,15 @@ dead-lettered. Whatever is not settled when the service stops is read again: at 
 
 Only a device's own messages count (`iothub-connection-module-id` unset): the relay's
 messages come from its module, and carrying them back would loop. Telemetry of devices in
-REVERSE_SYNCING_STATES is carried, and of ROLLED_BACK ones (sent while the device was on
-Azure, before it went back: AWS's consumers would never see it otherwise). A device whose
-job is out holds its lane until the verdict: CUTTING_OVER, and CUTOVER_PENDING too, as a
-device can get its job and send on Azure before the store records the job as sent. Its
-messages on Azure mean it moved, but only CUT_OVER stops the relay, and republishing before
-that would be relayed back to Azure. A FINALIZED device's messages that IoT Hub took before
+REVERSE_SYNCING_STATES is carried; so is a ROLLED_BACK device's (sent while it was on
+Azure: AWS's consumers would never see it otherwise) and a CUTOVER_PENDING one's (a wave's
+job reaches its devices before the store records it for each, and a device can switch and
+send within a second). A device still CUTTING_OVER holds its lane until the verdict.
+Republishes carry `iot-bridge-origin: azure`, which the relay never carries back into
+Azure, whatever the device's state. A FINALIZED device's messages that IoT Hub took before
 the finalizing (in flight at that moment) are still carried, later ones are not; any other
 state is skipped. Twin changes go back for REVERSE_SYNCING_STATES only (a rolled-back
-device's twin is the mirror's again), held only while CUTTING_OVER.
+device's twin is the mirror's again), held while CUTTING_OVER.
 """
 
 from __future__ import annotations
@@ -49,10 +49,10 @@ _SOURCE = "reverse"  # dead letters' source column
 _TELEMETRY = "Telemetry"
 _TWINS = "twinChangeEvents"
 _HOLD = frozenset({State.CUTTING_OVER})  # wait for the cutover's verdict
-# A device's own message on Azure while CUTOVER_PENDING: its job reached it before the
-# store recorded the job as sent (devices switch within a second of the job).
-_HOLD_TELEMETRY = _HOLD | {State.CUTOVER_PENDING}
-_CARRIED = REVERSE_SYNCING_STATES | {State.ROLLED_BACK}  # telemetry sent while on Azure
+# Telemetry a device sent on Azure itself: CUTOVER_PENDING when its job reached it before
+# the store recorded the job as sent (not held: a wave waiting to send its job has no
+# verdict coming), ROLLED_BACK when it was on Azure before going back.
+_CARRIED = REVERSE_SYNCING_STATES | {State.CUTOVER_PENDING, State.ROLLED_BACK}
 _HOLD_POLL = 0.25
 _FROM_AZURE = {ORIGIN_PROPERTY: FROM_AZURE}
 _MAX_FINALIZED = 200_000  # finalizing moments remembered, at most
@@ -147,13 +147,13 @@ class ReverseEngine:
         if event.source == _TELEMETRY:
             if event.module_id is not None or not self.options.telemetry:
                 return  # the relay's (or another module's) message, not the device's
-            state, thing_type = await self._settled_state(device_id, _HOLD_TELEMETRY)
+            state, thing_type = await self._settled_state(device_id)
             if state not in _CARRIED and state is not State.FINALIZED:
                 # Sent by the device itself on Azure: it moved, possibly within the cache's
                 # TTL of a state read before its job (a device can switch in half a second).
                 # Look again before skipping.
                 self._states.forget(device_id)
-                state, thing_type = await self._settled_state(device_id, _HOLD_TELEMETRY)
+                state, thing_type = await self._settled_state(device_id)
             carried = state in _CARRIED or (
                 state is State.FINALIZED and await self._before_finalizing(device_id, event)
             )
@@ -262,12 +262,10 @@ class ReverseEngine:
             at = self._finalized[device_id] = await finalized_at(self._store, device_id) or 0.0
         return 0 < event.enqueued_at < at
 
-    async def _settled_state(
-        self, device_id: str, hold: frozenset[State] = _HOLD
-    ) -> tuple[State | None, str | None]:
-        """The device's state once it is not in `hold` (waiting for a cutover verdict)."""
+    async def _settled_state(self, device_id: str) -> tuple[State | None, str | None]:
+        """The device's state once it is not waiting for a cutover verdict."""
         state, thing_type = await self._state(device_id)
-        while state in hold:
+        while state in _HOLD:
             await self._wait(max(self.options.state_ttl, _HOLD_POLL))
             state, thing_type = await self._state(device_id)
         return state, thing_type
