@@ -163,6 +163,7 @@ async def rehearse(options: RehearsalOptions) -> int:
             await _mirror_stage(settings, daemon, len(inventory.things), record)
             clock = _stage(record, "initial sync", clock)
             record.latencies_ms = await _live_changes(cloud, daemon)
+            await until_ready(settings, task_alive(daemon))  # the relay has subscribed
             await _sensor_readings(stack, estate, env, workdir, daemon)
             clock = _stage(record, "live changes", clock)
             if fleet is not None:
