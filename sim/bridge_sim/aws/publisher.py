@@ -102,6 +102,8 @@ class GlueClient:
             clean_session=False,
             max_inflight_messages=1000,
         ) as client:
+            # Up to _WINDOW publishes await their PUBACK by design; aiomqtt warns above 10.
+            client.pending_calls_threshold = _WINDOW
             for topic_filter, _ in self._routes:
                 await client.subscribe(topic_filter, qos=1)
             self._connected.set()
