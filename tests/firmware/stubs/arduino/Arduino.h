@@ -7,6 +7,7 @@
 #define PROGMEM
 typedef uint8_t byte;
 inline void delay(unsigned long) {}
+inline unsigned long millis() { return 0; }
 
 class Client {};
 
@@ -29,3 +30,14 @@ struct WiFiClass {
   void begin(const char *, const char *) {}
 };
 inline WiFiClass WiFi;
+
+// Serial, printing nothing: the stubs' own lines are what a test reads.
+struct SerialStub {
+  void begin(unsigned long) {}
+  template <class T>
+  void print(const T &) {}
+  template <class T>
+  void println(const T &) {}
+  void println() {}
+};
+inline SerialStub Serial;

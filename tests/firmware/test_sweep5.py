@@ -1,0 +1,548 @@
+"""Gaps a fifth sweep over public device code found: the long tail of how community
+sketches, scripts and programs are written.
+
+Each test is a trimmed excerpt of the public program named above it, and fails without
+the fix it guards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from bridge.firmware import PatchOptions, patch, scan
+from bridge.mapping.topics import topic_properties
+
+HUB = "myhub.azure-devices.net"
+STUBS = Path(__file__).parent / "stubs" / "arduino"
+GXX = shutil.which("g++")
+needs_gxx = pytest.mark.skipif(GXX is None, reason="g++ is not installed")
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def _run_sketch(tmp_path: Path, folder: Path, source: str) -> list[str]:
+    """Compile the patched sketch (`source` includes its tabs, as the IDE concatenates
+    them, and drives it) with g++ against the stub libraries, and run it."""
+    probe = tmp_path / "probe.cpp"
+    probe.write_text(source, encoding="utf-8")
+    binary = tmp_path / "probe"
+    flags = ["-std=c++17", "-Wall", "-Werror", "-Wno-unused-variable", "-I", str(STUBS)]
+    subprocess.run(
+        [GXX or "g++", *flags, "-I", str(folder), "-o", str(binary), str(probe)], check=True
+    )
+    ran = subprocess.run([str(binary)], capture_output=True, text=True, check=True)
+    return ran.stdout.splitlines()
+
+
+def _bag(topic: str) -> tuple[str, dict[str, str]]:
+    prefix, _, bag = topic.partition("/messages/events/")
+    pairs = [pair.split("=", 1) for pair in bag.split("&")]
+    return prefix, {key: unquote(value) for key, value in pairs}
+
+
+def _line(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def _verdicts(root: Path) -> dict[tuple[str, int], tuple[str, str]]:
+    return {
+        (f.file, p.line): (p.verdict, p.reason)
+        for f in scan(root, PatchOptions(hub=HUB)).files
+        for p in f.touch_points
+    }
+
+
+# An ESP8266 MQ-2 carbon-monitor sketch on GitHub (found by code search for
+# `BearSSL::X509List cert(cacert)`; the index does not name its repository), in the shape
+# of the many "ESP8266 AWS IoT" tutorials: the thing name and the topic are `const char`
+# arrays, not macros, and the certificates come from a header.
+CARBON = """\
+#include <ESP8266WiFi.h>
+#include <WiFiClientSecure.h>
+#include <PubSubClient.h>
+#include <ArduinoJson.h>
+#include "env.h"
+
+bool alertActive = false;
+const char THINGNAME[] = "jerinEsp8266";
+const char MQTT_HOST[] = "a1gdcuo66d6mes-ats.iot.ap-south-1.amazonaws.com";
+const char AWS_IOT_PUBLISH_TOPIC[] = "jerin/esp/pub";
+
+BearSSL::WiFiClientSecure net;
+BearSSL::X509List cert(cacert);
+BearSSL::X509List client_crt(client_cert);
+BearSSL::PrivateKey key(privkey);
+PubSubClient client(net);
+
+void connectAWS() {
+  net.setTrustAnchors(&cert);
+  net.setClientRSACert(&client_crt, &key);
+  client.setServer(MQTT_HOST, 8883);
+  while (!client.connect(THINGNAME)) {
+    delay(1000);
+  }
+}
+
+void publishMessage(int carbonLevel) {
+  StaticJsonDocument<200> doc;
+  doc["carbon_level"] = carbonLevel;
+  char jsonBuffer[512];
+  serializeJson(doc, jsonBuffer);
+  client.publish(AWS_IOT_PUBLISH_TOPIC, jsonBuffer);
+}
+
+void setup() {
+  connectAWS();
+}
+
+void loop() {
+  client.loop();
+  publishMessage(1510);
+}
+"""
+
+CARBON_ENV = """\
+#include <pgmspace.h>
+
+static const char cacert[] PROGMEM = R"EOF(
+-----BEGIN CERTIFICATE-----
+MIIDQTCCAimgAwIBAgITBmyfz5m/jAo54vB4ikPmljZbyjANBgkqhkiG9w0BAQsF
+-----END CERTIFICATE-----
+)EOF";
+
+static const char client_cert[] PROGMEM = "device certificate";
+static const char privkey[] PROGMEM = "device key";
+"""
+
+SETUP_LOOP = """\
+int main() {
+  setup();
+  loop();
+  std::printf("trust %s\\n", BearSSL::bearssl_stub_trust && std::strstr(
+      BearSSL::bearssl_stub_trust->pem(), "MIIDjjCCAnagAwIBAgIQAzrx5qcRqaC7KGSxHQn65T")
+      ? "iothub" : "other");
+  return 0;
+}
+"""
+
+
+@needs_gxx
+def test_a_thing_name_and_topic_in_const_char_arrays_run_on_iothub(tmp_path):
+    # `"devices/" THINGNAME "/..."` spliced a const char array as if it were a macro:
+    # the sketch was refused as a whole ("the rewrite ... would not parse").
+    _write(tmp_path, {"carbon/carbon.ino": CARBON, "carbon/env.h": CARBON_ENV})
+    outcome = patch(tmp_path, PatchOptions(hub=HUB), apply=True)
+    assert "carbon/carbon.ino" in outcome.changed
+    calls = _run_sketch(tmp_path, tmp_path / "carbon", '#include "carbon.ino"\n' + SETUP_LOOP)
+    user = f"{HUB}/jerinEsp8266/?api-version=2021-04-12"
+    assert calls[:3] == [
+        f"setServer {HUB} 8883",
+        "setBufferSize 1024",
+        f"connect jerinEsp8266 {user} (none)",
+    ]
+    verb, topic, payload = calls[3].split(" ")
+    assert (verb, payload) == ("publish", '{"celsius":1510.0}')
+    assert _bag(topic) == ("devices/jerinEsp8266", topic_properties("jerin/esp/pub"))
+    assert calls[-1] == "trust iothub"
+
+
+# alex22022005/ESP8266-AWS-IoT-Core-MQTT-Publisher-BearSSL-, aws_testing.ino and ca.h
+# (trimmed): a literal client id, the topic in a `const char*`, and the trust anchors
+# built in the call from Amazon Root CA 1 as a DER array.
+ALEX = """\
+#include <ESP8266WiFi.h>
+#include <PubSubClient.h>
+#include <WiFiClientSecureBearSSL.h>
+
+#include "ca.h"    // Amazon Root CA
+
+const char* awsEndpoint = "a1p29l9k7yb1mr-ats.iot.eu-north-1.amazonaws.com";
+const int awsPort = 8883;
+
+// MQTT Topic
+const char* topic = "myDevice/sensorData";
+
+BearSSL::WiFiClientSecure wifiClient;
+PubSubClient client(wifiClient);
+
+void connectAWS() {
+    wifiClient.setBufferSizes(512, 512);
+    wifiClient.setTrustAnchors(new BearSSL::X509List(ca_der, ca_der_len));
+    client.setServer(awsEndpoint, awsPort);
+    while (!client.connected()) {
+        if (client.connect("NodeMCUClient")) {
+            Serial.println("Connected to AWS IoT Core!");
+        } else {
+            delay(5000);
+        }
+    }
+}
+
+void setup() {
+    connectAWS();
+}
+
+void loop() {
+    client.loop();
+    String message = "{\\"temperature\\": 25.5}";
+    client.publish(topic, message.c_str());
+}
+"""
+
+ALEX_CA = """\
+#ifndef CA_H
+#define CA_H
+const unsigned char ca_der[] PROGMEM = {0x30, 0x82, 0x03, 0x41};
+const unsigned int ca_der_len = sizeof(ca_der);
+#endif
+"""
+
+
+@needs_gxx
+def test_a_literal_client_id_and_trust_anchors_built_in_the_call_run_on_iothub(tmp_path):
+    # `connect("NodeMCUClient")` was refused ("without a client id macro"), and the
+    # `new X509List(ca_der, ca_der_len)` trust anchors were reported rewritten while the
+    # patch left Amazon's root in place.
+    _write(tmp_path, {"aws_testing/aws_testing.ino": ALEX, "aws_testing/ca.h": ALEX_CA})
+    verdicts = _verdicts(tmp_path)
+    assert (
+        verdicts[("aws_testing/aws_testing.ino", _line(ALEX, "setTrustAnchors"))][0] == "rewritten"
+    )
+    outcome = patch(tmp_path, PatchOptions(hub=HUB), apply=True)
+    assert (
+        "new BearSSL::X509List(IOTHUB_ROOT_CAS)" in outcome.changed["aws_testing/aws_testing.ino"]
+    )
+    calls = _run_sketch(
+        tmp_path, tmp_path / "aws_testing", '#include "aws_testing.ino"\n' + SETUP_LOOP
+    )
+    user = f"{HUB}/NodeMCUClient/?api-version=2021-04-12"
+    assert f"connect NodeMCUClient {user} (none)" in calls
+    publish = next(line for line in calls if line.startswith("publish "))
+    _, topic, payload = publish.split(" ", 2)
+    assert payload == '{"temperature": 25.5}'
+    assert _bag(topic) == ("devices/NodeMCUClient", topic_properties("myDevice/sensorData"))
+    assert calls[-1] == "trust iothub"
+
+
+# aws-samples/lets-build-on-aws-iot, module-3/module-3.ino and module-3/AWS.ino
+# (trimmed): the thing name is a macro of the main tab, and AWS.ino subscribes to a
+# literal topic, as most ESP32 MQTTClient sketches do for their command topic.
+LETSBUILD_MAIN = """\
+#include <WiFiClientSecure.h>
+#include <MQTTClient.h>
+
+#include "secrets.h"
+#include <ArduinoJson.h>
+
+// The MQTT topics that this device should publish/subscribe
+#define AWS_IOT_PUBLISH_SENSORS   "foodcontrol/sensors"
+
+WiFiClientSecure net = WiFiClientSecure();
+MQTTClient client = MQTTClient(256);
+
+#define THINGNAME "letsbuild01"
+
+void setup() {
+  connectAWS();
+}
+
+void loop() {
+  client.loop();
+  StaticJsonDocument<200> doc;
+  doc["temperature"] = 21.5;
+  char jsonBuffer[128];
+  serializeJson(doc, jsonBuffer);
+  client.publish(AWS_IOT_PUBLISH_SENSORS, jsonBuffer);
+  client.publish("callwaiter/status", "{\\"ok\\":1}");
+}
+"""
+
+LETSBUILD_AWS = """\
+void connectAWS()
+{
+  // Configure WiFiClientSecure to use the AWS IoT device credentials
+  net.setCACert(AWS_CERT_CA);
+  net.setCertificate(AWS_CERT_CRT);
+  net.setPrivateKey(AWS_CERT_PRIVATE);
+
+  // Connect to the MQTT broker on the AWS endpoint we defined earlier
+  client.begin(AWS_IOT_ENDPOINT, 8883, net);
+  client.onMessage(messageHandler);
+
+  while (!client.connect(THINGNAME)) {
+    delay(100);
+  }
+  // Subscribe to a topic
+  client.subscribe("control/lamp");
+}
+
+void messageHandler(String &topic, String &payload) {
+  std::printf("handled %s\\n", payload.c_str());
+}
+"""
+
+LETSBUILD_SECRETS = """\
+const char AWS_IOT_ENDPOINT[] = "a2xyzexample-ats.iot.eu-west-1.amazonaws.com";
+static const char AWS_CERT_CA[] PROGMEM = "Amazon Root CA 1";
+static const char AWS_CERT_CRT[] PROGMEM = "device certificate";
+static const char AWS_CERT_PRIVATE[] PROGMEM = "device key";
+"""
+
+
+@needs_gxx
+def test_a_literal_topic_beside_a_thing_name_macro_is_rewritten(tmp_path):
+    # `client.subscribe("control/lamp")` became `subscribe("devices/" THINGNAME "/...")`,
+    # which the grammar rejects in a call: both tabs were refused ("would not parse")
+    # and the sketch kept talking to AWS.
+    _write(
+        tmp_path,
+        {
+            "module-3/module-3.ino": LETSBUILD_MAIN,
+            "module-3/AWS.ino": LETSBUILD_AWS,
+            "module-3/secrets.h": LETSBUILD_SECRETS,
+        },
+    )
+    verdicts = _verdicts(tmp_path)
+    assert verdicts[("module-3/AWS.ino", _line(LETSBUILD_AWS, "subscribe("))][0] == "rewritten"
+    assert (
+        verdicts[("module-3/module-3.ino", _line(LETSBUILD_MAIN, '"callwaiter/status"'))][0]
+        == "rewritten"
+    )
+    outcome = patch(tmp_path, PatchOptions(hub=HUB), apply=True)
+    assert {"module-3/AWS.ino", "module-3/module-3.ino", "module-3/secrets.h"} <= set(
+        outcome.changed
+    )
+    # What the Arduino IDE builds: prototypes, the main tab, then the others.
+    probe = (
+        "#include <Arduino.h>\nvoid connectAWS();\n"
+        "void messageHandler(String &topic, String &payload);\n"
+        '#include "module-3.ino"\n#include "AWS.ino"\n'
+        'int main() { setup(); loop(); stub_deliver("{}"); return 0; }\n'
+    )
+    calls = _run_sketch(tmp_path, tmp_path / "module-3", probe)
+    user = f"{HUB}/letsbuild01/?api-version=2021-04-12"
+    assert calls[:4] == [
+        "buffer 1024",
+        f"begin {HUB} 8883",
+        f"connect letsbuild01 {user} (none)",
+        "subscribe devices/letsbuild01/messages/devicebound/#",
+    ]
+    publishes = [line.split(" ") for line in calls if line.startswith("publish")]
+    assert [_bag(topic) for _, topic, _ in publishes] == [
+        ("devices/letsbuild01", topic_properties("foodcontrol/sensors")),
+        ("devices/letsbuild01", topic_properties("callwaiter/status")),
+    ]
+    assert calls[-1] == "handled {}"
+    # Patching twice equals patching once.
+    assert patch(tmp_path, PatchOptions(hub=HUB)).changed == {}
+
+
+# debsahu/ESP-MQTT-AWS-IoT-Core, Arduino/PubSubClient/PubSubClient.ino and secrets.h
+# (trimmed): the template many ESP8266/ESP32 projects start from. Its topics are
+# `const char` arrays spliced from THINGNAME, and it publishes its shadow document,
+# built with ArduinoJson, to `$aws/things/THINGNAME/shadow/update`.
+DEBSAHU = """\
+#include <ESP8266WiFi.h>
+#include <WiFiClientSecure.h>
+#include <PubSubClient.h>
+#include <ArduinoJson.h>
+
+#include "secrets.h"
+
+const int MQTT_PORT = 8883;
+const char MQTT_SUB_TOPIC[] = "$aws/things/" THINGNAME "/shadow/update";
+const char MQTT_PUB_TOPIC[] = "$aws/things/" THINGNAME "/shadow/update";
+
+BearSSL::WiFiClientSecure net;
+BearSSL::X509List cert(cacert);
+BearSSL::X509List client_crt(client_cert);
+BearSSL::PrivateKey key(privkey);
+PubSubClient client(net);
+
+void connectToMqtt()
+{
+  while (!client.connected())
+  {
+    if (client.connect(THINGNAME))
+    {
+      client.subscribe(MQTT_SUB_TOPIC);
+    }
+  }
+}
+
+void sendData(void)
+{
+  StaticJsonDocument<200> doc;
+  doc["value"] = 42;
+  char shadow[128];
+  serializeJson(doc, shadow);
+  client.publish(MQTT_PUB_TOPIC, shadow);
+}
+
+void setup()
+{
+  net.setTrustAnchors(&cert);
+  net.setClientRSACert(&client_crt, &key);
+  client.setServer(MQTT_HOST, MQTT_PORT);
+  connectToMqtt();
+}
+
+void loop()
+{
+  client.loop();
+  sendData();
+}
+"""
+
+DEBSAHU_SECRETS = """\
+#define THINGNAME "WelcomeTest"
+
+const char MQTT_HOST[] = "xxxxxxxxx-ats.iot.us-east-1.amazonaws.com";
+
+static const char cacert[] PROGMEM = "Amazon Root CA 1";
+static const char client_cert[] PROGMEM = "device certificate";
+static const char privkey[] PROGMEM = "device key";
+"""
+
+
+@needs_gxx
+def test_a_shadow_document_publish_is_left_to_a_human_and_the_rest_runs_on_iothub(tmp_path):
+    # Refused as a whole ("would not parse": the topic arrays were spliced as macros);
+    # the shadow publish, which the patch leaves on $aws/..., was also reported
+    # "rewritten" although IoT Hub closes the connection of a device publishing there.
+    _write(
+        tmp_path,
+        {"PubSubClient/PubSubClient.ino": DEBSAHU, "PubSubClient/secrets.h": DEBSAHU_SECRETS},
+    )
+    verdicts = _verdicts(tmp_path)
+    verdict, reason = verdicts[
+        ("PubSubClient/PubSubClient.ino", _line(DEBSAHU, "publish(MQTT_PUB_TOPIC"))
+    ]
+    assert verdict == "needs_human"
+    assert "$iothub/twin/PATCH/properties/reported/" in reason
+    assert (
+        verdicts[("PubSubClient/PubSubClient.ino", _line(DEBSAHU, "subscribe(MQTT_SUB_TOPIC"))][0]
+        == "rewritten"
+    )
+    patch(tmp_path, PatchOptions(hub=HUB), apply=True)
+    calls = _run_sketch(
+        tmp_path, tmp_path / "PubSubClient", '#include "PubSubClient.ino"\n' + SETUP_LOOP
+    )
+    user = f"{HUB}/WelcomeTest/?api-version=2021-04-12"
+    assert calls[:4] == [
+        f"setServer {HUB} 8883",
+        "setBufferSize 1024",
+        f"connect WelcomeTest {user} (none)",
+        "subscribe $iothub/twin/PATCH/properties/desired/#",
+    ]
+    assert calls[-1] == "trust iothub"
+
+
+# Savjee/home-energy-monitor, src-esp32/src/functions/AWSConnector.cpp (an early version,
+# trimmed): the MQTTClient is a member of a class, and the certificates are embedded
+# with PlatformIO's board_build.embed_txtfiles.
+SAVJEE = """\
+#ifndef CLASS_AWSCONNECTOR
+#define CLASS_AWSCONNECTOR
+
+#include <Arduino.h>
+#include <WiFiClientSecure.h>
+#include <MQTTClient.h>
+
+extern const uint8_t aws_root_ca_pem_start[] asm("_binary_certificates_amazonrootca1_pem_start");
+
+class AWSConnector
+{
+  public:
+    WiFiClientSecure net = WiFiClientSecure();
+    MQTTClient client = MQTTClient(512);
+
+    void setup(){
+      connect();
+    }
+
+    void sendMessage(String msg){
+      client.publish("home-energy-monitor/readings", msg);
+    }
+
+  private:
+    void connect(){
+      net.setCACert((const char *) aws_root_ca_pem_start);
+      client.begin("a2xyzexample-ats.iot.eu-west-1.amazonaws.com", 8883, net);
+      while (!client.connect("xd-home-energy-monitor-1")) {
+        delay(100);
+      }
+    }
+};
+
+#endif
+"""
+
+
+@needs_gxx
+def test_an_mqtt_client_held_by_a_class_is_rewritten(tmp_path):
+    # The member client was not seen: the report said everything was rewritten while
+    # connect() sent no user name and the publish stayed on the AWS topic.
+    _write(tmp_path, {"src/functions/AWSConnector.cpp": SAVJEE})
+    outcome = patch(tmp_path, PatchOptions(hub=HUB), apply=True)
+    assert "src/functions/AWSConnector.cpp" in outcome.changed
+    probe = (
+        'const unsigned char aws_root_ca_pem_start[] = "Amazon Root CA 1";\n'
+        '#define asm(label)\n#include "AWSConnector.cpp"\n#undef asm\n'
+        "int main() {\n  AWSConnector aws;\n  aws.setup();\n"
+        '  aws.sendMessage("{\\"watts\\":512}");\n  return 0;\n}\n'
+    )
+    calls = _run_sketch(tmp_path, tmp_path / "src" / "functions", probe)
+    user = f"{HUB}/xd-home-energy-monitor-1/?api-version=2021-04-12"
+    assert calls[:3] == [
+        "buffer 1024",
+        f"begin {HUB} 8883",
+        f"connect xd-home-energy-monitor-1 {user} (none)",
+    ]
+    verb, topic, payload = calls[3].split(" ")
+    assert (verb, payload) == ("publish", '{"watts":512}')
+    assert _bag(topic) == (
+        "devices/xd-home-energy-monitor-1",
+        topic_properties("home-energy-monitor/readings"),
+    )
+
+
+# Savjee/home-energy-monitor, src-esp32/src/tasks/mqtt-aws.h (trimmed): connect() passes
+# a user name and password of the program's own.
+SAVJEE_TASK = """\
+#include <Arduino.h>
+#include <WiFiClientSecure.h>
+#include <MQTTClient.h>
+#include "../config/config.h"
+
+WiFiClientSecure AWS_net;
+MQTTClient AWS_mqtt = MQTTClient(512);
+
+void keepAWSConnectionAlive(void * parameter){
+    AWS_net.setCACert(AWS_CERT_CA);
+    AWS_mqtt.begin("a2xyzexample-ats.iot.eu-west-1.amazonaws.com", 8883, AWS_net);
+    while (!AWS_mqtt.connect(DEVICE_NAME, HA_USER, HA_PASSWORD)) {
+        vTaskDelay(MQTT_CONNECT_DELAY);
+    }
+}
+"""
+
+
+def test_a_connect_with_the_programs_own_user_name_is_refused_by_name(tmp_path):
+    # The user name and password stayed while the report said the file was rewritten.
+    _write(tmp_path, {"src/tasks/mqtt-aws.h": SAVJEE_TASK})
+    points = [p for f in scan(tmp_path, PatchOptions(hub=HUB)).files for p in f.touch_points]
+    assert points
+    assert all(p.verdict == "needs_human" for p in points)
+    assert any("HA_USER" in p.reason for p in points)
+    assert patch(tmp_path, PatchOptions(hub=HUB)).changed == {}
