@@ -16,6 +16,7 @@ import pytest
 
 from bridge.firmware import PatchOptions, patch, scan
 from bridge.mapping.topics import topic_properties
+from tests.firmware.conftest import patch_repo, provision, run_program, telemetry
 
 HUB = "myhub.azure-devices.net"
 STUBS = Path(__file__).parent / "stubs" / "arduino"
@@ -546,3 +547,124 @@ def test_a_connect_with_the_programs_own_user_name_is_refused_by_name(tmp_path):
     assert all(p.verdict == "needs_human" for p in points)
     assert any("HA_USER" in p.reason for p in points)
     assert patch(tmp_path, PatchOptions(hub=HUB)).changed == {}
+
+
+# A Raspberry Pi weather station publishing with paho on port 443 (found by code search
+# for `IoT_protocol_name = "x-amzn-mqtt-ca"`; the index does not name its repository),
+# copied from AWS's blog sample "How to implement MQTT with TLS client authentication on
+# port 443 from client devices (Python)": an ssl.SSLContext offering AWS IoT's ALPN
+# protocol and trusting AWS's root CA, given to paho with tls_set_context.
+ALPN_PROGRAM = """\
+from __future__ import print_function
+import sys
+import ssl
+import time
+import datetime
+import logging, traceback
+import paho.mqtt.client as mqtt
+
+IoT_protocol_name = "x-amzn-mqtt-ca"
+aws_iot_endpoint = "a2dixiflmrhbet-ats.iot.us-east-2.amazonaws.com" # <random>.iot.<region>
+url = "https://{}".format(aws_iot_endpoint)
+
+ca = "certs/aws-root-cert.pem"
+cert = "certs/5e3cf63a5a-certificate.pem.crt"
+private = "certs/5e3cf63a5a-private.pem.key"
+
+logger = logging.getLogger()
+
+def ssl_alpn():
+    try:
+        #debug print opnessl version
+        logger.info("open ssl version:{}".format(ssl.OPENSSL_VERSION))
+        ssl_context = ssl.create_default_context()
+        ssl_context.set_alpn_protocols([IoT_protocol_name])
+        ssl_context.load_verify_locations(cafile=ca)
+        ssl_context.load_cert_chain(certfile=cert, keyfile=private)
+
+        return  ssl_context
+    except Exception as e:
+        print("exception ssl_alpn()")
+        raise e
+
+if __name__ == '__main__':
+    topic = "raspi/temphum"
+    try:
+        mqttc = mqtt.Client(client_id="raspi-weather-1")
+        ssl_context= ssl_alpn()
+        mqttc.tls_set_context(context=ssl_context)
+        mqttc.connect(aws_iot_endpoint, port=443)
+        mqttc.loop_start()
+        for reading in range(2):
+            info = mqttc.publish(topic, '{"reading": %d}' % reading, qos=1)
+            info.wait_for_publish(10)
+        mqttc.loop_stop()
+    except Exception as e:
+        logger.error("exception main()")
+        traceback.print_exc(file=sys.stdout)
+        sys.exit(1)
+"""
+
+# Amazon Root CA 1: what the program trusted; IoT Hub's certificate does not chain to it.
+AMAZON_ROOT_CA1 = """\
+-----BEGIN CERTIFICATE-----
+MIIDQTCCAimgAwIBAgITBmyfz5m/jAo54vB4ikPmljZbyjANBgkqhkiG9w0BAQsF
+ADA5MQswCQYDVQQGEwJVUzEPMA0GA1UEChMGQW1hem9uMRkwFwYDVQQDExBBbWF6
+b24gUm9vdCBDQSAxMB4XDTE1MDUyNjAwMDAwMFoXDTM4MDExNzAwMDAwMFowOTEL
+MAkGA1UEBhMCVVMxDzANBgNVBAoTBkFtYXpvbjEZMBcGA1UEAxMQQW1hem9uIFJv
+b3QgQ0EgMTCCASIwDQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBALJ4gHHKeNXj
+ca9HgFB0fW7Y14h29Jlo91ghYPl0hAEvrAIthtOgQ3pOsqTQNroBvo3bSMgHFzZM
+9O6II8c+6zf1tRn4SWiw3te5djgdYZ6k/oI2peVKVuRF4fn9tBb6dNqcmzU5L/qw
+IFAGbHrQgLKm+a/sRxmPUDgH3KKHOVj4utWp+UhnMJbulHheb4mjUcAwhmahRWa6
+VOujw5H5SNz/0egwLX0tdHA114gk957EWW67c4cX8jJGKLhD+rcdqsq08p8kDi1L
+93FcXmn/6pUCyziKrlA4b9v7LWIbxcceVOF34GfID5yHI9Y/QCB/IIDEgEw+OyQm
+jgSubJrIqg0CAwEAAaNCMEAwDwYDVR0TAQH/BAUwAwEB/zAOBgNVHQ8BAf8EBAMC
+AYYwHQYDVR0OBBYEFIQYzIU07LwMlJQuCFmcx7IQTgoIMA0GCSqGSIb3DQEBCwUA
+A4IBAQCY8jdaQZChGsV2USggNiMOruYou6r4lK5IpDB/G/wkjUu0yKGX9rbxenDI
+U5PMCCjjmCXPI6T53iHTfIUJrU6adTrCC2qJeHZERxhlbI1Bjjt/msv0tadQ1wUs
+N+gDS63pYaACbvXy8MWy7Vu33PqUXHeeE6V/Uq2V8viTO96LXFvKWlJbYK8U90vv
+o/ufQJVtMVT8QtPHRh8jrdkPSHCa2XV4cdFyQzR1bldZwgJcJmApzyMZFo6IQ6XU
+5MsI+yMRQ+hDKXJioaldXgjUkK642M4UwtBV8ob2xJNDd2ZhwLnoQdeXeGADbkpy
+rqXRfboQnoZsG4q5WTP468SQvvG5
+-----END CERTIFICATE-----
+"""
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        "ssl.create_default_context()",
+        # The shape of a ThermoMaven Home Assistant integration's coordinator.py (found by
+        # code search for `x-amzn-mqtt-ca`): a bare client context, so the AWS root CA is
+        # all it trusts.
+        "ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)",
+    ],
+)
+def test_a_paho_ssl_context_on_port_443_trusts_iothub_and_runs_on_it(hub, rm, tmp_path, context):
+    # The context kept loading AWS's root CA and offering AWS IoT's ALPN protocol while
+    # the report listed neither: with a bare client context the device could not verify
+    # IoT Hub at all.
+    repo = tmp_path / "weather"
+    device = "raspi-weather-2" if "PROTOCOL_TLS_CLIENT" in context else "raspi-weather-1"
+    program = ALPN_PROGRAM.replace("ssl.create_default_context()", context)
+    program = program.replace("raspi-weather-1", device)
+    _write(repo, {"publish.py": program, "certs/aws-root-cert.pem": AMAZON_ROOT_CA1})
+    report = scan(repo, PatchOptions(hub=hub.hostname))
+    kinds = {(p.line, p.kind): p.verdict for f in report.files for p in f.touch_points}
+    loaded = _line(ALPN_PROGRAM, "load_verify_locations")
+    assert kinds[(loaded, "root_ca")] == "rewritten"
+    assert kinds[(_line(ALPN_PROGRAM, "set_alpn_protocols"), "alpn")] == "rewritten"
+    outcome = patch_repo(repo, hub.hostname)
+    assert "x-amzn-mqtt-ca" not in outcome.changed["publish.py"].split("set_alpn_protocols")[1]
+    provision(
+        rm,
+        repo,
+        device,
+        "certs/5e3cf63a5a-certificate.pem.crt",
+        "certs/5e3cf63a5a-private.pem.key",
+    )
+    result = run_program(hub, repo, "publish.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = telemetry(hub, device)
+    assert [e.body for e in events] == [b'{"reading": 0}', b'{"reading": 1}']
+    assert {e.properties["awsTopic"] for e in events} == {"raspi/temphum"}
