@@ -668,3 +668,147 @@ def test_a_paho_ssl_context_on_port_443_trusts_iothub_and_runs_on_it(hub, rm, tm
     events = telemetry(hub, device)
     assert [e.body for e in events] == [b'{"reading": 0}', b'{"reading": 1}']
     assert {e.properties["awsTopic"] for e in events} == {"raspi/temphum"}
+
+
+# aws/aws-iot-device-sdk-cpp-v2, samples/mqtt/basic_connect/main.cpp (trimmed): the
+# endpoint, certificate and key come from the command line, so no line names AWS's host.
+CPP_V2_BASIC_CONNECT = """\
+#include <aws/crt/Api.h>
+#include <aws/crt/UUID.h>
+
+#include "../../utils/CommandLineUtils.h"
+
+using namespace Aws::Crt;
+
+int main(int argc, char *argv[])
+{
+    ApiHandle apiHandle;
+    Utils::CommandLineUtils cmdUtils = Utils::CommandLineUtils();
+    cmdUtils.RegisterProgramName("basic-connect");
+    cmdUtils.AddCommonMQTTCommands();
+    const char **const_argv = (const char **)argv;
+    cmdUtils.SendArguments(const_argv, const_argv + argc);
+
+    Aws::Iot::MqttClient client = Aws::Iot::MqttClient();
+    std::shared_ptr<Aws::Crt::Mqtt::MqttConnection> connection =
+        cmdUtils.BuildDirectMQTTConnection(&client);
+    String clientId =
+        cmdUtils.GetCommandOrDefault("client_id", String("test-") + Aws::Crt::UUID().ToString());
+    cmdUtils.SampleConnectAndDisconnect(connection, clientId);
+    return 0;
+}
+"""
+
+# The same SDK with the endpoint written in, as device projects built on it do.
+CPP_V2_PROGRAM = """\
+#include <aws/crt/Api.h>
+#include <aws/iot/MqttClient.h>
+
+using namespace Aws::Crt;
+
+int main()
+{
+    ApiHandle apiHandle;
+    auto builder = Aws::Iot::MqttClientConnectionConfigBuilder("device.pem.crt", "private.pem.key");
+    builder.WithEndpoint("a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com");
+    auto clientConfig = builder.Build();
+    Aws::Iot::MqttClient client;
+    auto connection = client.NewConnection(clientConfig);
+    connection->Connect("cpp-thing-1", false, 1000);
+    return 0;
+}
+"""
+
+# aws/aws-iot-device-sdk-java-v2, samples/BasicPubSub/src/main/java/pubsub/PubSub.java as
+# of 2019 (trimmed): the CRT's own MqttClient and the jobs client, endpoint from args.
+JAVA_V2_PUBSUB = """\
+package pubsub;
+
+import software.amazon.awssdk.crt.io.ClientBootstrap;
+import software.amazon.awssdk.crt.io.TlsContext;
+import software.amazon.awssdk.crt.io.TlsContextOptions;
+import software.amazon.awssdk.crt.mqtt.MqttClient;
+import software.amazon.awssdk.crt.mqtt.MqttConnection;
+import software.amazon.awssdk.iot.iotjobs.IotJobsClient;
+
+class PubSub {
+    static String endpoint;
+    static int port = 8883;
+
+    public static void main(String[] args) {
+        endpoint = args[0];
+        ClientBootstrap clientBootstrap = new ClientBootstrap(new EventLoopGroup(1));
+        TlsContextOptions tlsContextOptions = TlsContextOptions.createWithMTLS(args[1], args[2]);
+        TlsContext tlsContext = new TlsContext(tlsContextOptions);
+        MqttClient client = new MqttClient(clientBootstrap, tlsContext);
+        MqttConnection connection = new MqttConnection(client, null);
+        IotJobsClient jobs = new IotJobsClient(connection);
+        connection.connect("sdk-java", endpoint, port, null, tlsContext, true, 0);
+    }
+}
+"""
+
+# A Go device on Eclipse Paho Go (found by code search for `opts.AddBroker("tls://`; a
+# Lamassu JITP test, the index does not name its repository): AWS's endpoint comes from
+# the environment.
+GO_PAHO = """\
+package main
+
+import (
+\t"fmt"
+\t"os"
+
+\tMQTT "github.com/eclipse/paho.mqtt.golang"
+)
+
+func main() {
+\ttlsconfig := NewTLSConfig()
+
+\topts := MQTT.NewClientOptions()
+\tawsEndpoint := os.Getenv("AWS_ENDPOINT")
+\topts.AddBroker("tls://" + awsEndpoint + ":8883")
+\topts.SetClientID("markeldemodev").SetTLSConfig(tlsconfig)
+\tfmt.Println("AWS endpoint: " + awsEndpoint)
+
+\tc := MQTT.NewClient(opts)
+\tif token := c.Connect(); token.Wait() && token.Error() != nil {
+\t\tpanic(token.Error())
+\t}
+\tc.Publish("markeldemodev/hello", 0, false, "Lamassu JITP test")
+\tc.Disconnect(250)
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "needle", "library"),
+    [
+        ("basic_connect/main.cpp", CPP_V2_BASIC_CONNECT, "MqttClient()", "cpp-v2"),
+        ("pubsub/PubSub.java", JAVA_V2_PUBSUB, "new MqttClient(", "java-v2"),
+        ("cmd/device/main.go", GO_PAHO, "AddBroker", "Paho Go"),
+    ],
+)
+def test_a_stack_no_recipe_rewrites_says_what_a_human_must_do(
+    tmp_path, path, text, needle, library
+):
+    # These programs were silent passes: no endpoint literal, so nothing was reported
+    # (or, for the Java sample, only the jobs client, with no word about the connection).
+    _write(tmp_path, {path: text})
+    points = [p for f in scan(tmp_path, PatchOptions(hub=HUB)).files for p in f.touch_points]
+    clients = [p for p in points if p.kind == "mqtt_client"]
+    assert [p.line for p in clients] == [_line(text, needle)]
+    assert clients[0].verdict == "needs_human"
+    assert library in clients[0].reason
+    assert "{hub}/{device id}/?api-version=2021-04-12" in clients[0].reason
+    assert patch(tmp_path, PatchOptions(hub=HUB)).changed == {}
+
+
+def test_an_aws_cpp_sdk_program_is_not_half_moved_to_the_hub(tmp_path):
+    # Its endpoint literal was rewritten and reported "rewritten": the SDK then dialled
+    # the hub with AWS's metrics user name and AWS's APIs.
+    _write(tmp_path, {"src/main.cpp": CPP_V2_PROGRAM})
+    assert patch(tmp_path, PatchOptions(hub=HUB)).changed == {}
+    points = [p for f in scan(tmp_path, PatchOptions(hub=HUB)).files for p in f.touch_points]
+    assert all(p.verdict == "needs_human" for p in points)
+    endpoint = next(p for p in points if p.kind == "endpoint")
+    assert "aws-iot-device-sdk-cpp-v2" in endpoint.reason
