@@ -93,6 +93,13 @@ _UNSUPPORTED_CLIENTS = (
         (".cs",),
     ),
 )
+# mqtt.js (npm `mqtt`): `mqtt.connect(...)`, or `connect(...)` imported from it.
+_MQTT_JS = re.compile(r"""require\(\s*['"]mqtt['"]\s*\)|\bfrom\s+['"]mqtt['"]""")
+_MQTT_JS_CONNECT = (
+    re.compile(r"\bmqtt\.connect(?:Async)?\s*\(|(?<![.\w])connect(?:Async)?\s*\("),
+    "mqtt.js",
+    (".js", ".cjs", ".mjs", ".ts", ".tsx"),
+)
 _AWS_SDKS = {"aws-iot-device-sdk-cpp-v2", "aws-iot-device-sdk-java-v2", "aws-iot-device-sdk-java"}
 UNSUPPORTED_CLIENT = (
     "{library} is not rewritten by iot-bridge: by hand, connect to the IoT Hub host on "
@@ -110,7 +117,8 @@ SDK_SUFFIX = (
 
 
 def _unsupported_clients(path: str, text: str, stack: str) -> list[TouchPoint]:
-    clients = [c for c in _UNSUPPORTED_CLIENTS if path.endswith(c[2])]
+    known = _UNSUPPORTED_CLIENTS + ((_MQTT_JS_CONNECT,) if _MQTT_JS.search(text) else ())
+    clients = [c for c in known if path.endswith(c[2])]
     if not clients:
         return []
     points = []

@@ -812,3 +812,63 @@ def test_an_aws_cpp_sdk_program_is_not_half_moved_to_the_hub(tmp_path):
     assert all(p.verdict == "needs_human" for p in points)
     endpoint = next(p for p in points if p.kind == "endpoint")
     assert "aws-iot-device-sdk-cpp-v2" in endpoint.reason
+
+
+# Node programs on mqtt.js (npm `mqtt`) straight to AWS IoT with key/cert/ca options, as
+# found by code search for `mqtt.connect` with `AmazonRootCA1` (the index does not name
+# their repositories): one CommonJS, one TypeScript importing `connect`.
+MQTT_JS = """\
+import * as fs from 'fs';
+import * as mqtt from 'mqtt';
+
+const amazonRootCA1 = fs.readFileSync(`${__dirname}/AmazonRootCA1.pem`);
+const file = fs.readFileSync(`${__dirname}/device-certificate.json`).toString();
+const deviceCertificates = JSON.parse(file);
+const options = {
+  port: 8883,
+  host: 'a1r289pzzumq0y-ats.iot.us-east-1.amazonaws.com',
+  key: deviceCertificates.privateKey,
+  cert: deviceCertificates.certificate,
+  rejectUnauthorized: false,
+  ca: amazonRootCA1,
+  protocol: 'mqtts',
+  clientId: 'client',
+};
+const client = mqtt.connect(options);
+const topic = 'message';
+client.publish(topic, 'hello', {
+  qos: 1,
+});
+client.end();
+"""
+
+MQTT_TS = """\
+import { IClientOptions, MqttClient, MqttProtocol, connect } from 'mqtt';
+import fs from 'fs';
+const options: IClientOptions = {
+    key: fs.readFileSync('./secrets/private-key.key'),
+    cert: fs.readFileSync('./secrets/device-certificate.certificate.pem.crt'),
+    ca: fs.readFileSync('./secrets/Root CA1 certificate.pem'),
+    clientId: 'FrontEnd',
+    host: 'a3ocln6ms6dr86-ats.iot.us-east-2.amazonaws.com',
+    protocol: 'mqtts' as MqttProtocol,
+    port: 8883
+};
+const client = connect(options);
+export default client;
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "needle"),
+    [("index.mjs", MQTT_JS, "mqtt.connect("), ("src/client.ts", MQTT_TS, "= connect(")],
+)
+def test_an_mqtt_js_program_says_what_a_human_must_do(tmp_path, path, text, needle):
+    # Reported only as loose lines (an endpoint, a client id, certificates), with no word
+    # that the client is not rewritten or what IoT Hub needs from it.
+    _write(tmp_path, {path: text})
+    points = [p for f in scan(tmp_path, PatchOptions(hub=HUB)).files for p in f.touch_points]
+    clients = [p for p in points if p.kind == "mqtt_client"]
+    assert [(p.line, p.verdict) for p in clients] == [(_line(text, needle), "needs_human")]
+    assert clients[0].reason.startswith("mqtt.js is not rewritten")
+    assert "devices/{device id}/messages/events/" in clients[0].reason
