@@ -100,6 +100,12 @@ _MQTT_JS_CONNECT = (
     "mqtt.js",
     (".js", ".cjs", ".mjs", ".ts", ".tsx"),
 )
+# Python MQTT clients no recipe rewrites (asyncio ones: aiomqtt, its former name
+# asyncio-mqtt, gmqtt, amqtt/hbmqtt): an endpoint moved alone would reach the hub without
+# its user name, with AWS's topics.
+_PY_MQTT = re.compile(
+    r"^[ \t]*(?:from|import)[ \t]+(aiomqtt|asyncio_mqtt|gmqtt|amqtt|hbmqtt)\b", re.MULTILINE
+)
 _AWS_SDKS = {"aws-iot-device-sdk-cpp-v2", "aws-iot-device-sdk-java-v2", "aws-iot-device-sdk-java"}
 UNSUPPORTED_CLIENT = (
     "{library} is not rewritten by iot-bridge: by hand, connect to the IoT Hub host on "
@@ -118,6 +124,9 @@ SDK_SUFFIX = (
 
 def _unsupported_clients(path: str, text: str, stack: str) -> list[TouchPoint]:
     known = _UNSUPPORTED_CLIENTS + ((_MQTT_JS_CONNECT,) if _MQTT_JS.search(text) else ())
+    python = _PY_MQTT.search(text) if path.endswith(".py") else None
+    if python is not None:
+        known += ((re.compile(r"Client\s*\("), python.group(1), (".py",)),)
     clients = [c for c in known if path.endswith(c[2])]
     if not clients:
         return []
@@ -272,7 +281,7 @@ class GenericRecipe:
         elif path.endswith(_C_FAMILY):
             new = _c_endpoints(path, text, options.hub)
         elif path.endswith(".py"):
-            new = parse_python(path, text).visit(_EndpointLiterals(options.hub)).code
+            new = _python_endpoints(path, text, options.hub)
         else:
             return None
         return new if new != text else None
@@ -307,6 +316,17 @@ def _json_endpoints(path: str, text: str, hub: str) -> str:
     if json.loads(new) != expected:
         raise PatchRefusedError(f"an endpoint in {path} is also a key: by hand")
     return new
+
+
+def _python_endpoints(path: str, text: str, hub: str) -> str:
+    library = _PY_MQTT.search(text)
+    if library is not None:
+        raise PatchRefusedError(
+            f"a program on {library.group(1)}, which no recipe rewrites: its endpoint moved "
+            "alone would reach the hub without IoT Hub's user name and with AWS's topics; "
+            "port the connection by hand"
+        )
+    return parse_python(path, text).visit(_EndpointLiterals(hub)).code
 
 
 def _c_endpoints(path: str, text: str, hub: str) -> str:

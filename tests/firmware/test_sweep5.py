@@ -872,3 +872,43 @@ def test_an_mqtt_js_program_says_what_a_human_must_do(tmp_path, path, text, need
     assert [(p.line, p.verdict) for p in clients] == [(_line(text, needle), "needs_human")]
     assert clients[0].reason.startswith("mqtt.js is not rewritten")
     assert "devices/{device id}/messages/events/" in clients[0].reason
+
+
+# An asyncio program on aiomqtt talking to AWS IoT. Code search found aiomqtt programs
+# (none pointed at AWS IoT by name), so this one is written in their shape with the
+# endpoint, client id and certificates a thing needs: an `async with aiomqtt.Client(...)`
+# given an ssl context, subscribing to a shadow delta and publishing telemetry.
+AIOMQTT = """\
+import asyncio
+import json
+import ssl
+
+import aiomqtt
+
+ENDPOINT = "a1b2c3d4e5f6g7-ats.iot.eu-central-1.amazonaws.com"
+THING = "greenhouse-5"
+
+
+async def main():
+    tls = ssl.create_default_context(cafile="certs/AmazonRootCA1.pem")
+    tls.load_cert_chain("certs/device.pem.crt", "certs/private.pem.key")
+    async with aiomqtt.Client(ENDPOINT, port=8883, identifier=THING, tls_context=tls) as client:
+        await client.subscribe(f"$aws/things/{THING}/shadow/update/delta")
+        await client.publish(f"greenhouse/{THING}/telemetry", json.dumps({"t": 21}))
+
+
+asyncio.run(main())
+"""
+
+
+def test_an_aiomqtt_program_is_not_half_moved_to_the_hub(tmp_path):
+    # The generic recipe rewrote its endpoint literal as if the file were a settings
+    # module and reported it "rewritten": the program then reached the hub with no user
+    # name and AWS's topics, and nothing said the client is not rewritten.
+    _write(tmp_path, {"main.py": AIOMQTT})
+    assert patch(tmp_path, PatchOptions(hub=HUB)).changed == {}
+    points = [p for f in scan(tmp_path, PatchOptions(hub=HUB)).files for p in f.touch_points]
+    assert all(p.verdict == "needs_human" for p in points)
+    clients = [p for p in points if p.kind == "mqtt_client"]
+    assert [p.line for p in clients] == [_line(AIOMQTT, "aiomqtt.Client(")]
+    assert clients[0].reason.startswith("aiomqtt is not rewritten")
