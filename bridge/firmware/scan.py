@@ -52,6 +52,7 @@ def analyse(
     # classified and patched together, each with the others as read-only context.
     sketches: dict[str, list[Candidate]] = {}
     skipped: list[tuple[str, str]] = []
+    unclaimed: list[Candidate] = []
     for candidate in walk(str(root), stats, skipped):
         if candidate.path.endswith(".ino"):
             sketches.setdefault(candidate.path.rpartition("/")[0], []).append(candidate)
@@ -61,6 +62,9 @@ def analyse(
         finding = _examine_candidate(candidate, recipes, options, ())
         if finding is not None:
             findings.append(finding)
+        elif candidate.path.endswith(_PROGRAMS):
+            unclaimed.append(candidate)
+    findings += _reading_settings(unclaimed, findings, recipes, options)
     for sketch in sketches.values():
         if not any(worth_reading(candidate.data) for candidate in sketch):
             continue
@@ -81,6 +85,44 @@ def analyse(
         skipped=[SkippedFile(file=file, reason=reason) for file, reason in sorted(skipped)],
     )
     return report, findings
+
+
+# Settings files whose AWS endpoint the generic recipe rewrites, and the programs that
+# may read them (`json.load(open("config.json"))` then `client.connect(config["endpoint"])`).
+_SETTINGS = (".json", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".env")
+_PROGRAMS = (".py", ".js", ".cjs", ".mjs", ".ts")
+
+
+def _reading_settings(
+    unclaimed: list[Candidate],
+    findings: list[Finding],
+    recipes: tuple[Recipe, ...],
+    options: PatchOptions,
+) -> list[Finding]:
+    """Programs that name no AWS host themselves but read a settings file holding one.
+
+    Without this the settings file's endpoint was rewritten to the hub while the program
+    that reads it, on paho say, was never looked at: it then dialled the hub with no
+    IoT Hub user name and AWS's topics, and the report showed nothing of it. The settings
+    file's text joins the program's for choosing its recipe (as a sketch's other tabs do),
+    never for its rewrite."""
+    settings = {
+        posixpath.basename(f.report.file): f.text
+        for f in findings
+        if f.report.file.endswith(_SETTINGS)
+        and any(p.kind == "endpoint" for p in f.report.touch_points)
+    }
+    found = []
+    for candidate in unclaimed:
+        text = _decoded(candidate.data)[0]
+        names = [name for name in settings if re.search(rf"""['"/]{re.escape(name)}['"]""", text)]
+        if not names:
+            continue
+        context = tuple(settings[name] for name in names)
+        finding = _examine_candidate(candidate, recipes, options, (), context=context)
+        if finding is not None and finding.recipe is not None:
+            found.append(finding)
+    return found
 
 
 # A JavaScript/TypeScript file's local modules: `require('../util/cli_args')`, `from './x'`.
@@ -152,6 +194,8 @@ def _examine_candidate(
     recipes: tuple[Recipe, ...],
     options: PatchOptions,
     unit: tuple[str, ...],
+    *,
+    context: tuple[str, ...] = (),
 ) -> Finding | None:
     text, encoding = _decoded(candidate.data)
     return _examine(
@@ -162,6 +206,7 @@ def _examine_candidate(
         replace(options, unit=unit) if unit else options,
         encoding=encoding,
         size=len(candidate.data),
+        context=context,
     )
 
 
@@ -179,9 +224,11 @@ def _examine(
     *,
     encoding: str = "utf-8",
     size: int = 0,
+    context: tuple[str, ...] = (),
 ) -> Finding | None:
-    # A file of a translation unit belongs to the stack the whole unit is written for.
-    whole = "\n".join((text, *options.unit)) if options.unit else text
+    # A file of a translation unit belongs to the stack the whole unit is written for, and
+    # a program to the stack of the settings it reads (`context`).
+    whole = "\n".join((text, *options.unit, *context))
     recipe = next((r for r in recipes if r.detect(path, whole)), None)
     stack = recipe.stack if recipe else "unknown"
     points = recipe.scan(path, text) if recipe else []

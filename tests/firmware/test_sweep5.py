@@ -912,3 +912,66 @@ def test_an_aiomqtt_program_is_not_half_moved_to_the_hub(tmp_path):
     clients = [p for p in points if p.kind == "mqtt_client"]
     assert [p.line for p in clients] == [_line(AIOMQTT, "aiomqtt.Client(")]
     assert clients[0].reason.startswith("aiomqtt is not rewritten")
+
+
+# A Raspberry Pi publisher on paho in the shape of BH-iOT/Getting-started-with-AWS-IoT-Core,
+# Python/paho_test.py, with its endpoint, thing name and certificate paths moved into a
+# config.json as many Pi projects keep them (no public program of exactly this shape was
+# found by name): the program itself names no AWS host.
+CONFIG_PROGRAM = """\
+import json
+import time
+
+import paho.mqtt.client as mqtt
+
+with open("config.json") as f:
+    config = json.load(f)
+
+client = mqtt.Client(client_id=config["thingName"])
+client.tls_set(ca_certs=config["rootCA"], certfile=config["cert"], keyfile=config["key"])
+client.connect(config["endpoint"], 8883, 60)
+client.loop_start()
+info = client.publish("factory/line1/" + config["thingName"], json.dumps({"ok": 1}), qos=1)
+info.wait_for_publish(10)
+client.loop_stop()
+"""
+
+CONFIG_JSON = """\
+{
+  "endpoint": "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com",
+  "thingName": "line1-press-4",
+  "rootCA": "certs/AmazonRootCA1.pem",
+  "cert": "certs/device.pem.crt",
+  "key": "certs/private.pem.key"
+}
+"""
+
+
+def test_a_program_reading_its_endpoint_from_a_settings_file_is_moved_with_it(hub, rm, tmp_path):
+    # config.json's endpoint was rewritten to the hub while publisher.py, naming no AWS
+    # host itself, was never looked at: it dialled the hub with no user name and AWS's
+    # topics, and the report did not list it.
+    repo = tmp_path / "press"
+    _write(
+        repo,
+        {
+            "publisher.py": CONFIG_PROGRAM,
+            "config.json": CONFIG_JSON,
+            "certs/AmazonRootCA1.pem": AMAZON_ROOT_CA1,
+            # A paho program on another broker: the settings file's name is the link.
+            "local.py": CONFIG_PROGRAM.replace("config.json", "broker.json"),
+            "broker.json": '{"endpoint": "mosquitto.local"}\n',
+        },
+    )
+    report = scan(repo, PatchOptions(hub=hub.hostname))
+    stacks = {f.file: f.stack for f in report.files}
+    assert stacks["publisher.py"] == "python_paho"
+    assert "local.py" not in stacks
+    outcome = patch_repo(repo, hub.hostname)
+    assert {"publisher.py", "config.json"} <= set(outcome.changed)
+    provision(rm, repo, "line1-press-4", "certs/device.pem.crt", "certs/private.pem.key")
+    result = run_program(hub, repo, "publisher.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = telemetry(hub, "line1-press-4")
+    assert [e.body for e in events] == [b'{"ok": 1}']
+    assert events[0].properties["awsTopic"] == "factory/line1/line1-press-4"
