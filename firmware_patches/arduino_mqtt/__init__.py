@@ -433,7 +433,8 @@ def _client_edits(
     calls = _calls(tree, clients)
     unit_calls = [_calls(other, clients) for other in unit]
     names = _names(tree, unit)
-    device, edits = _connect_edits(tree, calls, names, options.hub)
+    given = options.device_id.value if options.device_id.mode == "literal" else None
+    device, edits = _connect_edits(tree, calls, names, options.hub, given)
     if device is None:
         device = next(filter(None, (_connect_id(other, names) for other in unit_calls)), None)
     for call in calls.get("setKeepAlive", []):
@@ -456,17 +457,26 @@ def _client_edits(
 
 
 def _connect_edits(
-    tree: Tree, calls: dict[str, list[Node]], names: _Names, hub: str
+    tree: Tree, calls: dict[str, list[Node]], names: _Names, hub: str, given: str | None
 ) -> tuple[Device | None, list[Edit]]:
+    """connect(ID) gains IoT Hub's user name. `given` (`--device-id-from literal:ID`)
+    replaces an id built at run time (`"ESP8266Client-" + String(random(0xffff), HEX)`,
+    as PubSubClient's own examples do), which IoT Hub cannot know."""
     device = None
     edits: list[Edit] = []
     for call in calls.get("connect", []):
         args = _args(call)
         found = names.device(args[0]) if args else None
+        if given is not None and args:
+            found = ("lit", given)
+            quoted = '"' + given.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            if _text(args[0]) != quoted:
+                edits.append(Edit(args[0].start_byte, args[0].end_byte, quoted.encode()))
         if found is None or (device is not None and found != device):
             raise PatchRefusedError(
-                "connect() without a client id macro, string literal or string constant: "
-                "build the user name by hand"
+                "connect() without a client id macro, string literal or string constant "
+                "(an id built at run time, such as a random one, cannot be the device id): "
+                "pass --device-id-from literal:ID, or build the user name by hand"
             )
         device = found
         if len(args) == 1:

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from bridge.firmware import PatchOptions, patch, scan
+from bridge.firmware import DeviceIdSource, PatchOptions, patch, scan
 from bridge.mapping.topics import topic_properties
 from tests.firmware.conftest import patch_repo, provision, run_program, telemetry
 
@@ -975,3 +975,73 @@ def test_a_program_reading_its_endpoint_from_a_settings_file_is_moved_with_it(hu
     events = telemetry(hub, "line1-press-4")
     assert [e.body for e in events] == [b'{"ok": 1}']
     assert events[0].properties["awsTopic"] == "factory/line1/line1-press-4"
+
+
+# knolleary/pubsubclient, examples/mqtt_esp8266/mqtt_esp8266.ino (trimmed), as ESP8266
+# AWS IoT tutorials adapt it: a BearSSL client pointed at the AWS endpoint, keeping the
+# example's random client id.
+RANDOM_ID = """\
+#include <ESP8266WiFi.h>
+#include <PubSubClient.h>
+
+const char* mqtt_server = "a3f3ubc1y6ermt-ats.iot.us-east-2.amazonaws.com";
+
+BearSSL::WiFiClientSecure espClient;
+PubSubClient client(espClient);
+
+void reconnect() {
+  // Loop until we're reconnected
+  while (!client.connected()) {
+    // Create a random client ID
+    String clientId = "ESP8266Client-";
+    clientId += String(random(0xffff), HEX);
+    // Attempt to connect
+    if (client.connect(clientId.c_str())) {
+      // ... and resubscribe
+      client.subscribe("inTopic");
+    } else {
+      delay(5000);
+    }
+  }
+}
+
+void setup() {
+  client.setServer(mqtt_server, 8883);
+}
+
+void loop() {
+  if (!client.connected()) {
+    reconnect();
+  }
+  client.loop();
+  client.publish("outTopic", "hello world");
+}
+"""
+
+
+@needs_gxx
+def test_a_random_pubsubclient_id_takes_the_device_id_from_the_option(tmp_path):
+    # `--device-id-from literal:ID` did nothing for PubSubClient: the sketch stayed
+    # refused ("connect() without a client id macro") with no hint of the option.
+    _write(tmp_path, {"mqtt_esp8266/mqtt_esp8266.ino": RANDOM_ID})
+    refused = [p for f in scan(tmp_path, PatchOptions(hub=HUB)).files for p in f.touch_points]
+    assert any("--device-id-from literal:ID" in p.reason for p in refused)
+    options = PatchOptions(hub=HUB, device_id=DeviceIdSource.parse("literal:relay-8266-7"))
+    outcome = patch(tmp_path, options, apply=True)
+    assert "mqtt_esp8266/mqtt_esp8266.ino" in outcome.changed
+    assert patch(tmp_path, options).changed == {}  # patching twice equals patching once
+    calls = _run_sketch(
+        tmp_path,
+        tmp_path / "mqtt_esp8266",
+        '#include "mqtt_esp8266.ino"\nint main() { setup(); loop(); return 0; }\n',
+    )
+    user = f"{HUB}/relay-8266-7/?api-version=2021-04-12"
+    assert calls[:4] == [
+        f"setServer {HUB} 8883",
+        "setBufferSize 1024",
+        f"connect relay-8266-7 {user} (none)",
+        "subscribe devices/relay-8266-7/messages/devicebound/#",
+    ]
+    _, topic, payload = calls[4].split(" ", 2)
+    assert payload == "hello world"
+    assert _bag(topic) == ("devices/relay-8266-7", topic_properties("outTopic"))
