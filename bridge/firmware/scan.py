@@ -76,6 +76,7 @@ def analyse(
                 findings.append(finding)
     findings.sort(key=lambda finding: finding.report.file)
     _hold_dependents(findings)
+    _hold_manifests(findings)
     report = ScanReport(
         root=str(root),
         files_scanned=stats.get("scanned", 0),
@@ -153,6 +154,45 @@ def _hold_dependents(findings: list[Finding]) -> None:
                 _human(point, update) for point in finding.report.touch_points
             ]
             changed = True
+
+
+MANIFEST_HELD = (
+    "not rewritten: no program of this package moves to IoT Hub ({}: {}), so Microsoft's "
+    "packages would only sit beside AWS's"
+)
+
+
+def _hold_manifests(findings: list[Finding]) -> None:
+    """A package.json of a Node stack gains Microsoft's packages only when a program of
+    the same stack under its folder is rewritten: beside a refused program alone (a
+    SigV4 websocket device, say) the report claimed the manifest "rewritten" for nothing."""
+    for manifest in findings:
+        path = manifest.report.file
+        if posixpath.basename(path) != "package.json" or manifest.patched is None:
+            continue
+        folder = posixpath.dirname(path)
+        programs = [
+            f
+            for f in findings
+            if f is not manifest
+            and f.report.stack == manifest.report.stack
+            and f.report.file.endswith(_JS)
+            and (not folder or f.report.file.startswith(folder + "/"))
+            and not f.report.vendored
+        ]
+        if not programs or any(f.patched is not None for f in programs):
+            continue
+        reasons = [
+            (f.report.file, p.reason.removeprefix("not rewritten: "))
+            for f in programs
+            for p in f.report.touch_points
+            if p.verdict == "needs_human"
+        ]
+        if not reasons:
+            continue
+        manifest.patched = None
+        update = MANIFEST_HELD.format(*reasons[0])
+        manifest.report.touch_points = [_human(p, update) for p in manifest.report.touch_points]
 
 
 def _refused_dependency(

@@ -1045,3 +1045,44 @@ def test_a_random_pubsubclient_id_takes_the_device_id_from_the_option(tmp_path):
     _, topic, payload = calls[4].split(" ", 2)
     assert payload == "hello world"
     assert _bag(topic) == ("devices/relay-8266-7", topic_properties("outTopic"))
+
+
+# A kiosk on aws-iot-device-sdk (v1) over SigV4 websockets, configured as the SDK's
+# README (aws/aws-iot-device-sdk-js, README.md, "protocol: 'wss'" with IAM credentials)
+# shows, with the package.json that installs it.
+WSS_DEVICE = """\
+const awsIot = require('aws-iot-device-sdk');
+
+const device = awsIot.device({
+  clientId: 'browser-kiosk-1',
+  host: 'a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com',
+  protocol: 'wss',
+  accessKeyId: process.env.AWS_ACCESS_KEY_ID,
+  secretKey: process.env.AWS_SECRET_ACCESS_KEY,
+  region: 'us-east-1',
+});
+
+device.on('connect', () => {
+  device.subscribe('kiosk/commands');
+  device.publish('kiosk/status', JSON.stringify({ online: true }));
+});
+"""
+
+
+def test_a_manifest_is_not_rewritten_for_a_program_that_is_not(tmp_path):
+    # package.json was reported "rewritten" (Microsoft's packages added) while its only
+    # program, a SigV4 websocket device, was refused: a diff promising a move that never
+    # happens.
+    _write(
+        tmp_path,
+        {
+            "kiosk/device.js": WSS_DEVICE,
+            "kiosk/package.json": '{"name": "kiosk", "dependencies": '
+            '{"aws-iot-device-sdk": "^2.2.13"}}\n',
+        },
+    )
+    assert patch(tmp_path, PatchOptions(hub=HUB)).changed == {}
+    report = scan(tmp_path, PatchOptions(hub=HUB))
+    manifest = next(f for f in report.files if f.file == "kiosk/package.json")
+    assert [p.verdict for p in manifest.touch_points] == ["needs_human"]
+    assert "kiosk/device.js" in manifest.touch_points[0].reason
