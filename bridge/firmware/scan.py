@@ -59,7 +59,7 @@ def analyse(
             continue
         if not worth_reading(candidate.data):
             continue
-        finding = _examine_candidate(candidate, recipes, options, ())
+        finding = _examine_candidate(candidate, recipes, options, (), root=root)
         if finding is not None:
             findings.append(finding)
         elif candidate.path.endswith(_PROGRAMS):
@@ -71,7 +71,7 @@ def analyse(
         texts = [_decoded(candidate.data)[0] for candidate in sketch]
         for index, candidate in enumerate(sketch):
             unit = tuple(texts[:index] + texts[index + 1 :])
-            finding = _examine_candidate(candidate, recipes, options, unit)
+            finding = _examine_candidate(candidate, recipes, options, unit, root=root)
             if finding is not None:
                 findings.append(finding)
     findings.sort(key=lambda finding: finding.report.file)
@@ -229,6 +229,31 @@ def _decoded(data: bytes) -> tuple[str, str]:
         return data.decode("latin-1"), "latin-1"
 
 
+_LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"', re.MULTILINE)
+_C_SOURCES = (".ino", ".c", ".cpp", ".cc", ".h", ".hpp")
+_HEADER_LIMIT = 256 * 1024
+
+
+def _local_headers(root: Path | None, path: str, text: str) -> tuple[str, ...]:
+    """The texts of the local headers a C/C++ file includes: beside it, or in the
+    `include/` folder of a PlatformIO project (`src/main.cpp` with `include/secrets.h`)."""
+    if root is None or not path.endswith(_C_SOURCES):
+        return ()
+    folder = posixpath.dirname(path)
+    found: list[str] = []
+    for name in _LOCAL_INCLUDE.findall(text):
+        for base in (folder, posixpath.join(posixpath.dirname(folder), "include"), "include"):
+            relative = posixpath.normpath(posixpath.join(base, name))
+            if relative.startswith("../"):
+                continue
+            target = root / relative
+            if target.is_file() and not target.is_symlink():
+                if target.stat().st_size <= _HEADER_LIMIT:
+                    found.append(_decoded(target.read_bytes())[0])
+                break
+    return tuple(found)
+
+
 def _examine_candidate(
     candidate: Candidate,
     recipes: tuple[Recipe, ...],
@@ -236,14 +261,18 @@ def _examine_candidate(
     unit: tuple[str, ...],
     *,
     context: tuple[str, ...] = (),
+    root: Path | None = None,
 ) -> Finding | None:
     text, encoding = _decoded(candidate.data)
+    headers = _local_headers(root, candidate.path, text)
+    if unit or headers:
+        options = replace(options, unit=unit, headers=headers)
     return _examine(
         candidate.path,
         text,
         candidate.vendored,
         recipes,
-        replace(options, unit=unit) if unit else options,
+        options,
         encoding=encoding,
         size=len(candidate.data),
         context=context,

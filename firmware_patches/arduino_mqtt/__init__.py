@@ -378,6 +378,9 @@ class _Names:
     unit_defines: set[str]
     unit_constants: dict[str, Node]
     declared: set[str]
+    # Names a local header (`secrets.h`, `include/config.h`) defines, with the C text of
+    # their value: `"esp32/pub"`, or `"$aws/things/" THINGNAME "/shadow/update"`.
+    headers: dict[str, str]
 
     def device(self, argument: Node) -> Device | None:
         """The client id connect() is given: a macro spliced by the preprocessor, or the
@@ -391,6 +394,12 @@ class _Names:
         constant = self.constants.get(spelled, self.unit_constants.get(spelled))
         if constant is not None:
             return ("lit", _text(constant)[1:-1]) if constant.type == "string_literal" else None
+        header = self.headers.get(spelled)
+        if header is not None and not header.startswith("#"):
+            # `const char THINGNAME[] = "x";` in secrets.h: its text, not the name.
+            tokens = topic_tokens(header)
+            literal = tokens is not None and len(tokens) == 1 and tokens[0][0] == "lit"
+            return ("lit", tokens[0][1]) if literal and tokens is not None else None
         if _MACRO.fullmatch(spelled) and spelled not in self.declared:
             return ("macro", spelled)
         return None
@@ -413,7 +422,20 @@ class _Names:
         return topic
 
 
-def _names(tree: Tree, unit: list[Tree]) -> _Names:
+def _header_names(headers: tuple[str, ...]) -> dict[str, str]:
+    """Each name a header defines, with its value's text; a define's prefixed with "#"
+    (a macro may be spliced by the preprocessor, a constant may not)."""
+    found: dict[str, str] = {}
+    for text in headers:
+        tree = parse_cpp(text.encode())
+        for name, value in _string_constants(tree).items():
+            found.setdefault(name, _text(value))
+        for name, node in _defines(tree).items():
+            found.setdefault(name, "#" + _text(node).strip())
+    return found
+
+
+def _names(tree: Tree, unit: list[Tree], headers: tuple[str, ...] = ()) -> _Names:
     defines = _defines(tree)
     constants = {k: v for k, v in _string_constants(tree).items() if k not in defines}
     unit_defines = {name for other in unit for name in _defines(other)} - set(defines)
@@ -424,7 +446,9 @@ def _names(tree: Tree, unit: list[Tree]) -> _Names:
         if name not in constants and name not in defines
     }
     declared = _declared(tree).union(*map(_declared, unit))
-    return _Names(defines, constants, unit_defines, unit_constants, declared)
+    known = set(defines) | set(constants) | unit_defines | set(unit_constants)
+    header = {k: v for k, v in _header_names(headers).items() if k not in known}
+    return _Names(defines, constants, unit_defines, unit_constants, declared, header)
 
 
 def _client_edits(
@@ -432,7 +456,7 @@ def _client_edits(
 ) -> list[Edit]:
     calls = _calls(tree, clients)
     unit_calls = [_calls(other, clients) for other in unit]
-    names = _names(tree, unit)
+    names = _names(tree, unit, options.headers)
     given = options.device_id.value if options.device_id.mode == "literal" else None
     device, edits = _connect_edits(tree, calls, names, options.hub, given)
     if device is None:
@@ -530,20 +554,19 @@ def _topic_edits(
         for found, own in uses:
             for call in found.get(method, []):
                 args = _args(call)
-                topic = args[0] if args else None
-                if topic is None:
-                    continue
-                node = names.topic_node(topic, own=own)
-                if node is None:
+                node = names.topic_node(args[0], own=own) if args else None
+                if node is None or node.start_byte in done:
                     continue  # another file's define or literal: its own patch edits it
-                if node.start_byte in done:
-                    continue
-                new = _topic(_text(node).strip(), method, device)
+                topic = args[0]
+                header = names.headers.get(_text(topic)) if node is topic else None
+                # A header's topic is mapped by its value and hoisted into this file.
+                spelled = _text(node).strip() if header is None else header.removeprefix("#")
+                new = _topic(spelled, method, device)
                 if new is None:
                     continue
                 done.add(node.start_byte)
                 if node is topic:
-                    new = _hoisted(topic, new, hoisted)
+                    new = _hoisted(topic, new, hoisted, known=header is not None)
                 edits.append(Edit(node.start_byte, node.end_byte, new.encode()))
     if hoisted:
         block = "// IoT Hub's topics for the sketch's own.\n" + "".join(hoisted)
@@ -551,21 +574,21 @@ def _topic_edits(
     return edits
 
 
-def _hoisted(topic: Node, new: str, hoisted: list[str]) -> str:
+def _hoisted(topic: Node, new: str, hoisted: list[str], *, known: bool) -> str:
     """A call's new topic argument: a literal as it is; one splicing a macro in goes
     through a define (`IOTHUB_EVENTS_<TOPIC>` or `IOTHUB_INBOUND_<TOPIC>`, added to
     `hoisted`), since `"devices/" THINGNAME "/..."` is C++ only once preprocessed and
     the grammar rejects it in a call."""
     if _is_literal(new):
         return new
-    if topic.type == "identifier":
+    if topic.type == "identifier" and not known:
         raise PatchRefusedError(
-            f"topic {_text(topic)} is defined in a file outside the sketch (a header): "
-            "map it where it is defined"
+            f"topic {_text(topic)} is defined in a file the patch cannot read: map it by hand"
         )
     # Named after the topic, so two tabs hoisting the same one define the same macro
     # with the same text (a benign redefinition) and different ones never collide.
-    name = re.sub(r"[^A-Z0-9]+", "_", _text(topic)[1:-1].upper()).strip("_")
+    spelled = _text(topic) if topic.type == "identifier" else _text(topic)[1:-1]
+    name = re.sub(r"[^A-Z0-9]+", "_", spelled.upper()).strip("_")
     name = f"IOTHUB_{'EVENTS' if '/messages/events/' in new else 'INBOUND'}_{name or 'ROOT'}"
     line = f"#define {name} {new}\n"
     if line not in hoisted:

@@ -31,7 +31,9 @@ def _write(root: Path, files: dict[str, str]) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def _run_sketch(tmp_path: Path, folder: Path, source: str) -> list[str]:
+def _run_sketch(
+    tmp_path: Path, folder: Path, source: str, extra: list[str] | None = None
+) -> list[str]:
     """Compile the patched sketch (`source` includes its tabs, as the IDE concatenates
     them, and drives it) with g++ against the stub libraries, and run it."""
     probe = tmp_path / "probe.cpp"
@@ -39,7 +41,8 @@ def _run_sketch(tmp_path: Path, folder: Path, source: str) -> list[str]:
     binary = tmp_path / "probe"
     flags = ["-std=c++17", "-Wall", "-Werror", "-Wno-unused-variable", "-I", str(STUBS)]
     subprocess.run(
-        [GXX or "g++", *flags, "-I", str(folder), "-o", str(binary), str(probe)], check=True
+        [GXX or "g++", *flags, *(extra or []), "-I", str(folder), "-o", str(binary), str(probe)],
+        check=True,
     )
     ran = subprocess.run([str(binary)], capture_output=True, text=True, check=True)
     return ran.stdout.splitlines()
@@ -1086,3 +1089,82 @@ def test_a_manifest_is_not_rewritten_for_a_program_that_is_not(tmp_path):
     manifest = next(f for f in report.files if f.file == "kiosk/package.json")
     assert [p.verdict for p in manifest.touch_points] == ["needs_human"]
     assert "kiosk/device.js" in manifest.touch_points[0].reason
+
+
+# A PlatformIO project in the layout of Savjee/home-energy-monitor's src-esp32 (trimmed;
+# platformio.ini, src/main.cpp, include/secrets.h): the thing name is a const char array
+# and the topics are defines, both in the header the source includes.
+PIO_INI = """\
+[env:esp32dev]
+platform = espressif32
+board = esp32dev
+framework = arduino
+lib_deps = 256dpi/MQTT@^2.5.0
+"""
+
+PIO_MAIN = """\
+#include <Arduino.h>
+#include <WiFiClientSecure.h>
+#include <MQTTClient.h>
+#include "secrets.h"
+
+WiFiClientSecure net = WiFiClientSecure();
+MQTTClient client = MQTTClient(256);
+
+void setup() {
+  net.setCACert(AWS_CERT_CA);
+  net.setCertificate(AWS_CERT_CRT);
+  net.setPrivateKey(AWS_CERT_PRIVATE);
+  client.begin(AWS_IOT_ENDPOINT, 8883, net);
+  while (!client.connect(THINGNAME)) {
+    delay(100);
+  }
+  client.subscribe(AWS_IOT_SUBSCRIBE_TOPIC);
+}
+
+void loop() {
+  client.loop();
+  client.publish(AWS_IOT_PUBLISH_TOPIC, "{\\"watts\\":230}");
+}
+"""
+
+PIO_SECRETS = """\
+#pragma once
+#include <pgmspace.h>
+
+const char THINGNAME[] = "energy-monitor-2";
+#define AWS_IOT_PUBLISH_TOPIC   "home-energy/readings"
+#define AWS_IOT_SUBSCRIBE_TOPIC "home-energy/commands"
+
+const char AWS_IOT_ENDPOINT[] = "a2xyzexample-ats.iot.eu-west-1.amazonaws.com";
+static const char AWS_CERT_CA[] PROGMEM = "Amazon Root CA 1";
+static const char AWS_CERT_CRT[] PROGMEM = "device certificate";
+static const char AWS_CERT_PRIVATE[] PROGMEM = "device key";
+"""
+
+
+@needs_gxx
+def test_a_platformio_project_takes_its_names_from_the_included_header(tmp_path):
+    # THINGNAME was spliced into IOTHUB_USER as if it were a macro (a const char array:
+    # the patched main.cpp would not compile), and the topics, defined in the header,
+    # were refused ("would not parse"), so the project kept AWS's topics.
+    _write(
+        tmp_path,
+        {"platformio.ini": PIO_INI, "src/main.cpp": PIO_MAIN, "include/secrets.h": PIO_SECRETS},
+    )
+    outcome = patch(tmp_path, PatchOptions(hub=HUB), apply=True)
+    assert {"src/main.cpp", "include/secrets.h"} <= set(outcome.changed)
+    assert patch(tmp_path, PatchOptions(hub=HUB)).changed == {}
+    probe = '#include "main.cpp"\nint main() { setup(); loop(); return 0; }\n'
+    flags = ["-I", str(tmp_path / "include")]
+    calls = _run_sketch(tmp_path, tmp_path / "src", probe, flags)
+    user = f"{HUB}/energy-monitor-2/?api-version=2021-04-12"
+    assert calls[:4] == [
+        "buffer 1024",
+        f"begin {HUB} 8883",
+        f"connect energy-monitor-2 {user} (none)",
+        "subscribe devices/energy-monitor-2/messages/devicebound/#",
+    ]
+    _, topic, payload = calls[4].split(" ", 2)
+    assert payload == '{"watts":230}'
+    assert _bag(topic) == ("devices/energy-monitor-2", topic_properties("home-energy/readings"))
