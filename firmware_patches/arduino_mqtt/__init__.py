@@ -142,10 +142,10 @@ class ArduinoRecipe:
         ]
         shadow_publishes = _shadow_publish_lines(text)
         return [
-            p.model_copy(update={"verdict": "needs_human", "reason": human[p.kind]})
+            p.model_copy(update={"verdict": "needs_human", "reason": SHADOW_PUBLISH})
+            if p.kind in {"topic", "shadow"} and p.line in shadow_publishes
+            else p.model_copy(update={"verdict": "needs_human", "reason": human[p.kind]})
             if p.kind in human
-            else p.model_copy(update={"verdict": "needs_human", "reason": SHADOW_PUBLISH})
-            if p.kind == "topic" and p.line in shadow_publishes
             else p
             for p in sorted(points, key=lambda point: point.line)
         ]
@@ -183,6 +183,7 @@ SHADOW_PUBLISH = (
     "state/reported wrapper) and closes the connection of a device publishing to $aws/...; "
     "rewrite the topic and the document by hand"
 )
+_PUBLISH_LITERAL = re.compile(r'\.publish\(\s*"\$aws/')
 _PUBLISH_NAME = re.compile(r"\.publish\(\s*([A-Za-z_]\w*)\s*,")
 
 
@@ -200,12 +201,19 @@ def _shadow_publish_lines(text: str) -> set[int]:
             found = definition.search(line.split("//", 1)[0])
             if found is not None and "$aws/" in (found.group(1) or found.group(2) or ""):
                 shadow.add(name)
-    return {
+    named = {
         number
         for number, line in enumerate(lines, start=1)
         for match in _PUBLISH_NAME.finditer(line)
         if match.group(1) in shadow
     }
+    # `publish("$aws/things/" THINGNAME "/shadow/update", buf)`: the literal in the call.
+    spelled = {
+        number
+        for number, line in enumerate(lines, start=1)
+        if _PUBLISH_LITERAL.search(line.split("//", 1)[0])
+    }
+    return named | spelled
 
 
 def _topic_macros(text: str, points: list[TouchPoint]) -> list[TouchPoint]:

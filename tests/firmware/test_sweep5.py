@@ -1168,3 +1168,48 @@ def test_a_platformio_project_takes_its_names_from_the_included_header(tmp_path)
     _, topic, payload = calls[4].split(" ", 2)
     assert payload == '{"watts":230}'
     assert _bag(topic) == ("devices/energy-monitor-2", topic_properties("home-energy/readings"))
+
+
+# An ESP32 sketch reporting its status to its classic shadow with ArduinoJson (found by
+# code search for `publish("$aws/things/" THINGNAME "/shadow/update"`; the index does not
+# name its repository), trimmed.
+SHADOW_LITERAL = """\
+#include <WiFiClientSecure.h>
+#include <PubSubClient.h>
+#include <ArduinoJson.h>
+#include "secrets.h"
+
+WiFiClientSecure net;
+PubSubClient client(net);
+
+bool reportStatus() {
+  StaticJsonDocument<256> statusDoc;
+  statusDoc["state"]["reported"]["status"] = "online";
+  char buffer[256];
+  size_t n = serializeJson(statusDoc, buffer);
+  client.publish("$aws/things/" THINGNAME "/shadow/update", buffer, n);
+  return true;
+}
+
+void connectAWSIoT() {
+  net.setCACert(AWS_CERT_CA);
+  client.setServer(AWS_IOT_ENDPOINT, 8883);
+  client.connect(THINGNAME);
+}
+"""
+
+
+def test_a_shadow_update_spelled_in_the_publish_call_is_left_to_a_human(tmp_path):
+    # The line was reported "rewritten" (topic) and its shadow reason spoke of a
+    # callback, while the patch left the publish on $aws/...
+    _write(tmp_path, {"status/status.ino": SHADOW_LITERAL})
+    line = _line(SHADOW_LITERAL, '"/shadow/update"')
+    points = [
+        p
+        for f in scan(tmp_path, PatchOptions(hub=HUB)).files
+        for p in f.touch_points
+        if p.line == line
+    ]
+    assert {p.kind for p in points} == {"topic", "shadow"}
+    assert all(p.verdict == "needs_human" for p in points)
+    assert all("$iothub/twin/PATCH/properties/reported/" in p.reason for p in points)
