@@ -349,6 +349,18 @@ def _patched(  # noqa: PLR0917 - one call site, all of it the file's context
     if patched is not None:
         patched = _line_endings_of(text, patched)
     if patched is None or patched == text:
+        if _MOVED.search(text):
+            # Patched before: what the line rules still find is the patch's own work
+            # (`setCACert(IOTHUB_ROOT_CAS)`, `iothub_publish(topic, ...)`, the generated
+            # block's keep-alive helper), not a task for a human.
+            block = _generated_lines(text)
+            return patched, [
+                point.model_copy(update={"reason": ALREADY_MOVED})
+                if point.verdict == "rewritten"
+                else point
+                for point in points
+                if point.line not in block
+            ]
         # Never claim a rewrite the patch does not make.
         return patched, [_human(point, NOTHING_CHANGED) for point in points]
     if not _encodable(patched, encoding):
@@ -356,6 +368,31 @@ def _patched(  # noqa: PLR0917 - one call site, all of it the file's context
     if options.auth == "sas":
         return patched, [_sas(point) for point in points]
     return patched, points
+
+
+ALREADY_MOVED = "already on IoT Hub (patched before): nothing left to change here"
+# What a patched file carries: the generated blocks' markers, the Arduino and C recipes'
+# names, IoT Hub's own topics.
+_MOVED = re.compile(
+    r"iot-bridge|\bIOTHUB_(?:USER|ROOT_CAS|HOST)\b|\bIOTHUB_(?:EVENTS|INBOUND)_\w+|"
+    r"/messages/(?:events|devicebound)/|[\w-]\.azure-devices\.net\b"
+)
+_BLOCK = re.compile(r"^\W*(>>>|<<<) iot-bridge\b", re.MULTILINE)
+
+
+def _generated_lines(text: str) -> set[int]:
+    """The line numbers of the blocks a patch generated (`# >>> iot-bridge ...` to
+    `# <<< iot-bridge ...`)."""
+    lines: set[int] = set()
+    start = None
+    for match in _BLOCK.finditer(text):
+        number = text.count("\n", 0, match.start()) + 1
+        if match.group(1) == ">>>":
+            start = number
+        elif start is not None:
+            lines.update(range(start, number + 1))
+            start = None
+    return lines
 
 
 def _line_endings_of(original: str, patched: str) -> str:

@@ -38,6 +38,7 @@ _MARKERS = re.compile(
     re.IGNORECASE,
 )
 _ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
+_HUB_HOST = re.compile(r"""["'=][\w-]+\.azure-devices\.net["']?""")
 _REQUIREMENT = re.compile(r"^(?P<name>awsiotsdk)\b[^#\n]*", re.IGNORECASE | re.MULTILINE)
 AZURE_IOT_DEVICE = "azure-iot-device>=2.14"
 _C_FAMILY = (".c", ".h", ".cpp", ".hpp", ".ino")
@@ -210,6 +211,11 @@ class GenericRecipe:
         # A setting whose value is the endpoint the patch rewrites on that line is done.
         done = {
             p.line for p in points if p.verdict == "rewritten" and p.kind.startswith("endpoint")
+        }
+        # A setting already holding a hub's host (patched before) asks nothing either.
+        lines = text.splitlines()
+        done |= {
+            p.line for p in points if p.kind == "config_key" and _HUB_HOST.search(lines[p.line - 1])
         }
         points = [
             p.model_copy(

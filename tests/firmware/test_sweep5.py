@@ -1213,3 +1213,36 @@ def test_a_shadow_update_spelled_in_the_publish_call_is_left_to_a_human(tmp_path
     assert {p.kind for p in points} == {"topic", "shadow"}
     assert all(p.verdict == "needs_human" for p in points)
     assert all("$iothub/twin/PATCH/properties/reported/" in p.reason for p in points)
+
+
+def test_scanning_a_patched_repository_lists_no_work_that_is_done(tmp_path):
+    # After `patch --apply`, a scan to check the result listed every line the patch had
+    # written (setCACert(IOTHUB_ROOT_CAS), iothub_publish(...), the generated block's
+    # keep-alive helper, the hub host in secrets.h) as "found, but the recipe had nothing
+    # it could change here: by hand".
+    _write(
+        tmp_path,
+        {
+            "module-3/module-3.ino": LETSBUILD_MAIN,
+            "module-3/AWS.ino": LETSBUILD_AWS,
+            "module-3/secrets.h": LETSBUILD_SECRETS,
+            "press/publisher.py": CONFIG_PROGRAM,
+            "press/config.json": CONFIG_JSON,
+        },
+    )
+    before = scan(tmp_path, PatchOptions(hub=HUB))
+    needed = {(f.file, p.line, p.kind) for f in before.files for p in f.touch_points}
+    patch(tmp_path, PatchOptions(hub=HUB), apply=True)
+    after = scan(tmp_path, PatchOptions(hub=HUB))
+    reasons = [p.reason for f in after.files for p in f.touch_points]
+    assert not any("nothing it could change" in reason for reason in reasons)
+    human = {
+        (f.file, p.kind) for f in after.files for p in f.touch_points if p.verdict != "rewritten"
+    }
+    # What still needs a human is what did before: the AWS root CA left in secrets.h and
+    # the certificate paths config.json keeps.
+    assert human == {(file, kind) for file, _, kind in needed if file.endswith((".h", ".json"))} - {
+        ("module-3/secrets.h", "config_key"),
+        ("module-3/secrets.h", "endpoint"),
+        ("press/config.json", "endpoint"),
+    }
