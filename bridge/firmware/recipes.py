@@ -101,6 +101,10 @@ class PatchOptions:
     # `.ino` files of an Arduino sketch folder, which the IDE concatenates): read for
     # definitions, clients and ids, never edited through this file. Set by the engine.
     unit: tuple[str, ...] = ()
+    # The local headers a C/C++ file includes (`#include "secrets.h"`, found beside it or
+    # in a PlatformIO `include/` folder): read for the values of the names they define,
+    # never edited through this file. Set by the engine.
+    headers: tuple[str, ...] = ()
 
 
 @runtime_checkable

@@ -52,26 +52,31 @@ def analyse(
     # classified and patched together, each with the others as read-only context.
     sketches: dict[str, list[Candidate]] = {}
     skipped: list[tuple[str, str]] = []
+    unclaimed: list[Candidate] = []
     for candidate in walk(str(root), stats, skipped):
         if candidate.path.endswith(".ino"):
             sketches.setdefault(candidate.path.rpartition("/")[0], []).append(candidate)
             continue
         if not worth_reading(candidate.data):
             continue
-        finding = _examine_candidate(candidate, recipes, options, ())
+        finding = _examine_candidate(candidate, recipes, options, (), root=root)
         if finding is not None:
             findings.append(finding)
+        elif candidate.path.endswith(_PROGRAMS):
+            unclaimed.append(candidate)
+    findings += _reading_settings(unclaimed, findings, recipes, options)
     for sketch in sketches.values():
         if not any(worth_reading(candidate.data) for candidate in sketch):
             continue
         texts = [_decoded(candidate.data)[0] for candidate in sketch]
         for index, candidate in enumerate(sketch):
             unit = tuple(texts[:index] + texts[index + 1 :])
-            finding = _examine_candidate(candidate, recipes, options, unit)
+            finding = _examine_candidate(candidate, recipes, options, unit, root=root)
             if finding is not None:
                 findings.append(finding)
     findings.sort(key=lambda finding: finding.report.file)
     _hold_dependents(findings)
+    _hold_manifests(findings)
     report = ScanReport(
         root=str(root),
         files_scanned=stats.get("scanned", 0),
@@ -81,6 +86,44 @@ def analyse(
         skipped=[SkippedFile(file=file, reason=reason) for file, reason in sorted(skipped)],
     )
     return report, findings
+
+
+# Settings files whose AWS endpoint the generic recipe rewrites, and the programs that
+# may read them (`json.load(open("config.json"))` then `client.connect(config["endpoint"])`).
+_SETTINGS = (".json", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".env")
+_PROGRAMS = (".py", ".js", ".cjs", ".mjs", ".ts")
+
+
+def _reading_settings(
+    unclaimed: list[Candidate],
+    findings: list[Finding],
+    recipes: tuple[Recipe, ...],
+    options: PatchOptions,
+) -> list[Finding]:
+    """Programs that name no AWS host themselves but read a settings file holding one.
+
+    Without this the settings file's endpoint was rewritten to the hub while the program
+    that reads it, on paho say, was never looked at: it then dialled the hub with no
+    IoT Hub user name and AWS's topics, and the report showed nothing of it. The settings
+    file's text joins the program's for choosing its recipe (as a sketch's other tabs do),
+    never for its rewrite."""
+    settings = {
+        posixpath.basename(f.report.file): f.text
+        for f in findings
+        if f.report.file.endswith(_SETTINGS)
+        and any(p.kind == "endpoint" for p in f.report.touch_points)
+    }
+    found = []
+    for candidate in unclaimed:
+        text = _decoded(candidate.data)[0]
+        names = [name for name in settings if re.search(rf"""['"/]{re.escape(name)}['"]""", text)]
+        if not names:
+            continue
+        context = tuple(settings[name] for name in names)
+        finding = _examine_candidate(candidate, recipes, options, (), context=context)
+        if finding is not None and finding.recipe is not None:
+            found.append(finding)
+    return found
 
 
 # A JavaScript/TypeScript file's local modules: `require('../util/cli_args')`, `from './x'`.
@@ -111,6 +154,45 @@ def _hold_dependents(findings: list[Finding]) -> None:
                 _human(point, update) for point in finding.report.touch_points
             ]
             changed = True
+
+
+MANIFEST_HELD = (
+    "not rewritten: no program of this package moves to IoT Hub ({}: {}), so Microsoft's "
+    "packages would only sit beside AWS's"
+)
+
+
+def _hold_manifests(findings: list[Finding]) -> None:
+    """A package.json of a Node stack gains Microsoft's packages only when a program of
+    the same stack under its folder is rewritten: beside a refused program alone (a
+    SigV4 websocket device, say) the report claimed the manifest "rewritten" for nothing."""
+    for manifest in findings:
+        path = manifest.report.file
+        if posixpath.basename(path) != "package.json" or manifest.patched is None:
+            continue
+        folder = posixpath.dirname(path)
+        programs = [
+            f
+            for f in findings
+            if f is not manifest
+            and f.report.stack == manifest.report.stack
+            and f.report.file.endswith(_JS)
+            and (not folder or f.report.file.startswith(folder + "/"))
+            and not f.report.vendored
+        ]
+        if not programs or any(f.patched is not None for f in programs):
+            continue
+        reasons = [
+            (f.report.file, p.reason.removeprefix("not rewritten: "))
+            for f in programs
+            for p in f.report.touch_points
+            if p.verdict == "needs_human"
+        ]
+        if not reasons:
+            continue
+        manifest.patched = None
+        update = MANIFEST_HELD.format(*reasons[0])
+        manifest.report.touch_points = [_human(p, update) for p in manifest.report.touch_points]
 
 
 def _refused_dependency(
@@ -147,21 +229,53 @@ def _decoded(data: bytes) -> tuple[str, str]:
         return data.decode("latin-1"), "latin-1"
 
 
+_LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"', re.MULTILINE)
+_C_SOURCES = (".ino", ".c", ".cpp", ".cc", ".h", ".hpp")
+_HEADER_LIMIT = 256 * 1024
+
+
+def _local_headers(root: Path | None, path: str, text: str) -> tuple[str, ...]:
+    """The texts of the local headers a C/C++ file includes: beside it, or in the
+    `include/` folder of a PlatformIO project (`src/main.cpp` with `include/secrets.h`)."""
+    if root is None or not path.endswith(_C_SOURCES):
+        return ()
+    folder = posixpath.dirname(path)
+    found: list[str] = []
+    for name in _LOCAL_INCLUDE.findall(text):
+        for base in (folder, posixpath.join(posixpath.dirname(folder), "include"), "include"):
+            relative = posixpath.normpath(posixpath.join(base, name))
+            if relative.startswith("../"):
+                continue
+            target = root / relative
+            if target.is_file() and not target.is_symlink():
+                if target.stat().st_size <= _HEADER_LIMIT:
+                    found.append(_decoded(target.read_bytes())[0])
+                break
+    return tuple(found)
+
+
 def _examine_candidate(
     candidate: Candidate,
     recipes: tuple[Recipe, ...],
     options: PatchOptions,
     unit: tuple[str, ...],
+    *,
+    context: tuple[str, ...] = (),
+    root: Path | None = None,
 ) -> Finding | None:
     text, encoding = _decoded(candidate.data)
+    headers = _local_headers(root, candidate.path, text)
+    if unit or headers:
+        options = replace(options, unit=unit, headers=headers)
     return _examine(
         candidate.path,
         text,
         candidate.vendored,
         recipes,
-        replace(options, unit=unit) if unit else options,
+        options,
         encoding=encoding,
         size=len(candidate.data),
+        context=context,
     )
 
 
@@ -179,9 +293,11 @@ def _examine(
     *,
     encoding: str = "utf-8",
     size: int = 0,
+    context: tuple[str, ...] = (),
 ) -> Finding | None:
-    # A file of a translation unit belongs to the stack the whole unit is written for.
-    whole = "\n".join((text, *options.unit)) if options.unit else text
+    # A file of a translation unit belongs to the stack the whole unit is written for, and
+    # a program to the stack of the settings it reads (`context`).
+    whole = "\n".join((text, *options.unit, *context))
     recipe = next((r for r in recipes if r.detect(path, whole)), None)
     stack = recipe.stack if recipe else "unknown"
     points = recipe.scan(path, text) if recipe else []
@@ -233,6 +349,18 @@ def _patched(  # noqa: PLR0917 - one call site, all of it the file's context
     if patched is not None:
         patched = _line_endings_of(text, patched)
     if patched is None or patched == text:
+        if _MOVED.search(text):
+            # Patched before: what the line rules still find is the patch's own work
+            # (`setCACert(IOTHUB_ROOT_CAS)`, `iothub_publish(topic, ...)`, the generated
+            # block's keep-alive helper), not a task for a human.
+            block = _generated_lines(text)
+            return patched, [
+                point.model_copy(update={"reason": ALREADY_MOVED})
+                if point.verdict == "rewritten"
+                else point
+                for point in points
+                if point.line not in block
+            ]
         # Never claim a rewrite the patch does not make.
         return patched, [_human(point, NOTHING_CHANGED) for point in points]
     if not _encodable(patched, encoding):
@@ -240,6 +368,31 @@ def _patched(  # noqa: PLR0917 - one call site, all of it the file's context
     if options.auth == "sas":
         return patched, [_sas(point) for point in points]
     return patched, points
+
+
+ALREADY_MOVED = "already on IoT Hub (patched before): nothing left to change here"
+# What a patched file carries: the generated blocks' markers, the Arduino and C recipes'
+# names, IoT Hub's own topics.
+_MOVED = re.compile(
+    r"iot-bridge|\bIOTHUB_(?:USER|ROOT_CAS|HOST)\b|\bIOTHUB_(?:EVENTS|INBOUND)_\w+|"
+    r"/messages/(?:events|devicebound)/|[\w-]\.azure-devices\.net\b"
+)
+_BLOCK = re.compile(r"^\W*(>>>|<<<) iot-bridge\b", re.MULTILINE)
+
+
+def _generated_lines(text: str) -> set[int]:
+    """The line numbers of the blocks a patch generated (`# >>> iot-bridge ...` to
+    `# <<< iot-bridge ...`)."""
+    lines: set[int] = set()
+    start = None
+    for match in _BLOCK.finditer(text):
+        number = text.count("\n", 0, match.start()) + 1
+        if match.group(1) == ">>>":
+            start = number
+        elif start is not None:
+            lines.update(range(start, number + 1))
+            start = None
+    return lines
 
 
 def _line_endings_of(original: str, patched: str) -> str:

@@ -145,7 +145,9 @@ _NEEDLES = (
     "describe-endpoint", "iot-data", "greengrass", "umqtt", "paho", "pubsubclient",
     "mqttclient", "esp_mqtt", "core_mqtt", "coremqtt", "mqtt_client", "private key",
     "clientcredential", "wifi_pass", "wifipass", "wlan.connect", "passphrase", "_pass",
-    "password", "thingshadow", "certpath:",
+    "password", "thingshadow", "certpath:", "aws::iot", "awsiotmqtt",
+    "mqttclientconnectionconfigbuilder", "software.amazon.awssdk.iot",
+    "com.amazonaws.services.iot",
 )  # fmt: skip
 PREFILTER = re.compile("|".join(re.escape(needle) for needle in _NEEDLES).encode())
 

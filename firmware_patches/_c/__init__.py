@@ -23,6 +23,7 @@ __all__ = [
     "defines",
     "error_count",
     "events_topic",
+    "includes_end",
     "iothub_roots_c",
     "parse_c",
     "parse_cpp",
@@ -220,16 +221,28 @@ def iothub_roots_c(indent: str = "    ") -> str:
     return "\n".join(f'{indent}"{line}\\n"' for line in lines)
 
 
+def includes_end(tree: Tree) -> int:
+    """Where the file's top-level `#include`s end (0 without any); in a header whose
+    whole text is an include guard, the includes inside the guard count, so what is
+    inserted there stays guarded."""
+    nodes = tree.root_node.named_children
+    body = [node for node in nodes if node.type != "comment"]
+    if len(body) == 1 and body[0].type == "preproc_ifdef":
+        nodes = body[0].named_children
+    position = 0
+    for node in nodes:
+        if node.type == "preproc_include":
+            position = node.end_byte
+    return position
+
+
 def roots_definition(tree: Tree, *, progmem: bool = False) -> Edit | None:
     """An edit defining IOTHUB_ROOT_CAS after the file's last top-level #include, or None
     when a former patch already defined it."""
     source = tree.root_node.text or b""
     if f"{ROOTS_NAME}[]".encode() in source:
         return None
-    position = 0
-    for node in tree.root_node.named_children:
-        if node.type == "preproc_include":
-            position = node.end_byte
+    position = includes_end(tree)
     qualifier = " PROGMEM" if progmem else ""
     text = (
         "\n/* iot-bridge: IoT Hub's trust anchors, DigiCert Global Root G2 and Microsoft RSA"

@@ -14,7 +14,7 @@ import libcst as cst
 
 from bridge.firmware.models import TouchPoint
 from bridge.firmware.recipes import PatchOptions, PatchRefusedError
-from bridge.firmware.touch import touch_points
+from bridge.firmware.touch import RULES, Rule, touch_points
 from firmware_patches._python import (
     RANDOM_ID,
     block_source,
@@ -46,6 +46,24 @@ _REWRITTEN = {
     "shadow": "shadow update/get/delta mapped to twin reported patch, twin GET, desired patch",
     "named_shadow": "named shadow mapped to twin properties under shadows.<name>",
 }
+
+
+# paho given an ssl.SSLContext (`tls_set_context`), as in AWS's "MQTT with TLS client
+# authentication on port 443" Python sample: the context loads AWS's root CA and offers
+# AWS IoT's ALPN protocol. Both are touch points of paho programs only.
+_CONTEXT_RULES = (
+    Rule(
+        "root_ca",
+        re.compile(r"\.load_verify_locations\(|create_default_context\(.*ca(?:file|path|data)\s*="),
+        "",
+    ),
+    Rule(
+        "alpn",
+        re.compile(r"x-amzn-mqtt-ca|\.set_alpn_protocols\("),
+        "AWS IoT's ALPN protocol (MQTT on port 443): IoT Hub takes MQTT on 8883",
+    ),
+)
+_ALPN = "x-amzn-mqtt-ca"
 
 
 def _call(name: str, *args: cst.BaseExpression) -> cst.Call:
@@ -84,9 +102,16 @@ class MqttRecipe:
 
     def scan(self, path: str, text: str) -> list[TouchPoint]:
         rewritten = dict(_REWRITTEN)
+        rules = RULES
         if not self.micropython:
-            rewritten["root_ca"] = "tls_set trusts the system store, which holds IoT Hub's roots"
-        points = touch_points(path, text, self.stack, rewritten)
+            rewritten["root_ca"] = (
+                "TLS trusts the system store (tls_set(ca_certs=None), or the SSLContext's "
+                "load_default_certs()), which holds IoT Hub's roots"
+            )
+            rewritten["alpn"] = "AWS IoT's ALPN protocol is no longer offered; IoT Hub on 8883"
+            if "tls_set_context" in text:
+                rules = RULES + _CONTEXT_RULES
+        points = touch_points(path, text, self.stack, rewritten, rules=rules)
         if RANDOM_ID.search(text) and any(p.kind == "client_id" for p in points):
             points = [
                 p.model_copy(
@@ -152,6 +177,8 @@ class _Rewriter(cst.CSTTransformer):
         self.changed = False
         self.paho = not recipe.micropython
         self.has_username = "iothub_user()" in module.code
+        # The program hands paho an ssl.SSLContext it builds itself.
+        self.context = self.paho and "tls_set_context" in module.code
 
     # --- constructor -------------------------------------------------------------------
     def _device_id(self, client_id: cst.BaseExpression | None) -> cst.BaseExpression:
@@ -240,6 +267,8 @@ class _Rewriter(cst.CSTTransformer):
             new = self._paho_tls(updated)
         elif self.paho and is_method_call(updated, self.clients, {"message_callback_add"}):
             raise PatchRefusedError("message_callback_add filters on AWS topics: needs a human")
+        elif self.context:
+            new = self._context_call(updated)
         else:
             return updated
         if new is not updated:
@@ -294,6 +323,27 @@ class _Rewriter(cst.CSTTransformer):
         # None: the system store, which holds IoT Hub's roots (DigiCert Global Root G2 and
         # Microsoft RSA Root CA 2017); the AWS root CA cannot vouch for IoT Hub.
         return _replace_args(call, signature, {"ca_certs": cst.Name("None")})
+
+    def _context_call(self, call: cst.Call) -> cst.Call:
+        """The SSLContext handed to `tls_set_context`: AWS's root CA gives way to the
+        system store (IoT Hub's roots), and AWS IoT's ALPN protocol is no longer offered
+        (IoT Hub takes MQTT on 8883, where the patch connects)."""
+        method = call.func.attr.value if isinstance(call.func, cst.Attribute) else ""
+        if method == "load_verify_locations":
+            attribute = cst.ensure_type(call.func, cst.Attribute)
+            name = cst.Name("load_default_certs")
+            return call.with_changes(func=attribute.with_changes(attr=name), args=[])
+        if method == "set_alpn_protocols" and call.args and code_of(call.args[0].value) != "[]":
+            return call.with_changes(args=[call.args[0].with_changes(value=cst.List([]))])
+        if code_of(call.func) in {"ssl.create_default_context", "create_default_context"}:
+            kept = [
+                arg
+                for arg in call.args
+                if not (arg.keyword and arg.keyword.value in {"cafile", "capath", "cadata"})
+            ]
+            if len(kept) != len(call.args):
+                return call.with_changes(args=_commas(kept, call) if kept else [])
+        return call
 
     # --- statements: paho's user name, on_message --------------------------------------
     def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:

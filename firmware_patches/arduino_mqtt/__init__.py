@@ -16,6 +16,7 @@ and `beginMessage`/`subscribe` topics rewritten the same way.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from tree_sitter import Node, Tree
 
@@ -34,6 +35,7 @@ from firmware_patches._c import (
     apply_edits,
     c_concat,
     events_topic,
+    includes_end,
     parse_cpp,
     roots_definition,
     string_literal_edits,
@@ -51,6 +53,9 @@ _MACRO = re.compile(r"[A-Z][A-Z0-9_]*")
 _CONFIG_KEY = next(rule.pattern for rule in RULES if rule.kind == "config_key")
 _TOPIC_ARGUMENT = re.compile(r"\.(?:publish|subscribe)\(\s*([A-Za-z_]\w*)\s*[,)]")
 BUFFER = 1024
+_ARGUMENT_LISTS = frozenset({"argument_list", "parameter_list"})
+# A client id: ("macro", NAME) spliced by the preprocessor, or ("lit", TEXT).
+Device = tuple[str, str]
 _REWRITTEN = {
     "endpoint": "endpoint literal is the IoT Hub host",
     "config_key": "endpoint literal is the IoT Hub host",
@@ -135,8 +140,11 @@ class ArduinoRecipe:
             for number, line in enumerate(lines, start=1)
             if _BEARSSL_CLIENT.search(line.split("//", 1)[0])
         ]
+        shadow_publishes = _shadow_publish_lines(text)
         return [
-            p.model_copy(update={"verdict": "needs_human", "reason": human[p.kind]})
+            p.model_copy(update={"verdict": "needs_human", "reason": SHADOW_PUBLISH})
+            if p.kind in {"topic", "shadow"} and p.line in shadow_publishes
+            else p.model_copy(update={"verdict": "needs_human", "reason": human[p.kind]})
             if p.kind in human
             else p
             for p in sorted(points, key=lambda point: point.line)
@@ -160,13 +168,52 @@ class ArduinoRecipe:
             unit = [parse_cpp(other.encode()) for other in options.unit]
             clients = _clients(tree).union(*(_clients(other) for other in unit))
             if clients:
-                edits += _client_edits(source, tree, clients, options.hub, unit)
+                edits += _client_edits(source, tree, clients, options, unit)
         if not edits:
             return None
         new = apply_edits(source, edits)
         if error_count(parse_cpp(new)) > before:
             raise PatchRefusedError(f"the rewrite of {path} would not parse")
         return new.decode()
+
+
+SHADOW_PUBLISH = (
+    "publishes an AWS shadow document, left as it is: IoT Hub takes reported properties on "
+    "$iothub/twin/PATCH/properties/reported/?$rid=N with the bare reported object (no "
+    "state/reported wrapper) and closes the connection of a device publishing to $aws/...; "
+    "rewrite the topic and the document by hand"
+)
+_PUBLISH_LITERAL = re.compile(r'\.publish\(\s*"\$aws/')
+_PUBLISH_NAME = re.compile(r"\.publish\(\s*([A-Za-z_]\w*)\s*,")
+
+
+def _shadow_publish_lines(text: str) -> set[int]:
+    """Lines publishing to a topic the sketch defines (a `#define` or string constant)
+    as an AWS shadow topic: the rewrite leaves those publishes alone."""
+    lines = text.splitlines()
+    names = {match.group(1) for line in lines for match in _PUBLISH_NAME.finditer(line)}
+    shadow = set()
+    for name in names:
+        definition = re.compile(
+            rf"#\s*define\s+{name}\s+(.*)|\b{name}\s*(?:\[\s*\])?\s*(?:PROGMEM\s*)?=\s*([^;]*)"
+        )
+        for line in lines:
+            found = definition.search(line.split("//", 1)[0])
+            if found is not None and "$aws/" in (found.group(1) or found.group(2) or ""):
+                shadow.add(name)
+    named = {
+        number
+        for number, line in enumerate(lines, start=1)
+        for match in _PUBLISH_NAME.finditer(line)
+        if match.group(1) in shadow
+    }
+    # `publish("$aws/things/" THINGNAME "/shadow/update", buf)`: the literal in the call.
+    spelled = {
+        number
+        for number, line in enumerate(lines, start=1)
+        if _PUBLISH_LITERAL.search(line.split("//", 1)[0])
+    }
+    return named | spelled
 
 
 def _topic_macros(text: str, points: list[TouchPoint]) -> list[TouchPoint]:
@@ -188,10 +235,14 @@ def _topic_macros(text: str, points: list[TouchPoint]) -> list[TouchPoint]:
 
 
 def _trust_edits(tree: Tree) -> list[Edit]:
-    """`setCACert(X)` and the X509List passed to `setTrustAnchors(&list)` trust IoT Hub's
-    roots instead of AWS's; IOTHUB_ROOT_CAS is defined after the includes."""
+    """`setCACert(X)` and the X509List given to `setTrustAnchors` trust IoT Hub's roots
+    instead of AWS's; IOTHUB_ROOT_CAS is defined after the includes. The list may be
+    declared (`X509List cert(cacert);`), assigned (`ca = new X509List(caFile);`) or built
+    in the call (`setTrustAnchors(new X509List(ca_der, ca_der_len))`), from a PEM, a DER
+    array and its length, or a file: its arguments become the PEM of IoT Hub's roots."""
     edits: list[Edit] = []
     anchors: set[str] = set()
+    roots = f"({ROOTS_NAME})".encode()
     for call in _nodes(tree, "call_expression"):
         function = call.child_by_field_name("function")
         field = function.child_by_field_name("field") if function is not None else None
@@ -200,18 +251,13 @@ def _trust_edits(tree: Tree) -> list[Edit]:
             continue
         if _text(field) == "setCACert":
             edits.append(Edit(args[0].start_byte, args[0].end_byte, ROOTS_NAME.encode()))
+        elif _text(field) == "setTrustAnchors" and args[0].type == "new_expression":
+            built = args[0].child_by_field_name("arguments")
+            if built is not None:
+                edits.append(Edit(built.start_byte, built.end_byte, roots))
         elif _text(field) == "setTrustAnchors":
             anchors.add(_text(args[0]).lstrip("&").strip())
-    # `X509List trust(AMAZON_ROOT_CA1);` parses as an init_declarator, or (a macro
-    # argument looking like a type) as a function_declarator: the one argument either way.
-    for declarator in _nodes(tree, "init_declarator", "function_declarator"):
-        value = declarator.child_by_field_name("value") or declarator.child_by_field_name(
-            "parameters"
-        )
-        name = _text(declarator.child_by_field_name("declarator"))
-        if name in anchors and value is not None and len(value.named_children) == 1:
-            argument = value.named_children[0]
-            edits.append(Edit(argument.start_byte, argument.end_byte, ROOTS_NAME.encode()))
+    edits += _anchor_edits(tree, anchors, roots)
     if edits:
         definition = roots_definition(tree)
         if definition is not None:
@@ -220,13 +266,35 @@ def _trust_edits(tree: Tree) -> list[Edit]:
     return [edit for edit in edits if edit.text != source[edit.start : edit.end]]
 
 
+def _anchor_edits(tree: Tree, anchors: set[str], roots: bytes) -> list[Edit]:
+    """The arguments the trust-anchor lists named `anchors` are built with."""
+    edits: list[Edit] = []
+    # `X509List trust(AMAZON_ROOT_CA1);` parses as an init_declarator, or (a macro
+    # argument looking like a type) as a function_declarator: its arguments either way.
+    for declarator in _nodes(tree, "init_declarator", "function_declarator"):
+        value = declarator.child_by_field_name("value") or declarator.child_by_field_name(
+            "parameters"
+        )
+        name = _text(declarator.child_by_field_name("declarator"))
+        if name in anchors and value is not None and value.type in _ARGUMENT_LISTS:
+            edits.append(Edit(value.start_byte, value.end_byte, roots))
+    for assignment in _nodes(tree, "assignment_expression"):
+        right = assignment.child_by_field_name("right")
+        built = right.child_by_field_name("arguments") if right is not None else None
+        named = _text(assignment.child_by_field_name("left")) in anchors
+        if named and right is not None and right.type == "new_expression" and built is not None:
+            edits.append(Edit(built.start_byte, built.end_byte, roots))
+    return edits
+
+
 def _endpoint_edits(tree: Tree, hub: str) -> list[Edit]:
     return string_literal_edits(tree, _ENDPOINT, hub)
 
 
 def _clients(tree: Tree) -> set[str]:
     names = set()
-    for declaration in _nodes(tree, "declaration"):
+    # A class may hold the client as a member (`MQTTClient client = MQTTClient(512);`).
+    for declaration in _nodes(tree, "declaration", "field_declaration"):
         if _text(declaration.child_by_field_name("type")) in _CLIENT_TYPES:
             for declarator in declaration.children_by_field_name("declarator"):
                 inner = declarator.child_by_field_name("declarator") or declarator
@@ -241,6 +309,53 @@ def _defines(tree: Tree) -> dict[str, Node]:
         if value is not None:
             found[_text(define.child_by_field_name("name"))] = value
     return found
+
+
+def _string_constants(tree: Tree) -> dict[str, Node]:
+    """`const char NAME[] = "...";`, `const char *NAME = "...";`, `String NAME = "...";`
+    (how most community sketches spell their thing name and topics): each name, with its
+    string literal. A name declared twice is left out: which one a call sees is scoping."""
+    found: dict[str, Node] = {}
+    seen: set[str] = set()
+    for declaration in _nodes(tree, "declaration"):
+        if _text(declaration.child_by_field_name("type")) not in {"char", "String"}:
+            continue
+        for declarator in declaration.children_by_field_name("declarator"):
+            value = declarator.child_by_field_name("value")
+            inner = declarator.child_by_field_name("declarator")
+            while inner is not None and inner.type in {"pointer_declarator", "array_declarator"}:
+                inner = inner.child_by_field_name("declarator")
+            name = _text(inner)
+            if name == "PROGMEM":
+                # `static const char NAME[] PROGMEM = "..."`: the grammar takes PROGMEM
+                # for the declarator and leaves `NAME[]` in an ERROR node before it.
+                errors = [c for c in declaration.children if c.type == "ERROR"]
+                arrays = [n for e in errors for n in e.named_children]
+                inner = arrays[0].child_by_field_name("declarator") if arrays else None
+                name = _text(inner) if inner is not None and inner.type == "identifier" else ""
+            if not name or inner is None or inner.type != "identifier":
+                continue
+            if name in seen:
+                found.pop(name, None)
+                continue
+            seen.add(name)
+            # A literal, or literals and macros: `"$aws/things/" THINGNAME "/shadow/update"`.
+            kinds = {"string_literal", "concatenated_string"}
+            if value is not None and value.type in kinds and "\\" not in _text(value):
+                found[name] = value
+    return found
+
+
+def _declared(tree: Tree) -> set[str]:
+    """Every name the file declares as a variable or parameter."""
+    names = set()
+    for node in _nodes(tree, "init_declarator", "parameter_declaration", "declaration"):
+        inner = node.child_by_field_name("declarator")
+        while inner is not None and inner.type not in {"identifier", "field_identifier"}:
+            inner = inner.child_by_field_name("declarator")
+        if inner is not None:
+            names.add(_text(inner))
+    return names
 
 
 def _args(call: Node) -> list[Node]:
@@ -261,99 +376,240 @@ def _calls(tree: Tree, clients: set[str]) -> dict[str, list[Node]]:
     return calls
 
 
+@dataclass(frozen=True)
+class _Names:
+    """What the sketch's files name: defines and string constants, this file's and the
+    other tabs' (`unit_*`), and every name declared as a variable or parameter."""
+
+    defines: dict[str, Node]
+    constants: dict[str, Node]
+    unit_defines: set[str]
+    unit_constants: dict[str, Node]
+    declared: set[str]
+    # Names a local header (`secrets.h`, `include/config.h`) defines, with the C text of
+    # their value: `"esp32/pub"`, or `"$aws/things/" THINGNAME "/shadow/update"`.
+    headers: dict[str, str]
+
+    def device(self, argument: Node) -> Device | None:
+        """The client id connect() is given: a macro spliced by the preprocessor, or the
+        literal text of a string literal or of a string constant of the sketch (`const
+        char THINGNAME[] = "..."` cannot be spliced into a literal)."""
+        spelled = _text(argument)
+        if argument.type == "string_literal" and "\\" not in spelled:
+            return ("lit", spelled[1:-1])
+        if argument.type != "identifier":
+            return None
+        constant = self.constants.get(spelled, self.unit_constants.get(spelled))
+        if constant is not None:
+            return ("lit", _text(constant)[1:-1]) if constant.type == "string_literal" else None
+        header = self.headers.get(spelled)
+        if header is not None and not header.startswith("#"):
+            # `const char THINGNAME[] = "x";` in secrets.h: its text, not the name.
+            tokens = topic_tokens(header)
+            literal = tokens is not None and len(tokens) == 1 and tokens[0][0] == "lit"
+            return ("lit", tokens[0][1]) if literal and tokens is not None else None
+        if _MACRO.fullmatch(spelled) and spelled not in self.declared:
+            return ("macro", spelled)
+        return None
+
+    def topic_node(self, topic: Node, *, own: bool) -> Node | None:
+        """What to edit for a publish/subscribe topic argument: the define or string
+        constant it names, or the argument itself; None when another file edits it."""
+        spelled = _text(topic)
+        named = topic.type == "identifier"
+        if named and spelled in self.defines:
+            return self.defines[spelled]
+        if named and spelled in self.constants:
+            return self.constants[spelled]
+        if not own or (named and spelled in self.unit_defines | set(self.unit_constants)):
+            return None
+        if named and spelled in self.declared:
+            raise PatchRefusedError(
+                f"topic {spelled} is a variable set at run time: map it by hand"
+            )
+        return topic
+
+
+def _header_names(headers: tuple[str, ...]) -> dict[str, str]:
+    """Each name a header defines, with its value's text; a define's prefixed with "#"
+    (a macro may be spliced by the preprocessor, a constant may not)."""
+    found: dict[str, str] = {}
+    for text in headers:
+        tree = parse_cpp(text.encode())
+        for name, value in _string_constants(tree).items():
+            found.setdefault(name, _text(value))
+        for name, node in _defines(tree).items():
+            found.setdefault(name, "#" + _text(node).strip())
+    return found
+
+
+def _names(tree: Tree, unit: list[Tree], headers: tuple[str, ...] = ()) -> _Names:
+    defines = _defines(tree)
+    constants = {k: v for k, v in _string_constants(tree).items() if k not in defines}
+    unit_defines = {name for other in unit for name in _defines(other)} - set(defines)
+    unit_constants = {
+        name: value
+        for other in unit
+        for name, value in _string_constants(other).items()
+        if name not in constants and name not in defines
+    }
+    declared = _declared(tree).union(*map(_declared, unit))
+    known = set(defines) | set(constants) | unit_defines | set(unit_constants)
+    header = {k: v for k, v in _header_names(headers).items() if k not in known}
+    return _Names(defines, constants, unit_defines, unit_constants, declared, header)
+
+
 def _client_edits(
-    source: bytes, tree: Tree, clients: set[str], hub: str, unit: list[Tree]
+    source: bytes, tree: Tree, clients: set[str], options: PatchOptions, unit: list[Tree]
 ) -> list[Edit]:
     calls = _calls(tree, clients)
     unit_calls = [_calls(other, clients) for other in unit]
-    defines = _defines(tree)
-    unit_defines = {name for other in unit for name in _defines(other)} - set(defines)
-    device, edits = _connect_edits(tree, calls, set(defines) | unit_defines, hub)
+    names = _names(tree, unit, options.headers)
+    given = options.device_id.value if options.device_id.mode == "literal" else None
+    device, edits = _connect_edits(tree, calls, names, options.hub, given)
     if device is None:
-        device = next(filter(None, map(_connect_id, unit_calls)), None)
+        device = next(filter(None, (_connect_id(other, names) for other in unit_calls)), None)
     for call in calls.get("setKeepAlive", []):
         args = _args(call)
         number = args[0] if args and args[0].type == "number_literal" else None
         if number is not None and int(_text(number).rstrip("UuLl")) > IOTHUB_MAX_KEEP_ALIVE:
             limit = str(IOTHUB_MAX_KEEP_ALIVE).encode()
             edits.append(Edit(number.start_byte, number.end_byte, limit))
-    topic_edits = _topic_edits(calls, defines, device, unit_calls, unit_defines)
+    topic_edits = _topic_edits(calls, names, device, unit_calls, includes_end(tree))
     if topic_edits and "setBufferSize" not in calls:
         edits += _buffer_edits(source, calls) + _mqttclient_buffer_edits(tree)
+    elif topic_edits:
+        # `setBufferSize(256)`: sized for AWS's topics, too small for IoT Hub's.
+        for call in calls["setBufferSize"]:
+            size = next(iter(_args(call)), None)
+            small = size is not None and size.type == "number_literal"
+            if small and size is not None and int(_text(size).rstrip("UuLl"), 0) < BUFFER:
+                edits.append(Edit(size.start_byte, size.end_byte, str(BUFFER).encode()))
     return edits + topic_edits
 
 
 def _connect_edits(
-    tree: Tree, calls: dict[str, list[Node]], defined: set[str], hub: str
-) -> tuple[str | None, list[Edit]]:
+    tree: Tree, calls: dict[str, list[Node]], names: _Names, hub: str, given: str | None
+) -> tuple[Device | None, list[Edit]]:
+    """connect(ID) gains IoT Hub's user name. `given` (`--device-id-from literal:ID`)
+    replaces an id built at run time (`"ESP8266Client-" + String(random(0xffff), HEX)`,
+    as PubSubClient's own examples do), which IoT Hub cannot know."""
     device = None
     edits: list[Edit] = []
     for call in calls.get("connect", []):
         args = _args(call)
-        if not args or not _MACRO.fullmatch(_text(args[0])):
+        found = names.device(args[0]) if args else None
+        if given is not None and args:
+            found = ("lit", given)
+            quoted = '"' + given.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            if _text(args[0]) != quoted:
+                edits.append(Edit(args[0].start_byte, args[0].end_byte, quoted.encode()))
+        if found is None or (device is not None and found != device):
             raise PatchRefusedError(
-                "connect() without a client id macro: build the user name by hand"
+                "connect() without a client id macro, string literal or string constant "
+                "(an id built at run time, such as a random one, cannot be the device id): "
+                "pass --device-id-from literal:ID, or build the user name by hand"
             )
-        device = _text(args[0])
+        device = found
         if len(args) == 1:
             edits.append(Edit(args[0].end_byte, args[0].end_byte, b", IOTHUB_USER, NULL"))
-    if device is not None and "IOTHUB_USER" not in defined:
+        elif _text(args[1]) != "IOTHUB_USER":
+            raise PatchRefusedError(
+                f"connect() sends a user name of the program's own ({_text(args[1])}): IoT Hub "
+                "takes its user name {hub}/{device id}/?api-version=2021-04-12 and, with "
+                "X.509, no password; set them by hand (a custom authorizer's credentials "
+                "have no IoT Hub equivalent)"
+            )
+    if device is not None and "IOTHUB_USER" not in set(names.defines) | names.unit_defines:
         # A define, not an argument: C++ parses "a" MACRO "b" only once preprocessed.
-        includes = [n for n in tree.root_node.children if n.type == "preproc_include"]
-        at = includes[-1].end_byte if includes else 0
+        at = includes_end(tree)
+        spelled = c_concat(
+            [("lit", f"{hub}/"), device, ("lit", f"/?api-version={IOTHUB_API_VERSION}")]
+        )
         user = (
             "// IoT Hub's MQTT user name; no password: the certificate authenticates.\n"
-            f'#define IOTHUB_USER "{hub}/" {device} "/?api-version={IOTHUB_API_VERSION}"\n'
+            f"#define IOTHUB_USER {spelled}\n"
         )
         edits.append(Edit(at, at, user.encode()))
     return device, edits
 
 
-def _connect_id(calls: dict[str, list[Node]]) -> str | None:
-    """The client id macro another file of the sketch passes to connect()."""
+def _connect_id(calls: dict[str, list[Node]], names: _Names) -> Device | None:
+    """The client id another file of the sketch passes to connect()."""
     for call in calls.get("connect", []):
         args = _args(call)
-        if args and _MACRO.fullmatch(_text(args[0])):
-            return _text(args[0])
+        found = names.device(args[0]) if args else None
+        if found is not None:
+            return found
     return None
 
 
 def _topic_edits(
     calls: dict[str, list[Node]],
-    defines: dict[str, Node],
-    device: str | None,
+    names: _Names,
+    device: Device | None,
     unit_calls: list[dict[str, list[Node]]],
-    unit_defines: set[str],
+    at: int,
 ) -> list[Edit]:
-    """Edits of this file's topics: literals in its own calls, and its `#define`s that
-    a call here or in another file of the sketch (`unit_calls`) uses as a topic. A define
-    made in another file (`unit_defines`) is left to that file's patch."""
+    """Edits of this file's topics: literals in its own calls, and its `#define`s and
+    string constants that a call here or in another file of the sketch (`unit_calls`)
+    uses as a topic. One made in another file is left to that file's patch."""
     edits: list[Edit] = []
     done: set[int] = set()
+    hoisted: list[str] = []
     uses = [(calls, True)] + [(other, False) for other in unit_calls]
     for method in ("publish", "subscribe"):
         for found, own in uses:
             for call in found.get(method, []):
                 args = _args(call)
-                topic = args[0] if args else None
-                if topic is None:
-                    continue
-                if topic.type == "identifier" and _text(topic) in defines:
-                    node = defines[_text(topic)]
-                elif own and not (topic.type == "identifier" and _text(topic) in unit_defines):
-                    node = topic
-                else:
+                node = names.topic_node(args[0], own=own) if args else None
+                if node is None or node.start_byte in done:
                     continue  # another file's define or literal: its own patch edits it
-                if node.start_byte in done:
+                topic = args[0]
+                header = names.headers.get(_text(topic)) if node is topic else None
+                # A header's topic is mapped by its value and hoisted into this file.
+                spelled = _text(node).strip() if header is None else header.removeprefix("#")
+                new = _topic(spelled, method, device)
+                if new is None:
                     continue
-                new = _topic(_text(node).strip(), method, device)
-                if new is not None:
-                    done.add(node.start_byte)
-                    edits.append(Edit(node.start_byte, node.end_byte, new.encode()))
+                done.add(node.start_byte)
+                if node is topic:
+                    new = _hoisted(topic, new, hoisted, known=header is not None)
+                edits.append(Edit(node.start_byte, node.end_byte, new.encode()))
+    if hoisted:
+        block = "// IoT Hub's topics for the sketch's own.\n" + "".join(hoisted)
+        edits.append(Edit(at, at, block.encode()))
     return edits
 
 
-def _topic(spelled: str, method: str, device: str | None) -> str | None:
+def _hoisted(topic: Node, new: str, hoisted: list[str], *, known: bool) -> str:
+    """A call's new topic argument: a literal as it is; one splicing a macro in goes
+    through a define (`IOTHUB_EVENTS_<TOPIC>` or `IOTHUB_INBOUND_<TOPIC>`, added to
+    `hoisted`), since `"devices/" THINGNAME "/..."` is C++ only once preprocessed and
+    the grammar rejects it in a call."""
+    if _is_literal(new):
+        return new
+    if topic.type == "identifier" and not known:
+        raise PatchRefusedError(
+            f"topic {_text(topic)} is defined in a file the patch cannot read: map it by hand"
+        )
+    # Named after the topic, so two tabs hoisting the same one define the same macro
+    # with the same text (a benign redefinition) and different ones never collide.
+    spelled = _text(topic) if topic.type == "identifier" else _text(topic)[1:-1]
+    name = re.sub(r"[^A-Z0-9]+", "_", spelled.upper()).strip("_")
+    name = f"IOTHUB_{'EVENTS' if '/messages/events/' in new else 'INBOUND'}_{name or 'ROOT'}"
+    line = f"#define {name} {new}\n"
+    if line not in hoisted:
+        hoisted.append(line)
+    return name
+
+
+def _is_literal(spelled: str) -> bool:
+    tokens = topic_tokens(spelled)
+    return tokens is not None and all(kind == "lit" for kind, _ in tokens)
+
+
+def _topic(spelled: str, method: str, device: Device | None) -> str | None:
     """IoT Hub's topic for an AWS topic spelled in C, None when it stays as it is."""
     patched = spelled.startswith(('"devices/', '"$iothub/'))
     if patched or ("$aws/" in spelled and method == "publish"):
@@ -367,25 +623,33 @@ def _topic(spelled: str, method: str, device: str | None) -> str | None:
             "is unknown: map it by hand"
         )
     if method == "publish":
-        return events_topic(device, tokens)
+        kind, value = device
+        if kind == "macro":
+            return events_topic(value, tokens)
+        spliced = events_topic("IOTHUB_DEVICE_ID", tokens).replace("IOTHUB_DEVICE_ID", f'"{value}"')
+        return c_concat(topic_tokens(spliced) or [])
     if "$aws/" in spelled and "/shadow/" in spelled:
         return '"$iothub/twin/PATCH/properties/desired/#"'
-    bound = [("lit", "devices/"), ("macro", device), ("lit", "/messages/devicebound/#")]
-    return c_concat(bound)
+    return c_concat([("lit", "devices/"), device, ("lit", "/messages/devicebound/#")])
 
 
 def _mqttclient_buffer_edits(tree: Tree) -> list[Edit]:
     """256dpi's MQTTClient takes its buffer size in the constructor (default 128)."""
     edits = []
-    for declaration in _nodes(tree, "declaration"):
+    for declaration in _nodes(tree, "declaration", "field_declaration"):
         if _text(declaration.child_by_field_name("type")) != "MQTTClient":
             continue
+        member = declaration.child_by_field_name("default_value")
         for declarator in declaration.children_by_field_name("declarator"):
-            arguments = declarator.child_by_field_name("value")
+            arguments = declarator.child_by_field_name("value") or member
             if arguments is not None and arguments.type == "call_expression":
                 arguments = arguments.child_by_field_name("arguments")  # = MQTTClient(256)
             if declarator.type == "identifier":
                 edits.append(Edit(declarator.end_byte, declarator.end_byte, f"({BUFFER})".encode()))
+            elif declarator.type == "field_identifier" and member is None:
+                # A member: `MQTTClient client(1024);` would declare a method.
+                sized = f" = MQTTClient({BUFFER})".encode()
+                edits.append(Edit(declarator.end_byte, declarator.end_byte, sized))
             elif arguments is not None and arguments.type == "argument_list":
                 size = arguments.named_children[0] if arguments.named_children else None
                 if size is None:
@@ -416,7 +680,7 @@ def _buffer_edits(source: bytes, calls: dict[str, list[Node]]) -> list[Edit]:
 def _mqtt_clients(tree: Tree) -> set[str]:
     return {
         _text(d).split("(")[0].strip()
-        for declaration in _nodes(tree, "declaration")
+        for declaration in _nodes(tree, "declaration", "field_declaration")
         if _text(declaration.child_by_field_name("type")) == "MqttClient"
         for d in declaration.children_by_field_name("declarator")
     }

@@ -25,12 +25,20 @@ from firmware_patches._python import parse as parse_python
 
 __all__ = ["RECIPE"]
 
+# AWS's device SDKs no recipe rewrites are AWS IoT code even when the endpoint comes from
+# the command line, as in their samples: `Aws::Iot::MqttClient` (C++ v2), the Java v2
+# `AwsIotMqttConnectionBuilder`, Java v1's `AWSIotMqttClient`, Android's `AWSIotMqttManager`.
+_SDK_MARKERS = (
+    r"Aws::Iot::|MqttClientConnectionConfigBuilder|AwsIotMqtt\w*Builder|AWSIotMqttClient|"
+    r"AWSIotMqttManager|software\.amazon\.awssdk\.iot|com\.amazonaws\.services\.iot"
+)
 _MARKERS = re.compile(
     r"amazonaws\.com|describe-endpoint|\$aws/|AmazonRootCA|awsiotsdk|AWSIoTPythonSDK|"
-    r"aws-iot-device-sdk|AWS_IOT|greengrass",
+    r"aws-iot-device-sdk|AWS_IOT|greengrass|aws_?endpoint|" + _SDK_MARKERS,
     re.IGNORECASE,
 )
 _ENDPOINT = next(rule.pattern for rule in RULES if rule.kind == "endpoint")
+_HUB_HOST = re.compile(r"""["'=][\w-]+\.azure-devices\.net["']?""")
 _REQUIREMENT = re.compile(r"^(?P<name>awsiotsdk)\b[^#\n]*", re.IGNORECASE | re.MULTILINE)
 AZURE_IOT_DEVICE = "azure-iot-device>=2.14"
 _C_FAMILY = (".c", ".h", ".cpp", ".hpp", ".ino")
@@ -59,12 +67,47 @@ _LOOKUP = re.compile(
 _DOTENV_VALUE = re.compile(r"""^(\w+=)(["']?)([^"'\n]*)\2$""", re.MULTILINE)
 
 
-# MQTT clients in C no recipe rewrites: the connect call is where a human starts.
+# MQTT clients and AWS SDKs no recipe rewrites, by the files they are written in: the
+# line building or connecting the client is where a human starts.
+_JVM = (".java", ".kt")
 _UNSUPPORTED_CLIENTS = (
-    (re.compile(r"\bmosquitto_connect(?:_async|_bind)?\s*\("), "libmosquitto"),
-    (re.compile(r"\bMQTTClient_connect\s*\("), "Eclipse Paho C (MQTTClient)"),
-    (re.compile(r"\bMQTTAsync_connect\s*\("), "Eclipse Paho C (MQTTAsync)"),
+    (re.compile(r"\bmosquitto_connect(?:_async|_bind)?\s*\("), "libmosquitto", _C_FAMILY),
+    (re.compile(r"\bMQTTClient_connect\s*\("), "Eclipse Paho C (MQTTClient)", _C_FAMILY),
+    (re.compile(r"\bMQTTAsync_connect\s*\("), "Eclipse Paho C (MQTTAsync)", _C_FAMILY),
+    (
+        re.compile(
+            r"\bMqttClientConnectionConfigBuilder\b|\bMqtt5ClientBuilder\b|\bMqttClient\(\)"
+        ),
+        "aws-iot-device-sdk-cpp-v2",
+        _C_FAMILY,
+    ),
+    (re.compile(r"\bAwsIotMqtt\w*Builder\b"), "aws-iot-device-sdk-java-v2", _JVM),
+    (re.compile(r"\bnew\s+AWSIotMqttClient\b"), "aws-iot-device-sdk-java", _JVM),
+    (re.compile(r"\bnew\s+AWSIotMqttManager\b"), "the AWS Mobile SDK for Android", _JVM),
+    (re.compile(r"\bnew\s+Mqtt(?:Async)?Client\s*\("), "Eclipse Paho Java", _JVM),
+    (re.compile(r"\bAddBroker\s*\("), "Eclipse Paho Go", (".go",)),
+    (re.compile(r"\bMqttOptions::new\s*\("), "rumqttc", (".rs",)),
+    (re.compile(r"\bCreateOptions\s*\(|\bpaho_mqtt::"), "Eclipse Paho Rust", (".rs",)),
+    (
+        re.compile(r"\bnew\s+MqttClient\s*\(|\bCreateMqttClient\s*\(|\bWithTcpServer\s*\("),
+        "an MQTT client for .NET (M2Mqtt, MQTTnet)",
+        (".cs",),
+    ),
 )
+# mqtt.js (npm `mqtt`): `mqtt.connect(...)`, or `connect(...)` imported from it.
+_MQTT_JS = re.compile(r"""require\(\s*['"]mqtt['"]\s*\)|\bfrom\s+['"]mqtt['"]""")
+_MQTT_JS_CONNECT = (
+    re.compile(r"\bmqtt\.connect(?:Async)?\s*\(|(?<![.\w])connect(?:Async)?\s*\("),
+    "mqtt.js",
+    (".js", ".cjs", ".mjs", ".ts", ".tsx"),
+)
+# Python MQTT clients no recipe rewrites (asyncio ones: aiomqtt, its former name
+# asyncio-mqtt, gmqtt, amqtt/hbmqtt): an endpoint moved alone would reach the hub without
+# its user name, with AWS's topics.
+_PY_MQTT = re.compile(
+    r"^[ \t]*(?:from|import)[ \t]+(aiomqtt|asyncio_mqtt|gmqtt|amqtt|hbmqtt)\b", re.MULTILINE
+)
+_AWS_SDKS = {"aws-iot-device-sdk-cpp-v2", "aws-iot-device-sdk-java-v2", "aws-iot-device-sdk-java"}
 UNSUPPORTED_CLIENT = (
     "{library} is not rewritten by iot-bridge: by hand, connect to the IoT Hub host on "
     "port 8883 with the client id = the device id, the user name "
@@ -73,17 +116,34 @@ UNSUPPORTED_CLIENT = (
     "publish telemetry to devices/{{device id}}/messages/events/ and take commands from "
     "devices/{{device id}}/messages/devicebound/#"
 )
+SDK_SUFFIX = (
+    "; AWS's SDK sends a user name of its own (SDK metrics) and speaks AWS's shadow and "
+    "jobs APIs, so pointing it at the hub cannot work: move the connection to an MQTT "
+    "client or to Microsoft's Azure IoT device SDK for the language"
+)
 
 
 def _unsupported_clients(path: str, text: str, stack: str) -> list[TouchPoint]:
-    if not path.endswith(_C_FAMILY):
+    known = _UNSUPPORTED_CLIENTS + ((_MQTT_JS_CONNECT,) if _MQTT_JS.search(text) else ())
+    python = _PY_MQTT.search(text) if path.endswith(".py") else None
+    if python is not None:
+        known += ((re.compile(r"Client\s*\("), python.group(1), (".py",)),)
+    clients = [c for c in known if path.endswith(c[2])]
+    if not clients:
         return []
     points = []
     for number, line in enumerate(text.splitlines(), start=1):
         code = line.split("//", 1)[0]
-        for pattern, library in _UNSUPPORTED_CLIENTS:
+        if re.match(r"\s*(?:import|using|use|#\s*include)\b", code):
+            continue  # the library named, not used
+        for pattern, name, _ in clients:
             if pattern.search(code) and not code.lstrip().startswith(("*", "/*")):
+                library = name
+                if library == "Eclipse Paho Java" and "software.amazon.awssdk" in text:
+                    library = "aws-iot-device-sdk-java-v2"  # the CRT's own MqttClient
                 reason = UNSUPPORTED_CLIENT.format(library=library)
+                if library in _AWS_SDKS or library.startswith("the AWS"):
+                    reason += SDK_SUFFIX
                 points.append(
                     TouchPoint(
                         file=path,
@@ -151,6 +211,11 @@ class GenericRecipe:
         # A setting whose value is the endpoint the patch rewrites on that line is done.
         done = {
             p.line for p in points if p.verdict == "rewritten" and p.kind.startswith("endpoint")
+        }
+        # A setting already holding a hub's host (patched before) asks nothing either.
+        lines = text.splitlines()
+        done |= {
+            p.line for p in points if p.kind == "config_key" and _HUB_HOST.search(lines[p.line - 1])
         }
         points = [
             p.model_copy(
@@ -222,10 +287,13 @@ class GenericRecipe:
         elif path.endswith(_C_FAMILY):
             new = _c_endpoints(path, text, options.hub)
         elif path.endswith(".py"):
-            new = parse_python(path, text).visit(_EndpointLiterals(options.hub)).code
+            new = _python_endpoints(path, text, options.hub)
         else:
             return None
         return new if new != text else None
+
+
+_CPP_SDK = re.compile(r"Aws::Iot::|MqttClientConnectionConfigBuilder|<aws/iot/")
 
 
 def _json_endpoints(path: str, text: str, hub: str) -> str:
@@ -256,7 +324,24 @@ def _json_endpoints(path: str, text: str, hub: str) -> str:
     return new
 
 
+def _python_endpoints(path: str, text: str, hub: str) -> str:
+    library = _PY_MQTT.search(text)
+    if library is not None:
+        raise PatchRefusedError(
+            f"a program on {library.group(1)}, which no recipe rewrites: its endpoint moved "
+            "alone would reach the hub without IoT Hub's user name and with AWS's topics; "
+            "port the connection by hand"
+        )
+    return parse_python(path, text).visit(_EndpointLiterals(hub)).code
+
+
 def _c_endpoints(path: str, text: str, hub: str) -> str:
+    if _CPP_SDK.search(text):
+        # The endpoint alone moved would hand the hub AWS's SDK user name and APIs.
+        raise PatchRefusedError(
+            "a program on aws-iot-device-sdk-cpp-v2, which no recipe rewrites: its "
+            "connection would reach the hub with AWS's SDK user name and APIs; port it by hand"
+        )
     parse = parse_c if path.endswith((".c", ".h")) else parse_cpp
     tree = parse(text.encode())
     edits = string_literal_edits(tree, _ENDPOINT, hub)

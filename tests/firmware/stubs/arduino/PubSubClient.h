@@ -23,8 +23,11 @@ class PubSubClient {
   bool connect(const char *id) { return connect(id, nullptr, nullptr); }
   bool connect(const char *id, const char *user, const char *pass) {
     std::printf("connect %s %s %s\n", id, user ? user : "(none)", pass ? pass : "(none)");
+    connected_ = true;
     return true;
   }
+  bool connected() { return connected_; }
+  int state() { return 0; }
   bool publish(const char *topic, const char *payload) {
     std::printf("publish %s %s\n", topic, payload);
     return true;
@@ -42,6 +45,7 @@ class PubSubClient {
 
  private:
   Callback callback_ = nullptr;
+  bool connected_ = false;
   char subscribed_[512] = "";
 };
 

@@ -1,0 +1,2 @@
+#pragma once
+#include "ESP8266WiFi.h"
