@@ -23,6 +23,7 @@ from bridge.mapping.twin import (
     MAX_TAGS_BYTES,
     document_depth,
     document_size,
+    oversized_entry,
 )
 
 __all__ = ["TwinDocument", "fingerprint_of", "split_fingerprint", "twin_document"]
@@ -82,7 +83,8 @@ def _without_meta(section: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def twin_document(view: DeviceView, group_paths: Mapping[str, str]) -> TwinDocument:
-    """The twin for `view`; raise `Rejected` when IoT Hub would refuse it (size, depth)."""
+    """The twin for `view`; raise `Rejected` when IoT Hub would refuse it (size, depth,
+    a property name over 1 KB or a string over 4 KB)."""
     thing = Thing(
         name=view.device_id,
         thing_type=view.thing_type,
@@ -115,4 +117,8 @@ def _check(section: str, document: dict[str, Any], limit: int) -> None:
     depth = document_depth(document)
     if depth > MAX_DEPTH:
         msg = f"twin {section} nests {depth} levels deep, over IoT Hub's {MAX_DEPTH}"
+        raise Rejected(msg)
+    oversized = oversized_entry(document)
+    if oversized:
+        msg = f"twin {section}: {oversized}"
         raise Rejected(msg)

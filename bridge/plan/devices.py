@@ -17,6 +17,7 @@ from bridge.mapping.twin import (
     MAX_TAGS_BYTES,
     document_depth,
     document_size,
+    oversized_entry,
 )
 
 __all__ = ["DEVICE_ID_PATTERN", "RELAY_MODULE_ID", "plan_devices", "twin_sections"]
@@ -138,6 +139,11 @@ def _limit_findings(
                     "TWIN_TOO_DEEP",
                     f"twin {section} nests {depth} levels deep, over IoT Hub's {MAX_DEPTH}",
                 )
+            )
+        oversized = oversized_entry(document)
+        if oversized:
+            findings.append(
+                _finding("error", "TWIN_ENTRY_TOO_LONG", f"twin {section}: {oversized}")
             )
     return findings
 
