@@ -113,6 +113,8 @@ class AzureTarget:
         if create:
             await self._create(view.device_id)
         if create or old_twin != document.twin_fingerprint:
+            for reason in document.left_out:
+                _log.warning("azure.twin_value_left_out", device_id=view.device_id, reason=reason)
             try:
                 await self._replace_twin(view.device_id, document.tags, document.desired)
             except NotFound:
@@ -190,6 +192,8 @@ class AzureTarget:
             except Rejected as exc:
                 results[view.device_id] = exc
                 continue
+            for reason in document.left_out:
+                _log.warning("azure.twin_value_left_out", device_id=view.device_id, reason=reason)
             plan = await self._auth_lookup(view.device_id) if self._auth_lookup else None
             identity = DeviceIdentity(view.device_id, auth_from_plan(plan))
             entries.append(DeviceImport(identity, tags=document.tags, desired=document.desired))

@@ -36,6 +36,7 @@ class TwinDocument:
     tags: dict[str, Any]
     desired: dict[str, Any]
     reported: dict[str, Any]
+    left_out: tuple[str, ...] = ()  # what AWS holds and the twin cannot, and why
 
     @property
     def twin_fingerprint(self) -> str:
@@ -106,7 +107,8 @@ def twin_document(view: DeviceView, group_paths: Mapping[str, str]) -> TwinDocum
     tags, desired, reported = twin_sections(thing, set(view.groups), group_paths, findings)
     _check("tags", tags, MAX_TAGS_BYTES)
     _check("desired", desired, MAX_DESIRED_BYTES)
-    return TwinDocument(tags, desired, reported)
+    left_out = tuple(f.message for f in findings if f.severity == "error")
+    return TwinDocument(tags, desired, reported, left_out)
 
 
 def _check(section: str, document: dict[str, Any], limit: int) -> None:

@@ -9,6 +9,7 @@ import contextlib
 import json
 
 import aiohttp
+from structlog.testing import capture_logs
 
 from bridge.core.store import open_store
 from tests.daemon.parity import aws_clients, azure_call
@@ -67,3 +68,33 @@ async def test_reported_state_iot_hub_refuses_leaves_the_rest_of_the_device_mirr
         # Once AWS holds reported state IoT Hub takes, it is mirrored as usual.
         _shadow(data, "rr-long", {"reported": {"log": None, "ok": True}})
         await until_parity(env, "rr-long", timeout=15)
+
+
+async def test_a_classic_shadow_key_named_shadows_cannot_hold_is_left_out_and_said(stack, tmp_path):
+    # Named shadows are namespaced under the twin's `shadows` key; a classic shadow that
+    # has a `shadows` key of its own cannot keep it there. It used to vanish silently.
+    env = stack.env()
+    iot, data = aws_clients(env)
+    for name in ("sk-bulk", "sk-live"):
+        iot.create_thing(thingName=name)
+        _shadow(data, name, {"desired": {"shadows": 2, "a": 1}})
+        data.update_thing_shadow(
+            thingName=name,
+            shadowName="cfg",
+            payload=json.dumps({"state": {"desired": {"m": "eco"}}}).encode(),
+        )
+    settings = bridge_settings(tmp_path)
+    with capture_logs() as logs:
+        async with bridge(env, settings):
+            await until_parity(env, "sk-")
+            _shadow(data, "sk-live", {"desired": {"a": 2}})
+            async with asyncio.timeout(10):
+                while True:
+                    twin = await asyncio.to_thread(azure_call, env, "get_twin", "sk-live")
+                    if twin.properties.desired.get("a") == 2:
+                        break
+                    await asyncio.sleep(0.2)
+    said = [e for e in logs if e["event"] == "azure.twin_value_left_out"]
+    assert {e["device_id"] for e in said} == {"sk-bulk", "sk-live"}
+    assert all("'shadows' key" in e["reason"] for e in said)
+    assert [e["device_id"] for e in said].count("sk-live") >= 2  # the live write too
