@@ -98,3 +98,29 @@ async def test_a_classic_shadow_key_named_shadows_cannot_hold_is_left_out_and_sa
     assert {e["device_id"] for e in said} == {"sk-bulk", "sk-live"}
     assert all("'shadows' key" in e["reason"] for e in said)
     assert [e["device_id"] for e in said].count("sk-live") >= 2  # the live write too
+
+
+async def test_a_device_refused_for_its_size_comes_back_once_aws_shrinks_it(stack, tmp_path):
+    # Five named shadows of 7 KB each are fine on AWS (8 KB per shadow) and over IoT Hub's
+    # 32 KB of desired in one twin: the device is FAILED with the reason. It used to stay
+    # FAILED for good, its twin stale, whatever AWS did next.
+    env = stack.env()
+    iot, data = aws_clients(env)
+    iot.create_thing(thingName="grow-1")
+    _shadow(data, "grow-1", {"desired": {"a": 1}})
+    settings = bridge_settings(tmp_path)
+    bulky = {"desired": {f"p{i}": "d" * 90 for i in range(75)}}
+    async with bridge(env, settings):
+        await until_parity(env, "grow-")
+        for k in range(5):
+            payload = json.dumps({"state": bulky}).encode()
+            data.update_thing_shadow(thingName="grow-1", shadowName=f"s{k}", payload=payload)
+        async with open_store(settings.store.dsn) as store, asyncio.timeout(15):
+            while (await store.get_devices(["grow-1"]))["grow-1"].state != "failed":
+                await asyncio.sleep(0.1)
+            assert "over IoT Hub's 32768" in (await store.get_devices(["grow-1"]))["grow-1"].reason
+        for k in range(3):
+            data.delete_thing_shadow(thingName="grow-1", shadowName=f"s{k}")
+        await until_parity(env, "grow-", timeout=15)
+        async with open_store(settings.store.dsn) as store:
+            assert (await store.get_devices(["grow-1"]))["grow-1"].state == "mirrored"
