@@ -46,3 +46,18 @@ def test_values_and_names_at_the_limits_fit():
     _, device = _plan_one(shadow)
     assert not device.needs_human
     assert "TWIN_ENTRY_TOO_LONG" not in {f.code for f in device.findings}
+
+
+def test_attributes_over_the_tags_limit_are_reported_as_attributes_not_shadows():
+    # A typed thing may hold 50 attributes of 800 characters: about 40 KB of tags.
+    attributes = {f"k{i:02d}": "v" * 800 for i in range(50)}
+    thing = Thing(name="dev-1", thing_type="meter", attributes=attributes)
+    inventory = Inventory(generated_at=NOW, region="us-east-1", things=[thing])
+    [gap] = [
+        g
+        for g in build_plan(inventory, PlanOptions(auth="sas")).plan.gaps
+        if g.code == "TWIN_TAGS_TOO_LARGE"
+    ]
+    assert gap.devices == ["dev-1"]
+    assert "attributes" in gap.title
+    assert "shadow" not in f"{gap.title} {gap.recommendation}"
