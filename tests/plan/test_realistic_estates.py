@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.inventory.models import Inventory, Shadow, Thing
+from bridge.inventory.models import CaCertificate, Inventory, Shadow, Thing
 from bridge.plan import PlanOptions, build_plan, plan_devices
-from tests.plan.test_plan_devices import NOW
+from bridge.x509 import thumbprints
+from tests.plan.test_plan_devices import NOW, cert
 
 
 def _plan_one(shadow: Shadow, **fields):
@@ -61,3 +62,38 @@ def test_attributes_over_the_tags_limit_are_reported_as_attributes_not_shadows()
     assert gap.devices == ["dev-1"]
     assert "attributes" in gap.title
     assert "shadow" not in f"{gap.title} {gap.recommendation}"
+
+
+@pytest.mark.parametrize(
+    ("second", "expected"),
+    [
+        ({"issuer": "aws"}, "selfSigned"),  # mid-rotation from AWS-issued certificates
+        ({"issuer": "registered-ca", "ca": "ca-2"}, "selfSigned"),  # another CA
+        ({"issuer": "registered-ca", "ca": "ca-1"}, "certificateAuthority"),
+    ],
+)
+def test_ca_mode_only_when_that_ca_issued_every_active_certificate(second, expected):
+    issued = cert("by-ca", "dev-1", issuer="registered-ca", ca="ca-1", days=700)
+    other = cert("other", "dev-1", days=300, **second)
+    ca_certs = [
+        CaCertificate(certificate_id=ca, arn=ca, status="ACTIVE", pem="p")
+        for ca in ("ca-1", "ca-2")
+    ]
+    things = [Thing(name="dev-1", principals=[issued.arn, other.arn])]
+    inv = Inventory(
+        generated_at=NOW,
+        region="us-east-1",
+        things=things,
+        certificates=[issued, other],
+        ca_certificates=ca_certs,
+    )
+    [device] = plan_devices(inv, PlanOptions(ca_mode=True))
+    assert device.auth.type == expected
+    if expected == "selfSigned":
+        # Both certificates keep working on Azure, and the plan says why CA mode is not used.
+        assert {device.auth.primary_thumbprint_sha256, device.auth.secondary_thumbprint_sha256} == {
+            thumbprints(issued.pem)[1],
+            thumbprints(other.pem)[1],
+        }
+        [finding] = [f for f in device.findings if f.code == "CA_MODE_MIXED_CERTIFICATES"]
+        assert other.certificate_id[:12] in finding.message
