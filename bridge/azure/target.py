@@ -28,7 +28,7 @@ from bridge.core.view import DeviceView
 from bridge.errors import HubError, NotFound, PreconditionFailed, Rejected
 from bridge.logging import get_logger
 from bridge.mapping.models import AuthPlan
-from bridge.mapping.twin import MAX_REPORTED_BYTES, document_size, oversized_entry
+from bridge.mapping.twin import MAX_REPORTED_BYTES, document_size, refused_entry
 
 __all__ = ["UNKNOWN_TWIN", "AuthLookup", "AzureTarget", "auth_from_plan"]
 
@@ -299,5 +299,5 @@ def _reported_refusal(reported: dict[str, Any]) -> str | None:
     size = document_size(reported)
     if size > MAX_REPORTED_BYTES:
         return f"reported would be {size} bytes, over IoT Hub's {MAX_REPORTED_BYTES}"
-    oversized = oversized_entry(reported)
-    return f"reported: {oversized}" if oversized else None
+    refused = refused_entry(reported)
+    return f"reported: {refused}" if refused else None

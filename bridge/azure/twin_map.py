@@ -23,7 +23,7 @@ from bridge.mapping.twin import (
     MAX_TAGS_BYTES,
     document_depth,
     document_size,
-    oversized_entry,
+    refused_entry,
 )
 
 __all__ = ["TwinDocument", "fingerprint_of", "split_fingerprint", "twin_document"]
@@ -120,7 +120,7 @@ def _check(section: str, document: dict[str, Any], limit: int) -> None:
     if depth > MAX_DEPTH:
         msg = f"twin {section} nests {depth} levels deep, over IoT Hub's {MAX_DEPTH}"
         raise Rejected(msg)
-    oversized = oversized_entry(document)
-    if oversized:
-        msg = f"twin {section}: {oversized}"
+    refused = refused_entry(document)
+    if refused:
+        msg = f"twin {section}: {refused}"
         raise Rejected(msg)

@@ -18,7 +18,7 @@ __all__ = [
     "document_size",
     "encode_document",
     "encode_property_name",
-    "oversized_entry",
+    "refused_entry",
 ]
 
 MAX_DEPTH = 10
@@ -78,27 +78,30 @@ def document_size(document: Any) -> int:
     return len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def oversized_entry(document: Any, path: str = "") -> str | None:
-    """What IoT Hub would refuse in a twin section besides its size and depth: the first
-    property name over 1 KB or string value over 4 KB (UTF-8), described; None if none.
+def refused_entry(document: Any, path: str = "") -> str | None:
+    """What IoT Hub would refuse in a twin section besides its size and depth, described:
+    the first property name that is empty or over 1 KB, or string value over 4 KB (UTF-8);
+    None if none.
 
-    An AWS shadow holds either within its 8 KB (and percent-encoding a name can triple
-    it), so a thing AWS accepts can carry one.
+    An AWS shadow holds any of them within its 8 KB (and percent-encoding a name can
+    triple it), so a thing AWS accepts can carry one.
     """
     if isinstance(document, dict):
         for key, value in document.items():
             where = f"{path}{key}"
+            if not key:
+                return f"an empty property name at {_shown(where or '/')}"
             if len(key.encode()) > MAX_KEY_BYTES:
                 return (
                     f"property name {_shown(where)} is {len(key.encode())} bytes, over IoT "
                     f"Hub's {MAX_KEY_BYTES}"
                 )
-            found = oversized_entry(value, f"{where}/")
+            found = refused_entry(value, f"{where}/")
             if found:
                 return found
     elif isinstance(document, list):
         for index, item in enumerate(document):
-            found = oversized_entry(item, f"{path}{index}/")
+            found = refused_entry(item, f"{path}{index}/")
             if found:
                 return found
     elif isinstance(document, str) and len(document.encode()) > MAX_STRING_BYTES:

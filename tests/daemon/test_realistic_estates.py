@@ -34,10 +34,11 @@ async def _until_ready(port):
 async def test_reported_state_iot_hub_refuses_leaves_the_rest_of_the_device_mirrored(
     stack, tmp_path
 ):
-    # A shadow's 8 KB hold a string over IoT Hub's 4 KB, or a name over its 1 KB once
-    # percent-encoded. Sent, the relay module's reported patch fails on every retry: the
-    # device's syncs backed off for good and the initial sync never finished. The section
-    # is held back with the reason instead, and tags and desired keep mirroring.
+    # A shadow's 8 KB hold a string over IoT Hub's 4 KB, a name over its 1 KB once
+    # percent-encoded, or an empty name. Sent, the relay module's reported patch failed on
+    # every retry ("ClientError: Unexpected failure"): the device's syncs backed off for
+    # good and never left the outbox. The section is held back with the reason instead,
+    # and tags and desired keep mirroring.
     env = stack.env()
     iot, data = aws_clients(env)
     iot.create_thing(thingName="rr-ok")
@@ -46,19 +47,22 @@ async def test_reported_state_iot_hub_refuses_leaves_the_rest_of_the_device_mirr
     _shadow(data, "rr-long", {"desired": {"a": 1}, "reported": {"log": "y" * 5000}})
     iot.create_thing(thingName="rr-name")
     _shadow(data, "rr-name", {"desired": {"a": 1}, "reported": {"$" * 400: 1}})
+    iot.create_thing(thingName="rr-empty")
+    _shadow(data, "rr-empty", {"desired": {"a": 1}, "reported": {"": 1}})
     settings = bridge_settings(tmp_path)
     async with bridge(env, settings):
         await _until_ready(settings.http.port)
         await until_parity(env, "rr-ok")
         _shadow(data, "rr-long", {"desired": {"a": 2}})
         _shadow(data, "rr-name", {"desired": {"a": 3}})
+        _shadow(data, "rr-empty", {"desired": {"a": 4}})
         async with asyncio.timeout(10):
             while True:
                 twins = [
                     await asyncio.to_thread(azure_call, env, "get_twin", name)
-                    for name in ("rr-long", "rr-name")
+                    for name in ("rr-long", "rr-name", "rr-empty")
                 ]
-                if [t.properties.desired.get("a") for t in twins] == [2, 3]:
+                if [t.properties.desired.get("a") for t in twins] == [2, 3, 4]:
                     break
                 await asyncio.sleep(0.2)
         # Nothing is left waiting: no sync of theirs backs off to be retried.

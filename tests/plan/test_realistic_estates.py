@@ -2,7 +2,8 @@
 
 A shadow may hold up to 8 KB, so one string value can be over IoT Hub's 4 KB for a
 string, and one property name (percent-encoded, up to three times longer) over its 1 KB
-for a name. IoT Hub refuses such a twin whole; the plan must say so before the run does.
+for a name; AWS also takes an empty name, which IoT Hub does not. IoT Hub refuses such a
+twin whole; the plan must say so before the run does.
 """
 
 from __future__ import annotations
@@ -28,25 +29,26 @@ def _plan_one(shadow: Shadow, **fields):
         ("desired", {"cfg": {"blob": "x" * 5000}}, "the value of 'cfg/blob' is 5000 bytes"),
         ("reported", {"log": ["ok", "é" * 2100]}, "the value of 'log/1' is 4200 bytes"),
         ("desired", {"." * 400: 1}, "property name '%2E%2E%2E"),
+        ("reported", {"ok": {"": 1}}, "an empty property name at 'ok/'"),
     ],
 )
-def test_a_string_over_4_kb_or_a_name_over_1_kb_needs_a_human(section, document, said):
+def test_a_string_over_4_kb_or_a_name_empty_or_over_1_kb_needs_a_human(section, document, said):
     shadow = Shadow(version=1, size_bytes=5100, **{section: document})
     inventory, device = _plan_one(shadow)
-    [finding] = [f for f in device.findings if f.code == "TWIN_ENTRY_TOO_LONG"]
+    [finding] = [f for f in device.findings if f.code == "TWIN_ENTRY_REFUSED"]
     assert finding.severity == "error"
     assert finding.message.startswith(f"twin {section}: ")
     assert said in finding.message
     assert device.needs_human
     gaps = build_plan(inventory, PlanOptions(auth="sas")).plan.gaps
-    assert [g.devices for g in gaps if g.code == "TWIN_ENTRY_TOO_LONG"] == [["dev-1"]]
+    assert [g.devices for g in gaps if g.code == "TWIN_ENTRY_REFUSED"] == [["dev-1"]]
 
 
 def test_values_and_names_at_the_limits_fit():
     shadow = Shadow(version=1, desired={"a" * 1024: "v" * 4096}, size_bytes=5200)
     _, device = _plan_one(shadow)
     assert not device.needs_human
-    assert "TWIN_ENTRY_TOO_LONG" not in {f.code for f in device.findings}
+    assert "TWIN_ENTRY_REFUSED" not in {f.code for f in device.findings}
 
 
 def test_attributes_over_the_tags_limit_are_reported_as_attributes_not_shadows():
