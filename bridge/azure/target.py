@@ -28,7 +28,7 @@ from bridge.core.view import DeviceView
 from bridge.errors import HubError, NotFound, PreconditionFailed, Rejected
 from bridge.logging import get_logger
 from bridge.mapping.models import AuthPlan
-from bridge.mapping.twin import MAX_REPORTED_BYTES, document_size
+from bridge.mapping.twin import MAX_REPORTED_BYTES, document_size, refused_entry
 
 __all__ = ["UNKNOWN_TWIN", "AuthLookup", "AzureTarget", "auth_from_plan"]
 
@@ -113,6 +113,8 @@ class AzureTarget:
         if create:
             await self._create(view.device_id)
         if create or old_twin != document.twin_fingerprint:
+            for reason in document.left_out:
+                _log.warning("azure.twin_value_left_out", device_id=view.device_id, reason=reason)
             try:
                 await self._replace_twin(view.device_id, document.tags, document.desired)
             except NotFound:
@@ -126,9 +128,11 @@ class AzureTarget:
 
     async def _write_reported(self, device_id: str, reported: dict[str, Any]) -> None:
         assert self._reported is not None
-        if document_size(reported) > MAX_REPORTED_BYTES:
-            # Tags and desired still mirror; only this section waits for a smaller report.
-            _log.warning("azure.reported_too_large", device_id=device_id)
+        reason = _reported_refusal(reported)
+        if reason:
+            # Tags and desired still mirror; only this section waits for a report IoT Hub
+            # takes (sending it would fail on every retry, and hold the device's syncs).
+            _log.warning("azure.reported_not_mirrored", device_id=device_id, reason=reason)
             return
         await self._reported.write(device_id, reported)
 
@@ -188,6 +192,8 @@ class AzureTarget:
             except Rejected as exc:
                 results[view.device_id] = exc
                 continue
+            for reason in document.left_out:
+                _log.warning("azure.twin_value_left_out", device_id=view.device_id, reason=reason)
             plan = await self._auth_lookup(view.device_id) if self._auth_lookup else None
             identity = DeviceIdentity(view.device_id, auth_from_plan(plan))
             entries.append(DeviceImport(identity, tags=document.tags, desired=document.desired))
@@ -286,3 +292,12 @@ class AzureTarget:
                 continue
             properties = row.get("properties") or {}
             yield device_id, fingerprint_of(row.get("tags") or {}, properties.get("desired") or {})
+
+
+def _reported_refusal(reported: dict[str, Any]) -> str | None:
+    """Why IoT Hub would refuse `reported` as the relay module's reported section."""
+    size = document_size(reported)
+    if size > MAX_REPORTED_BYTES:
+        return f"reported would be {size} bytes, over IoT Hub's {MAX_REPORTED_BYTES}"
+    refused = refused_entry(reported)
+    return f"reported: {refused}" if refused else None

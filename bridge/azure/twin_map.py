@@ -23,6 +23,7 @@ from bridge.mapping.twin import (
     MAX_TAGS_BYTES,
     document_depth,
     document_size,
+    refused_entry,
 )
 
 __all__ = ["TwinDocument", "fingerprint_of", "split_fingerprint", "twin_document"]
@@ -35,6 +36,7 @@ class TwinDocument:
     tags: dict[str, Any]
     desired: dict[str, Any]
     reported: dict[str, Any]
+    left_out: tuple[str, ...] = ()  # what AWS holds and the twin cannot, and why
 
     @property
     def twin_fingerprint(self) -> str:
@@ -82,7 +84,8 @@ def _without_meta(section: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def twin_document(view: DeviceView, group_paths: Mapping[str, str]) -> TwinDocument:
-    """The twin for `view`; raise `Rejected` when IoT Hub would refuse it (size, depth)."""
+    """The twin for `view`; raise `Rejected` when IoT Hub would refuse it (size, depth,
+    a property name over 1 KB or a string over 4 KB)."""
     thing = Thing(
         name=view.device_id,
         thing_type=view.thing_type,
@@ -104,7 +107,8 @@ def twin_document(view: DeviceView, group_paths: Mapping[str, str]) -> TwinDocum
     tags, desired, reported = twin_sections(thing, set(view.groups), group_paths, findings)
     _check("tags", tags, MAX_TAGS_BYTES)
     _check("desired", desired, MAX_DESIRED_BYTES)
-    return TwinDocument(tags, desired, reported)
+    left_out = tuple(f.message for f in findings if f.severity == "error")
+    return TwinDocument(tags, desired, reported, left_out)
 
 
 def _check(section: str, document: dict[str, Any], limit: int) -> None:
@@ -115,4 +119,8 @@ def _check(section: str, document: dict[str, Any], limit: int) -> None:
     depth = document_depth(document)
     if depth > MAX_DEPTH:
         msg = f"twin {section} nests {depth} levels deep, over IoT Hub's {MAX_DEPTH}"
+        raise Rejected(msg)
+    refused = refused_entry(document)
+    if refused:
+        msg = f"twin {section}: {refused}"
         raise Rejected(msg)

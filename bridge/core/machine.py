@@ -34,7 +34,7 @@ class State(StrEnum):
     CUT_OVER = "cut_over"  # seen connected on Azure; relay stopped, Azure reports synced back
     FINALIZED = "finalized"  # migration done; AWS side retired, nothing more to sync
     ROLLED_BACK = "rolled_back"  # did not show up on Azure in time; works on AWS, relayed again
-    FAILED = "failed"  # unrecoverable error (reason kept); waits for an operator retry
+    FAILED = "failed"  # refused (reason kept); tried again once its AWS side changes
     DELETED = "deleted"  # thing deleted on AWS and handled per the delete policy
 
 
@@ -53,7 +53,7 @@ class Event(StrEnum):
     JOB_FAILED = "job_failed"  # the device reported the job failed or rejected it
     FINALIZE = "finalize"  # an operator retired the AWS side of a cut-over device
     FAIL = "fail"  # an unrecoverable error; the store keeps the reason
-    RETRY = "retry"  # an operator asks to start a failed device again from the top
+    RETRY = "retry"  # a refused device is tried again from the top (its AWS side changed)
     DELETE = "delete"  # the thing was deleted on AWS
     REDISCOVER = "rediscover"  # a thing with a deleted device's name appeared again
 

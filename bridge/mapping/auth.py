@@ -52,20 +52,9 @@ def plan_auth(
         )
     primary = active[0]
     if options.ca_mode and primary.issuer == "registered-ca":
-        if primary.ca_certificate_id in active_cas:
-            return AuthPlan(
-                type="certificateAuthority",
-                certificate_ids=[cert.certificate_id for cert in active[:2]],
-                ca_certificate_id=primary.ca_certificate_id,
-            )
-        findings.append(
-            _finding(
-                "warning",
-                "CA_NOT_REGISTERED",
-                f"issuing CA {primary.ca_certificate_id} is not an active CA in the inventory; "
-                "falling back to selfSigned thumbprints",
-            )
-        )
+        ca_auth = _ca_auth(active, active_cas, findings)
+        if ca_auth is not None:
+            return ca_auth
     primary_prints = _thumbprints(primary, findings)
     secondary_prints = _thumbprints(active[1], findings) if len(active) > 1 else (None, None)
     return AuthPlan(
@@ -75,6 +64,48 @@ def plan_auth(
         secondary_thumbprint_sha1=secondary_prints[0],
         secondary_thumbprint_sha256=secondary_prints[1],
         certificate_ids=[cert.certificate_id for cert in active[:2]],
+    )
+
+
+def _ca_auth(
+    active: list[Certificate], active_cas: frozenset[str], findings: list[PlanFinding]
+) -> AuthPlan | None:
+    """CA mode for a device whose primary certificate a registered CA issued; None (and a
+    finding) when thumbprints must do instead."""
+    ca_id = active[0].ca_certificate_id
+    if ca_id not in active_cas:
+        findings.append(
+            _finding(
+                "warning",
+                "CA_NOT_REGISTERED",
+                f"issuing CA {ca_id} is not an active CA in the inventory; "
+                "falling back to selfSigned thumbprints",
+            )
+        )
+        return None
+    # CA mode authenticates what that CA issued and nothing else: another active
+    # certificate (mid-rotation from AWS-issued ones, say) would stop working on Azure,
+    # while thumbprints keep two certificates of any origin.
+    foreign = [
+        cert.certificate_id[:12]
+        for cert in active
+        if cert.issuer != "registered-ca" or cert.ca_certificate_id != ca_id
+    ]
+    if foreign:
+        findings.append(
+            _finding(
+                "warning",
+                "CA_MODE_MIXED_CERTIFICATES",
+                f"active certificates {', '.join(foreign)} were not issued by CA {ca_id} "
+                "and would not authenticate in CA mode; falling back to selfSigned "
+                "thumbprints",
+            )
+        )
+        return None
+    return AuthPlan(
+        type="certificateAuthority",
+        certificate_ids=[cert.certificate_id for cert in active[:2]],
+        ca_certificate_id=ca_id,
     )
 
 

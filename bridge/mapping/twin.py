@@ -9,19 +9,25 @@ from typing import Any
 __all__ = [
     "MAX_DEPTH",
     "MAX_DESIRED_BYTES",
+    "MAX_KEY_BYTES",
     "MAX_REPORTED_BYTES",
+    "MAX_STRING_BYTES",
     "MAX_TAGS_BYTES",
     "decode_property_name",
     "document_depth",
     "document_size",
     "encode_document",
     "encode_property_name",
+    "refused_entry",
 ]
 
 MAX_DEPTH = 10
 MAX_DESIRED_BYTES = 32 * 1024
 MAX_REPORTED_BYTES = 32 * 1024
 MAX_TAGS_BYTES = 8 * 1024
+MAX_KEY_BYTES = 1024  # a property name, UTF-8
+MAX_STRING_BYTES = 4096  # a string value, UTF-8
+_PATH_SHOWN = 80
 
 # IoT Hub refuses '.', '$', '#' and space in property names, and control characters.
 # Percent-encoding them (and '%' itself, so decoding is exact) keeps names readable and
@@ -70,3 +76,41 @@ def _containers(document: Any) -> int:
 def document_size(document: Any) -> int:
     """Size in bytes as IoT Hub counts it: compact UTF-8 JSON."""
     return len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def refused_entry(document: Any, path: str = "") -> str | None:
+    """What IoT Hub would refuse in a twin section besides its size and depth, described:
+    the first property name that is empty or over 1 KB, or string value over 4 KB (UTF-8);
+    None if none.
+
+    An AWS shadow holds any of them within its 8 KB (and percent-encoding a name can
+    triple it), so a thing AWS accepts can carry one.
+    """
+    if isinstance(document, dict):
+        for key, value in document.items():
+            where = f"{path}{key}"
+            if not key:
+                return f"an empty property name at {_shown(where or '/')}"
+            if len(key.encode()) > MAX_KEY_BYTES:
+                return (
+                    f"property name {_shown(where)} is {len(key.encode())} bytes, over IoT "
+                    f"Hub's {MAX_KEY_BYTES}"
+                )
+            found = refused_entry(value, f"{where}/")
+            if found:
+                return found
+    elif isinstance(document, list):
+        for index, item in enumerate(document):
+            found = refused_entry(item, f"{path}{index}/")
+            if found:
+                return found
+    elif isinstance(document, str) and len(document.encode()) > MAX_STRING_BYTES:
+        return (
+            f"the value of {_shown(path.rstrip('/'))} is {len(document.encode())} bytes, over "
+            f"IoT Hub's {MAX_STRING_BYTES} for a string"
+        )
+    return None
+
+
+def _shown(path: str) -> str:
+    return repr(path if len(path) <= _PATH_SHOWN else f"{path[: _PATH_SHOWN - 3]}...")

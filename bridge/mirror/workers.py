@@ -28,9 +28,10 @@ from bridge.logging import get_logger
 __all__ = ["Mirror", "MirrorStats"]
 
 _log = get_logger("mirror.workers")
-# FAILED waits for an operator's retry; a FINALIZED twin is the device's and Azure's now, so
-# AWS-side changes no longer reach it (a deleted thing still follows the delete policy).
-_LEFT_ALONE = frozenset({State.FAILED, State.FINALIZED})
+# A FINALIZED twin is the device's and Azure's now, so AWS-side changes no longer reach it
+# (a deleted thing still follows the delete policy). A FAILED device waits for a change on
+# AWS (`_may_retry`).
+_LEFT_ALONE = frozenset({State.FINALIZED})
 _MAX_BACKOFF = 60.0
 _CLAIM_BATCH = 200  # messages claimed at a time, at most; the slots bound what runs at once
 _CLAIM_PER_SLOT = 8  # enough to fill bulk creates, few enough that claims do not expire
@@ -92,6 +93,8 @@ class Mirror:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._items_in_flight: set[int] = set()  # outbox ids being applied here
         self.stats = MirrorStats()
+        # device -> fingerprint of the view IoT Hub or the bridge refused (None: no twin)
+        self._refused: dict[str, str | None] = {}
 
     def changed(self, first_seen: Mapping[str, float]) -> None:
         """Tell the workers that devices have new changes (called by the ingest)."""
@@ -209,7 +212,7 @@ class Mirror:
             await self._store.finish(item, events, fingerprint=fingerprint)
             self._record(item.device_id, "deleted" if not view.exists else "synced")
         except Rejected as exc:
-            await self._reject(item, exc)
+            await self._reject(item, exc, view)
         except asyncio.CancelledError:
             raise  # the claim expires and another worker (or the next start) repeats it
         except Exception as exc:  # any failure is retried; nothing is dropped
@@ -248,15 +251,18 @@ class Mirror:
                 if outcome != self._target.fingerprint(view, group_paths(view.groups, parents)):
                     follow_up.add(item.device_id)
             elif isinstance(outcome, Rejected):
-                await self._reject(item, outcome)
+                await self._reject(item, outcome, view)
             else:
                 await self._retry(item, outcome or RuntimeError("no result from bulk call"))
         if follow_up:
             await self._store.save_changes(ChangeSet(sync=follow_up))
             self.changed(dict.fromkeys(follow_up, time.monotonic()))
 
-    async def _reject(self, item: OutboxItem, exc: Rejected) -> None:
+    async def _reject(
+        self, item: OutboxItem, exc: Rejected, view: DeviceView | None = None
+    ) -> None:
         self.stats.rejected += 1
+        self._refused[item.device_id] = self._wanted(view) if view is not None else None
         _log.error("mirror.device_rejected", device_id=item.device_id, reason=str(exc))
         await self._store.finish(item, [Event.FAIL], fingerprint=None, reason=str(exc))
         await self._store.dead_letter("azure", str(exc), {"device_id": item.device_id})
@@ -283,9 +289,15 @@ class Mirror:
                 return [], device.fingerprint
             await self._target.remove(view.device_id, self._delete_policy)
             return [Event.DELETE], None
-        if state in _LEFT_ALONE:
+        if state in _LEFT_ALONE or (state is State.FAILED and not self._may_retry(device, view)):
             return [], device.fingerprint
         events: list[Event] = []
+        if state is State.FAILED:
+            # Refused before (a twin over IoT Hub's limits, say): AWS changed the device
+            # since, so it gets another try from the top instead of staying stale for good.
+            _log.info("mirror.failed_device_retried", device_id=view.device_id)
+            events.append(Event.RETRY)
+            state = State.DISCOVERED
         if state is State.DELETED:
             events.append(Event.REDISCOVER)
             state = State.DISCOVERED
@@ -302,6 +314,23 @@ class Mirror:
                 view, paths, create=False, previous=device.fingerprint
             )
         return ([Event.SYNCED] if state is State.SYNCING else []), fingerprint
+
+    def _wanted(self, view: DeviceView) -> str | None:
+        """The fingerprint of what `view` would write; None when the bridge refuses it."""
+        try:
+            return self._target.fingerprint(view, group_paths(view.groups, self._parents()))
+        except Rejected:
+            return None
+
+    def _may_retry(self, device: Device, view: DeviceView) -> bool:
+        """Whether a FAILED device has changed since it was refused: what it would write now
+        differs, or the bridge refuses it for another reason (said again, with it)."""
+        try:
+            wanted = self._target.fingerprint(view, group_paths(view.groups, self._parents()))
+        except Rejected as exc:
+            return str(exc) != device.reason
+        # Unknown after a restart: one more try tells (and is said again if refused).
+        return device.device_id not in self._refused or self._refused[device.device_id] != wanted
 
     def _record(self, device_id: str, outcome: str) -> None:
         self.stats.count(outcome)

@@ -31,7 +31,8 @@ def plan_command(  # noqa: PLR0917 - typer commands take one parameter per optio
         bool,
         typer.Option(
             "--ca-mode",
-            help="certificateAuthority for devices whose certificate a registered CA issued.",
+            help="certificateAuthority for devices whose active certificates one registered "
+            "CA issued (others keep thumbprints).",
         ),
     ] = False,
     hub_name: Annotated[str | None, typer.Option(help="IoT Hub name.")] = None,

@@ -17,6 +17,7 @@ from bridge.mapping.twin import (
     MAX_TAGS_BYTES,
     document_depth,
     document_size,
+    refused_entry,
 )
 
 __all__ = ["DEVICE_ID_PATTERN", "RELAY_MODULE_ID", "plan_devices", "twin_sections"]
@@ -139,6 +140,9 @@ def _limit_findings(
                     f"twin {section} nests {depth} levels deep, over IoT Hub's {MAX_DEPTH}",
                 )
             )
+        refused = refused_entry(document)
+        if refused:
+            findings.append(_finding("error", "TWIN_ENTRY_REFUSED", f"twin {section}: {refused}"))
     return findings
 
 

@@ -19,6 +19,7 @@ _TWIN_LIMIT_CODES = {
     "TWIN_DESIRED_TOO_LARGE",
     "TWIN_REPORTED_TOO_LARGE",
     "TWIN_TOO_DEEP",
+    "TWIN_ENTRY_REFUSED",
     "SHADOW_KEY_COLLISION",
 }
 
@@ -111,13 +112,28 @@ def _twin_gaps(devices: list[DevicePlan]) -> Iterable[Gap]:
             if finding.code in _TWIN_LIMIT_CODES:
                 by_code[finding.code].append(device.thing_name)
     for code, names in sorted(by_code.items()):
+        if code == "TWIN_TAGS_TOO_LARGE":  # tags hold the registry side, not the shadows
+            title = "thing attributes and groups that do not fit twin tags"
+            recommendation = (
+                "shorten or drop attributes before migrating (AWS allows 50 attributes of "
+                "800 characters on a typed thing, far over 8 KB of tags), or keep the long "
+                "ones outside the twin"
+            )
+        else:
+            title = f"shadows that do not fit a twin ({code})"
+            recommendation = (
+                "move bulky or rarely used named shadows to blob storage or a second module "
+                "twin, or trim the documents before migrating"
+            )
         yield Gap(
             code=code,
-            title=f"shadows that do not fit a twin ({code})",
+            title=title,
             detail="IoT Hub twins hold 32 KB desired, 32 KB reported, 8 KB tags, 10 levels "
-            "deep; named shadows share one twin",
-            recommendation="move bulky or rarely used named shadows to blob storage or a "
-            "second module twin, or trim the documents before migrating",
+            "deep, names up to 1 KB and strings up to 4 KB; named shadows share one twin; "
+            "a device whose tags or desired do not fit is FAILED in the mirror (not "
+            "created, or no longer updated) until AWS makes it fit; reported state that "
+            "does not fit is held back",
+            recommendation=recommendation,
             devices=sorted(set(names)),
         )
 
