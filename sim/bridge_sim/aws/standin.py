@@ -20,6 +20,7 @@ from moto.iot.models import FakeEndpoint
 from bridge.logging import get_logger
 from bridge_sim.aws.broker import MosquittoBroker
 from bridge_sim.aws.certs import CertificateRegistry
+from bridge_sim.aws.data_publish import HttpPublish
 from bridge_sim.aws.event_config import REGISTRY_EVENT_TYPES, EventConfigurations
 from bridge_sim.aws.indexing import FleetIndex
 from bridge_sim.aws.jobs import JobsEngine
@@ -119,6 +120,7 @@ class AwsStandIn:
         self.events = EventConfigurations(REGISTRY_EVENT_TYPES if registry_events else ())
         self._rules: ThingRules | None = None
         self._certs: CertificateRegistry | None = None
+        self._http_publish: HttpPublish | None = None
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self.bridge_cert_path = workdir / "bridge" / "bridge.crt"
@@ -174,6 +176,8 @@ class AwsStandIn:
         self.jobs.install()
         self.glue.route(JobsEngine.SUBSCRIPTIONS, self.jobs.handle)
         self.moto.iot.describe_endpoint = self._describe_endpoint
+        self._http_publish = HttpPublish(self.glue.publish)
+        self._http_publish.install()
         self._certs = CertificateRegistry(
             moto=self.moto, device_ca=self.device_ca, apply=self.broker.set_principals
         )
@@ -219,6 +223,8 @@ class AwsStandIn:
         _done, pending = await asyncio.wait(self._tasks, timeout=2) if self._tasks else ((), set())
         if self._certs is not None:
             self._certs.uninstall()
+        if self._http_publish is not None:
+            self._http_publish.uninstall()
         self.events.uninstall()
         if self.index is not None:
             self.index.uninstall()

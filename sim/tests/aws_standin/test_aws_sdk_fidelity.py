@@ -1,0 +1,161 @@
+"""Where the stand-in once differed from AWS IoT Core as Amazon's own SDKs see it.
+
+Each test drives the unmodified SDK (awsiotsdk's MQTT 3.1.1 connection as its samples
+build it, boto3's iot, iot-data and iot-jobs-data clients) against the stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+import pytest
+from awscrt import mqtt
+from awsiot import iotshadow, mqtt_connection_builder
+
+from bridge_sim.aws.standin import AwsStandIn
+from tests.aws_devices import TIMEOUT, Inbox
+
+REGION = "eu-west-1"
+QOS1 = mqtt.QoS.AT_LEAST_ONCE
+
+
+def sample_policy(region: str, account: str) -> str:
+    """The policy AWS's pubsub sample asks for: its client id, `test/topic`, own shadows."""
+    arn = f"arn:aws:iot:{region}:{account}"
+    thing = "${iot:Connection.Thing.ThingName}"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/{thing}"},
+                {
+                    "Effect": "Allow",
+                    "Action": ["iot:Publish", "iot:Receive"],
+                    "Resource": [f"{arn}:topic/test/topic", f"{arn}:topic/$aws/things/{thing}/*"],
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": "iot:Subscribe",
+                    "Resource": [
+                        f"{arn}:topicfilter/test/topic",
+                        f"{arn}:topicfilter/$aws/things/{thing}/*",
+                    ],
+                },
+            ],
+        }
+    )
+
+
+@pytest.fixture
+async def aws(tmp_path: Path) -> AsyncIterator[AwsStandIn]:
+    async with AwsStandIn(workdir=tmp_path / "aws", region=REGION) as standin:
+        yield standin
+
+
+def client(aws: AwsStandIn, service: str) -> Any:
+    env = aws.env()
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        config=botocore.config.Config(retries={"max_attempts": 1}),
+    )
+
+
+class SampleDevice:
+    """A thing connected the way the SDK's samples connect: mtls_from_path, MQTT 3.1.1."""
+
+    def __init__(self, aws: AwsStandIn, name: str, tmp: Path) -> None:
+        iot = client(aws, "iot")
+        iot.create_thing(thingName=name)
+        cert = iot.create_keys_and_certificate(setAsActive=True)
+        policy = f"sample-{name}"
+        iot.create_policy(
+            policyName=policy, policyDocument=sample_policy(REGION, aws.moto.account_id)
+        )
+        iot.attach_policy(policyName=policy, target=cert["certificateArn"])
+        iot.attach_thing_principal(thingName=name, principal=cert["certificateArn"])
+        (tmp / f"{name}.crt").write_text(cert["certificatePem"])
+        (tmp / f"{name}.key").write_text(cert["keyPair"]["PrivateKey"])
+        assert aws.broker is not None
+        self.name = name
+        self.connection = mqtt_connection_builder.mtls_from_path(
+            endpoint=aws.host,
+            port=aws.broker.tls_port,
+            cert_filepath=str(tmp / f"{name}.crt"),
+            pri_key_filepath=str(tmp / f"{name}.key"),
+            ca_filepath=str(aws.root_ca_path),
+            client_id=name,
+            clean_session=False,
+            keep_alive_secs=30,
+        )
+        self.connection.connect().result(TIMEOUT)
+
+    def subscribe(self, topic: str) -> Inbox:
+        inbox = Inbox()
+
+        def on_message(topic: str, payload: bytes, **_kwargs: Any) -> None:
+            inbox((topic, json.loads(payload)))
+
+        future, _ = self.connection.subscribe(topic, QOS1, on_message)
+        future.result(TIMEOUT)
+        return inbox
+
+    def close(self) -> None:
+        self.connection.disconnect().result(TIMEOUT)
+
+
+@pytest.fixture
+def device_factory(tmp_path: Path) -> Iterator[Any]:
+    made: list[SampleDevice] = []
+
+    def make(aws: AwsStandIn, name: str) -> SampleDevice:
+        device = SampleDevice(aws, name, tmp_path)
+        made.append(device)
+        return device
+
+    yield make
+    for device in made:
+        device.close()
+
+
+async def test_http_publish_reaches_mqtt_subscribers(aws: AwsStandIn, device_factory: Any) -> None:
+    """iot-data Publish hands the message to the broker (AWS API reference, Publish)."""
+    device = await asyncio.to_thread(device_factory, aws, "pubsub-1")
+    inbox = await asyncio.to_thread(device.subscribe, "test/topic")
+    data = client(aws, "iot-data")
+    await asyncio.to_thread(
+        data.publish, topic="test/topic", qos=1, payload=json.dumps({"message": "Hello World!"})
+    )
+    topic, body = await asyncio.to_thread(inbox.take)
+    assert (topic, body) == ("test/topic", {"message": "Hello World!"})
+
+
+async def test_http_publish_on_a_shadow_topic_is_served_by_the_shadow_service(
+    aws: AwsStandIn, device_factory: Any
+) -> None:
+    device = await asyncio.to_thread(device_factory, aws, "pubsub-2")
+    shadow = iotshadow.IotShadowClient(device.connection)
+    accepted = Inbox()
+    future, _ = shadow.subscribe_to_update_shadow_accepted(
+        iotshadow.UpdateShadowSubscriptionRequest(thing_name=device.name), QOS1, accepted
+    )
+    await asyncio.to_thread(future.result, TIMEOUT)
+    data = client(aws, "iot-data")
+    await asyncio.to_thread(
+        data.publish,
+        topic=f"$aws/things/{device.name}/shadow/update",
+        qos=1,
+        payload=json.dumps({"state": {"desired": {"color": "red"}}, "clientToken": "http-1"}),
+    )
+    answer = await asyncio.to_thread(accepted.take)
+    assert (answer.client_token, answer.state.desired) == ("http-1", {"color": "red"})
+    assert await asyncio.to_thread(aws.shadows.get, device.name) is not None  # type: ignore[union-attr]
