@@ -16,7 +16,7 @@ import boto3
 import botocore.config
 import pytest
 from awscrt import mqtt
-from awsiot import iotshadow, mqtt_connection_builder
+from awsiot import iotjobs, iotshadow, mqtt_connection_builder
 
 from bridge_sim.aws.standin import AwsStandIn
 from tests.aws_devices import TIMEOUT, Inbox
@@ -159,3 +159,86 @@ async def test_http_publish_on_a_shadow_topic_is_served_by_the_shadow_service(
     answer = await asyncio.to_thread(accepted.take)
     assert (answer.client_token, answer.state.desired) == ("http-1", {"color": "red"})
     assert await asyncio.to_thread(aws.shadows.get, device.name) is not None  # type: ignore[union-attr]
+
+
+async def test_jobs_data_plane_over_https_runs_a_job(aws: AwsStandIn, device_factory: Any) -> None:
+    """boto3's iot-jobs-data (GetPending, StartNext, Describe, Update) as AWS serves it;
+    moto has no such service and answered HTTP 500."""
+    device = await asyncio.to_thread(device_factory, aws, "jobs-http-1")
+    jobs = iotjobs.IotJobsClient(device.connection)
+    next_changed = Inbox()
+    future, _ = jobs.subscribe_to_next_job_execution_changed_events(
+        iotjobs.NextJobExecutionChangedSubscriptionRequest(thing_name=device.name),
+        QOS1,
+        next_changed,
+    )
+    await asyncio.to_thread(future.result, TIMEOUT)
+    iot, data = client(aws, "iot"), client(aws, "iot-jobs-data")
+    arn = (await asyncio.to_thread(iot.describe_thing, thingName=device.name))["thingArn"]
+    document = {"operation": "reboot", "delay": 5}
+    await asyncio.to_thread(
+        iot.create_job, jobId="http-job", targets=[arn], document=json.dumps(document)
+    )
+    queued = await asyncio.to_thread(next_changed.take, lambda e: e.execution is not None)
+    assert queued.execution.job_id == "http-job"
+
+    pending = await asyncio.to_thread(data.get_pending_job_executions, thingName=device.name)
+    assert [j["jobId"] for j in pending["queuedJobs"]] == ["http-job"]
+    assert pending["inProgressJobs"] == []
+    started = await asyncio.to_thread(
+        data.start_next_pending_job_execution,
+        thingName=device.name,
+        statusDetails={"step": "download"},
+    )
+    execution = started["execution"]
+    assert (execution["jobId"], execution["status"]) == ("http-job", "IN_PROGRESS")
+    assert execution["statusDetails"] == {"step": "download"}
+    assert json.loads(execution["jobDocument"]) == document  # a JSON string over HTTPS
+    assert (execution["versionNumber"], execution["executionNumber"]) == (2, 1)
+
+    described = await asyncio.to_thread(
+        data.describe_job_execution, thingName=device.name, jobId="http-job", executionNumber=1
+    )
+    assert described["execution"]["status"] == "IN_PROGRESS"
+    without_doc = await asyncio.to_thread(
+        data.describe_job_execution,
+        thingName=device.name,
+        jobId="$next",
+        includeJobDocument=False,
+    )
+    assert without_doc["execution"]["jobId"] == "http-job"
+    assert "jobDocument" not in without_doc["execution"]
+
+    updated = await asyncio.to_thread(
+        data.update_job_execution,
+        thingName=device.name,
+        jobId="http-job",
+        status="SUCCEEDED",
+        expectedVersion=2,
+        statusDetails={"step": "done"},
+        includeJobExecutionState=True,
+        includeJobDocument=True,
+    )
+    assert updated["executionState"] == {
+        "status": "SUCCEEDED",
+        "statusDetails": {"step": "done"},
+        "versionNumber": 3,
+    }
+    assert json.loads(updated["jobDocument"]) == document
+    # The device hears over MQTT that nothing is next, as with an MQTT update.
+    await asyncio.to_thread(next_changed.take, lambda e: e.execution is None)
+    on_aws = await asyncio.to_thread(
+        iot.describe_job_execution, jobId="http-job", thingName=device.name
+    )
+    assert on_aws["execution"]["status"] == "SUCCEEDED"
+
+    with pytest.raises(data.exceptions.InvalidStateTransitionException):
+        await asyncio.to_thread(
+            data.update_job_execution, thingName=device.name, jobId="http-job", status="IN_PROGRESS"
+        )
+    with pytest.raises(data.exceptions.ResourceNotFoundException):
+        await asyncio.to_thread(
+            data.describe_job_execution, thingName=device.name, jobId="no-such-job"
+        )
+    nothing = await asyncio.to_thread(data.start_next_pending_job_execution, thingName=device.name)
+    assert "execution" not in nothing
