@@ -111,7 +111,18 @@ class AwsStandIn:
         self.moto = MotoServer(region=region, host=host)
         self.root_ca = CertificateAuthority.create("Stand-in Amazon Root CA 1")
         self.device_ca = CertificateAuthority.create("Stand-in AWS IoT device CA")
-        self.endpoint_address = f"{secrets.token_hex(7)}-ats.iot.{region}.amazonaws.com"
+        prefix = secrets.token_hex(7)
+        self.endpoint_address = f"{prefix}-ats.iot.{region}.amazonaws.com"
+        # DescribeEndpoint: created on first call, the same on every later one, per type;
+        # iot:Data is the legacy (VeriSign) name of the same data endpoint.
+        self._endpoints = {
+            "iot:Data-ATS": self.endpoint_address,
+            "iot:Data": f"{prefix}.iot.{region}.amazonaws.com",
+            "iot:Jobs": f"{secrets.token_hex(7)}.jobs.iot.{region}.amazonaws.com",
+            "iot:CredentialProvider": (
+                f"{secrets.token_hex(7)}.credentials.iot.{region}.amazonaws.com"
+            ),
+        }
         self.broker: MosquittoBroker | None = None
         self.glue: GlueClient | None = None
         self.shadows: ShadowService | None = None
@@ -147,7 +158,9 @@ class AwsStandIn:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # moto's werkzeug server logs every request at INFO; keep the console readable.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        server_cert = self.root_ca.issue_server("localhost", self.host, self.endpoint_address)
+        server_cert = self.root_ca.issue_server(
+            "localhost", self.host, self.endpoint_address, self._endpoints["iot:Data"]
+        )
         self.broker = MosquittoBroker(
             workdir=self.workdir / "mosquitto",
             server_cert=server_cert,
@@ -195,8 +208,7 @@ class AwsStandIn:
 
     def _describe_endpoint(self, endpoint_type: str) -> Any:
         endpoint = FakeEndpoint(endpoint_type, self.region)  # validates the type like AWS
-        if endpoint_type in ("iot:Data-ATS", "iot:Data"):
-            endpoint.endpoint = self.endpoint_address
+        endpoint.endpoint = self._endpoints[endpoint_type]
         return endpoint
 
     def _create_bridge_identity(self) -> None:

@@ -242,3 +242,29 @@ async def test_jobs_data_plane_over_https_runs_a_job(aws: AwsStandIn, device_fac
         )
     nothing = await asyncio.to_thread(data.start_next_pending_job_execution, thingName=device.name)
     assert "execution" not in nothing
+
+
+async def test_describe_endpoint_is_the_same_on_every_call_for_every_type(aws: AwsStandIn) -> None:
+    """ "The first time DescribeEndpoint is called, an endpoint is created. All subsequent
+    calls to DescribeEndpoint return the same endpoint" (AWS IoT API reference); moto
+    made up a new host per call for iot:Jobs and iot:CredentialProvider."""
+    iot = client(aws, "iot")
+
+    def address(endpoint_type: str) -> str:
+        return str(iot.describe_endpoint(endpointType=endpoint_type)["endpointAddress"])
+
+    for endpoint_type, suffix in (
+        ("iot:Data-ATS", f"-ats.iot.{REGION}.amazonaws.com"),
+        ("iot:Data", f".iot.{REGION}.amazonaws.com"),
+        ("iot:Jobs", f".jobs.iot.{REGION}.amazonaws.com"),
+        ("iot:CredentialProvider", f".credentials.iot.{REGION}.amazonaws.com"),
+    ):
+        first = await asyncio.to_thread(address, endpoint_type)
+        assert first.endswith(suffix), first
+        assert await asyncio.to_thread(address, endpoint_type) == first
+    legacy = await asyncio.to_thread(address, "iot:Data")
+    assert "-ats" not in legacy  # the VeriSign-signed name of the same account endpoint
+    assert (
+        legacy.split(".")[0] + "-ats"
+        == (await asyncio.to_thread(address, "iot:Data-ATS")).split(".")[0]
+    )
