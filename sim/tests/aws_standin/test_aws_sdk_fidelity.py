@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 import botocore.config
 import pytest
-from awscrt import mqtt
-from awsiot import iotjobs, iotshadow, mqtt_connection_builder
+from awscrt import mqtt, mqtt_request_response
+from awsiot import V2ServiceException, iotjobs, iotshadow, mqtt_connection_builder
 
 from bridge_sim.aws.standin import AwsStandIn
 from tests.aws_devices import TIMEOUT, Inbox
@@ -267,4 +267,76 @@ async def test_describe_endpoint_is_the_same_on_every_call_for_every_type(aws: A
     assert (
         legacy.split(".")[0] + "-ats"
         == (await asyncio.to_thread(address, "iot:Data-ATS")).split(".")[0]
+    )
+
+
+async def test_shadow_rejects_with_the_messages_aws_documents(
+    aws: AwsStandIn, device_factory: Any
+) -> None:
+    """Device Shadow error messages (developer guide): "State contains an invalid node",
+    and "Invalid clientToken" for a token longer than 64 bytes (not characters)."""
+    device = await asyncio.to_thread(device_factory, aws, "shadow-errors-1")
+    shadow = iotshadow.IotShadowClient(device.connection)
+    rejected, accepted = Inbox(), Inbox()
+    for future, _ in (
+        shadow.subscribe_to_update_shadow_rejected(
+            iotshadow.UpdateShadowSubscriptionRequest(thing_name=device.name), QOS1, rejected
+        ),
+        shadow.subscribe_to_update_shadow_accepted(
+            iotshadow.UpdateShadowSubscriptionRequest(thing_name=device.name), QOS1, accepted
+        ),
+    ):
+        await asyncio.to_thread(future.result, TIMEOUT)
+    topic = f"$aws/things/{device.name}/shadow/update"
+    bad_node = {"state": {"delta": {"color": "red"}}, "clientToken": "node-1"}
+    future, _ = device.connection.publish(topic, json.dumps(bad_node), QOS1)
+    await asyncio.to_thread(future.result, TIMEOUT)
+    error = await asyncio.to_thread(rejected.take)
+    assert (error.code, error.message) == (400, "State contains an invalid node: 'delta'")
+    assert error.client_token == "node-1"
+
+    # 33 characters of two bytes each: 66 bytes, over AWS's 64-byte limit.
+    request = iotshadow.UpdateShadowRequest(
+        thing_name=device.name,
+        state=iotshadow.ShadowState(reported={"color": "red"}),
+        client_token="é" * 33,
+    )
+    await asyncio.to_thread(shadow.publish_update_shadow(request, QOS1).result, TIMEOUT)
+    error = await asyncio.to_thread(rejected.take)
+    assert (error.code, error.message) == (400, "Invalid clientToken")
+    # 64 bytes exactly is accepted.
+    request.client_token = "é" * 32
+    await asyncio.to_thread(shadow.publish_update_shadow(request, QOS1).result, TIMEOUT)
+    answer = await asyncio.to_thread(accepted.take)
+    assert answer.client_token == "é" * 32
+
+
+async def test_v2_shadow_client_gets_its_rejection_for_a_refused_document(
+    aws: AwsStandIn, device_factory: Any
+) -> None:
+    """IotShadowClientV2 matches replies by clientToken: a rejection for the document's
+    content must carry the token, or the SDK waits until its operation timeout."""
+    device = await asyncio.to_thread(device_factory, aws, "shadow-v2-1")
+    shadow = iotshadow.IotShadowClientV2(
+        device.connection,
+        mqtt_request_response.ClientOptions(
+            max_request_response_subscriptions=2,
+            max_streaming_subscriptions=1,
+            operation_timeout_in_seconds=int(TIMEOUT),
+        ),
+    )
+    too_deep: dict[str, Any] = {"level": 7}
+    for level in range(6, 0, -1):
+        too_deep = {f"l{level}": too_deep}
+    request = iotshadow.UpdateShadowRequest(
+        thing_name=device.name, state=iotshadow.ShadowState(desired=too_deep)
+    )
+    future = shadow.update_shadow(request)
+    with pytest.raises(V2ServiceException) as refused:
+        await asyncio.to_thread(future.result, TIMEOUT + 5)
+    error = refused.value.modeled_error
+    assert error is not None, refused.value.inner_error  # a reply, not the SDK's timeout
+    assert (error.code, error.message) == (
+        400,
+        "JSON contains too many levels of nesting; maximum is 6",
     )
