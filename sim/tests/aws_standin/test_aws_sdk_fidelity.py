@@ -340,3 +340,40 @@ async def test_v2_shadow_client_gets_its_rejection_for_a_refused_document(
         400,
         "JSON contains too many levels of nesting; maximum is 6",
     )
+
+
+async def test_thing_type_association_events_say_created_and_deleted(aws: AwsStandIn) -> None:
+    """Developer guide, registry events: `$aws/events/thingTypeAssociation/thing/{thing}/
+    {type}` carries `"operation": "CREATED|DELETED"` (the stand-in sent ADDED/REMOVED,
+    the words of the newer .../thingType/{type}/added|removed topics)."""
+    assert aws.broker is not None
+    watcher = mqtt_connection_builder.mtls_from_path(
+        endpoint=aws.host,
+        port=aws.broker.tls_port,
+        cert_filepath=str(aws.bridge_cert_path),
+        pri_key_filepath=str(aws.bridge_key_path),
+        ca_filepath=str(aws.root_ca_path),
+        client_id="iot-bridge-fidelity",
+        clean_session=True,
+    )
+    await asyncio.to_thread(watcher.connect().result, TIMEOUT)
+    events = Inbox()
+
+    def on_message(topic: str, payload: bytes, **_kwargs: Any) -> None:
+        events((topic, json.loads(payload)))
+
+    future, _ = watcher.subscribe("$aws/events/thingTypeAssociation/#", QOS1, on_message)
+    await asyncio.to_thread(future.result, TIMEOUT)
+    iot = client(aws, "iot")
+    await asyncio.to_thread(iot.create_thing_type, thingTypeName="lamp")
+    await asyncio.to_thread(iot.create_thing, thingName="assoc-1", thingTypeName="lamp")
+    await asyncio.to_thread(iot.update_thing, thingName="assoc-1", removeThingType=True)
+    seen = [await asyncio.to_thread(events.take) for _ in range(2)]
+    assert [topic for topic, _ in seen] == [
+        "$aws/events/thingTypeAssociation/thing/assoc-1/lamp"
+    ] * 2
+    assert [(b["eventType"], b["operation"], b["thingTypeName"]) for _, b in seen] == [
+        ("THING_TYPE_ASSOCIATION_EVENT", "CREATED", "lamp"),
+        ("THING_TYPE_ASSOCIATION_EVENT", "DELETED", "lamp"),
+    ]
+    await asyncio.to_thread(watcher.disconnect().result, TIMEOUT)
