@@ -8,6 +8,7 @@ in `_update` / `_delete`, so a REST change fires the same MQTT topics as a devic
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from moto.core.exceptions import JsonRESTError
+from moto.iotdata.responses import IoTDataPlaneResponse
 
 from bridge.logging import get_logger
 from bridge_sim.aws.shadow_doc import MAX_CLIENT_TOKEN, Shadow, ShadowError, parse_request
@@ -34,6 +36,7 @@ _ERROR_TYPES = {
     413: "RequestEntityTooLargeException",
     415: "UnsupportedDocumentEncodingException",
 }
+_MAX_PAGE = 100  # ListNamedShadowsForThing's pageSize range is 1-100
 log = get_logger("sim.aws.shadows")
 
 
@@ -54,6 +57,33 @@ def _rest_error(error: ShadowError) -> JsonRESTError:
     exc = JsonRESTError(_ERROR_TYPES.get(error.code, "InternalFailureException"), error.message)
     exc.code = error.code
     return exc
+
+
+def _list_named_shadows_page(response: Any) -> str:
+    """ListNamedShadowsForThing as AWS pages it: `pageSize` (1-100) names at a time, a
+    `nextToken` while more remain, and the response's `timestamp` (moto returns every
+    name at once and ignores both parameters)."""
+    thing_name = response._get_param("thingName")
+    size_text = response.querystring.get("pageSize", [str(_MAX_PAGE)])[0]
+    try:
+        size = int(size_text)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= _MAX_PAGE:
+        raise _rest_error(ShadowError(400, f"pageSize must be between 1 and {_MAX_PAGE}"))
+    names = response.iotdata_backend.list_named_shadows_for_thing(thing_name)  # sorted
+    token = response.querystring.get("nextToken", [None])[0]
+    if token:
+        try:
+            after = base64.urlsafe_b64decode(token.encode()).decode()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _rest_error(ShadowError(400, "Invalid nextToken")) from exc
+        names = [name for name in names if name > after]
+    page = names[:size]
+    body: dict[str, Any] = {"results": page, "timestamp": int(time.time())}
+    if len(names) > size:
+        body["nextToken"] = base64.urlsafe_b64encode(page[-1].encode()).decode()
+    return json.dumps(body)
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
@@ -82,6 +112,7 @@ class ShadowService:
         backend.get_thing_shadow = self._rest_get
         backend.delete_thing_shadow = self._rest_delete
         backend.list_named_shadows_for_thing = self.named_shadows
+        IoTDataPlaneResponse.list_named_shadows_for_thing = _list_named_shadows_page
 
     def named_shadows(self, thing_name: str) -> list[str]:
         """Names of the thing's named shadows that exist (deleted ones are not listed)."""

@@ -377,3 +377,34 @@ async def test_thing_type_association_events_say_created_and_deleted(aws: AwsSta
         ("THING_TYPE_ASSOCIATION_EVENT", "DELETED", "lamp"),
     ]
     await asyncio.to_thread(watcher.disconnect().result, TIMEOUT)
+
+
+async def test_list_named_shadows_pages_with_page_size_and_next_token(aws: AwsStandIn) -> None:
+    """ListNamedShadowsForThing takes pageSize (1-100) and returns nextToken and timestamp
+    (iot-data API reference); moto ignored pageSize, so pagination was never exercised."""
+    iot, data = client(aws, "iot"), client(aws, "iot-data")
+    await asyncio.to_thread(iot.create_thing, thingName="many-shadows")
+    names = [f"cfg-{i}" for i in range(5)]
+    for name in names:
+        await asyncio.to_thread(
+            data.update_thing_shadow,
+            thingName="many-shadows",
+            shadowName=name,
+            payload=json.dumps({"state": {"reported": {"n": name}}}),
+        )
+    seen: list[str] = []
+    pages = 0
+    kwargs: dict[str, Any] = {"thingName": "many-shadows", "pageSize": 2}
+    while True:
+        page = await asyncio.to_thread(data.list_named_shadows_for_thing, **kwargs)
+        pages += 1
+        assert len(page["results"]) <= 2
+        assert isinstance(page["timestamp"], int)
+        seen.extend(page["results"])
+        if not page.get("nextToken"):
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    assert (sorted(seen), pages) == (names, 3)
+    whole = await asyncio.to_thread(data.list_named_shadows_for_thing, thingName="many-shadows")
+    assert sorted(whole["results"]) == names
+    assert "nextToken" not in whole
