@@ -32,12 +32,13 @@ def _error(kind: str, message: str, status: int) -> JsonRESTError:
 class HttpPublish:
     """Replaces moto's iot-data `publish` handler (a class attribute: one stand-in a process)."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, on_retained: Callable[[str, bytes], None] | None = None) -> None:
         self._send = send
+        self._on_retained = on_retained
         self._original: Any = None
 
     def install(self) -> None:
-        send = self._send
+        send, on_retained = self._send, self._on_retained
 
         def publish(response: Any) -> str:
             topic = response.path.split("/topics/", 1)[-1]
@@ -57,6 +58,8 @@ class HttpPublish:
                 raise _error("InvalidRequestException", "Invalid topic", 400)
             response.iotdata_backend.publish(topic=topic, payload=body)
             send(topic, body, qos=int(qos_text), retain=retain)
+            if retain and on_retained is not None:
+                on_retained(topic, body)
             return json.dumps({})
 
         self._original = IoTDataPlaneResponse.publish

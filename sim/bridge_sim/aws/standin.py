@@ -27,6 +27,7 @@ from bridge_sim.aws.jobs import JobsEngine
 from bridge_sim.aws.moto_server import MotoServer
 from bridge_sim.aws.publisher import GlueClient
 from bridge_sim.aws.registry_events import RegistryEvents
+from bridge_sim.aws.retained import RetainedMessages
 from bridge_sim.aws.shadows import ShadowService
 from bridge_sim.aws.things import ThingRules
 from bridge_sim.pki import CertificateAuthority
@@ -132,6 +133,7 @@ class AwsStandIn:
         self._rules: ThingRules | None = None
         self._certs: CertificateRegistry | None = None
         self._http_publish: HttpPublish | None = None
+        self._retained: RetainedMessages | None = None
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self.bridge_cert_path = workdir / "bridge" / "bridge.crt"
@@ -189,7 +191,9 @@ class AwsStandIn:
         self.jobs.install()
         self.glue.route(JobsEngine.SUBSCRIPTIONS, self.jobs.handle)
         self.moto.iot.describe_endpoint = self._describe_endpoint
-        self._http_publish = HttpPublish(self.glue.publish)
+        self._retained = RetainedMessages(host=self.host, port=self.broker.plain_port)
+        self._retained.install()
+        self._http_publish = HttpPublish(self.glue.publish, self._retained.published)
         self._http_publish.install()
         self._certs = CertificateRegistry(
             moto=self.moto, device_ca=self.device_ca, apply=self.broker.set_principals
@@ -237,6 +241,8 @@ class AwsStandIn:
             self._certs.uninstall()
         if self._http_publish is not None:
             self._http_publish.uninstall()
+        if self._retained is not None:
+            self._retained.uninstall()
         self.events.uninstall()
         if self.index is not None:
             self.index.uninstall()

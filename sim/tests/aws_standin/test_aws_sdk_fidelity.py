@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,11 @@ def sample_policy(region: str, account: str) -> str:
                     "Effect": "Allow",
                     "Action": ["iot:Publish", "iot:Receive"],
                     "Resource": [f"{arn}:topic/test/topic", f"{arn}:topic/$aws/things/{thing}/*"],
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["iot:Publish", "iot:RetainPublish"],
+                    "Resource": f"{arn}:topic/test/retained",
                 },
                 {
                     "Effect": "Allow",
@@ -408,3 +414,55 @@ async def test_list_named_shadows_pages_with_page_size_and_next_token(aws: AwsSt
     whole = await asyncio.to_thread(data.list_named_shadows_for_thing, thingName="many-shadows")
     assert sorted(whole["results"]) == names
     assert "nextToken" not in whole
+
+
+async def test_retained_messages_can_be_read_back_over_https(
+    aws: AwsStandIn, device_factory: Any
+) -> None:
+    """GetRetainedMessage / ListRetainedMessages (iot-data API reference) answer from the
+    broker's retained messages, a device's and an HTTPS Publish's alike; moto has neither
+    call and answered HTTP 500."""
+    device = await asyncio.to_thread(device_factory, aws, "retainer-1")
+    future, _ = device.connection.publish(
+        "test/retained", json.dumps({"fw": "1.2.3"}), QOS1, retain=True
+    )
+    await asyncio.to_thread(future.result, TIMEOUT)
+    data = client(aws, "iot-data")
+    await asyncio.to_thread(
+        data.publish, topic="test/http-retained", qos=1, retain=True, payload=b'{"mode":"eco"}'
+    )
+
+    def retained(topic: str) -> dict[str, Any]:
+        # The HTTPS publish reaches the broker just after the call returns: wait for it.
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                return dict(data.get_retained_message(topic=topic))
+            except data.exceptions.ResourceNotFoundException:
+                if time.monotonic() > deadline:
+                    raise
+
+    from_http = await asyncio.to_thread(retained, "test/http-retained")
+    assert (from_http["topic"], from_http["payload"], from_http["qos"]) == (
+        "test/http-retained",
+        b'{"mode":"eco"}',
+        1,
+    )
+    assert isinstance(from_http["lastModifiedTime"], int)
+    from_device = await asyncio.to_thread(retained, "test/retained")
+    assert json.loads(from_device["payload"]) == {"fw": "1.2.3"}
+
+    listed = await asyncio.to_thread(data.list_retained_messages)
+    assert [(m["topic"], m["payloadSize"]) for m in listed["retainedTopics"]] == [
+        ("test/http-retained", len(b'{"mode":"eco"}')),
+        ("test/retained", len(json.dumps({"fw": "1.2.3"}))),
+    ]
+    first = await asyncio.to_thread(data.list_retained_messages, maxResults=1)
+    assert [m["topic"] for m in first["retainedTopics"]] == ["test/http-retained"]
+    rest = await asyncio.to_thread(
+        data.list_retained_messages, maxResults=1, nextToken=first["nextToken"]
+    )
+    assert [m["topic"] for m in rest["retainedTopics"]] == ["test/retained"]
+    assert "nextToken" not in rest
+    with pytest.raises(data.exceptions.ResourceNotFoundException):
+        await asyncio.to_thread(data.get_retained_message, topic="test/never-retained")
