@@ -348,10 +348,8 @@ async def test_v2_shadow_client_gets_its_rejection_for_a_refused_document(
     )
 
 
-async def test_thing_type_association_events_say_created_and_deleted(aws: AwsStandIn) -> None:
-    """Developer guide, registry events: `$aws/events/thingTypeAssociation/thing/{thing}/
-    {type}` carries `"operation": "CREATED|DELETED"` (the stand-in sent ADDED/REMOVED,
-    the words of the newer .../thingType/{type}/added|removed topics)."""
+async def _watch(aws: AwsStandIn, topic_filter: str) -> tuple[mqtt.Connection, Inbox]:
+    """An awsiotsdk connection with the bridge's identity, subscribed to `topic_filter`."""
     assert aws.broker is not None
     watcher = mqtt_connection_builder.mtls_from_path(
         endpoint=aws.host,
@@ -368,8 +366,16 @@ async def test_thing_type_association_events_say_created_and_deleted(aws: AwsSta
     def on_message(topic: str, payload: bytes, **_kwargs: Any) -> None:
         events((topic, json.loads(payload)))
 
-    future, _ = watcher.subscribe("$aws/events/thingTypeAssociation/#", QOS1, on_message)
+    future, _ = watcher.subscribe(topic_filter, QOS1, on_message)
     await asyncio.to_thread(future.result, TIMEOUT)
+    return watcher, events
+
+
+async def test_thing_type_association_events_say_created_and_deleted(aws: AwsStandIn) -> None:
+    """Developer guide, registry events: `$aws/events/thingTypeAssociation/thing/{thing}/
+    {type}` carries `"operation": "CREATED|DELETED"` (the stand-in sent ADDED/REMOVED,
+    the words of the newer .../thingType/{type}/added|removed topics)."""
+    watcher, events = await _watch(aws, "$aws/events/thingTypeAssociation/#")
     iot = client(aws, "iot")
     await asyncio.to_thread(iot.create_thing_type, thingTypeName="lamp")
     await asyncio.to_thread(iot.create_thing, thingName="assoc-1", thingTypeName="lamp")
@@ -466,3 +472,34 @@ async def test_retained_messages_can_be_read_back_over_https(
     assert "nextToken" not in rest
     with pytest.raises(data.exceptions.ResourceNotFoundException):
         await asyncio.to_thread(data.get_retained_message, topic="test/never-retained")
+
+
+async def test_subscribe_and_unsubscribe_publish_lifecycle_events(
+    aws: AwsStandIn, device_factory: Any
+) -> None:
+    """Developer guide, lifecycle events: AWS IoT publishes
+    `$aws/events/subscriptions/subscribed|unsubscribed/{clientId}` with the client, session,
+    principal and topics; the stand-in published only presence events."""
+    watcher, events = await _watch(aws, "$aws/events/subscriptions/#")
+    device = await asyncio.to_thread(device_factory, aws, "subscriber-1")
+    await asyncio.to_thread(device.subscribe, "test/topic")
+    future, _ = device.connection.unsubscribe("test/topic")
+    await asyncio.to_thread(future.result, TIMEOUT)
+    mine = [
+        await asyncio.to_thread(events.take, lambda e: e[1].get("clientId") == device.name)
+        for _ in range(2)
+    ]
+    assert [topic for topic, _ in mine] == [
+        "$aws/events/subscriptions/subscribed/subscriber-1",
+        "$aws/events/subscriptions/unsubscribed/subscriber-1",
+    ]
+    subscribed, unsubscribed = (body for _, body in mine)
+    assert (subscribed["eventType"], subscribed["topics"]) == ("subscribed", ["test/topic"])
+    assert (unsubscribed["eventType"], unsubscribed["topics"]) == ("unsubscribed", ["test/topic"])
+    iot = client(aws, "iot")
+    principals = await asyncio.to_thread(iot.list_thing_principals, thingName=device.name)
+    certificate_id = principals["principals"][0].rsplit("/", 1)[1]
+    assert subscribed["principalIdentifier"] == certificate_id
+    assert subscribed["sessionIdentifier"] == unsubscribed["sessionIdentifier"]
+    assert isinstance(subscribed["timestamp"], int)
+    await asyncio.to_thread(watcher.disconnect().result, TIMEOUT)
