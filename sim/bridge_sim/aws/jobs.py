@@ -20,6 +20,7 @@ from bridge.logging import get_logger
 from bridge_sim.aws.jobs_control import ControlPlaneHooks
 from bridge_sim.aws.jobs_core import JobsCore
 from bridge_sim.aws.jobs_device import DeviceRequests
+from bridge_sim.aws.jobs_http import JobsDataApi
 from bridge_sim.aws.jobs_wire import parse_topic
 
 if TYPE_CHECKING:
@@ -58,10 +59,12 @@ class JobsEngine:
         self._devices = DeviceRequests(self._core)
 
     def install(self) -> None:
-        """Register the control-plane hooks on moto's IoT backend; call after moto.start()."""
+        """Register the control-plane hooks on moto's IoT backend and serve the
+        iot-jobs-data HTTPS API on moto's port; call after moto.start()."""
         if self._installed:
             return
         self._control.install(self._moto.iot_hooks)
+        self._moto.serve(JobsDataApi.SIGNING_NAME, JobsDataApi(self._moto.lock, self._devices))
         self._installed = True
 
     async def handle(self, topic: str, payload: bytes) -> None:

@@ -21,6 +21,18 @@ class DeviceRequests:
 
     def __init__(self, core: JobsCore) -> None:
         self.core = core
+        self._answers: list[dict[str, Any]] | None = None  # set while serving HTTPS
+
+    def call(self, request: wire.DeviceRequest, body: dict[str, Any]) -> dict[str, Any]:
+        """Serve a request made over HTTPS (iot-jobs-data): the accepted answer, which is
+        not published; raises JobsError where MQTT would reply on `/rejected`."""
+        answers: list[dict[str, Any]] = []
+        self._answers = answers
+        try:
+            self._dispatch(request, body)
+        finally:
+            self._answers = None
+        return answers[0]
 
     def handle(self, request: wire.DeviceRequest, payload: bytes) -> None:
         now = self.core.clock()
@@ -52,6 +64,9 @@ class DeviceRequests:
         answer = {**fields, "timestamp": int(self.core.clock())}
         if body.get("clientToken") is not None:
             answer["clientToken"] = body["clientToken"]
+        if self._answers is not None:
+            self._answers.append(answer)
+            return
         self.core.publish(request.reply_topic("accepted"), answer)
 
     def _get_pending(self, request: wire.DeviceRequest, body: dict[str, Any]) -> None:

@@ -21,7 +21,8 @@ import logging
 import socket
 import threading
 import traceback
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from moto.core import responses as moto_responses
 from moto.moto_server.werkzeug_app import (
@@ -31,9 +32,6 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.exceptions import InternalServerError
 from werkzeug.serving import ThreadedWSGIServer
-
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
 
 __all__ = ["KeepAliveMotoServer"]
 
@@ -81,12 +79,24 @@ def _action_once(response: Any) -> Any:
 moto_responses.BaseResponse._get_action = _action_once
 
 
-class _Dispatcher(DomainDispatcherApplication):  # type: ignore[misc]  # moto is untyped
-    """moto's dispatcher, remembering which backend serves each Host header."""
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-    def __init__(self) -> None:
+
+class _Dispatcher(DomainDispatcherApplication):  # type: ignore[misc]  # moto is untyped
+    """moto's dispatcher, remembering which backend serves each Host header; requests
+    signed for a service moto lacks go to the app the stand-in serves it with."""
+
+    def __init__(self, services: dict[str, WsgiApp]) -> None:
         super().__init__(create_backend_app)
         self._backend_of: dict[str | None, Any] = {}
+        self._services = services
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
+        for name, app in self._services.items():
+            if f"/{name}/aws4_request" in authorization:
+                return app(environ, start_response)
+        return super().__call__(environ, start_response)
 
     def get_backend_for_host(self, host: str | None) -> Any:
         # Called under the dispatcher's lock; the URL patterns never change at run time.
@@ -208,10 +218,18 @@ class KeepAliveMotoServer:
         self._port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._services: dict[str, WsgiApp] = {}
+
+    def serve(self, signing_name: str, app: WsgiApp | None) -> None:
+        """Answer requests SigV4-signed for `signing_name` with `app` (None: stop)."""
+        if app is None:
+            self._services.pop(signing_name, None)
+        else:
+            self._services[signing_name] = app
 
     def start(self) -> None:
         """Listen and serve in a daemon thread."""
-        self._server = _Server(self._host, self._port, _Dispatcher())
+        self._server = _Server(self._host, self._port, _Dispatcher(self._services))
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="sim.aws.moto", daemon=True
         )

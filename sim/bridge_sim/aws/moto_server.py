@@ -66,6 +66,10 @@ class MotoServer:
         with contextlib.suppress(data.exceptions.ResourceNotFoundException):
             data.list_named_shadows_for_thing(thingName="warm-up")
 
+    def serve(self, signing_name: str, app: Any) -> None:
+        """Serve a service moto lacks (requests SigV4-signed for it) with a WSGI app."""
+        self._server.serve(signing_name, app)
+
     def stop(self) -> None:
         """Stop serving and restore the backends' methods."""
         self._server.stop()

@@ -31,7 +31,7 @@ class GlueClient:
         self._host = host
         self._port = port
         self._identifier = identifier
-        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._outbox: deque[tuple[str, bytes, int, bool]] = deque()
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._routes: list[tuple[str, Handler]] = []
@@ -44,15 +44,15 @@ class GlueClient:
         """Send messages matching any of `filters` to `handler`, one at a time, in order."""
         self._routes.extend((f, handler) for f in filters)
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        """Queue a QoS 1 message; callable from any thread."""
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Queue a message (QoS 1 unless told); callable from any thread."""
         loop = self._loop
         if loop is None:
             raise RuntimeError("GlueClient.run() has not started")
-        loop.call_soon_threadsafe(self._enqueue, topic, payload)
+        loop.call_soon_threadsafe(self._enqueue, topic, payload, qos, retain)
 
-    def _enqueue(self, topic: str, payload: bytes) -> None:
-        self._outbox.append((topic, payload))
+    def _enqueue(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        self._outbox.append((topic, payload, qos, retain))
         self._idle.clear()
         self._wakeup.set()
 
@@ -124,8 +124,10 @@ class GlueClient:
         try:
             while True:
                 while len(inflight) < min(_WINDOW, len(self._outbox)):
-                    topic, payload = self._outbox[len(inflight)]
-                    inflight.append(asyncio.create_task(client.publish(topic, payload, qos=1)))
+                    topic, payload, qos, retain = self._outbox[len(inflight)]
+                    inflight.append(
+                        asyncio.create_task(client.publish(topic, payload, qos=qos, retain=retain))
+                    )
                 if inflight:
                     await inflight[0]
                     inflight.popleft()

@@ -90,6 +90,9 @@ class RegistryEvents:
         )
 
     def _association(self, thing: Any, type_name: str, operation: str) -> None:
+        # The developer guide's topic ($aws/events/thingTypeAssociation/thing/{thing}/{type})
+        # carries operation CREATED or DELETED (ADDED/REMOVED go with the newer
+        # .../thingType/{type}/added|removed topics, which this stand-in does not publish).
         self._emit(
             f"$aws/events/thingTypeAssociation/thing/{thing.thing_name}/{type_name}",
             "THING_TYPE_ASSOCIATION_EVENT",
@@ -105,7 +108,7 @@ class RegistryEvents:
         thing = call.result
         self._thing_event(thing, "CREATED")
         if thing.thing_type is not None:
-            self._association(thing, thing.thing_type.thing_type_name, "ADDED")
+            self._association(thing, thing.thing_type.thing_type_name, "CREATED")
 
     def _remember_thing_type(self, call: Call) -> None:
         thing = self._thing(call.arguments["thing_name"])
@@ -118,9 +121,9 @@ class RegistryEvents:
         after = thing.thing_type.thing_type_name if thing.thing_type else None
         if before != after:
             if before is not None:
-                self._association(thing, before, "REMOVED")
+                self._association(thing, before, "DELETED")
             if after is not None:
-                self._association(thing, after, "ADDED")
+                self._association(thing, after, "CREATED")
 
     def _remember_thing(self, call: Call) -> None:
         call.context["thing"] = self._thing(call.arguments["thing_name"])

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "MAX_CLIENT_TOKEN",
     "MAX_DEPTH",
     "MAX_STATE_BYTES",
     "Shadow",
@@ -143,7 +144,8 @@ def parse_request(payload: bytes | str) -> dict[str, Any]:
     if not isinstance(request, dict):
         raise ShadowError(400, "Invalid JSON")
     token = request.get("clientToken")
-    if token is not None and (not isinstance(token, str) or len(token) > MAX_CLIENT_TOKEN):
+    # "A client token that is longer than 64 bytes" is refused: bytes, not characters.
+    if token is not None and (not isinstance(token, str) or len(token.encode()) > MAX_CLIENT_TOKEN):
         raise ShadowError(400, "Invalid clientToken")
     if "state" not in request:
         raise ShadowError(400, "Missing required node: state")
@@ -152,7 +154,7 @@ def parse_request(payload: bytes | str) -> dict[str, Any]:
         raise ShadowError(400, "State node must be an object")
     for key, section in (state or {}).items():
         if key not in SECTIONS:
-            raise ShadowError(400, f"Invalid state node: '{key}'")  # AWS quotes the node
+            raise ShadowError(400, f"State contains an invalid node: '{key}'")
         if section is not None and not isinstance(section, dict):
             raise ShadowError(400, f"{key.capitalize()} node must be an object")
         if _depth(section) > MAX_DEPTH:

@@ -8,6 +8,7 @@ in `_update` / `_delete`, so a REST change fires the same MQTT topics as a devic
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -15,9 +16,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from moto.core.exceptions import JsonRESTError
+from moto.iotdata.responses import IoTDataPlaneResponse
 
 from bridge.logging import get_logger
-from bridge_sim.aws.shadow_doc import Shadow, ShadowError, parse_request
+from bridge_sim.aws.shadow_doc import MAX_CLIENT_TOKEN, Shadow, ShadowError, parse_request
 
 if TYPE_CHECKING:
     from bridge_sim.aws.moto_server import MotoServer
@@ -34,6 +36,7 @@ _ERROR_TYPES = {
     413: "RequestEntityTooLargeException",
     415: "UnsupportedDocumentEncodingException",
 }
+_MAX_PAGE = 100  # ListNamedShadowsForThing's pageSize range is 1-100
 log = get_logger("sim.aws.shadows")
 
 
@@ -54,6 +57,33 @@ def _rest_error(error: ShadowError) -> JsonRESTError:
     exc = JsonRESTError(_ERROR_TYPES.get(error.code, "InternalFailureException"), error.message)
     exc.code = error.code
     return exc
+
+
+def _list_named_shadows_page(response: Any) -> str:
+    """ListNamedShadowsForThing as AWS pages it: `pageSize` (1-100) names at a time, a
+    `nextToken` while more remain, and the response's `timestamp` (moto returns every
+    name at once and ignores both parameters)."""
+    thing_name = response._get_param("thingName")
+    size_text = response.querystring.get("pageSize", [str(_MAX_PAGE)])[0]
+    try:
+        size = int(size_text)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= _MAX_PAGE:
+        raise _rest_error(ShadowError(400, f"pageSize must be between 1 and {_MAX_PAGE}"))
+    names = response.iotdata_backend.list_named_shadows_for_thing(thing_name)  # sorted
+    token = response.querystring.get("nextToken", [None])[0]
+    if token:
+        try:
+            after = base64.urlsafe_b64decode(token.encode()).decode()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _rest_error(ShadowError(400, "Invalid nextToken")) from exc
+        names = [name for name in names if name > after]
+    page = names[:size]
+    body: dict[str, Any] = {"results": page, "timestamp": int(time.time())}
+    if len(names) > size:
+        body["nextToken"] = base64.urlsafe_b64encode(page[-1].encode()).decode()
+    return json.dumps(body)
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
@@ -82,6 +112,7 @@ class ShadowService:
         backend.get_thing_shadow = self._rest_get
         backend.delete_thing_shadow = self._rest_delete
         backend.list_named_shadows_for_thing = self.named_shadows
+        IoTDataPlaneResponse.list_named_shadows_for_thing = _list_named_shadows_page
 
     def named_shadows(self, thing_name: str) -> list[str]:
         """Names of the thing's named shadows that exist (deleted ones are not listed)."""
@@ -120,8 +151,10 @@ class ShadowService:
         try:
             self._check_names(thing, shadow_name)
             if op == "update":
+                # A request refused for its content still names its token in the reply
+                # (the SDK's V2 clients match replies by it and would wait forever).
+                token = self._lenient_token(payload)
                 request = parse_request(payload)
-                token = request.get("clientToken")
                 self._update(thing, shadow_name, request)
                 return
             token = self._token(payload)
@@ -154,6 +187,18 @@ class ShadowService:
             raise ShadowError(400, "Invalid JSON") from exc
         token = body.get("clientToken") if isinstance(body, dict) else None
         return token if isinstance(token, str) else None
+
+    @staticmethod
+    def _lenient_token(payload: bytes) -> str | None:
+        """The request's clientToken if it can be read and is valid, else None."""
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            return None
+        token = body.get("clientToken") if isinstance(body, dict) else None
+        if isinstance(token, str) and len(token.encode()) <= MAX_CLIENT_TOKEN:
+            return token
+        return None
 
     @staticmethod
     def _check_names(thing: str, shadow_name: str | None) -> None:

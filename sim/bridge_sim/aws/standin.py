@@ -20,12 +20,14 @@ from moto.iot.models import FakeEndpoint
 from bridge.logging import get_logger
 from bridge_sim.aws.broker import MosquittoBroker
 from bridge_sim.aws.certs import CertificateRegistry
+from bridge_sim.aws.data_publish import HttpPublish
 from bridge_sim.aws.event_config import REGISTRY_EVENT_TYPES, EventConfigurations
 from bridge_sim.aws.indexing import FleetIndex
 from bridge_sim.aws.jobs import JobsEngine
 from bridge_sim.aws.moto_server import MotoServer
 from bridge_sim.aws.publisher import GlueClient
 from bridge_sim.aws.registry_events import RegistryEvents
+from bridge_sim.aws.retained import RetainedMessages
 from bridge_sim.aws.shadows import ShadowService
 from bridge_sim.aws.things import ThingRules
 from bridge_sim.pki import CertificateAuthority
@@ -110,7 +112,18 @@ class AwsStandIn:
         self.moto = MotoServer(region=region, host=host)
         self.root_ca = CertificateAuthority.create("Stand-in Amazon Root CA 1")
         self.device_ca = CertificateAuthority.create("Stand-in AWS IoT device CA")
-        self.endpoint_address = f"{secrets.token_hex(7)}-ats.iot.{region}.amazonaws.com"
+        prefix = secrets.token_hex(7)
+        self.endpoint_address = f"{prefix}-ats.iot.{region}.amazonaws.com"
+        # DescribeEndpoint: created on first call, the same on every later one, per type;
+        # iot:Data is the legacy (VeriSign) name of the same data endpoint.
+        self._endpoints = {
+            "iot:Data-ATS": self.endpoint_address,
+            "iot:Data": f"{prefix}.iot.{region}.amazonaws.com",
+            "iot:Jobs": f"{secrets.token_hex(7)}.jobs.iot.{region}.amazonaws.com",
+            "iot:CredentialProvider": (
+                f"{secrets.token_hex(7)}.credentials.iot.{region}.amazonaws.com"
+            ),
+        }
         self.broker: MosquittoBroker | None = None
         self.glue: GlueClient | None = None
         self.shadows: ShadowService | None = None
@@ -119,6 +132,8 @@ class AwsStandIn:
         self.events = EventConfigurations(REGISTRY_EVENT_TYPES if registry_events else ())
         self._rules: ThingRules | None = None
         self._certs: CertificateRegistry | None = None
+        self._http_publish: HttpPublish | None = None
+        self._retained: RetainedMessages | None = None
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self.bridge_cert_path = workdir / "bridge" / "bridge.crt"
@@ -145,7 +160,9 @@ class AwsStandIn:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # moto's werkzeug server logs every request at INFO; keep the console readable.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        server_cert = self.root_ca.issue_server("localhost", self.host, self.endpoint_address)
+        server_cert = self.root_ca.issue_server(
+            "localhost", self.host, self.endpoint_address, self._endpoints["iot:Data"]
+        )
         self.broker = MosquittoBroker(
             workdir=self.workdir / "mosquitto",
             server_cert=server_cert,
@@ -174,6 +191,10 @@ class AwsStandIn:
         self.jobs.install()
         self.glue.route(JobsEngine.SUBSCRIPTIONS, self.jobs.handle)
         self.moto.iot.describe_endpoint = self._describe_endpoint
+        self._retained = RetainedMessages(host=self.host, port=self.broker.plain_port)
+        self._retained.install()
+        self._http_publish = HttpPublish(self.glue.publish, self._retained.published)
+        self._http_publish.install()
         self._certs = CertificateRegistry(
             moto=self.moto, device_ca=self.device_ca, apply=self.broker.set_principals
         )
@@ -191,8 +212,7 @@ class AwsStandIn:
 
     def _describe_endpoint(self, endpoint_type: str) -> Any:
         endpoint = FakeEndpoint(endpoint_type, self.region)  # validates the type like AWS
-        if endpoint_type in ("iot:Data-ATS", "iot:Data"):
-            endpoint.endpoint = self.endpoint_address
+        endpoint.endpoint = self._endpoints[endpoint_type]
         return endpoint
 
     def _create_bridge_identity(self) -> None:
@@ -219,6 +239,10 @@ class AwsStandIn:
         _done, pending = await asyncio.wait(self._tasks, timeout=2) if self._tasks else ((), set())
         if self._certs is not None:
             self._certs.uninstall()
+        if self._http_publish is not None:
+            self._http_publish.uninstall()
+        if self._retained is not None:
+            self._retained.uninstall()
         self.events.uninstall()
         if self.index is not None:
             self.index.uninstall()

@@ -78,10 +78,10 @@ def test_thing_type_events_and_associations(moto) -> None:
         if topic.startswith("$aws/events/thingTypeAssociation/thing/t1/")
     ]
     assert associations == [
-        ("sensor", "ADDED"),
-        ("sensor", "REMOVED"),
-        ("gateway", "ADDED"),
-        ("gateway", "REMOVED"),
+        ("sensor", "CREATED"),
+        ("sensor", "DELETED"),
+        ("gateway", "CREATED"),
+        ("gateway", "DELETED"),
     ]
     assert captured.last("$aws/events/thing/t1/updated")["thingTypeName"] is None
 

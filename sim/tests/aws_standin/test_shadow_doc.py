@@ -79,7 +79,7 @@ def test_delete_keeps_version_for_the_next_update() -> None:
         (b"[1,2]", 400, "Invalid JSON"),
         (b'{"desired": {}}', 400, "Missing required node: state"),
         (b'{"state": 5}', 400, "State node must be an object"),
-        (b'{"state": {"foo": {}}}', 400, "Invalid state node: 'foo'"),
+        (b'{"state": {"foo": {}}}', 400, "State contains an invalid node: 'foo'"),
         (b'{"state": {"desired": 3}}', 400, "Desired node must be an object"),
         (
             b'{"state": {"desired": {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}}}',

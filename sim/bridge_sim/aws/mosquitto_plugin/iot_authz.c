@@ -7,7 +7,8 @@
  *   "not authorized"), on MOSQ_EVT_BASIC_AUTH, which mosquitto 2.0.11 calls for every
  *   CONNECT when use_identity_as_username is off, with or without a username;
  * - authorizes iot:Connect / Publish / RetainPublish / Receive / Subscribe against the table;
- * - publishes AWS presence events ($aws/events/presence/...);
+ * - publishes AWS presence and subscription lifecycle events ($aws/events/presence/...,
+ *   $aws/events/subscriptions/...);
  * - disconnects MQTT 3.1.1 clients that publish outside their policy, and clients whose
  *   certificate left the table (deactivated, revoked, deleted), as AWS IoT does.
  * Clients without a certificate can only come from the loopback listener (the TLS listener
@@ -551,15 +552,25 @@ static void session_remove(struct state *st, struct session *target)
 	session_free(target);
 }
 
+static bool json_string(char *out, size_t cap, size_t *pos, const char *value);
+
 /* Append `"key":"value"` (JSON-escaped, comma first unless at the start); false when it
  * does not fit in `cap`, so that no truncated event is ever published. */
 static bool json_field(char *out, size_t cap, size_t *pos, const char *key, const char *value)
 {
 	int n;
 	if(*pos >= cap) return false;
-	n = snprintf(out + *pos, cap - *pos, "%s\"%s\":\"", *pos > 1 ? "," : "", key);
+	n = snprintf(out + *pos, cap - *pos, "%s\"%s\":", *pos > 1 ? "," : "", key);
 	if(n < 0 || (size_t)n >= cap - *pos) return false;
 	*pos += (size_t)n;
+	return json_string(out, cap, pos, value);
+}
+
+/* Append `"value"`, JSON-escaped; false when it does not fit in `cap`. */
+static bool json_string(char *out, size_t cap, size_t *pos, const char *value)
+{
+	if(*pos + 2 >= cap) return false;
+	out[(*pos)++] = '"';
 	for(const unsigned char *c = (const unsigned char *)value; *c; c++){
 		if(*pos + 8 >= cap) return false;
 		if(*c == '"' || *c == '\\'){
@@ -633,6 +644,59 @@ static void publish_presence(struct state *st, const struct session *s, bool con
 	}else{
 		/* Unreachable with the sizes above; never publish a truncated event. */
 		mosquitto_log_printf(MOSQ_LOG_ERR, "iot_authz: presence event did not fit, dropped");
+	}
+	free(payload);
+	free(topic);
+}
+
+/* Lifecycle events for subscriptions (developer guide, "Lifecycle events"):
+ * $aws/events/subscriptions/subscribed|unsubscribed/{clientId}. AWS lists every filter of
+ * one SUBSCRIBE or UNSUBSCRIBE packet in `topics`; mosquitto asks a plugin about one filter
+ * at a time, so each event here names one filter. */
+static void publish_subscription(struct state *st, const struct session *s, bool subscribed,
+		const char *filter)
+{
+	enum { RESERVE = 128 };
+	size_t id_len = strlen(s->client_id);
+	size_t size = 6 * (id_len + strlen(s->cert_id) + strlen(filter)) + 1024;
+	size_t topic_size = id_len + 64;
+	char *payload = malloc(size);
+	char *topic = malloc(topic_size);
+	size_t pos = 1;
+	const size_t cap = size - RESERVE;
+	const char *kind = subscribed ? "subscribed" : "unsubscribed";
+	struct timespec ts;
+	unsigned long long now_ms;
+	bool fits;
+
+	(void)st;
+	if(!payload || !topic){
+		free(payload);
+		free(topic);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000ULL;
+	payload[0] = '{';
+	payload[1] = '\0';
+	fits = json_field(payload, cap, &pos, "clientId", s->client_id);
+	pos += (size_t)snprintf(payload + pos, size - pos, ",\"timestamp\":%llu", now_ms);
+	fits = fits && json_field(payload, cap, &pos, "eventType", kind)
+		&& json_field(payload, cap, &pos, "sessionIdentifier", s->session_id)
+		&& json_field(payload, cap, &pos, "principalIdentifier", s->cert_id);
+	if(fits){
+		pos += (size_t)snprintf(payload + pos, size - pos, ",\"topics\":[");
+		fits = json_string(payload, cap, &pos, filter);
+	}
+	if(fits){
+		pos += (size_t)snprintf(payload + pos, size - pos, "]}");
+	}
+	if(fits && pos < size
+			&& (size_t)snprintf(topic, topic_size, "$aws/events/subscriptions/%s/%s", kind,
+				s->client_id) < topic_size){
+		mosquitto_broker_publish_copy(NULL, topic, (int)pos, payload, 1, false, NULL);
+	}else{
+		mosquitto_log_printf(MOSQ_LOG_ERR, "iot_authz: subscription event did not fit, dropped");
 	}
 	free(payload);
 	free(topic);
@@ -937,6 +1001,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	if(s->trusted) return MOSQ_ERR_SUCCESS;
 	if(ev->access == MOSQ_ACL_UNSUBSCRIBE){
 		filter_remove(s, ev->topic);
+		publish_subscription(st, s, false, ev->topic);
 		return MOSQ_ERR_SUCCESS;
 	}
 	now = monotonic_ns();
@@ -959,6 +1024,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, "iot_authz: %s may not subscribe to %s: %u subscriptions per connection", s->client_id, ev->topic, st->max_subscriptions);
 			return MOSQ_ERR_ACL_DENIED;
 		}
+		if(action == ACT_SUBSCRIBE) publish_subscription(st, s, true, ev->topic);
 		/* Only PUBLISH packets of a live connection count: mosquitto also checks the will
 		 * message at CONNECT and when publishing it after the disconnect. */
 		if(action == ACT_PUBLISH && st->publish_interval_ns && !s->reported
