@@ -1,3 +1,4 @@
+# Hypothesis settings for both test trees (tests/ and sim/tests/), however pytest is invoked.
 from hypothesis import HealthCheck, settings
 
 # CI machines are small and busy: judge properties, not the speed of data generation.
