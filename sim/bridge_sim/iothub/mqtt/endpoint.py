@@ -25,7 +25,12 @@ Behaviour, following IoT Hub's MQTT documentation where it says something:
   401/403 rules); "telemetry" closes the connection; "twin/GET" and "twin/PATCH/reported"
   answer with the rule's status; `latency` delays every packet; `drop`/`drop_all` cut
   connections.
-- Sessions are not persisted (CONNACK session-present is always 0); the SDK re-subscribes.
+- Persistent sessions: after a CONNECT with CleanSession 0 the identity's subscriptions
+  outlive the connection, and the next CleanSession 0 CONNECT resumes them (CONNACK
+  session-present 1). azure-iot-device (Python) subscribes once per feature and never
+  again, so its twin calls, methods and desired patches after a reconnect depend on it.
+  CleanSession 1 starts afresh. Deleting or re-keying the identity forgets its session.
+  Queued QoS 1 messages are not kept (see `cloud` for C2D).
 - C2D: `send_c2d` publishes straight to a subscribed device (see `cloud`).
 """
 
@@ -103,6 +108,9 @@ class DeviceEndpoint:
         self._context: SSL.Context | None = None
         self._server: asyncio.Server | None = None
         self._connections: dict[IdentityKey, DeviceConnection] = {}
+        # Subscriptions of persistent (CleanSession 0) sessions, kept between connections.
+        # Each with the credentials it was opened with: a new key or identity starts afresh.
+        self._sessions: dict[IdentityKey, tuple[set[str], object]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._remove_listener: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -215,12 +223,33 @@ class DeviceEndpoint:
         connection = DeviceConnection(
             accepted.stream, accepted.decoder, accepted.auth, self.hub, accepted.connect.keepalive
         )
+        connection.persistent = not accepted.connect.clean_session
+        key = connection.auth.key
+        self._save_session(self._connections.get(key))  # the connection this one replaces
         self._register(connection)
-        accepted.stream.write(codec.encode_connack(0))
+        filters, authentication = self._sessions.pop(key, (None, None))
+        resumed = connection.persistent and filters is not None
+        resumed = resumed and authentication == connection.auth.authentication
+        if resumed and filters:
+            connection.restore(filters)
+        accepted.stream.write(codec.encode_connack(0, session_present=resumed))
         try:
             await connection.run(accepted.pending)
         finally:
+            if self._connections.get(key) is connection:
+                self._save_session(connection)
             self._unregister(connection)
+
+    def _save_session(self, connection: DeviceConnection | None) -> None:
+        # A session dies with its identity, or with the credentials it was opened with.
+        if connection is None or not connection.persistent:
+            return
+        identity = self.registry.find(*connection.auth.key)
+        if identity is not None and identity.authentication == connection.auth.authentication:
+            self._sessions[connection.auth.key] = (
+                set(connection.subscriptions),
+                connection.auth.authentication,
+            )
 
     def _register(self, connection: DeviceConnection) -> None:
         key = connection.auth.key
