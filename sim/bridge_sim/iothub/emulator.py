@@ -24,6 +24,7 @@ from bridge_sim.iothub.eventhub.log import EventLog
 from bridge_sim.iothub.eventhub.server import AmqpEndpoint
 from bridge_sim.iothub.faults import FaultInjector
 from bridge_sim.iothub.mqtt import DeviceEndpoint, free_loopback_host
+from bridge_sim.iothub.mqtt.websocket import WEBSOCKET_PORT
 from bridge_sim.iothub.quotas import Quotas, Tier
 from bridge_sim.iothub.registry import Registry
 from bridge_sim.iothub.routing import MessageRouter, RoutingConfig
@@ -133,8 +134,10 @@ class IotHubEmulator:
             consumer_groups=CONSUMER_GROUPS,
         )
         await self._stack.enter_async_context(self.amqp)
-        # MQTT's 8883 and AMQP's 5671 on one address, as on a real hub.
-        self.gateway_host = self.gateway_host or free_loopback_host(also=(AMQPS_PORT,))
+        # MQTT's 8883, WebSockets' 443 and AMQP's 5671 on one address, as on a real hub.
+        self.gateway_host = self.gateway_host or free_loopback_host(
+            also=(AMQPS_PORT, WEBSOCKET_PORT)
+        )
         device_cert = self.ca.issue_server(self.gateway_host, self.hostname)
         self.devices = DeviceEndpoint(
             registry=self.registry,

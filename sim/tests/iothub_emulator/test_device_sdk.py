@@ -301,3 +301,34 @@ async def _connack_session_present(hub, *, clean_session):
     finally:
         client.loop_stop()
     return bool(connect_flags["session present"])
+
+
+async def test_mqtt_over_websockets_carries_telemetry_twin_and_desired_patches(hub):
+    # `websockets=True` makes the SDK dial port 443, path /$iothub/websocket, subprotocol
+    # mqtt (common/mqtt_transport.py), as IoT Hub serves it for networks that block 8883.
+    hub.add_sas_device("d1")
+    patches: asyncio.Queue = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    body = b"w" * 70_000  # several TLS records and a 64-bit WebSocket length
+    async with connected(device_client(hub, websockets=True)) as client:
+        await asyncio.wait_for(client.send_message(Message(body, message_id="ws-1")), STEP)
+        await asyncio.wait_for(client.patch_twin_reported_properties({"via": "ws"}), STEP)
+        twin = await asyncio.wait_for(client.get_twin(), STEP)
+        await set_handler(
+            client,
+            "on_twin_desired_properties_patch_received",
+            lambda patch: loop.call_soon_threadsafe(patches.put_nowait, patch),
+        )
+        await eventually(lambda: hub.endpoint.connection("d1").subscribed(DESIRED_FILTER))
+        hub.registry.update_twin("d1", {"properties": {"desired": {"interval": 5}}}, None)
+        assert await asyncio.wait_for(patches.get(), STEP) == {"interval": 5, "$version": 2}
+    assert twin["reported"] == {"via": "ws", "$version": 2}
+    [event] = events_of(hub, "d1", "Telemetry")
+    assert (event.body, event.message_id) == (body, "ws-1")
+    assert connection_ops(hub, "d1") == ["deviceConnected", "deviceDisconnected"]
+
+
+async def test_mqtt_over_websockets_refuses_a_wrong_key(hub):
+    hub.add_sas_device("d1")
+    wrong = hub.connection_string("d1").replace(hub.keys["d1"], generate_key())
+    await refused(device_client(hub, connection_string=wrong, websockets=True), CredentialError)
