@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from bridge_sim.iothub.configurations import Configurations
 from bridge_sim.iothub.errors import IoTHubError
 from bridge_sim.iothub.eventhub.log import EventLog
 from bridge_sim.iothub.faults import FaultInjector, RequestStats
@@ -64,6 +65,10 @@ class HubContext:
     devices: ConnectionDropper | None = None
     # The emulator's `routing.MessageRouter`, for `/_emulator/routing`.
     routing: object | None = None
+    configurations: Configurations = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.configurations = Configurations(self.registry)
 
 
 HUB = web.AppKey("iothub", HubContext)
