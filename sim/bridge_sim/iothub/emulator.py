@@ -194,6 +194,16 @@ class IotHubEmulator:
             amqp_devices=f"{self.gateway_host}:{AMQPS_PORT}",
         )
 
+    async def send_c2d(
+        self, device_id: str, body: bytes | str, properties: dict[str, str] | None = None
+    ) -> str:
+        """Deliver a cloud-to-device message over whichever protocol the device listens on."""
+        assert self.devices is not None
+        assert self.amqp_devices is not None
+        if self.amqp_devices.c2d_ready(device_id):
+            return await self.amqp_devices.send_c2d(device_id, body, properties)
+        return await self.devices.send_c2d(device_id, body, properties)
+
     def env(self) -> dict[str, str]:
         """The settings clients need, under the names the bridge reads for real Azure."""
         assert self.service is not None

@@ -1,4 +1,4 @@
-"""Microsoft's Node device SDK over MQTT over WebSockets, in its samples' shape.
+"""Microsoft's Node device SDK in its samples' shape: MQTT over WebSockets, and AMQP C2D.
 
 One program does what simple_sample_device.js, simple_sample_device_twin.js and
 device_method.js do with azure-iot-device + azure-iot-device-mqtt (`Mqtt`, and `MqttWs`,
@@ -139,3 +139,66 @@ async def test_the_node_samples_run_over_mqtt_websockets(tmp_path: Path) -> None
         assert (event.body, event.message_id) == (b'{"temperature":21}', "node-1")
         assert event.properties == {"temperatureAlert": "false"}
         assert hub.registry.twin("n1")["properties"]["reported"]["firmware"] == "1.2"
+
+
+SIMPLE_AMQP = """
+const { Client, Message } = require('azure-iot-device');
+const { Amqp } = require('azure-iot-device-amqp');
+const client = Client.fromConnectionString(process.env.CONNECTION_STRING, Amqp);
+const say = (...fields) => console.log(JSON.stringify(fields));
+client.on('error', (err) => say('error', err.message));
+client.on('message', (msg) => {
+  say('c2d', msg.messageId, msg.data.toString(), msg.properties.getValue('kind'));
+  client.complete(msg, (err, res) => say('completed', err ? err.message : res.constructor.name));
+});
+client.open((err) => {
+  if (err) { say('open failed', err.message); process.exit(1); }
+  const message = new Message(JSON.stringify({ temperature: 21 }));
+  message.properties.add('temperatureAlert', 'false');
+  client.sendEvent(message, (err, res) => say('sent', err ? err.message : res.constructor.name));
+});
+process.stdin.on('data', () => client.close(() => { say('closed'); process.exit(0); }));
+"""
+
+
+async def test_the_simple_sample_over_amqp_receives_c2d_and_sends(tmp_path: Path) -> None:
+    # simple_sample_device.js with `Amqp`: a 'message' listener makes the SDK attach a
+    # receiver link from /devices/{id}/messages/devicebound when it opens. IoT Hub grants
+    # it; refused, the SDK tore the connection down and even sendEvent failed.
+    script = tmp_path / "simple.js"
+    script.write_text(SIMPLE_AMQP)
+    async with IotHubEmulator(workdir=tmp_path / "hub", azurite=False) as hub:
+        assert hub.amqp_devices is not None
+        hub.registry.put_device("n1", {"authentication": sas_keys()}, None)
+        process = await asyncio.create_subprocess_exec(
+            "node",
+            str(script),
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "NODE_PATH": str(NODE_SDKS),
+                "NODE_EXTRA_CA_CERTS": str(hub.ca_path),
+                "CONNECTION_STRING": connection_string(hub, "n1", None),
+            },
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        device = NodeDevice(process)
+        try:
+            assert await device.expect("sent") == ["sent", "MessageEnqueued"]
+            amqp_devices = hub.amqp_devices
+            await eventually(lambda: amqp_devices.c2d_ready("n1"))
+            message_id = await hub.send_c2d("n1", b"hello", {"kind": "cmd"})
+            assert await device.expect("c2d") == ["c2d", message_id, "hello", "cmd"]
+            assert await device.expect("completed") == ["completed", "MessageCompleted"]
+            assert process.stdin is not None
+            process.stdin.write(b"close\n")
+            assert await device.expect("closed") == ["closed"]
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+        assert not [line for line in device.lines if line[0] == "error"]
+        events = hub.events.read(hub.events.partition_for("n1"), 0, 100)
+        [event] = [e for e in events if e.message_source == "Telemetry"]
+        assert event.properties == {"temperatureAlert": "false"}
+        assert json.loads(event.extra_annotations["iothub-connection-auth-method"])["type"] == "sas"

@@ -16,6 +16,7 @@ from bridge.logging import get_logger
 from bridge_sim.iothub.amqp.cbs import CbsRefusal, authorize, parse_plain_user
 from bridge_sim.iothub.amqp.links import (
     ENDPOINT_NAME,
+    C2DLink,
     DeviceLinkHandler,
     TelemetryLink,
     condition_for,
@@ -151,10 +152,10 @@ class DeviceAmqpConnection(AmqpConnection):
         self.hub.registry_activity(auth)
         return None
 
-    def link_opened(self, link: TelemetryLink) -> None:
+    def link_opened(self, link: TelemetryLink | C2DLink) -> None:
         self.endpoint.link_opened(link.key)
 
-    def link_closed(self, link: TelemetryLink) -> None:
+    def link_closed(self, link: TelemetryLink | C2DLink) -> None:
         self.endpoint.link_closed(link.key)
 
     # -- lifecycle -----------------------------------------------------------------------

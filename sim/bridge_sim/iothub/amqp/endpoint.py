@@ -34,6 +34,7 @@ from bridge.logging import get_logger
 from bridge_sim.errors import SimulatorError
 from bridge_sim.iothub.amqp.connection import DeviceAmqpConnection
 from bridge_sim.iothub.errors import IoTHubError
+from bridge_sim.iothub.eventhub import codec
 from bridge_sim.iothub.eventhub.connection import EndpointContext
 from bridge_sim.iothub.faults import FaultInjector
 from bridge_sim.iothub.mqtt.state import HubState, Limits
@@ -183,6 +184,41 @@ class DeviceAmqpEndpoint:
             action()
         else:
             loop.call_soon_threadsafe(action)
+
+    # -- cloud-to-device -----------------------------------------------------------------
+
+    def c2d_ready(self, device_id: str) -> bool:
+        """Whether the device has a C2D receiver link open here."""
+        return any(c.links.c2d_link(device_id) for c in self._connections)
+
+    async def send_c2d(
+        self, device_id: str, body: bytes | str, properties: dict[str, str] | None = None
+    ) -> str:
+        """Deliver a C2D message on the device's receiver link; returns its message id."""
+        loop = self._loop
+        if loop is not None and loop is not asyncio.get_running_loop():
+            future = asyncio.run_coroutine_threadsafe(
+                self.send_c2d(device_id, body, properties), loop
+            )
+            return await asyncio.wrap_future(future)
+        message_id = str(uuid.uuid4())
+        payload = codec.encode_message(
+            codec.Message(
+                data=[body.encode() if isinstance(body, str) else body],
+                properties=codec.Properties(
+                    message_id=message_id, to=f"/devices/{device_id}/messages/devicebound"
+                ),
+                application_properties=dict(properties or {}),
+            )
+        )
+        for connection in list(self._connections):
+            found = connection.links.c2d_link(device_id)
+            if found is not None and connection.links.send_c2d(*found, payload):
+                await connection.drain()
+                return message_id
+        raise IoTHubError(
+            404, "DeviceNotOnline", f"Device {device_id} has no cloud-to-device link open"
+        )
 
     # -- identities ----------------------------------------------------------------------
 

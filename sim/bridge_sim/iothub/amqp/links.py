@@ -6,8 +6,11 @@ identity, then attaches one sender link per identity to
 only an identity authorized on this connection may do. Each message is settled once it is
 in the event log: accepted, or rejected with an AMQP error condition (over the size
 limit, over the D2C throttle for longer than `Limits.max_throttle_wait`, an injected
-fault). Other device links (cloud-to-device, twin, methods) are refused: this endpoint
-carries telemetry only.
+fault). A device may also attach a receiver link from `/devices/{id}/messages/devicebound`
+for cloud-to-device messages (`DeviceAmqpEndpoint.send_c2d`): they go out unsettled,
+as IoT Hub sends them, within the credit the device gave, and the device's outcome
+(complete = accepted, reject, abandon) settles them; nothing is redelivered. Twin and
+method links are refused: this endpoint carries telemetry and C2D only.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from bridge_sim.iothub.amqp.connection import DeviceAmqpConnection
     from bridge_sim.iothub.eventhub.session import Session
 
-__all__ = ["ENDPOINT_NAME", "DeviceLinkHandler", "TelemetryLink", "condition_for"]
+__all__ = ["ENDPOINT_NAME", "C2DLink", "DeviceLinkHandler", "TelemetryLink", "condition_for"]
 
 ENDPOINT_NAME = "amqp"  # fault rules and stats: endpoint "amqp"
 CBS_NODE = "$cbs"
@@ -44,6 +47,7 @@ _EVENTS = re.compile(
     r"^(?:amqps://[^/]+)?/devices/(?P<device>[^/]+)(?:/modules/(?P<module>[^/]+))?"
     r"/messages/events/?$"
 )
+_DEVICEBOUND = re.compile(r"^(?:amqps://[^/]+)?/devices/(?P<device>[^/]+)/messages/devicebound/?$")
 _SYSTEM = ("message_id", "user_id", "correlation_id", "content_type", "content_encoding")
 
 
@@ -76,6 +80,23 @@ class TelemetryLink:
     @property
     def key(self) -> tuple[str, str | None]:
         return self.device_id, self.module_id
+
+
+@dataclass
+class C2DLink:
+    """A device's receiver link for cloud-to-device messages."""
+
+    handle: int
+    device_id: str
+    delivery_count: int = 0
+    credit: int = 0
+    # Our delivery ids the device has not settled yet.
+    unsettled: set[int] = field(default_factory=set)
+    module_id: None = None
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        return self.device_id, None
 
 
 def _text(value: Any) -> str | None:
@@ -115,11 +136,13 @@ class DeviceLinkHandler(LinkHandler):
             await self._transfer(session, fields)
         elif code == codec.Code.DETACH:
             self._detach(session, codec.pad(fields, 3))
-        # DISPOSITION: our replies go settled; the client's outcomes need no answer.
+        elif code == codec.Code.DISPOSITION:
+            self._disposition(session, codec.pad(fields, 6))
+        # Other dispositions: our replies go settled; the client's outcomes need no answer.
 
     def stop_session(self, session: Session) -> None:
         for link in list(session.links.values()):
-            if isinstance(link, TelemetryLink):
+            if isinstance(link, TelemetryLink | C2DLink):
                 self.connection.link_closed(link)
         session.links.clear()
 
@@ -127,7 +150,7 @@ class DeviceLinkHandler(LinkHandler):
         """Detach every telemetry link of an identity, as IoT Hub does when its token lapses."""
         for session in self.connection.sessions.values():
             for handle, link in list(session.links.items()):
-                if isinstance(link, TelemetryLink) and link.key == key:
+                if isinstance(link, TelemetryLink | C2DLink) and link.key == key:
                     del session.links[handle]
                     self.connection.link_closed(link)
                     error = codec.AmqpError(condition=UNAUTHORIZED, description=reason)
@@ -154,6 +177,10 @@ class DeviceLinkHandler(LinkHandler):
                 session.links[handle] = ResponseLink(handle=handle, node=CBS_NODE)
                 self._reply_attach(session, fields, we_send=True)
             return
+        devicebound = None if client_sends else _DEVICEBOUND.match(address)
+        if devicebound is not None:
+            self._attach_c2d(session, fields, devicebound["device"])
+            return
         match = _EVENTS.match(address) if client_sends else None
         if match is None:
             self._refuse(session, fields, LinkRefused(f"This hub serves no link at {address!r}"))
@@ -176,11 +203,67 @@ class DeviceLinkHandler(LinkHandler):
         self._give_credit(session, link)
         self.connection.link_opened(link)
 
+    def _attach_c2d(self, session: Session, fields: list[Any], device_id: str) -> None:
+        if (device_id, None) not in self.connection.grants:
+            refusal = LinkRefused(f"Unauthorized: no valid token for {device_id}.", UNAUTHORIZED)
+            self._refuse(session, fields, refusal)
+            return
+        link = C2DLink(handle=int(fields[1]), device_id=device_id)
+        session.links[link.handle] = link  # type: ignore[assignment]  # the Event Hubs union
+        self._reply_attach(session, fields, we_send=True)
+        self.connection.link_opened(link)
+
+    def c2d_link(self, device_id: str) -> tuple[Session, C2DLink] | None:
+        """This connection's open C2D link for a device, with its session."""
+        for session in self.connection.sessions.values():
+            for link in session.links.values():
+                if isinstance(link, C2DLink) and link.device_id == device_id:
+                    return session, link
+        return None
+
+    def send_c2d(self, session: Session, link: C2DLink, payload: bytes) -> bool:
+        """Send one unsettled C2D delivery; False when the device gave no credit."""
+        if link.credit <= 0:
+            return False
+        delivery_id = session.next_delivery_id
+        session.next_delivery_id += 1
+        self.connection.send(
+            session.channel,
+            codec.TransferFrame(
+                handle=link.handle,
+                delivery_id=delivery_id,
+                delivery_tag=delivery_id.to_bytes(4, "big"),
+                message_format=0,
+                settled=False,
+                more=False,
+                rcv_settle_mode=None,
+                state=None,
+                resume=None,
+                aborted=None,
+                batchable=None,
+                payload=payload,
+            ),
+        )
+        session.next_transfer_id += 1
+        session.remote_incoming_window -= 1
+        link.delivery_count += 1
+        link.credit -= 1
+        link.unsettled.add(delivery_id)
+        return True
+
+    def _disposition(self, session: Session, fields: list[Any]) -> None:
+        if fields[0]:  # role receiver: the device's outcome for our C2D deliveries
+            first = int(fields[1])
+            last = int(fields[2]) if fields[2] is not None else first
+            for link in session.links.values():
+                if isinstance(link, C2DLink):
+                    link.unsettled.difference_update(range(first, last + 1))
+
     def _detach(self, session: Session, fields: list[Any]) -> None:
         link = session.links.pop(int(fields[0]), None)
         if link is None:
             return  # refused or revoked, and detached then
-        if isinstance(link, TelemetryLink):
+        if isinstance(link, TelemetryLink | C2DLink):
             self.connection.link_closed(link)
         self.connection.send(
             session.channel,
@@ -192,6 +275,10 @@ class DeviceLinkHandler(LinkHandler):
         link = session.links.get(fields[4]) if fields[4] is not None else None
         if isinstance(link, TelemetryLink) and fields[5] is not None:
             link.delivery_count = int(fields[5])  # the sender's count rules (it may skip ahead)
+        if isinstance(link, C2DLink) and fields[6] is not None:
+            # The receiver's view: credit = its delivery-count + link-credit - ours.
+            received = int(fields[5]) if fields[5] is not None else link.delivery_count
+            link.credit = received + int(fields[6]) - link.delivery_count
         if fields[9]:  # echo
             if isinstance(link, TelemetryLink):
                 send_flow(self.connection, session, link.handle, link.delivery_count, link.credit)
