@@ -202,3 +202,72 @@ async def test_the_simple_sample_over_amqp_receives_c2d_and_sends(tmp_path: Path
         [event] = [e for e in events if e.message_source == "Telemetry"]
         assert event.properties == {"temperatureAlert": "false"}
         assert json.loads(event.extra_annotations["iothub-connection-auth-method"])["type"] == "sas"
+
+
+TWIN_AMQP = """
+const { Client } = require('azure-iot-device');
+const { Amqp } = require('azure-iot-device-amqp');
+const client = Client.fromConnectionString(process.env.CONNECTION_STRING, Amqp);
+const say = (...fields) => console.log(JSON.stringify(fields));
+client.on('error', (err) => say('error', err.message));
+client.open((err) => {
+  if (err) { say('open failed', err.message); process.exit(1); }
+  client.getTwin((err, twin) => {
+    if (err) { say('twin failed', err.message); process.exit(1); }
+    say('twin', twin.properties.desired.fw, twin.properties.reported.$version);
+    twin.on('properties.desired', (delta) => say('desired', delta));
+    twin.properties.reported.update({ firmware: '1.2' }, (err) => {
+      say('reported', err ? err.message : twin.properties.reported.firmware);
+    });
+  });
+});
+process.stdin.on('data', () => client.close(() => { say('closed'); process.exit(0); }));
+"""
+
+
+async def test_the_twin_sample_over_amqp_reads_patches_and_gets_desired_updates(
+    tmp_path: Path,
+) -> None:
+    # simple_sample_device_twin.js with `Amqp`: the SDK pairs a sender and a receiver link
+    # on /devices/{id}/twin and sends GET, PATCH /properties/reported and
+    # PUT /notifications/twin/properties/desired (operation and resource annotations, a
+    # correlation id), expecting answers with a `status` annotation on the receiver
+    # (amqp_twin_client.js). The emulator refused the links and getTwin failed.
+    script = tmp_path / "twin.js"
+    script.write_text(TWIN_AMQP)
+    async with IotHubEmulator(workdir=tmp_path / "hub", azurite=False) as hub:
+        hub.registry.put_device("n1", {"authentication": sas_keys()}, None)
+        hub.registry.update_twin("n1", {"properties": {"desired": {"fw": "1.1"}}}, None)
+        process = await asyncio.create_subprocess_exec(
+            "node",
+            str(script),
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "NODE_PATH": str(NODE_SDKS),
+                "NODE_EXTRA_CA_CERTS": str(hub.ca_path),
+                "CONNECTION_STRING": connection_string(hub, "n1", None),
+            },
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        device = NodeDevice(process)
+        try:
+            assert await device.expect("twin") == ["twin", "1.1", 1]
+            assert await device.expect("reported") == ["reported", "1.2"]
+            # The SDK hands over the desired section it read when it subscribes.
+            assert await device.expect("desired") == ["desired", {"fw": "1.1", "$version": 2}]
+            amqp_devices = hub.amqp_devices
+            assert amqp_devices is not None
+            await eventually(lambda: amqp_devices.desired_subscribed("n1"))
+            hub.registry.update_twin("n1", {"properties": {"desired": {"interval": 7}}}, None)
+            assert await device.expect("desired") == ["desired", {"interval": 7, "$version": 3}]
+            assert process.stdin is not None
+            process.stdin.write(b"close\n")
+            assert await device.expect("closed") == ["closed"]
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+        assert not [line for line in device.lines if line[0] == "error"]
+        reported = hub.registry.twin("n1")["properties"]["reported"]
+        assert (reported["firmware"], reported["$version"]) == ("1.2", 2)

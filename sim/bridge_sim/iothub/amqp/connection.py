@@ -16,8 +16,8 @@ from bridge.logging import get_logger
 from bridge_sim.iothub.amqp.cbs import CbsRefusal, authorize, parse_plain_user
 from bridge_sim.iothub.amqp.links import (
     ENDPOINT_NAME,
-    C2DLink,
     DeviceLinkHandler,
+    OutboundLink,
     TelemetryLink,
     condition_for,
     telemetry_fields,
@@ -152,10 +152,10 @@ class DeviceAmqpConnection(AmqpConnection):
         self.hub.registry_activity(auth)
         return None
 
-    def link_opened(self, link: TelemetryLink | C2DLink) -> None:
+    def link_opened(self, link: TelemetryLink | OutboundLink) -> None:
         self.endpoint.link_opened(link.key)
 
-    def link_closed(self, link: TelemetryLink | C2DLink) -> None:
+    def link_closed(self, link: TelemetryLink | OutboundLink) -> None:
         self.endpoint.link_closed(link.key)
 
     # -- lifecycle -----------------------------------------------------------------------

@@ -187,6 +187,11 @@ class DeviceAmqpEndpoint:
 
     # -- cloud-to-device -----------------------------------------------------------------
 
+    def desired_subscribed(self, device_id: str, module_id: str | None = None) -> bool:
+        """Whether the identity asked for desired patches on a twin link here."""
+        key = (device_id, module_id)
+        return any(c.links.desired_subscribed(key) for c in self._connections)
+
     def c2d_ready(self, device_id: str) -> bool:
         """Whether the device has a C2D receiver link open here."""
         return any(c.links.c2d_link(device_id) for c in self._connections)
@@ -213,7 +218,8 @@ class DeviceAmqpEndpoint:
         )
         for connection in list(self._connections):
             found = connection.links.c2d_link(device_id)
-            if found is not None and connection.links.send_c2d(*found, payload):
+            if found is not None:
+                connection.links.send_c2d(*found, payload)
                 await connection.drain()
                 return message_id
         raise IoTHubError(
