@@ -160,7 +160,7 @@ class IotHubEmulator:
             faults=self.faults,
         )
         await self._stack.enter_async_context(self.amqp_devices)
-        self.service.method_invoker = self.devices.invoke_method
+        self.service.method_invoker = self._invoke_method
         self.service.context.events = self.events
         # As a hub with a route for TwinChangeEvents to the built-in endpoint (the reverse
         # path reads them there). Listeners run on the writer's thread: hand off to the loop.
@@ -193,6 +193,16 @@ class IotHubEmulator:
             devices=f"{self.gateway_host}:8883",
             amqp_devices=f"{self.gateway_host}:{AMQPS_PORT}",
         )
+
+    async def _invoke_method(
+        self, device_id: str, module_id: str | None, request: dict[str, Any]
+    ) -> tuple[int, Any]:
+        # Over whichever protocol the identity listens for methods on.
+        assert self.devices is not None
+        assert self.amqp_devices is not None
+        if self.amqp_devices.methods_ready(device_id, module_id):
+            return await self.amqp_devices.invoke_method(device_id, module_id, request)
+        return await self.devices.invoke_method(device_id, module_id, request)
 
     async def send_c2d(
         self, device_id: str, body: bytes | str, properties: dict[str, str] | None = None

@@ -1,4 +1,5 @@
-"""Microsoft's Node device SDK in its samples' shape: MQTT over WebSockets, and AMQP C2D.
+"""Microsoft's Node device SDK in its samples' shape: MQTT over WebSockets; over AMQP
+C2D, twins and direct methods.
 
 One program does what simple_sample_device.js, simple_sample_device_twin.js and
 device_method.js do with azure-iot-device + azure-iot-device-mqtt (`Mqtt`, and `MqttWs`,
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.iot.hub import IoTHubRegistryManager
+from azure.iot.hub.models import CloudToDeviceMethod
+from msrest.exceptions import HttpOperationError
 
 from bridge_sim.iothub.emulator import IotHubEmulator
 from bridge_sim.iothub.mqtt.topics import DESIRED_FILTER, METHODS_FILTER, c2d_filter
@@ -271,3 +275,75 @@ async def test_the_twin_sample_over_amqp_reads_patches_and_gets_desired_updates(
         assert not [line for line in device.lines if line[0] == "error"]
         reported = hub.registry.twin("n1")["properties"]["reported"]
         assert (reported["firmware"], reported["$version"]) == ("1.2", 2)
+
+
+METHOD_AMQP = """
+const { Client } = require('azure-iot-device');
+const { Amqp } = require('azure-iot-device-amqp');
+const client = Client.fromConnectionString(process.env.CONNECTION_STRING, Amqp);
+const say = (...fields) => console.log(JSON.stringify(fields));
+client.on('error', (err) => say('error', err.message));
+client.open((err) => {
+  if (err) { say('open failed', err.message); process.exit(1); }
+  client.onDeviceMethod('reboot', (request, response) => {
+    say('method', request.methodName, request.payload);
+    response.send(200, { delay: request.payload.delay }, (err) => say('responded', !err));
+  });
+});
+process.stdin.on('data', () => client.close(() => { say('closed'); process.exit(0); }));
+"""
+
+
+async def test_the_device_method_sample_over_amqp_answers_the_service_sdk(
+    tmp_path: Path,
+) -> None:
+    # device_method.js with `Amqp`: onDeviceMethod attaches a sender and a receiver link on
+    # /devices/{id}/methods/devicebound; calls arrive with the `IoThub-methodname`
+    # application property and a correlation id, replies go back with `IoThub-status`
+    # (amqp_device_method_client.js). The emulator refused the links; a call got 404.
+    script = tmp_path / "method.js"
+    script.write_text(METHOD_AMQP)
+    async with IotHubEmulator(workdir=tmp_path / "hub", azurite=False) as hub:
+        hub.registry.put_device("n1", {"authentication": sas_keys()}, None)
+        manager = IoTHubRegistryManager.from_connection_string(
+            hub.env()["IOTHUB_CONNECTION_STRING"]
+        )
+        manager.protocol.config.connection.verify = str(hub.ca_path)
+        process = await asyncio.create_subprocess_exec(
+            "node",
+            str(script),
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "NODE_PATH": str(NODE_SDKS),
+                "NODE_EXTRA_CA_CERTS": str(hub.ca_path),
+                "CONNECTION_STRING": connection_string(hub, "n1", None),
+            },
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        device = NodeDevice(process)
+        try:
+            call = CloudToDeviceMethod(
+                method_name="reboot", payload={"delay": 3}, response_timeout_in_seconds=5
+            )
+            # 404 DeviceNotOnline until the SDK has its method links attached.
+            async with asyncio.timeout(WAIT):
+                while True:
+                    try:
+                        result = await asyncio.to_thread(manager.invoke_device_method, "n1", call)
+                        break
+                    except HttpOperationError as error:
+                        if error.response.status_code != 404:
+                            raise
+                        await asyncio.sleep(0.05)
+            assert (result.status, result.payload) == (200, {"delay": 3})
+            assert await device.expect("method") == ["method", "reboot", {"delay": 3}]
+            assert await device.expect("responded") == ["responded", True]
+            assert process.stdin is not None
+            process.stdin.write(b"close\n")
+            assert await device.expect("closed") == ["closed"]
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+        assert not [line for line in device.lines if line[0] == "error"]

@@ -13,7 +13,9 @@ as IoT Hub sends them, within the credit the device gave, and the device's outco
 (`.../twin`, a sender and a receiver the SDK pairs) carry GET, PATCH `/properties/reported`
 and PUT/DELETE `/notifications/twin/properties/desired` requests, answered on the receiver
 with the request's correlation id and a `status` annotation (`version` after a patch);
-desired patches come on the receiver without a correlation id. Method links are refused.
+desired patches come on the receiver without a correlation id. Method links
+(`.../methods/devicebound`, also a pair) carry calls with the `IoThub-methodname`
+application property and a correlation id, and replies with `IoThub-status`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ __all__ = [
     "ENDPOINT_NAME",
     "C2DLink",
     "DeviceLinkHandler",
+    "MethodRequestLink",
+    "MethodResponseLink",
     "OutboundLink",
     "TelemetryLink",
     "TwinRequestLink",
@@ -68,6 +72,12 @@ _TWIN = re.compile(
     r"^(?:amqps://[^/]+)?/devices/(?P<device>[^/]+)(?:/modules/(?P<module>[^/]+))?/twin/?$"
 )
 _DESIRED_RESOURCE = "/notifications/twin/properties/desired"
+_METHODS = re.compile(
+    r"^(?:amqps://[^/]+)?/devices/(?P<device>[^/]+)(?:/modules/(?P<module>[^/]+))?"
+    r"/methods/devicebound/?$"
+)
+METHOD_NAME_PROPERTY = "IoThub-methodname"
+METHOD_STATUS_PROPERTY = "IoThub-status"
 _DEVICEBOUND = re.compile(r"^(?:amqps://[^/]+)?/devices/(?P<device>[^/]+)/messages/devicebound/?$")
 _SYSTEM = ("message_id", "user_id", "correlation_id", "content_type", "content_encoding")
 
@@ -132,6 +142,16 @@ class TwinResponseLink(OutboundLink):
     """A device's (or module's) receiver link on `.../twin`: responses and desired patches."""
 
     desired: DesiredSubscription | None = None
+
+
+@dataclass
+class MethodRequestLink(OutboundLink):
+    """A device's (or module's) receiver link on `.../methods/devicebound`: method calls."""
+
+
+@dataclass
+class MethodResponseLink(TelemetryLink):
+    """A device's (or module's) sender link on `.../methods/devicebound`: method replies."""
 
 
 @dataclass
@@ -221,6 +241,11 @@ class DeviceLinkHandler(LinkHandler):
         if twin is not None:
             self._attach_twin(session, fields, (twin["device"], twin["module"]), client_sends)
             return
+        methods = _METHODS.match(address)
+        if methods is not None:
+            key = (methods["device"], methods["module"])
+            self._attach_twin(session, fields, key, client_sends, methods=True)
+            return
         devicebound = None if client_sends else _DEVICEBOUND.match(address)
         if devicebound is not None:
             self._attach_c2d(session, fields, devicebound["device"])
@@ -269,7 +294,10 @@ class DeviceLinkHandler(LinkHandler):
         fields: list[Any],
         key: tuple[str, str | None],
         client_sends: bool,
+        *,
+        methods: bool = False,
     ) -> None:
+        """Attach a twin link pair's half, or (`methods`) a direct-method link pair's."""
         if key not in self.connection.grants:
             who = f"{key[0]}/{key[1]}" if key[1] else key[0]
             refusal = LinkRefused(f"Unauthorized: no valid token for {who}.", UNAUTHORIZED)
@@ -277,14 +305,16 @@ class DeviceLinkHandler(LinkHandler):
             return
         handle = int(fields[1])
         if client_sends:
-            request = TwinRequestLink(handle=handle, device_id=key[0], module_id=key[1])
+            kind = MethodResponseLink if methods else TwinRequestLink
+            request = kind(handle=handle, device_id=key[0], module_id=key[1])
             session.links[handle] = request  # type: ignore[assignment]  # the Event Hubs union
             self._reply_attach(session, fields, we_send=False)
             request.delivery_count = int(fields[9] or 0)
             self._give_credit(session, request)
             self.connection.link_opened(request)
         else:
-            response = TwinResponseLink(handle=handle, device_id=key[0], module_id=key[1])
+            outbound = MethodRequestLink if methods else TwinResponseLink
+            response = outbound(handle=handle, device_id=key[0], module_id=key[1])
             session.links[handle] = response  # type: ignore[assignment]
             self._reply_attach(session, fields, we_send=True)
             self.connection.link_opened(response)
@@ -368,6 +398,37 @@ class DeviceLinkHandler(LinkHandler):
             loop.call_soon_threadsafe(push, patch)
 
         return from_thread
+
+    def _method_response(
+        self, session: Session, link: MethodResponseLink, data: bytes, delivery_id: int | None
+    ) -> None:
+        message = codec.decode_message(data)
+        request_id = _text(message.properties.correlation_id) if message.properties else None
+        properties = {codec.text(k): v for k, v in (message.application_properties or {}).items()}
+        try:
+            status = int(_text(properties.get(METHOD_STATUS_PROPERTY)) or 200)
+        except ValueError:
+            status = 200
+        body = _body(message)
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            payload = body.decode("utf-8", "replace")  # passed on as text, as over MQTT
+        if delivery_id is not None:
+            self.connection.write(frames.accepted_disposition(session.channel, delivery_id))
+        link.delivery_count += 1
+        link.credit -= 1
+        if link.credit <= _TELEMETRY_CREDIT // 2 and link.handle in session.links:
+            self._give_credit(session, link)
+        self.connection.hub.resolve_method(request_id or "", status, payload)
+
+    def method_link(self, key: tuple[str, str | None]) -> tuple[Session, MethodRequestLink] | None:
+        """This connection's open method-request link for an identity, with its session."""
+        for session in self.connection.sessions.values():
+            for link in session.links.values():
+                if isinstance(link, MethodRequestLink) and link.key == key:
+                    return session, link
+        return None
 
     def desired_subscribed(self, key: tuple[str, str | None]) -> bool:
         return any(
@@ -498,6 +559,9 @@ class DeviceLinkHandler(LinkHandler):
             count = self._requests[id(link)] = self._requests.get(id(link), 0) + 1
             if count % (_REQUEST_CREDIT // 2) == 0:  # a gateway puts a token per identity
                 send_flow(self.connection, session, link.handle, count, _REQUEST_CREDIT)
+        elif isinstance(link, MethodResponseLink):
+            settled, link.pending_settled = link.pending_settled, False
+            self._method_response(session, link, data, None if settled else delivery_id)
         elif isinstance(link, TwinRequestLink):
             settled, link.pending_settled = link.pending_settled, False
             self._twin_request(session, link, data, None if settled else delivery_id)
