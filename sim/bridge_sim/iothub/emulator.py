@@ -24,6 +24,7 @@ from bridge_sim.iothub.eventhub.log import EventLog
 from bridge_sim.iothub.eventhub.server import AmqpEndpoint
 from bridge_sim.iothub.faults import FaultInjector
 from bridge_sim.iothub.mqtt import DeviceEndpoint, free_loopback_host
+from bridge_sim.iothub.mqtt.websocket import WEBSOCKET_PORT
 from bridge_sim.iothub.quotas import Quotas, Tier
 from bridge_sim.iothub.registry import Registry
 from bridge_sim.iothub.routing import MessageRouter, RoutingConfig
@@ -133,8 +134,10 @@ class IotHubEmulator:
             consumer_groups=CONSUMER_GROUPS,
         )
         await self._stack.enter_async_context(self.amqp)
-        # MQTT's 8883 and AMQP's 5671 on one address, as on a real hub.
-        self.gateway_host = self.gateway_host or free_loopback_host(also=(AMQPS_PORT,))
+        # MQTT's 8883, WebSockets' 443 and AMQP's 5671 on one address, as on a real hub.
+        self.gateway_host = self.gateway_host or free_loopback_host(
+            also=(AMQPS_PORT, WEBSOCKET_PORT)
+        )
         device_cert = self.ca.issue_server(self.gateway_host, self.hostname)
         self.devices = DeviceEndpoint(
             registry=self.registry,
@@ -157,7 +160,7 @@ class IotHubEmulator:
             faults=self.faults,
         )
         await self._stack.enter_async_context(self.amqp_devices)
-        self.service.method_invoker = self.devices.invoke_method
+        self.service.method_invoker = self._invoke_method
         self.service.context.events = self.events
         # As a hub with a route for TwinChangeEvents to the built-in endpoint (the reverse
         # path reads them there). Listeners run on the writer's thread: hand off to the loop.
@@ -190,6 +193,26 @@ class IotHubEmulator:
             devices=f"{self.gateway_host}:8883",
             amqp_devices=f"{self.gateway_host}:{AMQPS_PORT}",
         )
+
+    async def _invoke_method(
+        self, device_id: str, module_id: str | None, request: dict[str, Any]
+    ) -> tuple[int, Any]:
+        # Over whichever protocol the identity listens for methods on.
+        assert self.devices is not None
+        assert self.amqp_devices is not None
+        if self.amqp_devices.methods_ready(device_id, module_id):
+            return await self.amqp_devices.invoke_method(device_id, module_id, request)
+        return await self.devices.invoke_method(device_id, module_id, request)
+
+    async def send_c2d(
+        self, device_id: str, body: bytes | str, properties: dict[str, str] | None = None
+    ) -> str:
+        """Deliver a cloud-to-device message over whichever protocol the device listens on."""
+        assert self.devices is not None
+        assert self.amqp_devices is not None
+        if self.amqp_devices.c2d_ready(device_id):
+            return await self.amqp_devices.send_c2d(device_id, body, properties)
+        return await self.devices.send_c2d(device_id, body, properties)
 
     def env(self) -> dict[str, str]:
         """The settings clients need, under the names the bridge reads for real Azure."""

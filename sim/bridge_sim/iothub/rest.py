@@ -3,7 +3,8 @@
 Middleware, outermost first: count the request, turn every failure into IoT Hub's error
 body plus the `iothub-errorcode` header, apply injected faults and latency, then check the
 `SharedAccessSignature` header against the hub's shared access policies. Routes live in
-`rest_identities`, `rest_twins`, `rest_jobs` and (unauthenticated) `rest_control`.
+`rest_identities`, `rest_twins`, `rest_jobs`, `rest_configurations` and (unauthenticated)
+`rest_control`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from bridge.logging import get_logger
 from bridge_sim.iothub import (
+    rest_configurations,
     rest_control,
     rest_identities,
     rest_jobs,
@@ -152,6 +154,7 @@ def create_app(context: HubContext) -> web.Application:
     app.add_routes(rest_twins.routes)
     app.add_routes(rest_identities.routes)
     app.add_routes(rest_jobs.routes)
+    app.add_routes(rest_configurations.routes)
     app.add_routes(rest_control.routes)
     app.add_routes(rest_routing.routes)
     app.on_cleanup.append(rest_jobs.stop_jobs)

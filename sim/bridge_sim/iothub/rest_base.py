@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from bridge_sim.iothub.configurations import Configurations
 from bridge_sim.iothub.errors import IoTHubError
 from bridge_sim.iothub.eventhub.log import EventLog
 from bridge_sim.iothub.faults import FaultInjector, RequestStats
@@ -18,6 +19,7 @@ from bridge_sim.iothub.jobs import ImportExportJobs
 from bridge_sim.iothub.query_pages import QueryPages
 from bridge_sim.iothub.quotas import Operation, Quotas
 from bridge_sim.iothub.registry import Registry
+from bridge_sim.iothub.scheduled_jobs import ScheduledJobs
 
 __all__ = [
     "HUB",
@@ -64,6 +66,12 @@ class HubContext:
     devices: ConnectionDropper | None = None
     # The emulator's `routing.MessageRouter`, for `/_emulator/routing`.
     routing: object | None = None
+    configurations: Configurations = field(init=False)
+    scheduled_jobs: ScheduledJobs = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.configurations = Configurations(self.registry)
+        self.scheduled_jobs = ScheduledJobs(self.registry, lambda: self.method_invoker)
 
 
 HUB = web.AppKey("iothub", HubContext)

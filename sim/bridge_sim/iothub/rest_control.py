@@ -42,6 +42,8 @@ def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], defau
 async def reset(request: web.Request) -> web.Response:
     context = hub(request)
     context.registry.reset()
+    context.configurations.reset()
+    context.scheduled_jobs.reset()
     context.faults.clear()
     context.stats.clear()
     context.quotas.reconfigure(context.quotas.tier, context.quotas.units)

@@ -37,7 +37,7 @@ async def hub(maker_ca):
         yield running
 
 
-def x509_client(hub, tmp_path, device_id, issued):
+def x509_client(hub, tmp_path, device_id, issued, **options):
     cert_file, key_file = issued.write(tmp_path, device_id)
     return IoTHubDeviceClient.create_from_x509_certificate(
         x509=X509(str(cert_file), str(key_file)),
@@ -46,6 +46,7 @@ def x509_client(hub, tmp_path, device_id, issued):
         gateway_hostname=hub.host,
         server_verification_cert=hub.ca_pem,
         connection_retry=False,
+        **options,
     )
 
 
@@ -86,6 +87,17 @@ async def test_ca_signed_device_connects_when_cn_is_the_device_id(hub, tmp_path,
     hub.registry.put_device("dca", {"authentication": {"type": "certificateAuthority"}}, None)
     async with connected(x509_client(hub, tmp_path, "dca", maker_ca.issue("dca"))) as client:
         await asyncio.wait_for(client.send_message("ca hello"), STEP)
+    assert auth_type_of_telemetry(hub, "dca") == "x509Ca"
+
+
+async def test_ca_signed_device_connects_over_websockets(hub, tmp_path, maker_ca):
+    # The client certificate goes in the TLS handshake on 443 as on 8883.
+    hub.registry.put_device("dca", {"authentication": {"type": "certificateAuthority"}}, None)
+    issued = maker_ca.issue("dca")
+    async with connected(x509_client(hub, tmp_path, "dca", issued, websockets=True)) as client:
+        await asyncio.wait_for(client.send_message("ca hello over ws"), STEP)
+        twin = await asyncio.wait_for(client.get_twin(), STEP)
+    assert twin["reported"] == {"$version": 1}
     assert auth_type_of_telemetry(hub, "dca") == "x509Ca"
 
 

@@ -17,6 +17,7 @@ from bridge_sim.iothub.amqp.cbs import CbsRefusal, authorize, parse_plain_user
 from bridge_sim.iothub.amqp.links import (
     ENDPOINT_NAME,
     DeviceLinkHandler,
+    OutboundLink,
     TelemetryLink,
     condition_for,
     telemetry_fields,
@@ -151,10 +152,10 @@ class DeviceAmqpConnection(AmqpConnection):
         self.hub.registry_activity(auth)
         return None
 
-    def link_opened(self, link: TelemetryLink) -> None:
+    def link_opened(self, link: TelemetryLink | OutboundLink) -> None:
         self.endpoint.link_opened(link.key)
 
-    def link_closed(self, link: TelemetryLink) -> None:
+    def link_closed(self, link: TelemetryLink | OutboundLink) -> None:
         self.endpoint.link_closed(link.key)
 
     # -- lifecycle -----------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import ssl
 import uuid
 from collections import Counter
@@ -33,7 +34,9 @@ from typing import TYPE_CHECKING, Any, Self
 from bridge.logging import get_logger
 from bridge_sim.errors import SimulatorError
 from bridge_sim.iothub.amqp.connection import DeviceAmqpConnection
+from bridge_sim.iothub.amqp.links import METHOD_NAME_PROPERTY
 from bridge_sim.iothub.errors import IoTHubError
+from bridge_sim.iothub.eventhub import codec
 from bridge_sim.iothub.eventhub.connection import EndpointContext
 from bridge_sim.iothub.faults import FaultInjector
 from bridge_sim.iothub.mqtt.state import HubState, Limits
@@ -183,6 +186,98 @@ class DeviceAmqpEndpoint:
             action()
         else:
             loop.call_soon_threadsafe(action)
+
+    # -- cloud-to-device -----------------------------------------------------------------
+
+    def methods_ready(self, device_id: str, module_id: str | None = None) -> bool:
+        """Whether the identity has a direct-method link open here."""
+        return any(c.links.method_link((device_id, module_id)) for c in self._connections)
+
+    async def invoke_method(
+        self, device_id: str, module_id: str | None, request: dict[str, Any]
+    ) -> tuple[int, Any]:
+        """Call a direct method over the identity's method link; (status, payload)."""
+        loop = self._loop
+        if loop is not None and loop is not asyncio.get_running_loop():
+            future = asyncio.run_coroutine_threadsafe(
+                self.invoke_method(device_id, module_id, request), loop
+            )
+            return await asyncio.wrap_future(future)
+        found = [
+            (connection, linked)
+            for connection in list(self._connections)
+            if (linked := connection.links.method_link((device_id, module_id))) is not None
+        ]
+        if not found:
+            raise IoTHubError(
+                404, "DeviceNotOnline", f"Timed out waiting for device {device_id} to connect"
+            )
+        connection, (session, link) = found[0]
+        name = request.get("methodName")
+        if not isinstance(name, str) or not name:
+            raise IoTHubError.argument_invalid("methodName is required")
+        request_id = str(uuid.uuid4())
+        waiter: asyncio.Future[tuple[int, Any]] = asyncio.get_running_loop().create_future()
+        self.hub.pending_methods[request_id] = waiter
+        payload = codec.encode_message(
+            codec.Message(
+                data=[json.dumps(request.get("payload")).encode()],
+                properties=codec.Properties(correlation_id=request_id),
+                application_properties={METHOD_NAME_PROPERTY: name},
+            )
+        )
+        try:
+            connection.links.send_c2d(session, link, payload)
+            await connection.drain()
+            async with asyncio.timeout(float(request.get("responseTimeoutInSeconds") or 30)):
+                return await waiter
+        except TimeoutError as error:
+            raise IoTHubError(
+                504,
+                "GatewayTimeoutException",
+                f"Timed out waiting for the response from {device_id}",
+            ) from error
+        finally:
+            self.hub.pending_methods.pop(request_id, None)
+
+    def desired_subscribed(self, device_id: str, module_id: str | None = None) -> bool:
+        """Whether the identity asked for desired patches on a twin link here."""
+        key = (device_id, module_id)
+        return any(c.links.desired_subscribed(key) for c in self._connections)
+
+    def c2d_ready(self, device_id: str) -> bool:
+        """Whether the device has a C2D receiver link open here."""
+        return any(c.links.c2d_link(device_id) for c in self._connections)
+
+    async def send_c2d(
+        self, device_id: str, body: bytes | str, properties: dict[str, str] | None = None
+    ) -> str:
+        """Deliver a C2D message on the device's receiver link; returns its message id."""
+        loop = self._loop
+        if loop is not None and loop is not asyncio.get_running_loop():
+            future = asyncio.run_coroutine_threadsafe(
+                self.send_c2d(device_id, body, properties), loop
+            )
+            return await asyncio.wrap_future(future)
+        message_id = str(uuid.uuid4())
+        payload = codec.encode_message(
+            codec.Message(
+                data=[body.encode() if isinstance(body, str) else body],
+                properties=codec.Properties(
+                    message_id=message_id, to=f"/devices/{device_id}/messages/devicebound"
+                ),
+                application_properties=dict(properties or {}),
+            )
+        )
+        for connection in list(self._connections):
+            found = connection.links.c2d_link(device_id)
+            if found is not None:
+                connection.links.send_c2d(*found, payload)
+                await connection.drain()
+                return message_id
+        raise IoTHubError(
+            404, "DeviceNotOnline", f"Device {device_id} has no cloud-to-device link open"
+        )
 
     # -- identities ----------------------------------------------------------------------
 

@@ -6,13 +6,22 @@ identity, then attaches one sender link per identity to
 only an identity authorized on this connection may do. Each message is settled once it is
 in the event log: accepted, or rejected with an AMQP error condition (over the size
 limit, over the D2C throttle for longer than `Limits.max_throttle_wait`, an injected
-fault). Other device links (cloud-to-device, twin, methods) are refused: this endpoint
-carries telemetry only.
+fault). A device may also attach a receiver link from `/devices/{id}/messages/devicebound`
+for cloud-to-device messages (`DeviceAmqpEndpoint.send_c2d`): they go out unsettled,
+as IoT Hub sends them, within the credit the device gave, and the device's outcome
+(complete = accepted, reject, abandon) settles them; nothing is redelivered. Twin links
+(`.../twin`, a sender and a receiver the SDK pairs) carry GET, PATCH `/properties/reported`
+and PUT/DELETE `/notifications/twin/properties/desired` requests, answered on the receiver
+with the request's correlation id and a `status` annotation (`version` after a patch);
+desired patches come on the receiver without a correlation id. Method links
+(`.../methods/devicebound`, also a pair) carry calls with the `IoThub-methodname`
+application property and a correlation id, and replies with `IoThub-status`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from bridge.logging import get_logger
 from bridge_sim.iothub.amqp import frames
 from bridge_sim.iothub.amqp.cbs import TOKEN_TYPES, CbsRefusal, parse_audience
+from bridge_sim.iothub.errors import IoTHubError
 from bridge_sim.iothub.eventhub import codec
 from bridge_sim.iothub.eventhub.delivery import send_flow, send_message
 from bridge_sim.iothub.eventhub.errors import LinkRefused, ProtocolError
@@ -27,12 +37,26 @@ from bridge_sim.iothub.eventhub.links import LinkHandler
 from bridge_sim.iothub.eventhub.session import SESSION_WINDOW, RequestLink, ResponseLink
 from bridge_sim.iothub.mqtt.state import ThrottledError
 from bridge_sim.iothub.quotas import Operation
+from bridge_sim.iothub.subscriptions import DesiredSubscription
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bridge_sim.iothub.amqp.connection import DeviceAmqpConnection
     from bridge_sim.iothub.eventhub.session import Session
 
-__all__ = ["ENDPOINT_NAME", "DeviceLinkHandler", "TelemetryLink", "condition_for"]
+__all__ = [
+    "ENDPOINT_NAME",
+    "C2DLink",
+    "DeviceLinkHandler",
+    "MethodRequestLink",
+    "MethodResponseLink",
+    "OutboundLink",
+    "TelemetryLink",
+    "TwinRequestLink",
+    "TwinResponseLink",
+    "condition_for",
+]
 
 ENDPOINT_NAME = "amqp"  # fault rules and stats: endpoint "amqp"
 CBS_NODE = "$cbs"
@@ -44,6 +68,17 @@ _EVENTS = re.compile(
     r"^(?:amqps://[^/]+)?/devices/(?P<device>[^/]+)(?:/modules/(?P<module>[^/]+))?"
     r"/messages/events/?$"
 )
+_TWIN = re.compile(
+    r"^(?:amqps://[^/]+)?/devices/(?P<device>[^/]+)(?:/modules/(?P<module>[^/]+))?/twin/?$"
+)
+_DESIRED_RESOURCE = "/notifications/twin/properties/desired"
+_METHODS = re.compile(
+    r"^(?:amqps://[^/]+)?/devices/(?P<device>[^/]+)(?:/modules/(?P<module>[^/]+))?"
+    r"/methods/devicebound/?$"
+)
+METHOD_NAME_PROPERTY = "IoThub-methodname"
+METHOD_STATUS_PROPERTY = "IoThub-status"
+_DEVICEBOUND = re.compile(r"^(?:amqps://[^/]+)?/devices/(?P<device>[^/]+)/messages/devicebound/?$")
 _SYSTEM = ("message_id", "user_id", "correlation_id", "content_type", "content_encoding")
 
 
@@ -76,6 +111,52 @@ class TelemetryLink:
     @property
     def key(self) -> tuple[str, str | None]:
         return self.device_id, self.module_id
+
+
+@dataclass
+class OutboundLink:
+    """A device's receiver link: we send, within the credit it gives."""
+
+    handle: int
+    device_id: str
+    module_id: str | None = None
+    delivery_count: int = 0
+    credit: int = 0
+    # Our delivery ids the device has not settled yet.
+    unsettled: set[int] = field(default_factory=set)
+    # Messages waiting for credit (a response may be ready before the link's first flow).
+    waiting: list[bytes] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        return self.device_id, self.module_id
+
+
+@dataclass
+class C2DLink(OutboundLink):
+    """A device's receiver link for cloud-to-device messages."""
+
+
+@dataclass
+class TwinResponseLink(OutboundLink):
+    """A device's (or module's) receiver link on `.../twin`: responses and desired patches."""
+
+    desired: DesiredSubscription | None = None
+
+
+@dataclass
+class MethodRequestLink(OutboundLink):
+    """A device's (or module's) receiver link on `.../methods/devicebound`: method calls."""
+
+
+@dataclass
+class MethodResponseLink(TelemetryLink):
+    """A device's (or module's) sender link on `.../methods/devicebound`: method replies."""
+
+
+@dataclass
+class TwinRequestLink(TelemetryLink):
+    """A device's (or module's) sender link on `.../twin`: GET, PATCH, PUT, DELETE requests."""
 
 
 def _text(value: Any) -> str | None:
@@ -115,21 +196,23 @@ class DeviceLinkHandler(LinkHandler):
             await self._transfer(session, fields)
         elif code == codec.Code.DETACH:
             self._detach(session, codec.pad(fields, 3))
-        # DISPOSITION: our replies go settled; the client's outcomes need no answer.
+        elif code == codec.Code.DISPOSITION:
+            self._disposition(session, codec.pad(fields, 6))
+        # Other dispositions: our replies go settled; the client's outcomes need no answer.
 
     def stop_session(self, session: Session) -> None:
         for link in list(session.links.values()):
-            if isinstance(link, TelemetryLink):
-                self.connection.link_closed(link)
+            if isinstance(link, TelemetryLink | OutboundLink):
+                self._link_gone(link)
         session.links.clear()
 
     def revoke(self, key: tuple[str, str | None], reason: str) -> None:
         """Detach every telemetry link of an identity, as IoT Hub does when its token lapses."""
         for session in self.connection.sessions.values():
             for handle, link in list(session.links.items()):
-                if isinstance(link, TelemetryLink) and link.key == key:
+                if isinstance(link, TelemetryLink | OutboundLink) and link.key == key:
                     del session.links[handle]
-                    self.connection.link_closed(link)
+                    self._link_gone(link)
                     error = codec.AmqpError(condition=UNAUTHORIZED, description=reason)
                     self.connection.send(
                         session.channel, codec.DetachFrame(handle=handle, closed=True, error=error)
@@ -154,6 +237,19 @@ class DeviceLinkHandler(LinkHandler):
                 session.links[handle] = ResponseLink(handle=handle, node=CBS_NODE)
                 self._reply_attach(session, fields, we_send=True)
             return
+        twin = _TWIN.match(address)
+        if twin is not None:
+            self._attach_twin(session, fields, (twin["device"], twin["module"]), client_sends)
+            return
+        methods = _METHODS.match(address)
+        if methods is not None:
+            key = (methods["device"], methods["module"])
+            self._attach_twin(session, fields, key, client_sends, methods=True)
+            return
+        devicebound = None if client_sends else _DEVICEBOUND.match(address)
+        if devicebound is not None:
+            self._attach_c2d(session, fields, devicebound["device"])
+            return
         match = _EVENTS.match(address) if client_sends else None
         if match is None:
             self._refuse(session, fields, LinkRefused(f"This hub serves no link at {address!r}"))
@@ -176,12 +272,226 @@ class DeviceLinkHandler(LinkHandler):
         self._give_credit(session, link)
         self.connection.link_opened(link)
 
+    def _attach_c2d(self, session: Session, fields: list[Any], device_id: str) -> None:
+        if (device_id, None) not in self.connection.grants:
+            refusal = LinkRefused(f"Unauthorized: no valid token for {device_id}.", UNAUTHORIZED)
+            self._refuse(session, fields, refusal)
+            return
+        link = C2DLink(handle=int(fields[1]), device_id=device_id)
+        session.links[link.handle] = link  # type: ignore[assignment]  # the Event Hubs union
+        self._reply_attach(session, fields, we_send=True)
+        self.connection.link_opened(link)
+
+    def _link_gone(self, link: TelemetryLink | OutboundLink) -> None:
+        if isinstance(link, TwinResponseLink) and link.desired is not None:
+            link.desired.close()
+            link.desired = None
+        self.connection.link_closed(link)
+
+    def _attach_twin(
+        self,
+        session: Session,
+        fields: list[Any],
+        key: tuple[str, str | None],
+        client_sends: bool,
+        *,
+        methods: bool = False,
+    ) -> None:
+        """Attach a twin link pair's half, or (`methods`) a direct-method link pair's."""
+        if key not in self.connection.grants:
+            who = f"{key[0]}/{key[1]}" if key[1] else key[0]
+            refusal = LinkRefused(f"Unauthorized: no valid token for {who}.", UNAUTHORIZED)
+            self._refuse(session, fields, refusal)
+            return
+        handle = int(fields[1])
+        if client_sends:
+            kind = MethodResponseLink if methods else TwinRequestLink
+            request = kind(handle=handle, device_id=key[0], module_id=key[1])
+            session.links[handle] = request  # type: ignore[assignment]  # the Event Hubs union
+            self._reply_attach(session, fields, we_send=False)
+            request.delivery_count = int(fields[9] or 0)
+            self._give_credit(session, request)
+            self.connection.link_opened(request)
+        else:
+            outbound = MethodRequestLink if methods else TwinResponseLink
+            response = outbound(handle=handle, device_id=key[0], module_id=key[1])
+            session.links[handle] = response  # type: ignore[assignment]
+            self._reply_attach(session, fields, we_send=True)
+            self.connection.link_opened(response)
+
+    def _twin_response_link(self, session: Session, key: tuple[str, str | None]) -> Any:
+        for link in session.links.values():
+            if isinstance(link, TwinResponseLink) and link.key == key:
+                return link
+        return None
+
+    def _twin_request(
+        self, session: Session, link: TwinRequestLink, data: bytes, delivery_id: int | None
+    ) -> None:
+        request = codec.decode_message(data)
+        annotations = {codec.text(k): v for k, v in (request.message_annotations or {}).items()}
+        operation = _text(annotations.get("operation"))
+        resource = _text(annotations.get("resource"))
+        correlation_id = request.properties.correlation_id if request.properties else None
+        response = self._twin_response_link(session, link.key)
+        status, body, version = 200, b"", None
+        registry, quotas = self.connection.hub.registry, self.connection.hub.quotas
+        try:
+            if operation == "GET":
+                _spend(quotas, Operation.TWIN_READ)
+                body = json.dumps(registry.twin_properties(*link.key)).encode()
+            elif operation == "PATCH" and resource == "/properties/reported":
+                _spend(quotas, Operation.TWIN_UPDATE)
+                patch = _json_body(request)
+                version = registry.patch_reported(link.device_id, patch, link.module_id)
+                status = 204
+            elif resource == _DESIRED_RESOURCE and operation in {"PUT", "DELETE"}:
+                if response is not None and response.desired is not None:
+                    response.desired.close()
+                    response.desired = None
+                if response is not None and operation == "PUT":
+                    response.desired = registry.subscribe_desired(
+                        link.device_id,
+                        link.module_id,
+                        callback=self._desired_from_thread(session, response),
+                    )
+            else:
+                _unsupported(operation, resource)
+        except IoTHubError as error:
+            status = error.status
+            body = json.dumps({"errorCode": error.code, "message": error.message}).encode()
+        if delivery_id is not None:
+            self.connection.write(frames.accepted_disposition(session.channel, delivery_id))
+        link.delivery_count += 1
+        link.credit -= 1
+        if link.credit <= _TELEMETRY_CREDIT // 2 and link.handle in session.links:
+            self._give_credit(session, link)
+        if response is None:
+            return
+        message_annotations = {"status": codec.typed("int", status)}
+        if version is not None:
+            message_annotations["version"] = codec.typed("long", version)
+        reply = codec.Message(
+            properties=codec.Properties(correlation_id=_text(correlation_id)),
+            message_annotations=message_annotations,
+            data=[body] if body else None,
+        )
+        self.send_c2d(session, response, codec.encode_message(reply))
+
+    def _desired_from_thread(
+        self, session: Session, link: TwinResponseLink
+    ) -> Callable[[dict[str, Any]], None]:
+        loop = asyncio.get_running_loop()
+
+        def push(patch: dict[str, Any]) -> None:
+            if link.handle not in session.links:
+                return
+            message = codec.Message(
+                message_annotations={"version": codec.typed("long", int(patch["$version"]))},
+                data=[json.dumps(patch).encode()],
+            )
+            # The transport sends without a drain; flow control is moot for one patch.
+            self.send_c2d(session, link, codec.encode_message(message))
+
+        def from_thread(patch: dict[str, Any]) -> None:
+            # Registry writers run on any thread; publish on ours.
+            loop.call_soon_threadsafe(push, patch)
+
+        return from_thread
+
+    def _method_response(
+        self, session: Session, link: MethodResponseLink, data: bytes, delivery_id: int | None
+    ) -> None:
+        message = codec.decode_message(data)
+        request_id = _text(message.properties.correlation_id) if message.properties else None
+        properties = {codec.text(k): v for k, v in (message.application_properties or {}).items()}
+        try:
+            status = int(_text(properties.get(METHOD_STATUS_PROPERTY)) or 200)
+        except ValueError:
+            status = 200
+        body = _body(message)
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            payload = body.decode("utf-8", "replace")  # passed on as text, as over MQTT
+        if delivery_id is not None:
+            self.connection.write(frames.accepted_disposition(session.channel, delivery_id))
+        link.delivery_count += 1
+        link.credit -= 1
+        if link.credit <= _TELEMETRY_CREDIT // 2 and link.handle in session.links:
+            self._give_credit(session, link)
+        self.connection.hub.resolve_method(request_id or "", status, payload)
+
+    def method_link(self, key: tuple[str, str | None]) -> tuple[Session, MethodRequestLink] | None:
+        """This connection's open method-request link for an identity, with its session."""
+        for session in self.connection.sessions.values():
+            for link in session.links.values():
+                if isinstance(link, MethodRequestLink) and link.key == key:
+                    return session, link
+        return None
+
+    def desired_subscribed(self, key: tuple[str, str | None]) -> bool:
+        return any(
+            isinstance(link, TwinResponseLink) and link.key == key and link.desired is not None
+            for session in self.connection.sessions.values()
+            for link in session.links.values()
+        )
+
+    def c2d_link(self, device_id: str) -> tuple[Session, C2DLink] | None:
+        """This connection's open C2D link for a device, with its session."""
+        for session in self.connection.sessions.values():
+            for link in session.links.values():
+                if isinstance(link, C2DLink) and link.device_id == device_id:
+                    return session, link
+        return None
+
+    def send_c2d(self, session: Session, link: OutboundLink, payload: bytes) -> None:
+        """Send one unsettled delivery, or keep it until the device gives credit."""
+        if link.credit <= 0 or link.waiting:
+            link.waiting.append(payload)
+            return
+        self._transfer_out(session, link, payload)
+
+    def _transfer_out(self, session: Session, link: OutboundLink, payload: bytes) -> None:
+        delivery_id = session.next_delivery_id
+        session.next_delivery_id += 1
+        self.connection.send(
+            session.channel,
+            codec.TransferFrame(
+                handle=link.handle,
+                delivery_id=delivery_id,
+                delivery_tag=delivery_id.to_bytes(4, "big"),
+                message_format=0,
+                settled=False,
+                more=False,
+                rcv_settle_mode=None,
+                state=None,
+                resume=None,
+                aborted=None,
+                batchable=None,
+                payload=payload,
+            ),
+        )
+        session.next_transfer_id += 1
+        session.remote_incoming_window -= 1
+        link.delivery_count += 1
+        link.credit -= 1
+        link.unsettled.add(delivery_id)
+
+    def _disposition(self, session: Session, fields: list[Any]) -> None:
+        if fields[0]:  # role receiver: the device's outcome for our C2D deliveries
+            first = int(fields[1])
+            last = int(fields[2]) if fields[2] is not None else first
+            for link in session.links.values():
+                if isinstance(link, OutboundLink):
+                    link.unsettled.difference_update(range(first, last + 1))
+
     def _detach(self, session: Session, fields: list[Any]) -> None:
         link = session.links.pop(int(fields[0]), None)
         if link is None:
             return  # refused or revoked, and detached then
-        if isinstance(link, TelemetryLink):
-            self.connection.link_closed(link)
+        if isinstance(link, TelemetryLink | OutboundLink):
+            self._link_gone(link)
         self.connection.send(
             session.channel,
             codec.DetachFrame(handle=link.handle, closed=bool(fields[1]), error=None),
@@ -192,6 +502,12 @@ class DeviceLinkHandler(LinkHandler):
         link = session.links.get(fields[4]) if fields[4] is not None else None
         if isinstance(link, TelemetryLink) and fields[5] is not None:
             link.delivery_count = int(fields[5])  # the sender's count rules (it may skip ahead)
+        if isinstance(link, OutboundLink) and fields[6] is not None:
+            # The receiver's view: credit = its delivery-count + link-credit - ours.
+            received = int(fields[5]) if fields[5] is not None else link.delivery_count
+            link.credit = received + int(fields[6]) - link.delivery_count
+            while link.waiting and link.credit > 0:
+                self._transfer_out(session, link, link.waiting.pop(0))
         if fields[9]:  # echo
             if isinstance(link, TelemetryLink):
                 send_flow(self.connection, session, link.handle, link.delivery_count, link.credit)
@@ -243,6 +559,12 @@ class DeviceLinkHandler(LinkHandler):
             count = self._requests[id(link)] = self._requests.get(id(link), 0) + 1
             if count % (_REQUEST_CREDIT // 2) == 0:  # a gateway puts a token per identity
                 send_flow(self.connection, session, link.handle, count, _REQUEST_CREDIT)
+        elif isinstance(link, MethodResponseLink):
+            settled, link.pending_settled = link.pending_settled, False
+            self._method_response(session, link, data, None if settled else delivery_id)
+        elif isinstance(link, TwinRequestLink):
+            settled, link.pending_settled = link.pending_settled, False
+            self._twin_request(session, link, data, None if settled else delivery_id)
         else:
             settled, link.pending_settled = link.pending_settled, False
             await self._telemetry(session, link, data, delivery_id, settled=settled)
@@ -322,6 +644,22 @@ class DeviceLinkHandler(LinkHandler):
                 )
         if link.credit <= _TELEMETRY_CREDIT // 2 and link.handle in session.links:
             self._give_credit(session, link)
+
+
+def _spend(quotas: Any, operation: Operation) -> None:
+    if not quotas.try_acquire(operation):
+        raise IoTHubError(429, "ThrottlingException", f"{operation.value} throttled")
+
+
+def _json_body(request: Any) -> Any:
+    try:
+        return json.loads(_body(request))
+    except ValueError as error:
+        raise IoTHubError.argument_invalid("reported patch is not JSON") from error
+
+
+def _unsupported(operation: str | None, resource: str | None) -> None:
+    raise IoTHubError(400, "BadRequest", f"Unsupported twin operation {operation} {resource}")
 
 
 def telemetry_fields(message: Any) -> dict[str, Any]:

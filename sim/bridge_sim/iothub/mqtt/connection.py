@@ -47,6 +47,8 @@ class DeviceConnection:
         self.hub = hub
         self.keepalive = min(keepalive, hub.limits.max_keepalive)
         self.subscriptions: set[str] = set()
+        # CONNECT had CleanSession 0: the subscriptions outlive this connection.
+        self.persistent = False
         self.close_reason: str | None = None
         self._decoder = decoder
         self._allowed_filters = allowed_filters(auth.device_id, auth.module_id)
@@ -167,6 +169,18 @@ class DeviceConnection:
             raise ProtocolViolationError(f"unexpected {kind.name} from a device")
         self.hub.registry_activity(self.auth)
 
+    def restore(self, filters: set[str]) -> None:
+        """Resume a persistent session's subscriptions (CONNECT with CleanSession 0)."""
+        for topic_filter in filters:
+            self._add_subscription(topic_filter)
+
+    def _add_subscription(self, topic_filter: str) -> None:
+        self.subscriptions.add(topic_filter)
+        if topic_filter == DESIRED_FILTER and self._desired is None:
+            self._desired = self.hub.registry.subscribe_desired(
+                self.auth.device_id, self.auth.module_id, callback=self._desired_from_thread
+            )
+
     def _subscribe(self, body: bytes) -> None:
         packet_id, requests = codec.parse_subscribe(body)
         codes = []
@@ -174,11 +188,7 @@ class DeviceConnection:
             if topic_filter not in self._allowed_filters:
                 codes.append(_SUBACK_FAILURE)
                 continue
-            self.subscriptions.add(topic_filter)
-            if topic_filter == DESIRED_FILTER and self._desired is None:
-                self._desired = self.hub.registry.subscribe_desired(
-                    self.auth.device_id, self.auth.module_id, callback=self._desired_from_thread
-                )
+            self._add_subscription(topic_filter)
             # IoT Hub grants at most QoS 1 and answers a QoS 2 request with 1.
             codes.append(min(qos, 1))
         self.stream.write(codec.encode_suback(packet_id, codes))

@@ -25,7 +25,14 @@ Behaviour, following IoT Hub's MQTT documentation where it says something:
   401/403 rules); "telemetry" closes the connection; "twin/GET" and "twin/PATCH/reported"
   answer with the rule's status; `latency` delays every packet; `drop`/`drop_all` cut
   connections.
-- Sessions are not persisted (CONNACK session-present is always 0); the SDK re-subscribes.
+- Persistent sessions: after a CONNECT with CleanSession 0 the identity's subscriptions
+  outlive the connection, and the next CleanSession 0 CONNECT resumes them (CONNACK
+  session-present 1). azure-iot-device (Python) subscribes once per feature and never
+  again, so its twin calls, methods and desired patches after a reconnect depend on it.
+  CleanSession 1 starts afresh. Deleting or re-keying the identity forgets its session.
+  Queued QoS 1 messages are not kept (see `cloud` for C2D).
+- MQTT over WebSockets on `websocket_port` (443, IoT Hub's; None: not served), path
+  `/$iothub/websocket`, subprotocol `mqtt` (see `websocket`), with the same rules.
 - C2D: `send_c2d` publishes straight to a subscribed device (see `cloud`).
 """
 
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from bridge.logging import get_logger
@@ -45,6 +53,7 @@ from bridge_sim.iothub.mqtt.connection import DeviceConnection
 from bridge_sim.iothub.mqtt.handshake import accept_device
 from bridge_sim.iothub.mqtt.state import HubState, Limits
 from bridge_sim.iothub.mqtt.tls import TlsError, server_context
+from bridge_sim.iothub.mqtt.websocket import WEBSOCKET_PORT
 from bridge_sim.iothub.quotas import Quotas
 
 if TYPE_CHECKING:
@@ -76,6 +85,7 @@ class DeviceEndpoint:
         key_pem: str,
         host: str = "127.0.0.1",
         port: int = 8883,
+        websocket_port: int | None = WEBSOCKET_PORT,
         hub_hostname: str | None = None,
         trusted_cas: Sequence[x509.Certificate] = (),
         quotas: Quotas | None = None,
@@ -90,6 +100,7 @@ class DeviceEndpoint:
             )
         self.host = host
         self.port = port
+        self.websocket_port = websocket_port
         self.trusted_cas = list(trusted_cas)
         self.hub = HubState(
             registry=registry,
@@ -102,7 +113,11 @@ class DeviceEndpoint:
         self._key_pem = key_pem
         self._context: SSL.Context | None = None
         self._server: asyncio.Server | None = None
+        self._websocket_server: asyncio.Server | None = None
         self._connections: dict[IdentityKey, DeviceConnection] = {}
+        # Subscriptions of persistent (CleanSession 0) sessions, kept between connections.
+        # Each with the credentials it was opened with: a new key or identity starts afresh.
+        self._sessions: dict[IdentityKey, tuple[set[str], object]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._remove_listener: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -129,6 +144,17 @@ class DeviceEndpoint:
             raise SimulatorError(
                 f"cannot serve IoT Hub MQTT on {self.host}:{self.port}: {error}"
             ) from error
+        if self.websocket_port is not None:
+            try:
+                self._websocket_server = await asyncio.start_server(
+                    functools.partial(self._serve, websocket=True), self.host, self.websocket_port
+                )
+            except OSError as error:
+                self._server.close()
+                raise SimulatorError(
+                    f"cannot serve IoT Hub MQTT over WebSockets on {self.host}:"
+                    f"{self.websocket_port}: {error}"
+                ) from error
         self._remove_listener = self.registry.add_identity_listener(self._identity_changed)
         _log.info("sim.iothub.devices_serving", host=self.host, port=self.port)
         return self
@@ -143,15 +169,18 @@ class DeviceEndpoint:
             self._remove_listener()
             self._remove_listener = None
         server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        websocket_server, self._websocket_server = self._websocket_server, None
+        for each in (server, websocket_server):
+            if each is not None:
+                each.close()
         for connection in list(self._connections.values()):
             connection.close("endpoint stopped", abort=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if server is not None:
-            await server.wait_closed()
+        for each in (server, websocket_server):
+            if each is not None:
+                await each.wait_closed()
         for future in self.hub.pending_methods.values():
             future.cancel()
         self.hub.pending_methods.clear()
@@ -178,12 +207,14 @@ class DeviceEndpoint:
             connection.close("dropped on demand", abort=True)
         return len(connections)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, websocket: bool = False
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         try:
-            await self._serve_device(reader, writer)
+            await self._serve_device(reader, writer, websocket=websocket)
         except asyncio.CancelledError:
             writer.transport.abort()
         except Exception:
@@ -193,7 +224,7 @@ class DeviceEndpoint:
             self._tasks.discard(task)
 
     async def _serve_device(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, websocket: bool
     ) -> None:
         assert self._context is not None
         try:
@@ -204,6 +235,7 @@ class DeviceEndpoint:
                 hub=self.hub,
                 hub_hostname=self.hub_hostname,
                 trusted_cas=self.trusted_cas,
+                websocket=websocket,
             )
         except ConnectRefusedError as refusal:
             _log.info("sim.iothub.device_refused", code=refusal.return_code, reason=refusal.reason)
@@ -215,12 +247,33 @@ class DeviceEndpoint:
         connection = DeviceConnection(
             accepted.stream, accepted.decoder, accepted.auth, self.hub, accepted.connect.keepalive
         )
+        connection.persistent = not accepted.connect.clean_session
+        key = connection.auth.key
+        self._save_session(self._connections.get(key))  # the connection this one replaces
         self._register(connection)
-        accepted.stream.write(codec.encode_connack(0))
+        filters, authentication = self._sessions.pop(key, (None, None))
+        resumed = connection.persistent and filters is not None
+        resumed = resumed and authentication == connection.auth.authentication
+        if resumed and filters:
+            connection.restore(filters)
+        accepted.stream.write(codec.encode_connack(0, session_present=resumed))
         try:
             await connection.run(accepted.pending)
         finally:
+            if self._connections.get(key) is connection:
+                self._save_session(connection)
             self._unregister(connection)
+
+    def _save_session(self, connection: DeviceConnection | None) -> None:
+        # A session dies with its identity, or with the credentials it was opened with.
+        if connection is None or not connection.persistent:
+            return
+        identity = self.registry.find(*connection.auth.key)
+        if identity is not None and identity.authentication == connection.auth.authentication:
+            self._sessions[connection.auth.key] = (
+                set(connection.subscriptions),
+                connection.auth.authentication,
+            )
 
     def _register(self, connection: DeviceConnection) -> None:
         key = connection.auth.key

@@ -16,6 +16,7 @@ from bridge_sim.iothub.mqtt.auth import (
 )
 from bridge_sim.iothub.mqtt.state import ENDPOINT_NAME
 from bridge_sim.iothub.mqtt.tls import TlsStream
+from bridge_sim.iothub.mqtt.websocket import WebSocketStream
 from bridge_sim.iothub.quotas import Operation
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ async def accept_device(
     hub: HubState,
     hub_hostname: str,
     trusted_cas: Sequence[x509.Certificate],
+    websocket: bool = False,
 ) -> Accepted:
     """Handshake and authenticate; on refusal send the CONNACK, close, and re-raise.
 
@@ -79,6 +81,12 @@ async def accept_device(
     """
     async with asyncio.timeout(hub.limits.connect_timeout):
         stream = await TlsStream.accept(context, reader, writer)
+        if websocket:
+            try:
+                stream = await WebSocketStream.upgrade(stream)
+            except Exception:
+                stream.abort()
+                raise
         decoder = codec.PacketDecoder(hub.limits.max_packet_bytes)
         try:
             first, pending = await _first_packet(stream, decoder)

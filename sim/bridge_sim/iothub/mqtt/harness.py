@@ -17,6 +17,7 @@ from bridge_sim.errors import SimulatorError
 from bridge_sim.iothub.eventhub.log import EventLog
 from bridge_sim.iothub.mqtt.endpoint import DeviceEndpoint
 from bridge_sim.iothub.mqtt.loopback import free_loopback_host
+from bridge_sim.iothub.mqtt.websocket import WEBSOCKET_PORT
 from bridge_sim.iothub.registry import Registry
 from bridge_sim.iothub.sas import generate_key
 from bridge_sim.pki import CertificateAuthority
@@ -98,7 +99,7 @@ async def _bind(
     options: dict[str, Any],
 ) -> DeviceEndpoint:
     for attempt in range(_BIND_ATTEMPTS):
-        host = free_loopback_host()
+        host = free_loopback_host(also=(WEBSOCKET_PORT,))
         server = ca.issue_server(host, registry.host_name)
         endpoint = DeviceEndpoint(
             registry=registry,
