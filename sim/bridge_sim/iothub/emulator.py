@@ -23,7 +23,7 @@ from bridge_sim.iothub.amqp import AMQPS_PORT, DeviceAmqpEndpoint
 from bridge_sim.iothub.eventhub.log import EventLog
 from bridge_sim.iothub.eventhub.server import AmqpEndpoint
 from bridge_sim.iothub.faults import FaultInjector
-from bridge_sim.iothub.mqtt import DeviceEndpoint, free_loopback_host
+from bridge_sim.iothub.mqtt import DeviceEndpoint, free_loopback_host, privileged_port_or_none
 from bridge_sim.iothub.mqtt.websocket import WEBSOCKET_PORT
 from bridge_sim.iothub.quotas import Quotas, Tier
 from bridge_sim.iothub.registry import Registry
@@ -134,9 +134,16 @@ class IotHubEmulator:
             consumer_groups=CONSUMER_GROUPS,
         )
         await self._stack.enter_async_context(self.amqp)
-        # MQTT's 8883, WebSockets' 443 and AMQP's 5671 on one address, as on a real hub.
+        # MQTT's 8883, WebSockets' 443 and AMQP's 5671 on one address, as on a real hub;
+        # 443 only where this process may listen below 1024 (root, CAP_NET_BIND_SERVICE).
+        websocket_port = privileged_port_or_none(WEBSOCKET_PORT)
+        if websocket_port is None:
+            log.warning(
+                "sim.iothub.websockets_not_served",
+                reason=f"listening on port {WEBSOCKET_PORT} needs root or CAP_NET_BIND_SERVICE",
+            )
         self.gateway_host = self.gateway_host or free_loopback_host(
-            also=(AMQPS_PORT, WEBSOCKET_PORT)
+            also=(AMQPS_PORT, *((websocket_port,) if websocket_port else ()))
         )
         device_cert = self.ca.issue_server(self.gateway_host, self.hostname)
         self.devices = DeviceEndpoint(
@@ -147,6 +154,7 @@ class IotHubEmulator:
             host=self.gateway_host,
             quotas=self.quotas,
             faults=self.faults,
+            websocket_port=websocket_port,
         )
         await self._stack.enter_async_context(self.devices)
         # IoT Hub's AMQP device endpoint on the same address, port 5671 (the SDKs' default).

@@ -12,11 +12,18 @@ from azure.iot.device.aio import IoTHubDeviceClient
 
 from bridge_sim.errors import SimulatorError
 from bridge_sim.iothub.eventhub.log import EventLog
-from bridge_sim.iothub.mqtt import DeviceEndpoint, free_loopback_host
+from bridge_sim.iothub.mqtt import DeviceEndpoint, free_loopback_host, privileged_port_or_none
+from bridge_sim.iothub.mqtt.websocket import WEBSOCKET_PORT
 from bridge_sim.iothub.registry import Registry
 from bridge_sim.pki import CertificateAuthority
 
 STEP = 10  # seconds any single SDK operation may take before the test fails
+# The emulator serves MQTT over WebSockets on IoT Hub's port 443 only where it may listen
+# there (root here and on CI; a user without CAP_NET_BIND_SERVICE gets no such endpoint).
+needs_port_443 = pytest.mark.skipif(
+    privileged_port_or_none(WEBSOCKET_PORT) is None,
+    reason="MQTT over WebSockets is served on port 443, which needs root or CAP_NET_BIND_SERVICE",
+)
 
 
 def device_client(hub, device_id="d1", *, connection_string=None, **kwargs):

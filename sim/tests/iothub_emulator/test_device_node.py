@@ -24,6 +24,7 @@ from msrest.exceptions import HttpOperationError
 from bridge_sim.iothub.emulator import IotHubEmulator
 from bridge_sim.iothub.mqtt.topics import DESIRED_FILTER, METHODS_FILTER, c2d_filter
 from iothub_emulator.test_device_amqp import NODE_SDKS, connection_string, sas_keys
+from iothub_emulator.test_device_harness import needs_port_443
 
 pytestmark = pytest.mark.timeout(120)
 WAIT = 30.0
@@ -89,6 +90,7 @@ async def eventually(predicate: Any) -> None:
             await asyncio.sleep(0.02)
 
 
+@needs_port_443
 async def test_the_node_samples_run_over_mqtt_websockets(tmp_path: Path) -> None:
     # The same program with `Mqtt` worked before WebSockets were served (checked by hand);
     # `MqttWs` is what real IoT Hub also accepts on 443.

@@ -23,6 +23,7 @@ from iothub_emulator.test_device_harness import (
     device_client,
     events_of,
     eventually,
+    needs_port_443,
     refused,
     set_handler,
 )
@@ -303,6 +304,7 @@ async def _connack_session_present(hub, *, clean_session):
     return bool(connect_flags["session present"])
 
 
+@needs_port_443
 async def test_mqtt_over_websockets_carries_telemetry_twin_and_desired_patches(hub):
     # `websockets=True` makes the SDK dial port 443, path /$iothub/websocket, subprotocol
     # mqtt (common/mqtt_transport.py), as IoT Hub serves it for networks that block 8883.
@@ -328,6 +330,7 @@ async def test_mqtt_over_websockets_carries_telemetry_twin_and_desired_patches(h
     assert connection_ops(hub, "d1") == ["deviceConnected", "deviceDisconnected"]
 
 
+@needs_port_443
 async def test_mqtt_over_websockets_refuses_a_wrong_key(hub):
     hub.add_sas_device("d1")
     wrong = hub.connection_string("d1").replace(hub.keys["d1"], generate_key())

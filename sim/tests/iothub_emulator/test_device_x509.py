@@ -22,7 +22,7 @@ from bridge_sim.pki import (
     self_signed,
     thumbprints,
 )
-from iothub_emulator.test_device_harness import STEP, connected, events_of, refused
+from iothub_emulator.test_device_harness import STEP, connected, events_of, needs_port_443, refused
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,7 @@ async def test_ca_signed_device_connects_when_cn_is_the_device_id(hub, tmp_path,
     assert auth_type_of_telemetry(hub, "dca") == "x509Ca"
 
 
+@needs_port_443
 async def test_ca_signed_device_connects_over_websockets(hub, tmp_path, maker_ca):
     # The client certificate goes in the TLS handshake on 443 as on 8883.
     hub.registry.put_device("dca", {"authentication": {"type": "certificateAuthority"}}, None)

@@ -16,7 +16,7 @@ from typing import Any
 from bridge_sim.errors import SimulatorError
 from bridge_sim.iothub.eventhub.log import EventLog
 from bridge_sim.iothub.mqtt.endpoint import DeviceEndpoint
-from bridge_sim.iothub.mqtt.loopback import free_loopback_host
+from bridge_sim.iothub.mqtt.loopback import free_loopback_host, privileged_port_or_none
 from bridge_sim.iothub.mqtt.websocket import WEBSOCKET_PORT
 from bridge_sim.iothub.registry import Registry
 from bridge_sim.iothub.sas import generate_key
@@ -98,8 +98,9 @@ async def _bind(
     events: EventLog,
     options: dict[str, Any],
 ) -> DeviceEndpoint:
+    websocket_port = privileged_port_or_none(WEBSOCKET_PORT)
     for attempt in range(_BIND_ATTEMPTS):
-        host = free_loopback_host(also=(WEBSOCKET_PORT,))
+        host = free_loopback_host(also=(websocket_port,) if websocket_port else ())
         server = ca.issue_server(host, registry.host_name)
         endpoint = DeviceEndpoint(
             registry=registry,
@@ -107,7 +108,7 @@ async def _bind(
             host=host,
             cert_pem=server.cert_pem,
             key_pem=server.key_pem,
-            **options,
+            **{"websocket_port": websocket_port, **options},
         )
         try:
             return await endpoint.__aenter__()

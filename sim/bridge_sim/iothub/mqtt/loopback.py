@@ -11,7 +11,7 @@ import socket
 
 from bridge_sim.errors import SimulatorError
 
-__all__ = ["MQTT_PORT", "free_loopback_host"]
+__all__ = ["MQTT_PORT", "free_loopback_host", "privileged_port_or_none"]
 
 MQTT_PORT = 8883
 
@@ -36,3 +36,21 @@ def free_loopback_host(
         if all(_bindable(host, each) for each in (port, *also)):
             return host
     raise SimulatorError(f"no free loopback address for port {port} after {attempts} tries")
+
+
+def privileged_port_or_none(port: int, attempts: int = 20) -> int | None:
+    """`port` (below 1024, such as IoT Hub's 443) when this process may listen on it, else
+    None: that takes root or CAP_NET_BIND_SERVICE, or a lowered ip_unprivileged_port_start.
+    A user without them still gets every other endpoint, just not this one."""
+    chooser = random.SystemRandom()
+    for _ in range(attempts):
+        host = f"127.{chooser.randint(0, 254)}.{chooser.randint(0, 255)}.{chooser.randint(2, 254)}"
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except PermissionError:
+                return None
+            except OSError:
+                continue  # in use on that address: say nothing yet, try another
+        return port
+    return port  # busy everywhere tried: the caller's own search will say so
