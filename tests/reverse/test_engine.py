@@ -269,6 +269,21 @@ async def test_twin_changes_reach_shadows_once_and_the_mirror_s_replaces_never(s
     ]
 
 
+async def test_iot_hub_s_metadata_in_a_notification_never_reaches_a_shadow(store):
+    # Real twinChangeEvents bodies carry `$metadata` beside `$version` in each section
+    # (Microsoft's documented samples); the emulator's leave it out.
+    await device(store, "moved", TO_CUT_OVER)
+    aws = Aws()
+    metadata = {"$lastUpdated": "2026-12-07T08:00:00Z", "$lastUpdatedVersion": 3}
+    patch = {"t": 4, "shadows": {"cfg": {"m": "max"}}, "$metadata": {**metadata, "t": metadata}}
+    reverse = engine_reading(store, aws, twin_at({}, 0, 0))
+    assert await reverse.handle("0", [twin_change("moved", 1, "reported", patch, 3)])
+    assert aws.shadows == [
+        ("moved", None, "reported", {"t": 4}),
+        ("moved", "cfg", "reported", {"m": "max"}),
+    ]
+
+
 async def test_a_device_created_again_on_azure_has_its_reports_carried_from_version_1(store):
     # IoT Hub's twin notifications carry no identity generation. A device deleted on Azure
     # and created again (by an operator, or by the mirror putting it back) counts its
