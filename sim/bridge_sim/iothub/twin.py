@@ -81,7 +81,9 @@ def validate_section(values: Any, section: str) -> None:
     """Raise 400 ArgumentInvalid when `values` breaks IoT Hub's key, depth or size rules."""
     if not isinstance(values, dict):
         raise IoTHubError.argument_invalid(f"{section} must be a JSON object")
-    _check_value(values, section, 1)
+    # The section itself is not a level: IoT Hub's docs give tags {"one": {... "ten":
+    # {"property": "value"}}} as valid at the maximum depth of 10.
+    _check_value(values, section, 0)
     size = len(json.dumps(values, separators=(",", ":")).encode())
     limit = SECTION_LIMITS[section]
     if size > limit:

@@ -99,10 +99,12 @@ def test_tags_over_8kb_is_400(rm, device):
 
 
 def test_depth_over_10_is_400_and_10_is_fine(rm, device):
-    def nested(depth):
-        value: dict[str, Any] = {"leaf": 1}
-        for _ in range(depth - 1):
-            value = {"n": value}
+    # IoT Hub's device twin docs: {"one": {"two": ... {"ten": {"property": "value"}}}} is
+    # valid (ten objects below the section); one more level is not.
+    def nested(levels):
+        value: dict[str, Any] = {"property": "value"}
+        for level in range(levels, 0, -1):
+            value = {f"l{level}": value}
         return value
 
     rm.update_twin("twin-dev", _desired_twin(nested(10)))
