@@ -16,7 +16,7 @@ from azure.iot.hub import IoTHubRegistryManager
 from azure.storage.blob.aio import BlobServiceClient
 
 from bridge_sim.iothub.emulator import IotHubEmulator
-from iothub_emulator.test_device_harness import shutdown
+from iothub_emulator.test_device_harness import STEP, shutdown
 
 
 @pytest.fixture
@@ -171,5 +171,10 @@ async def test_control_api_reads_captured_telemetry_and_drops_connections(
                 assert await answer.json() == {"dropped": 1}
         twin = await asyncio.to_thread(manager.get_twin, "fan-1")
         assert twin.connection_state == "Disconnected"
+        # The device notices too (and only then is shut down: the SDK raises
+        # NoConnectionError when its disconnect races the drop it has not processed yet).
+        async with asyncio.timeout(STEP):
+            while client.connected:  # the SDK offers no event to wait on
+                await asyncio.sleep(0.05)
     finally:
         await shutdown(client)
