@@ -136,8 +136,10 @@ class TwinSync:
         """
         direction = REPORTED if change.section == "reported" else DESIRED
         mark = await self._store.sync_mark(change.device_id, direction, change.generation)
+        twin: TwinState | None = None  # read at most once per change
         if mark is not None and change.version <= mark.version:
-            if change.generation or not await self._started_over(change, mark.version):
+            twin = await self._started_over(change, mark.version)
+            if twin is None:
                 return "duplicate"
             mark = None  # a new identity under the same name: its versions started over
         if change.from_mirror:
@@ -147,7 +149,7 @@ class TwinSync:
         if change.section == "reported" and mark is None:
             # First report carried for this device: carry its whole reported section, so
             # what it reported before (or beyond the endpoint's retention) reaches AWS too.
-            twin = await self._read_twin(change.device_id)
+            twin = twin or await self._read_twin(change.device_id)
             if twin.reported_version >= change.version:
                 whole = {**twin.reported, "$version": twin.reported_version}
                 change = replace(change, version=twin.reported_version, document=whole)
@@ -170,18 +172,21 @@ class TwinSync:
         await self._mark(change, direction)
         return "written"
 
-    async def _started_over(self, change: TwinChange, marked: int) -> bool:
-        """Whether the twin's section is now below the version carried last: the device
-        identity was deleted and created again, and its versions started over.
+    async def _started_over(self, change: TwinChange, marked: int) -> TwinState | None:
+        """The twin, read now, if its section is below the version carried last (the device
+        identity was deleted and created again, and its versions started over); None when
+        `change` is a notification read again.
 
         IoT Hub's twin notifications carry no identity generation (only a device's own
         messages do), so a version at or below the mark is a notification read again
         (at-least-once) or one of a new identity. Versions only grow within an identity,
         so a twin read settles it; this read happens only for those notifications.
         """
+        if change.generation:
+            return None  # a generation the notification names: its versions are comparable
         twin = await self._read_twin(change.device_id)
         if twin.version(change.section) >= marked:
-            return False
+            return None
         _log.info(
             "reverse.twin_started_over",
             device_id=change.device_id,
@@ -189,7 +194,7 @@ class TwinSync:
             carried_version=marked,
             twin_version=twin.version(change.section),
         )
-        return True
+        return twin
 
     def _patches(
         self, change: TwinChange, view: DeviceView
