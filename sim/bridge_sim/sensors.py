@@ -24,6 +24,7 @@ import aiomqtt
 from bridge.mapping.topics import TOPIC_PROPERTY
 from bridge_sim.estate import Device, Estate
 from bridge_sim.iothub.eventhub.log import EventLog
+from bridge_sim.pki import IssuedCertificate
 
 __all__ = ["FILTERED_VALUE", "SensorReadings", "pick_devices", "publish_readings"]
 
@@ -63,11 +64,8 @@ class SensorReadings:
 
 
 def _tls(device: Device, root_ca: str, folder: Path) -> ssl.SSLContext:
-    folder.mkdir(parents=True, exist_ok=True)
-    cert, key = folder / f"{device.thing_name}.crt", folder / f"{device.thing_name}.key"
-    cert.write_text(device.certificate_pem)
-    key.write_text(device.private_key_pem)
-    key.chmod(0o600)
+    issued = IssuedCertificate(device.certificate_pem, device.private_key_pem)
+    cert, key = issued.write(folder, device.thing_name)
     context = ssl.create_default_context(cafile=root_ca)
     context.load_cert_chain(cert, key)
     return context

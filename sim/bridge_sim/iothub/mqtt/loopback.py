@@ -25,6 +25,11 @@ def _bindable(host: str, port: int) -> bool:
     return True
 
 
+def _random_loopback_host(chooser: random.SystemRandom) -> str:
+    """A random 127.x.y.z, never 127.0.0.1 (which other services share)."""
+    return f"127.{chooser.randint(0, 254)}.{chooser.randint(0, 255)}.{chooser.randint(2, 254)}"
+
+
 def free_loopback_host(
     port: int = MQTT_PORT, attempts: int = 200, *, also: tuple[int, ...] = ()
 ) -> str:
@@ -32,7 +37,7 @@ def free_loopback_host(
     # Random addresses keep concurrent test runs from racing for the same one.
     chooser = random.SystemRandom()
     for _ in range(attempts):
-        host = f"127.{chooser.randint(0, 254)}.{chooser.randint(0, 255)}.{chooser.randint(2, 254)}"
+        host = _random_loopback_host(chooser)
         if all(_bindable(host, each) for each in (port, *also)):
             return host
     raise SimulatorError(f"no free loopback address for port {port} after {attempts} tries")
@@ -44,7 +49,7 @@ def privileged_port_or_none(port: int, attempts: int = 20) -> int | None:
     A user without them still gets every other endpoint, just not this one."""
     chooser = random.SystemRandom()
     for _ in range(attempts):
-        host = f"127.{chooser.randint(0, 254)}.{chooser.randint(0, 255)}.{chooser.randint(2, 254)}"
+        host = _random_loopback_host(chooser)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             try:
                 probe.bind((host, port))
